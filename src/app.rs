@@ -1,0 +1,261 @@
+//! The application: everything `patchbay serve` runs, built once and driven by `main`, the
+//! tests and the benches alike (zero-to-production's `App::build` / `run_until_stopped`).
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    ops::{ApiError, auth::TokenHash, metrics::Metrics},
+    registry::{self, BuildContext, Diagnostic, Registry, SimHost, secrets::SystemSecrets},
+    server,
+    store::{Database, DatabaseConfig, StoreError},
+};
+
+/// Server settings (flags and environment of `patchbay serve`, see `main.rs`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// gRPC listener (`PATCHBAY_GRPC_ADDR`); port 0 picks a free port.
+    pub grpc_addr: SocketAddr,
+    /// HTTP listener for vendor callbacks, `/healthz` and `/metrics` (`PATCHBAY_HTTP_ADDR`).
+    pub http_addr: SocketAddr,
+    /// Tenant files (`PATCHBAY_PROVIDERS_DIR`).
+    pub providers_dir: PathBuf,
+    /// `DATABASE_URL`, or the private cluster under `PATCHBAY_DATA_DIR`.
+    pub database: DatabaseConfig,
+    /// Tokens allowed to call RegistryService (`PATCHBAY_ADMIN_TOKENS`).
+    pub admin_tokens: Vec<TokenHash>,
+    /// Start even if some tenant files are invalid, serving the valid ones.
+    pub serve_valid_tenants_only: bool,
+    /// Watch `providers_dir` and reload changed files.
+    pub watch: bool,
+    /// How long the directory must be quiet before a reload (editors write in bursts).
+    pub reload_debounce: Duration,
+    /// The URL vendors reach the HTTP listener at (`PATCHBAY_PUBLIC_URL`); default: its bound address.
+    pub public_url: Option<String>,
+    pub max_db_connections: u32,
+}
+
+impl Settings {
+    /// Defaults for everything but where the tenants and the database are.
+    pub fn new(providers_dir: impl Into<PathBuf>, database: DatabaseConfig) -> Self {
+        Self {
+            grpc_addr: ([127, 0, 0, 1], 50051).into(),
+            http_addr: ([127, 0, 0, 1], 8080).into(),
+            providers_dir: providers_dir.into(),
+            database,
+            admin_tokens: Vec::new(),
+            serve_valid_tenants_only: false,
+            watch: true,
+            reload_debounce: Duration::from_millis(250),
+            public_url: None,
+            max_db_connections: 20,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{} problem(s) in {}; fix them or start with --serve-valid-tenants-only", .0.len(), .1.display())]
+    InvalidTenants(Vec<Diagnostic>, PathBuf),
+    #[error("cannot watch {dir} for changes: {source}")]
+    Watch {
+        dir: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+    #[error("the gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("the HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// What every handler and worker shares. Cheap to clone. No global state: this is handed down.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Registry,
+    pub db: sqlx::PgPool,
+    /// The one pooled HTTP client of the process.
+    pub http: reqwest::Client,
+    pub metrics: Metrics,
+    pub admin_tokens: Arc<[TokenHash]>,
+    /// Cancelled when the server shuts down: background workers and streams stop on it.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// Checks that a RegistryService call carries an admin token.
+    pub fn authorize_admin(&self, metadata: &tonic::metadata::MetadataMap) -> Result<TokenHash, ApiError> {
+        let token = crate::ops::auth::bearer(metadata)?;
+        // Every admin hash is compared, so timing does not tell which one matched.
+        let admin = self.admin_tokens.iter().fold(false, |ok, h| h.ct_eq(&token) | ok);
+        if admin {
+            return Ok(token);
+        }
+        if self.registry.knows_token(&token) {
+            return Err(ApiError::permission_denied(
+                "ADMIN_TOKEN_REQUIRED",
+                "RegistryService needs an admin token (PATCHBAY_ADMIN_TOKENS), not a tenant token",
+            ));
+        }
+        Err(ApiError::unauthenticated("INVALID_TOKEN", "the bearer token is not valid"))
+    }
+}
+
+/// A built server: listeners bound, database open, tenants loaded. Nothing served until run.
+pub struct App {
+    state: AppState,
+    database: Database,
+    grpc: TcpListener,
+    http: TcpListener,
+    settings: Settings,
+    sims: Arc<SimHost>,
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        let grpc = bind("gRPC", settings.grpc_addr).await?;
+        let http_listener = bind("HTTP", settings.http_addr).await?;
+        let http_addr = http_listener.local_addr().map_err(|source| AppError::Bind {
+            what: "HTTP",
+            addr: settings.http_addr,
+            source,
+        })?;
+        let database = Database::open(&settings.database, settings.max_db_connections).await?;
+
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a TLS backend is compiled in");
+        let sims = Arc::new(SimHost::new());
+        let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
+        let build = BuildContext { http: http.clone(), sims: Arc::clone(&sims), http_base_url: public_url };
+        let registry = Registry::new(&settings.providers_dir, build, Arc::new(SystemSecrets));
+        let report = registry
+            .load(!settings.serve_valid_tenants_only)
+            .map_err(|d| AppError::InvalidTenants(d, settings.providers_dir.clone()))?;
+        tracing::info!(
+            tenants = registry.tenant_count(),
+            problems = report.diagnostics.len(),
+            dir = %settings.providers_dir.display(),
+            "tenants loaded"
+        );
+
+        let state = AppState {
+            registry,
+            db: database.pool.clone(),
+            http,
+            metrics: Metrics::new(),
+            admin_tokens: settings.admin_tokens.clone().into(),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Self { state, database, grpc, http: http_listener, settings, sims })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The in-process vendor simulators that tenants with `api_url: simulator` use.
+    pub fn sims(&self) -> &Arc<SimHost> {
+        &self.sims
+    }
+
+    /// Serves until SIGINT or SIGTERM; SIGHUP reloads every tenant file.
+    pub async fn run_until_stopped(self) -> Result<(), AppError> {
+        let registry = self.state.registry.clone();
+        let hup = tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading every tenant file");
+                let registry = registry.clone();
+                let _ = tokio::task::spawn_blocking(move || registry.reload_all()).await;
+            }
+        });
+        let result = self.run_until(shutdown_signal()).await;
+        hup.abort();
+        result
+    }
+
+    /// Serves until `stop` resolves, then shuts down gracefully: stop accepting, let in-flight
+    /// calls finish, stop the workers, close the database (and stop the private cluster).
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
+        let Self { state, database, grpc, http, settings, sims } = self;
+        let shutdown = state.shutdown.clone();
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                stop.await;
+                tracing::info!("shutting down: finishing in-flight calls");
+                shutdown.cancel();
+            }
+        });
+
+        let watcher = if settings.watch {
+            let stop = shutdown.clone().cancelled_owned();
+            Some(
+                registry::watch::spawn(state.registry.clone(), settings.reload_debounce, stop)
+                    .await
+                    .map_err(|source| AppError::Watch { dir: settings.providers_dir.clone(), source })?,
+            )
+        } else {
+            None
+        };
+        let workers = server::spawn_workers(&state);
+
+        tracing::info!(grpc = %grpc.local_addr().map_err(AppError::Http)?, http = %http.local_addr().map_err(AppError::Http)?, "patchbay serving");
+        let grpc_server = server::serve_grpc(state.clone(), grpc, shutdown.clone().cancelled_owned());
+        let http_server = server::serve_http(state.clone(), http, shutdown.clone().cancelled_owned());
+        let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
+        // Either server ending (an error) ends the other too.
+        shutdown.cancel();
+        for worker in workers {
+            let _ = worker.await;
+        }
+        if let Some(watcher) = watcher {
+            let _ = watcher.await;
+        }
+        drop(sims);
+        drop(state);
+        database.close().await;
+        grpc_result?;
+        http_result.map_err(AppError::Http)?;
+        tracing::info!("patchbay stopped");
+        Ok(())
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr).await.map_err(|source| AppError::Bind { what, addr, source })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}

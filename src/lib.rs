@@ -1,0 +1,15 @@
+//! patchbay: a multi-tenant gRPC gateway from an ISP's CRM and microservices to the vendors of
+//! hosted voice (AccountService), call-centre dialers (DialerService) and phone-number
+//! provisioning (ProvisioningService).
+//!
+//! [`app::App`] builds and runs everything; `main`, the tests and the benches all use it.
+
+pub mod app;
+pub mod ops;
+pub mod proto;
+pub mod registry;
+pub mod server;
+pub mod sim;
+pub mod store;
+
+pub use app::{App, AppError, AppState, Settings};

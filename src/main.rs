@@ -1,0 +1,171 @@
+//! The `patchbay` command: a thin shell around the library.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use patchbay::{
+    App, AppError, Settings,
+    ops::auth::TokenHash,
+    registry::{self, secrets},
+    store::{DatabaseConfig, EmbeddedOptions, embedded_dir},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "patchbay",
+    version,
+    about = "Multi-tenant gRPC gateway from an ISP's CRM to its voice, dialer and number vendors"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the gRPC server and the HTTP listener (callbacks, /healthz, /metrics).
+    Serve(ServeArgs),
+    /// Checks tenant files and prints every problem as file:line:col: key.path: message.
+    /// Exits 1 on any problem.
+    Validate {
+        /// The providers directory.
+        #[arg(default_value = "providers.d", env = "PATCHBAY_PROVIDERS_DIR")]
+        dir: PathBuf,
+        /// Check the syntax of ${env:..}/${file:..} references without resolving them (for a CI
+        /// machine that does not hold the production secrets).
+        #[arg(long)]
+        skip_secrets: bool,
+    },
+    /// Prints the JSON Schema of a tenant file (for editors: `# yaml-language-server: $schema=...`).
+    Schema,
+    /// Prints the `sha256:<hex>` form of a bearer token, for `access.tokens` or PATCHBAY_ADMIN_TOKENS.
+    HashToken {
+        /// The token; read from standard input when omitted (keeps it out of shell history).
+        token: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// PostgreSQL URL. Unset: a private cluster under the data directory, from this machine's binaries.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[arg(long, env = "PATCHBAY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    grpc_addr: SocketAddr,
+    #[arg(long, env = "PATCHBAY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    http_addr: SocketAddr,
+    #[arg(long, env = "PATCHBAY_PROVIDERS_DIR", default_value = "providers.d")]
+    providers_dir: PathBuf,
+    /// Where the private PostgreSQL cluster lives (when DATABASE_URL is unset).
+    #[arg(long, env = "PATCHBAY_DATA_DIR", default_value = ".patchbay")]
+    data_dir: PathBuf,
+    /// Comma-separated `sha256:<hex>` hashes of the tokens allowed to call RegistryService.
+    #[arg(long, env = "PATCHBAY_ADMIN_TOKENS", value_delimiter = ',')]
+    admin_tokens: Vec<TokenHash>,
+    /// Start even if some tenant files are invalid, serving the valid ones (problems are logged).
+    #[arg(long)]
+    serve_valid_tenants_only: bool,
+    /// The URL vendors reach the HTTP listener at, for callbacks (default: its bound address).
+    #[arg(long, env = "PATCHBAY_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Milliseconds the providers directory must be quiet before a changed file is reloaded.
+    #[arg(long, default_value_t = 250)]
+    reload_debounce_ms: u64,
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Validate { dir, skip_secrets } => validate(&dir, skip_secrets),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&registry::file::json_schema()).expect("a schema is JSON"));
+            ExitCode::SUCCESS
+        }
+        Command::HashToken { token } => hash_token(token),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let database = match args.database_url {
+        Some(url) => DatabaseConfig::Url(url),
+        None => DatabaseConfig::Embedded(EmbeddedOptions::new(embedded_dir(&args.data_dir))),
+    };
+    let mut settings = Settings::new(args.providers_dir, database);
+    settings.grpc_addr = args.grpc_addr;
+    settings.http_addr = args.http_addr;
+    settings.admin_tokens = args.admin_tokens;
+    settings.serve_valid_tenants_only = args.serve_valid_tenants_only;
+    settings.public_url = args.public_url;
+    settings.reload_debounce = Duration::from_millis(args.reload_debounce_ms);
+
+    let runtime = tokio::runtime::Runtime::new().expect("starting the Tokio runtime");
+    let result = runtime.block_on(async {
+        let app = App::build(settings).await?;
+        app.run_until_stopped().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(AppError::InvalidTenants(diagnostics, dir)) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            eprintln!(
+                "patchbay: not started: {} problem(s) in {}; fix them, or start with --serve-valid-tenants-only",
+                diagnostics.len(),
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("patchbay: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(dir: &std::path::Path, skip_secrets: bool) -> ExitCode {
+    let resolver: &dyn secrets::SecretResolver =
+        if skip_secrets { &secrets::SkipSecrets } else { &secrets::SystemSecrets };
+    match registry::validate_dir(dir, resolver) {
+        Ok(summary) => {
+            println!("{}: {} tenant file(s), all valid", dir.display(), summary.files);
+            ExitCode::SUCCESS
+        }
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                println!("{d}");
+            }
+            let files = registry::group_by_file(&diagnostics).len();
+            eprintln!("{} problem(s) in {files} file(s)", diagnostics.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_token(token: Option<String>) -> ExitCode {
+    let token = match token {
+        Some(t) => t,
+        None => {
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("patchbay: cannot read the token from standard input");
+                return ExitCode::FAILURE;
+            }
+            line.trim_end_matches(['\n', '\r']).to_owned()
+        }
+    };
+    if token.is_empty() {
+        eprintln!("patchbay: the token is empty");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", TokenHash::of_token(&token));
+    ExitCode::SUCCESS
+}
+
+fn init_tracing() {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,199 @@
+//! What every service handler does first and last: authenticate the caller for a tenant, and wrap
+//! each mutation in its idempotency key and its audit row.
+
+use std::{future::Future, sync::Arc, time::Instant};
+
+use sha2::{Digest, Sha256};
+use tonic::{Code, metadata::MetadataMap};
+
+use super::{ApiError, auth};
+use crate::{
+    app::AppState,
+    registry::Tenant,
+    store::{
+        audit,
+        idempotency::{self, Claim, Key},
+    },
+};
+
+/// An authenticated call acting for one tenant.
+#[derive(Debug, Clone)]
+pub struct TenantCall {
+    pub tenant: Arc<Tenant>,
+    pub caller: auth::TokenHash,
+    /// `patchbay.v1.AccountService/CreateAccount`.
+    pub method: String,
+}
+
+/// The full method name of a request, e.g. `patchbay.v1.AccountService/CreateAccount`.
+pub fn method_of<T>(req: &tonic::Request<T>) -> String {
+    req.extensions()
+        .get::<tonic::GrpcMethod>()
+        .map(|m| format!("{}/{}", m.service(), m.method()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+impl AppState {
+    /// Checks the request's bearer token against `tenant`'s access tokens.
+    pub fn tenant_call<T>(&self, req: &tonic::Request<T>, tenant: &str) -> Result<TenantCall, ApiError> {
+        self.authorize(req.metadata(), method_of(req), tenant)
+    }
+
+    /// As [`AppState::tenant_call`], for streams whose tenant arrives in the first message.
+    pub fn authorize(&self, metadata: &MetadataMap, method: String, tenant: &str) -> Result<TenantCall, ApiError> {
+        let caller = auth::bearer(metadata)?;
+        let tenant = self.registry.authorize(&caller, tenant)?;
+        Ok(TenantCall { tenant, caller, method })
+    }
+}
+
+/// `request_id` rules: optional; when set, at most 128 printable characters.
+pub fn check_request_id(request_id: &str) -> Result<(), ApiError> {
+    if request_id.len() > 128 || request_id.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            "request_id",
+            "at most 128 printable characters (a UUID is a good choice)",
+        ));
+    }
+    Ok(())
+}
+
+impl TenantCall {
+    /// Runs a mutation once per `request_id` and audits it.
+    ///
+    /// With a `request_id`, a retry of the same request gets the stored answer without running
+    /// again; the same id with another request is `INVALID_ARGUMENT`; a retry racing the first
+    /// call is `ABORTED` (retry shortly). Without one, the call simply runs.
+    pub async fn mutate<Req, Resp, F, Fut>(
+        &self,
+        state: &AppState,
+        provider: &str,
+        request_id: &str,
+        request: &Req,
+        run: F,
+    ) -> Result<Resp, ApiError>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Resp, ApiError>>,
+    {
+        let started = Instant::now();
+        let result = self.mutate_inner(state, request_id, request, run).await;
+        self.audit(state, provider, request_id, result.as_ref().map(|(_, replay)| *replay).map_err(|e| e), started)
+            .await;
+        result.map(|(resp, _)| resp)
+    }
+
+    async fn mutate_inner<Req, Resp, F, Fut>(
+        &self,
+        state: &AppState,
+        request_id: &str,
+        request: &Req,
+        run: F,
+    ) -> Result<(Resp, bool), ApiError>
+    where
+        Req: prost::Message,
+        Resp: prost::Message + Default,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Resp, ApiError>>,
+    {
+        check_request_id(request_id)?;
+        if request_id.is_empty() {
+            return run().await.map(|r| (r, false));
+        }
+        let key = Key { tenant: &self.tenant.id, method: &self.method, request_id };
+        let hash = Sha256::digest(request.encode_to_vec());
+        let db = |e: sqlx::Error| ApiError::internal("idempotency store", &e);
+        match idempotency::claim(&state.db, key, &hash).await.map_err(db)? {
+            Claim::Owned => {}
+            Claim::Done(bytes) => {
+                let resp = Resp::decode(bytes.as_slice()).map_err(|e| ApiError::internal("stored response", &e))?;
+                return Ok((resp, true));
+            }
+            Claim::InProgress => {
+                return Err(ApiError::new(
+                    Code::Aborted,
+                    "REQUEST_IN_PROGRESS",
+                    "a call with this request_id is still running; retry shortly to get its answer",
+                )
+                .with_retry_after(std::time::Duration::from_secs(1)));
+            }
+            Claim::Mismatch => {
+                return Err(ApiError::invalid_field(
+                    "request_id",
+                    "was already used for a different request in the last 24 hours; use a new id for a new request",
+                )
+                .with_metadata("rule", "IDEMPOTENCY_KEY_REUSED"));
+            }
+        }
+        match run().await {
+            Ok(resp) => {
+                if let Err(e) = idempotency::complete(&state.db, key, &resp.encode_to_vec()).await {
+                    // The change is made; only its replay is lost. Do not fail the call for it.
+                    tracing::error!(error = %e, request_id, "storing an idempotent answer failed");
+                }
+                Ok((resp, false))
+            }
+            Err(err) => {
+                if let Err(e) = idempotency::release(&state.db, key).await {
+                    tracing::error!(error = %e, request_id, "releasing an idempotency key failed");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Writes the audit row of a mutation. `Ok(replayed)` for success. A failure to write is
+    /// logged, never turned into the call's error: the change itself has happened.
+    pub async fn audit(
+        &self,
+        state: &AppState,
+        provider: &str,
+        request_id: &str,
+        outcome: Result<bool, &ApiError>,
+        started: Instant,
+    ) {
+        let (outcome, reason) = match outcome {
+            Ok(false) => ("OK".to_owned(), String::new()),
+            Ok(true) => ("OK".to_owned(), "IDEMPOTENT_REPLAY".to_owned()),
+            Err(e) => (code_name(e.code).to_owned(), e.reason.to_string()),
+        };
+        let event = audit::NewEvent {
+            tenant: &self.tenant.id,
+            caller: &self.caller.caller_id(),
+            method: &self.method,
+            provider,
+            outcome: &outcome,
+            reason: &reason,
+            latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            request_id,
+        };
+        if let Err(e) = audit::record(&state.db, &event).await {
+            tracing::error!(error = %e, method = %self.method, "writing an audit row failed");
+        }
+    }
+}
+
+/// The canonical name of a gRPC code (`INVALID_ARGUMENT`), for audit rows and metrics.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}

@@ -1,0 +1,99 @@
+//! Process metrics in the Prometheus text format (`GET /metrics` on the HTTP listener).
+//!
+//! A handful of counters does not justify a metrics framework: labelled counters live in one
+//! mutex-guarded map, updated once per call.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+/// Counters shared by the whole process. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    inner: Arc<Mutex<Counters>>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// (method, code) -> (calls, total seconds)
+    grpc: BTreeMap<(String, String), (u64, f64)>,
+    /// (provider, outcome) -> vendor HTTP calls
+    vendor: BTreeMap<(String, String), u64>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One finished gRPC call.
+    pub fn grpc_call(&self, method: &str, code: &str, elapsed: Duration) {
+        let mut c = self.lock();
+        let entry = c.grpc.entry((method.to_owned(), code.to_owned())).or_default();
+        entry.0 += 1;
+        entry.1 += elapsed.as_secs_f64();
+    }
+
+    /// One vendor HTTP call; `outcome` is the HTTP status or `timeout` / `error`.
+    pub fn vendor_call(&self, provider: &str, outcome: &str) {
+        *self.lock().vendor.entry((provider.to_owned(), outcome.to_owned())).or_default() += 1;
+    }
+
+    /// Calls of `method` that ended with `code` so far.
+    pub fn grpc_count(&self, method: &str, code: &str) -> u64 {
+        self.lock().grpc.get(&(method.to_owned(), code.to_owned())).map_or(0, |e| e.0)
+    }
+
+    /// The text exposition; `gauges` are process-wide values read at scrape time.
+    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+        let c = self.lock();
+        let mut out = String::new();
+        out.push_str("# HELP patchbay_grpc_requests_total gRPC calls by method and status code.\n");
+        out.push_str("# TYPE patchbay_grpc_requests_total counter\n");
+        for ((method, code), (n, _)) in &c.grpc {
+            let _ = writeln!(out, "patchbay_grpc_requests_total{{method=\"{method}\",code=\"{code}\"}} {n}");
+        }
+        out.push_str("# HELP patchbay_grpc_request_seconds_total Time spent in gRPC calls by method and code.\n");
+        out.push_str("# TYPE patchbay_grpc_request_seconds_total counter\n");
+        for ((method, code), (_, secs)) in &c.grpc {
+            let _ = writeln!(out, "patchbay_grpc_request_seconds_total{{method=\"{method}\",code=\"{code}\"}} {secs}");
+        }
+        out.push_str("# HELP patchbay_vendor_requests_total Vendor HTTP calls by provider and outcome.\n");
+        out.push_str("# TYPE patchbay_vendor_requests_total counter\n");
+        for ((provider, outcome), n) in &c.vendor {
+            let _ =
+                writeln!(out, "patchbay_vendor_requests_total{{provider=\"{provider}\",outcome=\"{outcome}\"}} {n}");
+        }
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        }
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_labelled_counters_and_gauges() {
+        let m = Metrics::new();
+        m.grpc_call("patchbay.v1.RegistryService/ListTenants", "OK", Duration::from_millis(5));
+        m.grpc_call("patchbay.v1.RegistryService/ListTenants", "OK", Duration::from_millis(5));
+        m.vendor_call("alianza", "200");
+        let text = m.render(&[("patchbay_tenants", "Tenants served.", 3.0)]);
+        assert!(text.contains(
+            "patchbay_grpc_requests_total{method=\"patchbay.v1.RegistryService/ListTenants\",code=\"OK\"} 2"
+        ));
+        assert!(text.contains("patchbay_vendor_requests_total{provider=\"alianza\",outcome=\"200\"} 1"));
+        assert!(text.contains("patchbay_tenants 3"));
+        assert_eq!(m.grpc_count("patchbay.v1.RegistryService/ListTenants", "OK"), 2);
+    }
+}

@@ -1,0 +1,365 @@
+//! How a service area and its providers plug into the registry.
+//!
+//! A service area (account, dialer, provisioning) implements [`Area`]: its key under `triggers:`,
+//! the runtime type a tenant holds for it, and its table of providers. A provider is one
+//! [`ProviderSpec`] line in that table: a name (the YAML `provider:` value), a pure `validate`
+//! that turns the trigger's YAML into something that can be built, and its JSON Schema.
+//!
+//! Validate, then build (as Vector's components do): `validate` does no I/O except resolving
+//! secrets through the injected resolver, and reports every problem it finds into the
+//! [`ValidateCtx`]; `build` makes the client from an already-valid config.
+
+use std::{
+    any::{Any, TypeId},
+    collections::HashMap,
+    io,
+    sync::{Arc, Mutex},
+};
+
+use schemars::{Schema, SchemaGenerator, json_schema};
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+
+use super::{
+    secrets::{SecretRef, SecretResolver},
+    yaml::{self, KeyPath, Seg, Target, Value},
+};
+
+/// A problem in a tenant file, before it is given a file position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: KeyPath,
+    pub target: Target,
+    pub message: String,
+}
+
+/// Collects a provider's problems, resolves its secrets, and remembers which keys are secret.
+pub struct ValidateCtx<'a> {
+    base: KeyPath,
+    problems: &'a mut Vec<Problem>,
+    secrets: &'a dyn SecretResolver,
+    secrets_seen: &'a mut Vec<SecretSeen>,
+}
+
+/// A secret key of a tenant file and a digest of its resolved value (never the value): the
+/// digest tells a reload whether a rotated secret changed the tenant.
+#[derive(Debug, Clone)]
+pub struct SecretSeen {
+    pub path: KeyPath,
+    pub digest: [u8; 32],
+}
+
+impl<'a> ValidateCtx<'a> {
+    pub fn new(
+        base: KeyPath,
+        problems: &'a mut Vec<Problem>,
+        secrets: &'a dyn SecretResolver,
+        secrets_seen: &'a mut Vec<SecretSeen>,
+    ) -> Self {
+        Self { base, problems, secrets, secrets_seen }
+    }
+
+    /// A context for a part of this one (`triggers.account` below the file's root), sharing its lists.
+    pub fn child(&mut self, rel: &str) -> ValidateCtx<'_> {
+        ValidateCtx {
+            base: self.path(rel),
+            problems: self.problems,
+            secrets: self.secrets,
+            secrets_seen: self.secrets_seen,
+        }
+    }
+
+    /// The absolute path of a key given relative to this context (`"custom_sip_table.dial_number"`).
+    pub fn path(&self, rel: &str) -> KeyPath {
+        self.base.join(&KeyPath::parse(rel))
+    }
+
+    /// Records a problem with the value at `rel` (`""` is the trigger itself).
+    pub fn problem(&mut self, rel: &str, message: impl Into<String>) {
+        let path = self.path(rel);
+        self.problems.push(Problem { path, target: Target::Value, message: message.into() });
+    }
+
+    /// Records a problem with the key at `rel` itself (an alias set twice, a key not allowed here).
+    pub fn problem_at_key(&mut self, rel: &str, message: impl Into<String>) {
+        let path = self.path(rel);
+        self.problems.push(Problem { path, target: Target::Key, message: message.into() });
+    }
+
+    /// Deserializes the whole trigger (or a part of it) into `T`, recording the first problem.
+    /// Use `#[serde(deny_unknown_fields)]` on `T` so that typos are caught.
+    pub fn deserialize<T: DeserializeOwned>(&mut self, value: &Value) -> Option<T> {
+        match yaml::deserialize::<T>(value) {
+            Ok(v) => Some(v),
+            Err((rel, message)) => {
+                let mut path = self.base.join(&rel);
+                let mut target = Target::Value;
+                let mut message = message;
+                let ends_with = |path: &KeyPath, field: &str| matches!(path.0.last(), Some(Seg::Key(k)) if k == field);
+                if let Some(field) = backticked(&message, "unknown field `") {
+                    // Point at the unknown key itself, not at the mapping that holds it.
+                    if !ends_with(&path, &field) {
+                        path = path.key(&field);
+                    }
+                    target = Target::Key;
+                } else if let Some(field) = backticked(&message, "duplicate field `") {
+                    if !ends_with(&path, &field) {
+                        path = path.key(&field);
+                    }
+                    target = Target::Key;
+                    message = format!(
+                        "`{field}` is set twice: it and one of its aliases (e.g. the CRM's name for it) name the same setting; keep one"
+                    );
+                }
+                self.problems.push(Problem { path, target, message });
+                None
+            }
+        }
+    }
+
+    /// Resolves the secret at `rel`. Its key is remembered so that RegistryService redacts it.
+    pub fn secret(&mut self, rel: &str, secret: &SecretRef) -> Option<SecretString> {
+        let path = self.path(rel);
+        match self.secrets.resolve(secret) {
+            Ok(v) => {
+                use secrecy::ExposeSecret;
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(v.expose_secret().as_bytes()).into();
+                self.secrets_seen.push(SecretSeen { path, digest });
+                Some(v)
+            }
+            Err(message) => {
+                self.problems.push(Problem { path, target: Target::Value, message });
+                None
+            }
+        }
+    }
+
+    /// Problems recorded so far (by this and earlier contexts of the same file).
+    pub fn problem_count(&self) -> usize {
+        self.problems.len()
+    }
+}
+
+fn backticked(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    rest.split_once('`').map(|(name, _)| name.to_owned())
+}
+
+/// Makes an area's runtime trigger from a validated config.
+pub trait BuildTrigger<T>: Send + Sync {
+    /// May start in-process simulators (through `deps.sims`); never fails on valid config except
+    /// for such local resources.
+    fn build(&self, deps: &BuildDeps) -> anyhow::Result<T>;
+}
+
+/// One provider of an area: the registration line.
+pub struct ProviderSpec<T: 'static> {
+    /// The YAML `provider:` value.
+    pub name: &'static str,
+    /// Pure validation of the whole trigger mapping (its `provider` and `enabled` keys included).
+    pub validate: fn(&Value, &mut ValidateCtx<'_>) -> Option<Box<dyn BuildTrigger<T>>>,
+    /// JSON Schema of the trigger mapping, for `patchbay schema`.
+    pub schema: fn(&mut SchemaGenerator) -> Schema,
+}
+
+/// A service area that tenants configure under `triggers.<KEY>`.
+pub trait Area: 'static {
+    const KEY: &'static str;
+    /// What a tenant holds for this area once built: settings plus the provider's client.
+    type Trigger: Send + Sync + 'static;
+    fn providers() -> &'static [ProviderSpec<Self::Trigger>];
+}
+
+/// A built trigger, as a tenant holds it.
+#[derive(Debug)]
+pub struct Trigger<T> {
+    pub provider: &'static str,
+    pub enabled: bool,
+    pub inner: T,
+}
+
+impl<T> std::ops::Deref for Trigger<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+/// What building a trigger may use.
+#[derive(Clone)]
+pub struct BuildDeps {
+    /// The one pooled HTTP client of the process.
+    pub http: reqwest::Client,
+    /// In-process simulators, for `api_url: simulator`.
+    pub sims: Arc<SimHost>,
+    /// Base URL of this server's HTTP listener (`http://127.0.0.1:8080`), for vendor callbacks.
+    pub http_base_url: String,
+    /// The tenant being built.
+    pub tenant: String,
+}
+
+/// In-process simulators, started on first use and shared by every tenant that names `simulator`.
+#[derive(Default)]
+pub struct SimHost {
+    started: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl SimHost {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The running simulator of type `T`, started by `start` if this is the first use.
+    pub fn get_or_start<T: Any + Send + Sync>(&self, start: impl FnOnce() -> io::Result<T>) -> io::Result<Arc<T>> {
+        let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sim) = started.get(&TypeId::of::<T>()) {
+            return Ok(Arc::clone(sim).downcast::<T>().expect("keyed by TypeId"));
+        }
+        let sim = Arc::new(start()?);
+        started.insert(TypeId::of::<T>(), sim.clone());
+        Ok(sim)
+    }
+
+    /// The running simulator of type `T`, if one was started.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let started = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        started.get(&TypeId::of::<T>()).map(|s| Arc::clone(s).downcast::<T>().expect("keyed by TypeId"))
+    }
+}
+
+// ---- type erasure, so that the registry holds every area in one table ----
+
+/// A validated trigger of some area, ready to build.
+pub(crate) struct ValidatedTrigger {
+    pub provider: &'static str,
+    pub enabled: bool,
+    pub build: Box<dyn ErasedBuild>,
+}
+
+pub(crate) trait ErasedBuild: Send + Sync {
+    fn build(&self, deps: &BuildDeps) -> anyhow::Result<Arc<dyn Any + Send + Sync>>;
+}
+
+struct Erased<A: Area> {
+    provider: &'static str,
+    enabled: bool,
+    inner: Box<dyn BuildTrigger<A::Trigger>>,
+}
+
+impl<A: Area> ErasedBuild for Erased<A> {
+    fn build(&self, deps: &BuildDeps) -> anyhow::Result<Arc<dyn Any + Send + Sync>> {
+        let inner = self.inner.build(deps)?;
+        Ok(Arc::new(Trigger { provider: self.provider, enabled: self.enabled, inner }))
+    }
+}
+
+/// An area, type-erased: one line of the registry's table of areas.
+pub struct AreaEntry {
+    pub key: &'static str,
+    pub(crate) provider_names: fn() -> Vec<&'static str>,
+    pub(crate) validate: fn(&Value, &mut ValidateCtx<'_>) -> Option<ValidatedTrigger>,
+    pub(crate) schema: fn(&mut SchemaGenerator) -> Schema,
+}
+
+impl AreaEntry {
+    pub const fn of<A: Area>() -> Self {
+        Self {
+            key: A::KEY,
+            provider_names: provider_names::<A>,
+            validate: validate_area::<A>,
+            schema: schema_area::<A>,
+        }
+    }
+}
+
+fn provider_names<A: Area>() -> Vec<&'static str> {
+    A::providers().iter().map(|p| p.name).collect()
+}
+
+fn validate_area<A: Area>(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<ValidatedTrigger> {
+    let names = provider_names::<A>().join(", ");
+    let Some(map) = value.as_mapping() else {
+        ctx.problem("", format!("a trigger is a mapping with at least `provider:` (one of: {names})"));
+        return None;
+    };
+    let provider = match map.get("provider") {
+        None => {
+            ctx.problem("", format!("missing field `provider` (one of: {names})"));
+            return None;
+        }
+        Some(Value::String(p)) => p.as_str(),
+        Some(_) => {
+            ctx.problem("provider", format!("must be a provider name, one of: {names}"));
+            return None;
+        }
+    };
+    let Some(spec) = A::providers().iter().find(|p| p.name == provider) else {
+        let available = if names.is_empty() { "none yet".to_owned() } else { names };
+        ctx.problem(
+            "provider",
+            format!("unknown {} provider `{provider}`: this build of patchbay has {available}", A::KEY),
+        );
+        return None;
+    };
+    let enabled = map.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+    let inner = (spec.validate)(value, ctx)?;
+    Some(ValidatedTrigger {
+        provider: spec.name,
+        enabled,
+        build: Box::new(Erased::<A> { provider: spec.name, enabled, inner }),
+    })
+}
+
+fn schema_area<A: Area>(generator: &mut SchemaGenerator) -> Schema {
+    let variants: Vec<Schema> = A::providers().iter().map(|p| (p.schema)(generator)).collect();
+    json_schema!({ "oneOf": variants })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::secrets::SystemSecrets;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cfg {
+        provider: String,
+        #[serde(alias = "API_USERNAME")]
+        username: String,
+    }
+
+    fn run(text: &str) -> Vec<Problem> {
+        let value: Value = serde_yaml::from_str(text).unwrap();
+        let mut problems = Vec::new();
+        let mut seen = Vec::new();
+        let mut ctx = ValidateCtx::new(KeyPath::parse("triggers.account"), &mut problems, &SystemSecrets, &mut seen);
+        ctx.deserialize::<Cfg>(&value);
+        problems
+    }
+
+    #[test]
+    fn unknown_keys_point_at_the_key() {
+        let problems = run("provider: x\nusername: u\nusernme: v\n");
+        assert_eq!(problems[0].path.to_string(), "triggers.account.usernme");
+        assert_eq!(problems[0].target, Target::Key);
+        assert!(problems[0].message.starts_with("unknown field `usernme`"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn an_alias_and_its_canonical_key_both_set_is_explained() {
+        let problems = run("provider: x\nusername: u\nAPI_USERNAME: v\n");
+        assert_eq!(problems[0].path.to_string(), "triggers.account.username");
+        assert!(problems[0].message.contains("set twice"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn sims_start_once_and_are_shared() {
+        let host = SimHost::new();
+        let a = host.get_or_start(|| Ok(7u32)).unwrap();
+        let b = host.get_or_start::<u32>(|| panic!("started twice")).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(host.get::<u64>(), None);
+    }
+}

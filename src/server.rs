@@ -1,0 +1,180 @@
+//! The listeners: which gRPC services are served (one line per service area), the HTTP routes,
+//! and the background workers. Each area's own code stays in its folder.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{codegen::http, server::NamedService, transport::Server};
+use tower::{Layer, Service};
+
+use crate::{app::AppState, proto, registry};
+
+/// Serves gRPC on `listener` until `stop`: the services, health and reflection (v1 and v1alpha,
+/// so that grpcurl 1.8 works), each call counted in the metrics.
+pub async fn serve_grpc(
+    state: AppState,
+    listener: TcpListener,
+    stop: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    let mut served: Vec<&'static str> = Vec::new();
+
+    let registry = proto::v1::registry_service_server::RegistryServiceServer::new(registry::grpc::RegistryGrpc::new(
+        state.clone(),
+    ));
+    served.push(name_of(&registry));
+    // Vendor service areas register here, one line each, as their issues land.
+
+    for name in &served {
+        health_reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
+    }
+    let reflection_v1 = reflection(&served).build_v1().expect("the embedded descriptor sets are valid");
+    let reflection_v1alpha = reflection(&served).build_v1alpha().expect("the embedded descriptor sets are valid");
+
+    Server::builder()
+        .layer(MetricsLayer { state: state.clone() })
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(registry)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        .await
+}
+
+/// Reflection for the served services only, not every service the proto files declare.
+fn reflection<'a>(served: &[&'static str]) -> tonic_reflection::server::Builder<'a> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        // grpcurl asks reflection for the health service's descriptor before calling it.
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health");
+    for name in served {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
+fn name_of<S: NamedService>(_: &S) -> &'static str {
+    S::NAME
+}
+
+/// Serves the HTTP listener: `/healthz`, `/metrics` and the vendors' callback routes.
+pub async fn serve_http(
+    state: AppState,
+    listener: TcpListener,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        // Vendor callback routes are merged here, one line per area that has one.
+        .with_state(state);
+    axum::serve(listener, router).with_graceful_shutdown(stop).await
+}
+
+/// Background work that must survive a call (status follow-up, order updates), one line per area.
+pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
+    let purge = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            // Expired idempotency keys are dropped hourly; the rows are small, so this is housekeeping.
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = state.shutdown.cancelled() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = crate::store::idempotency::purge_expired(&state.db).await {
+                            tracing::warn!(error = %e, "purging expired idempotency keys failed");
+                        }
+                    }
+                }
+            }
+        })
+    };
+    vec![purge]
+}
+
+/// Liveness and readiness: the database answers.
+async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    match sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.db).await {
+        Ok(_) => (StatusCode::OK, "ok\n"),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let tenants = state.registry.tenant_count() as f64;
+    let failures = state.registry.reload_failures() as f64;
+    let body = state.metrics.render(&[
+        ("patchbay_tenants", "Tenants served.", tenants),
+        ("patchbay_registry_reload_failures", "Reloads that found a problem in a tenant file, since start.", failures),
+    ]);
+    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// Counts every gRPC call by method and status code, and logs it.
+#[derive(Clone)]
+struct MetricsLayer {
+    state: AppState,
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService { inner, state: self.state.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct MetricsService<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S, B, RB> Service<http::Request<B>> for MetricsService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = req.uri().path().trim_start_matches('/').to_owned();
+        let started = Instant::now();
+        let metrics = self.state.metrics.clone();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let result = fut.await;
+            if let Ok(resp) = &result {
+                // Errors are trailers-only responses, with grpc-status in the headers; a success
+                // sends its status in the trailers, after the body.
+                let code = resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .map_or("OK", |c| crate::ops::call::code_name(tonic::Code::from_i32(c)));
+                metrics.grpc_call(&method, code, started.elapsed());
+                tracing::debug!(%method, code, elapsed_ms = started.elapsed().as_millis() as u64, "gRPC call");
+            }
+            result
+        })
+    }
+}

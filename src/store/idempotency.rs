@@ -1,0 +1,114 @@
+//! Idempotency keys: a mutating call with a `request_id` runs once; a retry with the same id and
+//! the same request gets the stored answer, a retry with the same id and another request is
+//! refused. Keys are kept 24 hours.
+//!
+//! The first call claims the key (`in_progress`) before doing anything, so two retries racing
+//! each other cannot both run. A claim has a lease: if the process dies mid-call, the key can be
+//! taken over once the lease runs out. A failed call releases its key, so the caller may retry
+//! after fixing the cause.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+/// How long a finished key answers retries.
+pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How long a claim holds before another call may take the key over.
+pub const LEASE: Duration = Duration::from_secs(300);
+
+/// What claiming a key found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is ours: run the call, then [`complete`] or [`release`].
+    Owned,
+    /// The same request already ran: this is its stored answer.
+    Done(Vec<u8>),
+    /// The same request is running now (another retry got there first).
+    InProgress,
+    /// The key was used for a different request.
+    Mismatch,
+}
+
+/// The scope of one key.
+#[derive(Debug, Clone, Copy)]
+pub struct Key<'a> {
+    pub tenant: &'a str,
+    pub method: &'a str,
+    pub request_id: &'a str,
+}
+
+/// Claims `key` for a request whose hash is `request_hash`.
+pub async fn claim(pool: &PgPool, key: Key<'_>, request_hash: &[u8]) -> Result<Claim, sqlx::Error> {
+    // Insert, or take over a row that expired or whose lease ran out; otherwise read it.
+    let taken: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO idempotency_keys (tenant, method, request_id, request_hash, state, lease_until, expires_at)
+         VALUES ($1, $2, $3, $4, 'in_progress', now() + make_interval(secs => $5), now() + make_interval(secs => $6))
+         ON CONFLICT (tenant, method, request_id) DO UPDATE
+            SET request_hash = EXCLUDED.request_hash, state = 'in_progress', response = NULL,
+                lease_until = EXCLUDED.lease_until, expires_at = EXCLUDED.expires_at
+          WHERE idempotency_keys.expires_at < now()
+             OR (idempotency_keys.state = 'in_progress' AND idempotency_keys.lease_until < now()
+                 AND idempotency_keys.request_hash = EXCLUDED.request_hash)
+         RETURNING true",
+    )
+    .bind(key.tenant)
+    .bind(key.method)
+    .bind(key.request_id)
+    .bind(request_hash)
+    .bind(LEASE.as_secs_f64())
+    .bind(RETENTION.as_secs_f64())
+    .fetch_optional(pool)
+    .await?;
+    if taken.is_some() {
+        return Ok(Claim::Owned);
+    }
+    let row: Option<(Vec<u8>, String, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT request_hash, state, response FROM idempotency_keys
+          WHERE tenant = $1 AND method = $2 AND request_id = $3",
+    )
+    .bind(key.tenant)
+    .bind(key.method)
+    .bind(key.request_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        // Released between our insert and our read: try again once more from the top.
+        None => return Box::pin(claim(pool, key, request_hash)).await,
+        Some((hash, _, _)) if hash != request_hash => Claim::Mismatch,
+        Some((_, state, Some(response))) if state == "done" => Claim::Done(response),
+        Some(_) => Claim::InProgress,
+    })
+}
+
+/// Stores the answer of an owned key.
+pub async fn complete(pool: &PgPool, key: Key<'_>, response: &[u8]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET state = 'done', response = $4
+          WHERE tenant = $1 AND method = $2 AND request_id = $3",
+    )
+    .bind(key.tenant)
+    .bind(key.method)
+    .bind(key.request_id)
+    .bind(response)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Gives up an owned key after a failed call, so a corrected retry may run.
+pub async fn release(pool: &PgPool, key: Key<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE tenant = $1 AND method = $2 AND request_id = $3 AND state = 'in_progress'",
+    )
+    .bind(key.tenant)
+    .bind(key.method)
+    .bind(key.request_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Deletes expired keys; returns how many.
+pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM idempotency_keys WHERE expires_at < now()").execute(pool).await?.rows_affected())
+}
