@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -119,8 +119,8 @@ pub struct App {
     database: Database,
     grpc: TcpListener,
     http: TcpListener,
-    settings: Settings,
     sims: Arc<SimHost>,
+    watcher: Option<JoinHandle<()>>,
 }
 
 impl App {
@@ -155,15 +155,27 @@ impl App {
             "tenants loaded"
         );
 
+        let shutdown = CancellationToken::new();
+        // The watch is in place when `build` returns: a file changed after that is seen.
+        let watcher = if settings.watch {
+            let stop = shutdown.clone().cancelled_owned();
+            Some(
+                registry::watch::spawn(registry.clone(), settings.reload_debounce, stop)
+                    .await
+                    .map_err(|source| AppError::Watch { dir: settings.providers_dir.clone(), source })?,
+            )
+        } else {
+            None
+        };
         let state = AppState {
             registry,
             db: database.pool.clone(),
             http,
             metrics: Metrics::new(),
             admin_tokens: settings.admin_tokens.clone().into(),
-            shutdown: CancellationToken::new(),
+            shutdown,
         };
-        Ok(Self { state, database, grpc, http: http_listener, settings, sims })
+        Ok(Self { state, database, grpc, http: http_listener, sims, watcher })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -202,7 +214,7 @@ impl App {
     /// Serves until `stop` resolves, then shuts down gracefully: stop accepting, let in-flight
     /// calls finish, stop the workers, close the database (and stop the private cluster).
     pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
-        let Self { state, database, grpc, http, settings, sims } = self;
+        let Self { state, database, grpc, http, sims, watcher } = self;
         let shutdown = state.shutdown.clone();
         tokio::spawn({
             let shutdown = shutdown.clone();
@@ -212,17 +224,6 @@ impl App {
                 shutdown.cancel();
             }
         });
-
-        let watcher = if settings.watch {
-            let stop = shutdown.clone().cancelled_owned();
-            Some(
-                registry::watch::spawn(state.registry.clone(), settings.reload_debounce, stop)
-                    .await
-                    .map_err(|source| AppError::Watch { dir: settings.providers_dir.clone(), source })?,
-            )
-        } else {
-            None
-        };
         let workers = server::spawn_workers(&state);
 
         tracing::info!(grpc = %grpc.local_addr().map_err(AppError::Http)?, http = %http.local_addr().map_err(AppError::Http)?, "patchbay serving");

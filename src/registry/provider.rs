@@ -86,35 +86,41 @@ impl<'a> ValidateCtx<'a> {
         self.problems.push(Problem { path, target: Target::Key, message: message.into() });
     }
 
-    /// Deserializes the whole trigger (or a part of it) into `T`, recording the first problem.
+    /// Deserializes the whole trigger (or a part of it) into `T`, recording every problem.
     /// Use `#[serde(deny_unknown_fields)]` on `T` so that typos are caught.
+    ///
+    /// serde stops at the first problem, so each problem's node is pruned from a copy and the
+    /// copy read again, until it reads cleanly: one mistake never hides the next.
     pub fn deserialize<T: DeserializeOwned>(&mut self, value: &Value) -> Option<T> {
-        match yaml::deserialize::<T>(value) {
-            Ok(v) => Some(v),
-            Err((rel, message)) => {
-                let mut path = self.base.join(&rel);
-                let mut target = Target::Value;
-                let mut message = message;
-                let ends_with = |path: &KeyPath, field: &str| matches!(path.0.last(), Some(Seg::Key(k)) if k == field);
-                if let Some(field) = backticked(&message, "unknown field `") {
-                    // Point at the unknown key itself, not at the mapping that holds it.
-                    if !ends_with(&path, &field) {
-                        path = path.key(&field);
-                    }
-                    target = Target::Key;
-                } else if let Some(field) = backticked(&message, "duplicate field `") {
-                    if !ends_with(&path, &field) {
-                        path = path.key(&field);
-                    }
-                    target = Target::Key;
-                    message = format!(
-                        "`{field}` is set twice: it and one of its aliases (e.g. the CRM's name for it) name the same setting; keep one"
-                    );
+        let mut value = std::borrow::Cow::Borrowed(value);
+        let mut pruned: Vec<KeyPath> = Vec::new();
+        let mut failed = false;
+        // Each pass prunes a node, so the passes are bounded by the document's size; the cap is a guard.
+        for _ in 0..256 {
+            let (rel, message) = match yaml::deserialize::<T>(&value) {
+                Ok(v) => return (!failed).then_some(v),
+                Err(e) => e,
+            };
+            if let Some(field) = backticked(&message, "missing field `")
+                && pruned.contains(&rel.key(&field))
+            {
+                // We pruned that key; its problem is recorded. serde reports a missing field after
+                // reading the mapping's other keys, so the mapping itself can go now.
+                if rel.is_root() || !prune(value.to_mut(), &rel) {
+                    return None;
                 }
-                self.problems.push(Problem { path, target, message });
-                None
+                pruned.push(rel);
+                continue;
+            }
+            failed = true;
+            let (node, target, message) = classify(rel, message);
+            self.problems.push(Problem { path: self.base.join(&node), target, message });
+            match prune_node(value.to_mut(), &node) {
+                Some(done) => pruned.push(done),
+                None => return None,
             }
         }
+        None
     }
 
     /// Resolves the secret at `rel`. Its key is remembered so that RegistryService redacts it.
@@ -138,6 +144,57 @@ impl<'a> ValidateCtx<'a> {
     /// Problems recorded so far (by this and earlier contexts of the same file).
     pub fn problem_count(&self) -> usize {
         self.problems.len()
+    }
+}
+
+/// Where a serde problem points, and how to say it.
+fn classify(rel: KeyPath, message: String) -> (KeyPath, Target, String) {
+    let ends_with = |path: &KeyPath, field: &str| matches!(path.0.last(), Some(Seg::Key(k)) if k == field);
+    if let Some(field) = backticked(&message, "unknown field `") {
+        // Point at the unknown key itself, not at the mapping that holds it.
+        let path = if ends_with(&rel, &field) { rel } else { rel.key(&field) };
+        return (path, Target::Key, message);
+    }
+    if let Some(field) = backticked(&message, "duplicate field `") {
+        let path = if ends_with(&rel, &field) { rel } else { rel.key(&field) };
+        let message = format!(
+            "`{field}` is set twice: it and one of its aliases (e.g. the CRM's name for it) name the same setting; keep one"
+        );
+        return (path, Target::Key, message);
+    }
+    (rel, Target::Value, message)
+}
+
+/// Removes the node at `path` so that the next pass reads past it. A sequence item cannot go
+/// without shifting its siblings' indices, so its whole sequence goes. Returns what was removed.
+fn prune_node(root: &mut Value, path: &KeyPath) -> Option<KeyPath> {
+    let mut path = path.clone();
+    while matches!(path.0.last(), Some(Seg::Index(_))) {
+        path.0.pop();
+    }
+    (!path.is_root() && prune(root, &path)).then_some(path)
+}
+
+/// Removes the mapping entry at `path` (whose last step is a key).
+fn prune(root: &mut Value, path: &KeyPath) -> bool {
+    let Some((Seg::Key(last), parent)) = path.0.split_last() else { return false };
+    let mut node = root;
+    for seg in parent {
+        node = match (seg, node) {
+            (Seg::Key(k), Value::Mapping(m)) => match m.get_mut(k.as_str()) {
+                Some(n) => n,
+                None => return false,
+            },
+            (Seg::Index(i), Value::Sequence(items)) => match items.get_mut(*i) {
+                Some(n) => n,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match node {
+        Value::Mapping(m) => m.remove(last.as_str()).is_some(),
+        _ => false,
     }
 }
 

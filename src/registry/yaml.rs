@@ -162,7 +162,9 @@ pub fn locate(text: &str, path: &KeyPath, target: Target) -> Option<Position> {
     let mut key_pos = None;
     for seg in &path.0 {
         let next = match (seg, &node.kind) {
-            (Seg::Key(k), PosKind::Map(entries)) => entries.iter().find(|(key, _, _)| key == k).map(|(_, kp, n)| (Some(*kp), n)),
+            (Seg::Key(k), PosKind::Map(entries)) => {
+                entries.iter().find(|(key, _, _)| key == k).map(|(_, kp, n)| (Some(*kp), n))
+            }
             (Seg::Index(i), PosKind::Seq(items)) => items.get(*i).map(|n| (None, n)),
             _ => None,
         };
