@@ -5,6 +5,13 @@
 //! [`app::App`] builds and runs everything; `main`, the tests and the benches all use it.
 
 pub mod app;
+// Service areas, each with its vendors in subfolders:
+// account
+
+// dialer
+
+// provisioning
+
 pub mod ops;
 pub mod proto;
 pub mod registry;

@@ -11,7 +11,7 @@ use std::{
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{codegen::http, server::NamedService, transport::Server};
+use tonic::{codegen::http, server::NamedService, service::RoutesBuilder, transport::Server};
 use tower::{Layer, Service};
 
 use crate::{app::AppState, proto, registry};
@@ -24,28 +24,58 @@ pub async fn serve_grpc(
     stop: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    let mut served: Vec<&'static str> = Vec::new();
-
-    let registry = proto::v1::registry_service_server::RegistryServiceServer::new(registry::grpc::RegistryGrpc::new(
+    let mut services = Services::default();
+    services.add(proto::v1::registry_service_server::RegistryServiceServer::new(registry::grpc::RegistryGrpc::new(
         state.clone(),
-    ));
-    served.push(name_of(&registry));
-    // Vendor service areas register here, one line each, as their issues land.
+    )));
 
-    for name in &served {
+    // ---- service areas: one block each ----
+
+    // account (AccountService)
+
+    // dialer (DialerService)
+
+    // provisioning (ProvisioningService)
+
+    // ---- end of service areas ----
+
+    for name in &services.names {
         health_reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
     }
-    let reflection_v1 = reflection(&served).build_v1().expect("the embedded descriptor sets are valid");
-    let reflection_v1alpha = reflection(&served).build_v1alpha().expect("the embedded descriptor sets are valid");
-
+    let mut routes = services.routes;
+    routes
+        .add_service(health)
+        .add_service(reflection(&services.names).build_v1().expect("the embedded descriptor sets are valid"))
+        .add_service(reflection(&services.names).build_v1alpha().expect("the embedded descriptor sets are valid"));
     Server::builder()
         .layer(MetricsLayer { state: state.clone() })
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(registry)
+        .add_routes(routes.routes())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
         .await
+}
+
+/// The served gRPC services and their names (for health and reflection).
+#[derive(Default)]
+struct Services {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl Services {
+    fn add<S>(&mut self, svc: S)
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(svc);
+    }
 }
 
 /// Reflection for the served services only, not every service the proto files declare.
@@ -61,21 +91,17 @@ fn reflection<'a>(served: &[&'static str]) -> tonic_reflection::server::Builder<
     builder
 }
 
-fn name_of<S: NamedService>(_: &S) -> &'static str {
-    S::NAME
-}
-
 /// Serves the HTTP listener: `/healthz`, `/metrics` and the vendors' callback routes.
 pub async fn serve_http(
     state: AppState,
     listener: TcpListener,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        // Vendor callback routes are merged here, one line per area that has one.
-        .with_state(state);
+    let router =
+        Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state.clone());
+    // Vendor callback routes, one line per area that has one:
+    // provisioning
+    let router = router;
     axum::serve(listener, router).with_graceful_shutdown(stop).await
 }
 
@@ -98,7 +124,16 @@ pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
             }
         })
     };
-    vec![purge]
+    #[allow(unused_mut)] // areas push theirs below
+    let mut workers = vec![purge];
+
+    // account
+
+    // dialer
+
+    // provisioning
+
+    workers
 }
 
 /// Liveness and readiness: the database answers.

@@ -29,8 +29,15 @@ impl FieldViolation {
 }
 
 /// A caller-facing error: a gRPC code, a machine-readable reason and a human message.
+///
+/// Boxed, so that `Result<T, ApiError>` stays one pointer wide on the happy path; its fields
+/// are reached through `Deref` (`err.code`, `err.reason`).
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorBody>);
+
+/// The fields of an [`ApiError`].
+#[derive(Debug, Clone)]
+pub struct ErrorBody {
     pub code: Code,
     /// UPPER_SNAKE reason for `ErrorInfo.reason`.
     pub reason: Cow<'static, str>,
@@ -46,7 +53,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: Code, reason: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ErrorBody {
             code,
             reason: reason.into(),
             domain: Cow::Borrowed(DOMAIN),
@@ -54,7 +61,7 @@ impl ApiError {
             metadata: HashMap::new(),
             violations: Vec::new(),
             retry_after: None,
-        }
+        }))
     }
 
     /// `INVALID_ARGUMENT` for one bad field.
@@ -145,9 +152,24 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+impl std::ops::Deref for ApiError {
+    type Target = ErrorBody;
+
+    fn deref(&self) -> &ErrorBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorBody {
+        &mut self.0
+    }
+}
+
 /// The one mapping from patchbay's errors to the wire.
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Self {
+        let err = *err.0;
         let mut details = ErrorDetails::new();
         details.set_error_info(err.reason.into_owned(), err.domain.into_owned(), err.metadata);
         for v in err.violations {

@@ -228,7 +228,7 @@ fn diagnostics(file: &str, text: &str, problems: Vec<Problem>) -> Vec<Diagnostic
             Diagnostic { file: file.to_owned(), line, column, path: p.path.to_string(), message: p.message }
         })
         .collect();
-    out.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+    out.sort_by_key(|d| (d.line, d.column));
     out.dedup();
     out
 }

@@ -33,7 +33,13 @@ use sha2::{Digest, Sha256};
 use crate::ops::{ApiError, auth::TokenHash};
 
 /// The service areas tenants can configure, one line each.
-pub static AREAS: &[AreaEntry] = &[];
+pub static AREAS: &[AreaEntry] = &[
+    // account
+
+    // dialer
+
+    // provisioning
+];
 
 /// What a tenant shows of one of its triggers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -210,12 +210,16 @@ pub trait BuildTrigger<T>: Send + Sync {
     fn build(&self, deps: &BuildDeps) -> anyhow::Result<T>;
 }
 
+/// A provider's pure validation: the trigger's YAML in, something buildable out (or `None`, with
+/// every problem recorded in the context).
+pub type ValidateFn<T> = fn(&Value, &mut ValidateCtx<'_>) -> Option<Box<dyn BuildTrigger<T>>>;
+
 /// One provider of an area: the registration line.
 pub struct ProviderSpec<T: 'static> {
     /// The YAML `provider:` value.
     pub name: &'static str,
     /// Pure validation of the whole trigger mapping (its `provider` and `enabled` keys included).
-    pub validate: fn(&Value, &mut ValidateCtx<'_>) -> Option<Box<dyn BuildTrigger<T>>>,
+    pub validate: ValidateFn<T>,
     /// JSON Schema of the trigger mapping, for `patchbay schema`.
     pub schema: fn(&mut SchemaGenerator) -> Schema,
 }
