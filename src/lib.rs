@@ -6,7 +6,7 @@
 
 pub mod app;
 // Service areas, each with its vendors in subfolders:
-// account
+pub mod account;
 
 // dialer
 

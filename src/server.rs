@@ -32,6 +32,9 @@ pub async fn serve_grpc(
     // ---- service areas: one block each ----
 
     // account (AccountService)
+    services.add(proto::v1::account_service_server::AccountServiceServer::new(crate::account::grpc::AccountGrpc::new(
+        state.clone(),
+    )));
 
     // dialer (DialerService)
 
@@ -128,6 +131,7 @@ pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
     let mut workers = vec![purge];
 
     // account
+    workers.push(crate::account::reconciler::spawn(state.clone()));
 
     // dialer
 

@@ -34,8 +34,7 @@ use crate::ops::{ApiError, auth::TokenHash};
 
 /// The service areas tenants can configure, one line each.
 pub static AREAS: &[AreaEntry] = &[
-    // account
-
+    AreaEntry::of::<crate::account::AccountArea>(),
     // dialer
 
     // provisioning

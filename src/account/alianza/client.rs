@@ -1,0 +1,670 @@
+//! The Alianza REST API v2 client of one tenant.
+//!
+//! Sessions: one login per tenant, reused until Alianza says 401 (the token's lifetime slides
+//! with use); concurrent calls that find no token share one login (single flight); on 401 the
+//! client logs in again and retries that request once. Every request has a timeout. Reads are
+//! retried with jittered backoff on 5xx, timeouts and connection failures (bounded); mutations are
+//! retried only when the request provably never reached Alianza (connection refused) or was
+//! refused for its token (401).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use reqwest::{Method, StatusCode, Url, header::HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+use super::wire::{self, VendorMessage};
+use crate::{
+    account::provider::{
+        Account, AccountPanel, AccountProvider, AccountState, AccountType, CallingPlan, DesiredStatus, NewAccount,
+        ProviderError, Rejection, SipLine, StatusChange, VendorFault,
+    },
+    ops::retry::Backoff,
+};
+
+/// `ErrorInfo.domain` of Alianza's own errors.
+pub const DOMAIN: &str = "alianza.com";
+/// The YAML `provider:` name.
+pub const PROVIDER: &str = "alianza";
+
+/// Vendor codes meaning "this account number is taken".
+const ACCOUNT_EXISTS_CODES: &[&str] = &["AccountNumberInUse", "AccountNumberAlreadyExists"];
+/// Vendor codes meaning "the account still has telephone numbers".
+const NUMBERS_ASSIGNED_CODES: &[&str] = &["AccountHasTelephoneNumbers", "TelephoneNumbersAssigned"];
+
+/// How long calling-plan product names are reused before being read again.
+const PLAN_NAMES_TTL: Duration = Duration::from_secs(300);
+/// An account naming a product the cache lacks refreshes it, at most this often.
+const PLAN_NAMES_MIN_REFRESH: Duration = Duration::from_secs(10);
+
+/// What account creation takes from the tenant's `account_defaults`.
+#[derive(Debug, Clone)]
+pub struct CreateDefaults {
+    pub time_zone: String,
+    pub regulatory_type: String,
+    pub inbound_rate_plan_product_id: String,
+}
+
+/// One tenant's connection settings.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// `https://api.alianza.com`, without a trailing slash.
+    pub base_url: String,
+    pub partition_id: String,
+    pub username: SecretString,
+    pub password: SecretString,
+    /// Per request, from connecting to the last byte of the answer.
+    pub timeout: Duration,
+    /// Retries of reads on 5xx, timeouts and connection failures.
+    pub read_backoff: Backoff,
+    /// `None` when the tenant has no account_defaults (CreateAccount then refuses).
+    pub create_defaults: Option<CreateDefaults>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("partition_id", &self.partition_id)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default read retries: 3 attempts, 100 ms then 200 ms (jittered).
+pub const READ_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1), 3);
+
+/// An Alianza client for one tenant. Cheap to clone; clones share the session.
+#[derive(Clone)]
+pub struct AlianzaClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AlianzaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlianzaClient").field("config", &self.inner.cfg).finish_non_exhaustive()
+    }
+}
+
+type LoginFuture = Shared<BoxFuture<'static, Result<Arc<str>, ProviderError>>>;
+
+enum Session {
+    Empty,
+    LoggingIn(LoginFuture),
+    Ready(Arc<str>),
+}
+
+struct PlanNames {
+    fetched: Instant,
+    names: Arc<HashMap<String, String>>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    cfg: ClientConfig,
+    /// `{base}/v2/authorize`
+    authorize_url: Url,
+    /// `{base}/v2/partition/{partitionId}`
+    partition_url: Url,
+    session: Mutex<Session>,
+    plan_names: Mutex<Option<PlanNames>>,
+    logins: AtomicU64,
+}
+
+/// Whether a request may be repeated when its outcome is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Mutation,
+}
+
+/// A failed request: 404 is kept apart, since its meaning depends on the call.
+enum CallError {
+    NotFound(VendorMessage),
+    Failed(ProviderError),
+}
+
+impl From<ProviderError> for CallError {
+    fn from(e: ProviderError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// Account-scoped calls: a 404 means the account is not there.
+fn account_scoped(e: CallError) -> ProviderError {
+    match e {
+        CallError::NotFound(_) => ProviderError::NoAccount { vendor: "Alianza" },
+        CallError::Failed(e) => e,
+    }
+}
+
+impl AlianzaClient {
+    /// A client for `cfg`, on the process's pooled HTTP client. Fails only on a malformed base URL.
+    pub fn new(http: reqwest::Client, cfg: ClientConfig) -> Result<Self, String> {
+        let base: Url = cfg.base_url.parse().map_err(|e| format!("api_url: {e}"))?;
+        let join = |segments: &[&str]| -> Result<Url, String> {
+            let mut url = base.clone();
+            url.path_segments_mut()
+                .map_err(|_| "api_url cannot be a base URL".to_owned())?
+                .pop_if_empty()
+                .extend(segments);
+            Ok(url)
+        };
+        let authorize_url = join(&["v2", "authorize"])?;
+        let partition_url = join(&["v2", "partition", &cfg.partition_id])?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                cfg,
+                authorize_url,
+                partition_url,
+                session: Mutex::new(Session::Empty),
+                plan_names: Mutex::new(None),
+                logins: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Logins made by this client (each shared by every call waiting for it).
+    pub fn logins(&self) -> u64 {
+        self.inner.logins.load(Ordering::Relaxed)
+    }
+
+    /// The account with this account number (exact match), with the vendor's id.
+    async fn lookup(&self, number: &str) -> Result<wire::Account, ProviderError> {
+        let mut url = self.inner.url(&["account", number]);
+        url.query_pairs_mut().append_pair("accountIdType", "AccountNumber");
+        self.inner.call(Method::GET, url, None, Kind::Read).await.map_err(account_scoped)
+    }
+
+    async fn users(&self, id: &str) -> Result<Vec<wire::User>, ProviderError> {
+        let url = self.inner.url(&["account", id, "user"]);
+        self.inner.call(Method::GET, url, None, Kind::Read).await.map_err(account_scoped)
+    }
+
+    async fn device_lines(&self, id: &str) -> Result<Vec<wire::DeviceLine>, ProviderError> {
+        let url = self.inner.url(&["account", id, "deviceline"]);
+        self.inner.call(Method::GET, url, None, Kind::Read).await.map_err(account_scoped)
+    }
+
+    /// Calling-plan product id -> name, cached per tenant for [`PLAN_NAMES_TTL`].
+    async fn plan_names(
+        &self,
+        wanted: &[wire::AccountCallingPlan],
+    ) -> Result<Arc<HashMap<String, String>>, ProviderError> {
+        if wanted.is_empty() {
+            return Ok(Arc::default());
+        }
+        let cached = {
+            let cache = self.inner.plan_names.lock().unwrap_or_else(|e| e.into_inner());
+            cache.as_ref().map(|c| (c.fetched.elapsed(), Arc::clone(&c.names)))
+        };
+        if let Some((age, names)) = &cached {
+            let complete = wanted.iter().all(|p| names.contains_key(&p.calling_plan_product_id));
+            if *age < PLAN_NAMES_TTL && (complete || *age < PLAN_NAMES_MIN_REFRESH) {
+                return Ok(Arc::clone(names));
+            }
+        }
+        let url = self.inner.url(&["callingplanproduct"]);
+        let products: Vec<wire::CallingPlanProduct> = match self.inner.call(Method::GET, url, None, Kind::Read).await {
+            Ok(p) => p,
+            // Names are decoration: without them the panel shows product ids.
+            Err(CallError::NotFound(_)) => Vec::new(),
+            Err(CallError::Failed(e)) => match cached {
+                Some((_, names)) => {
+                    tracing::warn!(error = %e, "calling-plan names could not be refreshed; using the cached ones");
+                    return Ok(names);
+                }
+                None => return Err(e),
+            },
+        };
+        let names: Arc<HashMap<String, String>> = Arc::new(products.into_iter().map(|p| (p.id, p.name)).collect());
+        *self.inner.plan_names.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(PlanNames { fetched: Instant::now(), names: Arc::clone(&names) });
+        Ok(names)
+    }
+
+    /// Users and lines of an account, read in parallel, as SIP lines.
+    async fn lines_of(&self, id: &str) -> Result<(Vec<wire::User>, Vec<SipLine>), ProviderError> {
+        let (users, lines) = futures::try_join!(self.users(id), self.device_lines(id))?;
+        let sip_lines = sip_lines(&users, lines);
+        Ok((users, sip_lines))
+    }
+}
+
+#[tonic::async_trait]
+impl AccountProvider for AlianzaClient {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn account_panel(&self, number: &str) -> Result<AccountPanel, ProviderError> {
+        let account = self.lookup(number).await?;
+        let ((users, sip_lines), names) =
+            futures::try_join!(self.lines_of(&account.id), self.plan_names(&account.calling_plans))?;
+        let mut product_plans: Vec<String> = Vec::new();
+        for user in &users {
+            if !user.user_product_plan.is_empty() && !product_plans.contains(&user.user_product_plan) {
+                product_plans.push(user.user_product_plan.clone());
+            }
+        }
+        Ok(AccountPanel { account: domain_account(account, &names), product_plans, sip_lines })
+    }
+
+    async fn sip_lines(&self, number: &str) -> Result<Vec<SipLine>, ProviderError> {
+        let account = self.lookup(number).await?;
+        Ok(self.lines_of(&account.id).await?.1)
+    }
+
+    async fn create_account(&self, new: &NewAccount) -> Result<Account, ProviderError> {
+        let defaults = self.inner.cfg.create_defaults.as_ref().ok_or_else(|| {
+            ProviderError::Misconfigured(
+                "account_defaults (time_zone, regulatory_type, inbound_rate_plan_product_id) are needed to create accounts"
+                    .into(),
+            )
+        })?;
+        let body = wire::NewAccount {
+            partition_id: &self.inner.cfg.partition_id,
+            account_number: &new.number,
+            account_name: &new.name,
+            account_type: match new.account_type {
+                AccountType::Simple => "SIMPLE",
+                AccountType::Advanced => "ADVANCED",
+            },
+            billing_cycle_day: new.billing_cycle_day,
+            dialing_behavior_type: new.dialing_behavior.as_str(),
+            extension_length: new.extension_length,
+            time_zone: &defaults.time_zone,
+            regulatory_type: &defaults.regulatory_type,
+            inbound_rate_plan_product_id: &defaults.inbound_rate_plan_product_id,
+            status: new.status.as_str(),
+        };
+        let body = serde_json::to_vec(&body).expect("a struct of text is JSON");
+        let url = self.inner.url(&["account"]);
+        let created: wire::Account =
+            self.inner.call(Method::POST, url, Some(body), Kind::Mutation).await.map_err(|e| match e {
+                CallError::NotFound(m) => ProviderError::Rejected {
+                    kind: Rejection::Invalid,
+                    fault: self.inner.fault(Some(404), m.code, m.message),
+                },
+                CallError::Failed(e) => e,
+            })?;
+        let names = self.plan_names(&created.calling_plans).await.unwrap_or_default();
+        Ok(domain_account(created, &names))
+    }
+
+    async fn set_status(&self, number: &str, status: DesiredStatus) -> Result<StatusChange, ProviderError> {
+        let account = self.lookup(number).await?;
+        if account.status == status.as_str() {
+            return Ok(StatusChange::AlreadySet);
+        }
+        let body = serde_json::to_vec(&wire::StatusPatch { status: status.as_str() }).expect("JSON");
+        let url = self.inner.url(&["account", &account.id]);
+        let _: serde_json::Value =
+            self.inner.call(Method::PATCH, url, Some(body), Kind::Mutation).await.map_err(account_scoped)?;
+        Ok(StatusChange::Changed)
+    }
+
+    async fn delete_account(&self, number: &str) -> Result<(), ProviderError> {
+        let account = self.lookup(number).await?;
+        let url = self.inner.url(&["account", &account.id]);
+        let _: serde_json::Value =
+            self.inner.call(Method::DELETE, url, None, Kind::Mutation).await.map_err(account_scoped)?;
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// `{partition_url}/a/b/c`, each segment percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.partition_url.clone();
+        url.path_segments_mut().expect("checked in new()").extend(segments);
+        url
+    }
+
+    fn fault(&self, http_status: Option<u16>, code: impl Into<String>, message: impl Into<String>) -> VendorFault {
+        VendorFault { domain: DOMAIN, http_status, code: code.into(), message: message.into() }
+    }
+
+    /// The session token, logging in (once, for every caller waiting) if there is none.
+    async fn token(self: &Arc<Self>) -> Result<Arc<str>, ProviderError> {
+        let login = {
+            let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+            match &*session {
+                Session::Ready(token) => return Ok(Arc::clone(token)),
+                Session::LoggingIn(login) => login.clone(),
+                Session::Empty => {
+                    let login = Arc::clone(self).login().boxed().shared();
+                    *session = Session::LoggingIn(login.clone());
+                    login
+                }
+            }
+        };
+        let result = login.clone().await;
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if let Session::LoggingIn(current) = &*session
+            && current.ptr_eq(&login)
+        {
+            // A failed login is not cached: the next call tries again.
+            *session = match &result {
+                Ok(token) => Session::Ready(Arc::clone(token)),
+                Err(_) => Session::Empty,
+            };
+        }
+        result
+    }
+
+    /// Forgets `used` after Alianza refused it, unless another call already replaced it.
+    fn invalidate(&self, used: &Arc<str>) {
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if let Session::Ready(token) = &*session
+            && Arc::ptr_eq(token, used)
+        {
+            *session = Session::Empty;
+        }
+    }
+
+    /// `POST /v2/authorize`, retried like a read (a login changes nothing).
+    async fn login(self: Arc<Self>) -> Result<Arc<str>, ProviderError> {
+        self.logins.fetch_add(1, Ordering::Relaxed);
+        let body = serde_json::to_vec(&wire::AuthRequest {
+            username: self.cfg.username.expose_secret(),
+            password: self.cfg.password.expose_secret(),
+        })
+        .expect("JSON");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sent = self
+                .http
+                .post(self.authorize_url.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .timeout(self.cfg.timeout)
+                .body(body.clone())
+                .send()
+                .await;
+            let outcome = match sent {
+                Ok(resp) => {
+                    let status = resp.status();
+                    match resp.bytes().await {
+                        Ok(bytes) => Ok((status, bytes)),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let failure = match outcome {
+                Ok((status, bytes)) if status.is_success() => {
+                    return match serde_json::from_slice::<wire::AuthAnswer>(&bytes) {
+                        Ok(answer) if !answer.auth_token.is_empty() => {
+                            tracing::debug!(partition = %self.cfg.partition_id, "logged in to Alianza");
+                            Ok(Arc::from(answer.auth_token))
+                        }
+                        _ => Err(ProviderError::BadResponse {
+                            fault: self.fault(
+                                Some(status.as_u16()),
+                                "BAD_LOGIN_ANSWER",
+                                "the login answer has no authToken",
+                            ),
+                            outcome_unknown: false,
+                        }),
+                    };
+                }
+                Ok((status, bytes)) if status.is_server_error() => self.status_error(status, &bytes, Kind::Read),
+                Ok((status, bytes)) => {
+                    let m = VendorMessage::parse(&bytes);
+                    let fault = self.fault(Some(status.as_u16()), m.code, m.message);
+                    return Err(ProviderError::Credentials { fault });
+                }
+                Err(e) => self.transport_error(&e, Kind::Read),
+            };
+            if !self.cfg.read_backoff.allows(attempt) || !retryable(&failure) {
+                return Err(failure);
+            }
+            tokio::time::sleep(self.cfg.read_backoff.delay(attempt)).await;
+        }
+    }
+
+    /// One API call: token, timeout, one re-login on 401, bounded retries for reads.
+    async fn call<T: DeserializeOwned>(
+        self: &Arc<Self>,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+        kind: Kind,
+    ) -> Result<T, CallError> {
+        let mut attempt = 0;
+        let mut relogged = false;
+        loop {
+            attempt += 1;
+            let token = self.token().await?;
+            let mut req = self.http.request(method.clone(), url.clone()).timeout(self.cfg.timeout);
+            if let Ok(value) = HeaderValue::from_str(&token) {
+                req = req.header("X-AUTH-TOKEN", value);
+            }
+            if let Some(body) = &body {
+                req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+            }
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    resp.bytes().await.map(|b| (status, b))
+                }
+                Err(e) => Err(e),
+            };
+            let failure = match outcome {
+                Ok((status, bytes)) if status.is_success() => return self.parse(status, &bytes, kind),
+                Ok((StatusCode::UNAUTHORIZED, bytes)) => {
+                    if !relogged {
+                        // Expired (or revoked) token: the request was not processed; log in again, once.
+                        relogged = true;
+                        attempt -= 1;
+                        self.invalidate(&token);
+                        continue;
+                    }
+                    let m = VendorMessage::parse(&bytes);
+                    return Err(ProviderError::Credentials { fault: self.fault(Some(401), m.code, m.message) }.into());
+                }
+                Ok((StatusCode::NOT_FOUND, bytes)) => return Err(CallError::NotFound(VendorMessage::parse(&bytes))),
+                Ok((status, bytes)) => self.status_error(status, &bytes, kind),
+                Err(e) => self.transport_error(&e, kind),
+            };
+            let may_retry = match kind {
+                Kind::Read => retryable(&failure),
+                // The connection was refused: Alianza never saw the request, so repeating it is safe.
+                Kind::Mutation => {
+                    matches!(&failure, ProviderError::Unavailable { fault, .. } if fault.code == "CONNECT")
+                }
+            };
+            if !may_retry || !self.cfg.read_backoff.allows(attempt) {
+                return Err(failure.into());
+            }
+            tracing::debug!(%method, path = url.path(), attempt, error = %failure, "retrying an Alianza call");
+            tokio::time::sleep(self.cfg.read_backoff.delay(attempt)).await;
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(&self, status: StatusCode, bytes: &[u8], kind: Kind) -> Result<T, CallError> {
+        // DELETE and some PATCHes answer 200 with no body.
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"null" } else { bytes };
+        serde_json::from_slice(bytes).map_err(|e| {
+            CallError::Failed(ProviderError::BadResponse {
+                fault: self.fault(Some(status.as_u16()), "BAD_RESPONSE", format!("unreadable JSON: {e}")),
+                outcome_unknown: kind == Kind::Mutation,
+            })
+        })
+    }
+
+    /// An error answer other than 401 and 404.
+    fn status_error(&self, status: StatusCode, bytes: &[u8], kind: Kind) -> ProviderError {
+        let m = VendorMessage::parse(bytes);
+        let code = if m.code.is_empty() { format!("HTTP_{}", status.as_u16()) } else { m.code.clone() };
+        let fault = self.fault(Some(status.as_u16()), code, m.message.clone());
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return ProviderError::Unavailable {
+                fault,
+                retry_after: Duration::from_secs(2),
+                outcome_unknown: kind == Kind::Mutation && status.is_server_error(),
+            };
+        }
+        if status == StatusCode::FORBIDDEN {
+            return ProviderError::Forbidden { fault };
+        }
+        let kind = if ACCOUNT_EXISTS_CODES.iter().any(|c| m.has(c)) {
+            Rejection::AlreadyExists
+        } else if NUMBERS_ASSIGNED_CODES.iter().any(|c| m.has(c)) {
+            Rejection::NumbersAssigned
+        } else {
+            Rejection::Invalid
+        };
+        ProviderError::Rejected { kind, fault }
+    }
+
+    fn transport_error(&self, e: &reqwest::Error, kind: Kind) -> ProviderError {
+        let (code, message, retry_after) = if e.is_timeout() {
+            ("TIMEOUT", format!("no answer within {} ms", self.cfg.timeout.as_millis()), Duration::from_secs(5))
+        } else if e.is_connect() {
+            ("CONNECT", "cannot connect".to_owned(), Duration::from_secs(2))
+        } else {
+            ("TRANSPORT", "the connection failed".to_owned(), Duration::from_secs(2))
+        };
+        // A refused connection never carried the request; anything later might have.
+        let outcome_unknown = kind == Kind::Mutation && code != "CONNECT";
+        ProviderError::Unavailable { fault: self.fault(None, code, message), retry_after, outcome_unknown }
+    }
+}
+
+fn retryable(e: &ProviderError) -> bool {
+    matches!(e, ProviderError::Unavailable { .. })
+}
+
+fn state_of(status: &str) -> AccountState {
+    match status {
+        "ACTIVE" => AccountState::Active,
+        "DISABLED" => AccountState::Disabled,
+        "SUSPENDED" => AccountState::Suspended,
+        "PENDING" => AccountState::Pending,
+        "DELETE_PENDING" => AccountState::DeletePending,
+        "DELETED" => AccountState::Deleted,
+        _ => AccountState::Unknown,
+    }
+}
+
+fn domain_account(a: wire::Account, names: &HashMap<String, String>) -> Account {
+    Account {
+        number: a.account_number,
+        name: a.account_name,
+        state: state_of(&a.status),
+        account_type: match a.account_type.as_str() {
+            "SIMPLE" => Some(AccountType::Simple),
+            "ADVANCED" => Some(AccountType::Advanced),
+            _ => None,
+        },
+        platform_type: a.platform_type,
+        billing_cycle_day: i32::try_from(a.billing_cycle_day).unwrap_or(0),
+        calling_plans: a
+            .calling_plans
+            .into_iter()
+            .map(|p| CallingPlan {
+                name: names.get(&p.calling_plan_product_id).cloned().unwrap_or(p.calling_plan_product_id),
+                start_date: p.start_date,
+                plan_minutes: p.plan_minutes,
+                seconds_remaining: p.seconds_remaining,
+            })
+            .collect(),
+    }
+}
+
+/// Device lines as SIP lines: the display name is the owner's name (else the device name), the
+/// dial number the owner's caller-id number (else the line's emergency number).
+fn sip_lines(users: &[wire::User], lines: Vec<wire::DeviceLine>) -> Vec<SipLine> {
+    let by_id: HashMap<&str, &wire::User> = users.iter().map(|u| (u.id.as_str(), u)).collect();
+    lines
+        .into_iter()
+        .map(|l| {
+            let owner = by_id.get(l.user_id.as_str());
+            let owner_name = owner
+                .map(|u| format!("{} {}", u.first_name.trim(), u.last_name.trim()).trim().to_owned())
+                .unwrap_or_default();
+            let caller_id = owner
+                .and_then(|u| u.caller_id_config.as_ref())
+                .map(|c| c.caller_id_number.trim().to_owned())
+                .unwrap_or_default();
+            SipLine {
+                line_number: l.line_number,
+                display_name: if owner_name.is_empty() { l.device_name } else { owner_name },
+                dial_number: if caller_id.is_empty() { l.emergency_number.clone() } else { caller_id },
+                sip_username: l.sip_username,
+                sip_password: l.sip_password,
+                emergency_number: l.emergency_number,
+                mac_address: l.mac_address,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, first: &str, last: &str, caller_id: &str) -> wire::User {
+        wire::User {
+            id: id.into(),
+            first_name: first.into(),
+            last_name: last.into(),
+            user_product_plan: "STANDARD".into(),
+            caller_id_config: Some(wire::CallerIdConfig { caller_id_number: caller_id.into() }),
+        }
+    }
+
+    fn line(user_id: &str, device: &str, emergency: &str) -> wire::DeviceLine {
+        wire::DeviceLine {
+            device_name: device.into(),
+            user_id: user_id.into(),
+            line_number: "1".into(),
+            sip_username: format!("sip-{device}"),
+            sip_password: "pw".into(),
+            mac_address: "0004F2000001".into(),
+            emergency_number: emergency.into(),
+        }
+    }
+
+    #[test]
+    fn display_name_and_dial_number_come_from_the_owner_with_fallbacks() {
+        let users = [user("u1", "Jane", "Smith", "8015550100"), user("u2", "", "", "")];
+        let lines = sip_lines(
+            &users,
+            vec![line("u1", "Desk", "911"), line("u2", "Kitchen", "8015550199"), line("", "Fax", "8015550198")],
+        );
+        assert_eq!((lines[0].display_name.as_str(), lines[0].dial_number.as_str()), ("Jane Smith", "8015550100"));
+        assert_eq!((lines[1].display_name.as_str(), lines[1].dial_number.as_str()), ("Kitchen", "8015550199"));
+        assert_eq!((lines[2].display_name.as_str(), lines[2].dial_number.as_str()), ("Fax", "8015550198"));
+    }
+
+    #[test]
+    fn calling_plans_are_named_from_the_products_or_keep_their_id() {
+        let account = wire::Account {
+            status: "SUSPENDED".into(),
+            account_type: "ADVANCED".into(),
+            calling_plans: vec![
+                wire::AccountCallingPlan { calling_plan_product_id: "p1".into(), ..Default::default() },
+                wire::AccountCallingPlan { calling_plan_product_id: "p2".into(), ..Default::default() },
+            ],
+            ..Default::default()
+        };
+        let names = HashMap::from([("p1".to_owned(), "Unlimited".to_owned())]);
+        let a = domain_account(account, &names);
+        assert_eq!(a.state, AccountState::Suspended);
+        assert_eq!(a.account_type, Some(AccountType::Advanced));
+        assert_eq!(a.calling_plans[0].name, "Unlimited");
+        assert_eq!(a.calling_plans[1].name, "p2");
+    }
+}

@@ -1,0 +1,573 @@
+//! The `triggers.account` section of a tenant whose account provider is Alianza: its keys (the
+//! operators' manual, and `patchbay schema`), their pure validation, and the build of the client.
+
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::{
+    client::{AlianzaClient, ClientConfig, CreateDefaults, READ_BACKOFF},
+    sim::AlianzaSim,
+};
+use crate::{
+    account::{
+        AccountTrigger,
+        provider::{DesiredStatus, DialingBehavior},
+        settings::{AccountNumberField, AccountSettings, SipTableConfig, StatusMap},
+    },
+    registry::{
+        provider::{BuildDeps, BuildTrigger, ValidateCtx},
+        secrets::SecretRef,
+        yaml::Value,
+    },
+};
+
+/// Per-request timeout when the tenant sets none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `triggers.account` with `provider: alianza`: a tenant's Alianza Cloud Voice account, as the
+/// CRM's "External API (triggers)" page configures it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "account trigger: alianza")]
+pub struct AlianzaConfig {
+    /// `alianza`.
+    #[schemars(extend("const" = "alianza"))]
+    pub provider: String,
+    /// `false` switches the whole trigger off: every AccountService call is FAILED_PRECONDITION,
+    /// reason TRIGGER_DISABLED. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The CRM's "Customer Status" switch: enables GetAccountStatus (the status panel) and the
+    /// automatic status follow-up (SetCustomerStatus). Default false.
+    #[serde(default)]
+    pub customer_status: bool,
+    /// The CRM's "Customer Synchro Console" switch: enables CreateAccount, SyncSipLines,
+    /// ListSipLines and DeleteAccount. When true, `account_defaults` (time_zone, regulatory_type,
+    /// inbound_rate_plan_product_id) and `custom_sip_table` are required. Default false.
+    #[serde(default)]
+    pub synchro_console: bool,
+    /// Alianza's API: `https://api.alianza.com` (production), `https://api.b2.alianza.com`
+    /// (beta), or `simulator` for patchbay's built-in simulator (seeded with demo accounts).
+    pub api_url: String,
+    /// The Alianza admin portal, shown on the status panel for the "Open in Alianza GUI" button.
+    #[serde(default)]
+    pub admin_portal_url: Option<String>,
+    /// Your partition id at Alianza (from your client services manager).
+    pub partition_id: String,
+    /// The Alianza admin-portal user patchbay logs in as. CRM name: `API_USERNAME`.
+    #[serde(alias = "API_USERNAME")]
+    pub username: SecretRef,
+    /// Its password. CRM name: `API_PASSWORD`. Keep it out of the file: `${env:..}` or `${file:..}`.
+    #[serde(alias = "API_PASSWORD")]
+    pub password: SecretRef,
+    /// The CRM customer field holding the Alianza account number: `nickname` (the default, also
+    /// when left blank) or the name of a custom field, looked up in `customer.fields`.
+    /// CRM name: `Account_Number_Field`.
+    #[serde(default, alias = "Account_Number_Field")]
+    pub account_number_field: Option<String>,
+    /// CRM status -> Alianza status (ACTIVE or DISABLED). Statuses not listed are DISABLED;
+    /// matched without regard to case. Default `{ current: ACTIVE }`.
+    #[serde(default)]
+    pub status_map: Option<BTreeMap<String, DesiredStatus>>,
+    /// What Alianza requires on account creation that the CRM does not know.
+    #[serde(default)]
+    pub account_defaults: Option<AccountDefaults>,
+    /// The field IDs of the CRM's custom "Alianza Voice" table that SyncSipLines fills.
+    #[serde(default)]
+    pub custom_sip_table: Option<SipTableConfig>,
+    /// Milliseconds before an Alianza request is given up (100-120000). Default 10000.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Account-creation settings the CRM cannot supply.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDefaults {
+    /// The new account's time zone, e.g. `US/Eastern`.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// RESIDENTIAL, COMMERCIAL or GOVERNMENT.
+    #[serde(default)]
+    pub regulatory_type: Option<RegulatoryType>,
+    /// The inbound rate plan product new accounts get.
+    #[serde(default)]
+    pub inbound_rate_plan_product_id: Option<String>,
+    /// The dialling behaviour when CreateAccount leaves it unspecified: SEVEN_DIGIT, TEN_DIGIT,
+    /// OPEN_DIAL_PLAN, DIAL_NINE_SEVEN_DIGIT, DIAL_NINE_TEN_DIGIT (both ADVANCED only) or
+    /// OPEN_DIAL_PLAN_TEN_DIGIT.
+    #[serde(default)]
+    pub dialing_behavior: Option<DialingBehavior>,
+    /// The billing cycle day (1-28) when CreateAccount leaves it 0: your billing day.
+    #[serde(default)]
+    pub billing_cycle_day: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RegulatoryType {
+    Residential,
+    Commercial,
+    Government,
+}
+
+impl RegulatoryType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Residential => "RESIDENTIAL",
+            Self::Commercial => "COMMERCIAL",
+            Self::Government => "GOVERNMENT",
+        }
+    }
+}
+
+/// The JSON Schema of the trigger, for `patchbay schema`.
+pub fn schema(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<AlianzaConfig>()
+}
+
+/// Where the client sends its requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Api {
+    Simulator,
+    Url(String),
+}
+
+/// A validated trigger, ready to build.
+struct AlianzaBuild {
+    settings: AccountSettings,
+    api: Api,
+    partition_id: String,
+    username: SecretString,
+    password: SecretString,
+    timeout: Duration,
+    create_defaults: Option<CreateDefaults>,
+}
+
+/// The key as the operator wrote it: the CRM alias if that is what the file uses.
+fn written<'a>(raw: &Value, canonical: &'a str, alias: &'a str) -> &'a str {
+    if raw.get(alias).is_some() { alias } else { canonical }
+}
+
+/// Pure validation of `triggers.account` (no I/O but resolving the two secrets).
+pub fn validate(raw: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn BuildTrigger<AccountTrigger>>> {
+    let cfg: AlianzaConfig = ctx.deserialize(raw)?;
+    let before = ctx.problem_count();
+
+    let api = check_api_url(&cfg.api_url, ctx);
+    let admin_portal_url = match cfg.admin_portal_url.as_deref().map(str::trim) {
+        None | Some("") => String::new(),
+        Some(url) => {
+            if web_url(url).is_err() {
+                ctx.problem("admin_portal_url", "must be an http:// or https:// URL, e.g. https://admin.alianza.com");
+            }
+            url.to_owned()
+        }
+    };
+    let partition_id = cfg.partition_id.trim().to_owned();
+    if partition_id.is_empty()
+        || partition_id.contains(['/', '?', '#'])
+        || partition_id.chars().any(char::is_whitespace)
+    {
+        ctx.problem("partition_id", "must be your Alianza partition id: non-empty, no blanks, `/`, `?` or `#`");
+    }
+
+    let username_key = written(raw, "username", "API_USERNAME");
+    let password_key = written(raw, "password", "API_PASSWORD");
+    for (key, secret) in [(username_key, &cfg.username), (password_key, &cfg.password)] {
+        if matches!(secret, SecretRef::Literal(v) if v.trim().is_empty()) {
+            ctx.problem(key, "must not be empty");
+        }
+    }
+    let username = ctx.secret(username_key, &cfg.username);
+    let password = ctx.secret(password_key, &cfg.password);
+
+    let number_key = written(raw, "account_number_field", "Account_Number_Field");
+    if let Some(field) = cfg.account_number_field.as_deref()
+        && field.trim() != field
+    {
+        ctx.problem(number_key, "must not start or end with blanks");
+    }
+    let account_number_field = AccountNumberField::from_yaml(cfg.account_number_field.as_deref());
+
+    let status_map = match &cfg.status_map {
+        None => Some(StatusMap::default()),
+        Some(written) => StatusMap::check(written, ctx),
+    };
+
+    let defaults = cfg.account_defaults.as_ref();
+    if let Some(d) = defaults {
+        if d.billing_cycle_day.is_some_and(|day| !(1..=28).contains(&day)) {
+            ctx.problem("account_defaults.billing_cycle_day", "must be 1-28 (Alianza's billing cycle days)");
+        }
+        for (key, value) in
+            [("time_zone", &d.time_zone), ("inbound_rate_plan_product_id", &d.inbound_rate_plan_product_id)]
+        {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                ctx.problem(&format!("account_defaults.{key}"), "must not be blank; leave the key out instead");
+            }
+        }
+    }
+    let create_defaults = defaults.and_then(|d| {
+        Some(CreateDefaults {
+            time_zone: d.time_zone.clone()?.trim().to_owned(),
+            regulatory_type: d.regulatory_type?.as_str().to_owned(),
+            inbound_rate_plan_product_id: d.inbound_rate_plan_product_id.clone()?.trim().to_owned(),
+        })
+    });
+    let sip_table = cfg.custom_sip_table.as_ref().and_then(|t| t.check(raw, ctx));
+    if cfg.synchro_console {
+        // The console's actions need these; saying so now beats a failed CreateAccount later.
+        let needed = "synchro_console: true needs it (CreateAccount takes it from here)";
+        match defaults {
+            None => ctx.problem(
+                "account_defaults",
+                "missing: synchro_console: true needs account_defaults with time_zone, regulatory_type and \
+                 inbound_rate_plan_product_id (CreateAccount takes them from here)",
+            ),
+            Some(d) => {
+                if d.time_zone.is_none() {
+                    ctx.problem("account_defaults.time_zone", format!("missing: {needed}"));
+                }
+                if d.regulatory_type.is_none() {
+                    ctx.problem("account_defaults.regulatory_type", format!("missing: {needed}"));
+                }
+                if d.inbound_rate_plan_product_id.is_none() {
+                    ctx.problem("account_defaults.inbound_rate_plan_product_id", format!("missing: {needed}"));
+                }
+            }
+        }
+        if cfg.custom_sip_table.is_none() {
+            ctx.problem(
+                "custom_sip_table",
+                "missing: synchro_console: true needs the field IDs of the CRM's SIP table (SyncSipLines fills it)",
+            );
+        }
+    }
+    let timeout = match cfg.timeout_ms {
+        None => DEFAULT_TIMEOUT,
+        Some(ms) if (100..=120_000).contains(&ms) => Duration::from_millis(ms),
+        Some(_) => {
+            ctx.problem("timeout_ms", "must be 100-120000 (milliseconds)");
+            DEFAULT_TIMEOUT
+        }
+    };
+
+    let (Some(api), Some(username), Some(password), Some(status_map)) = (api, username, password, status_map) else {
+        return None;
+    };
+    if ctx.problem_count() != before {
+        return None;
+    }
+    let settings = AccountSettings {
+        customer_status: cfg.customer_status,
+        synchro_console: cfg.synchro_console,
+        admin_portal_url,
+        account_number_field,
+        status_map,
+        default_billing_cycle_day: defaults.and_then(|d| d.billing_cycle_day),
+        default_dialing_behavior: defaults.and_then(|d| d.dialing_behavior),
+        sip_table,
+    };
+    Some(Box::new(AlianzaBuild { settings, api, partition_id, username, password, timeout, create_defaults }))
+}
+
+fn web_url(text: &str) -> Result<reqwest::Url, ()> {
+    let url: reqwest::Url = text.parse().map_err(|_| ())?;
+    let ok = matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty());
+    if ok { Ok(url) } else { Err(()) }
+}
+
+fn check_api_url(text: &str, ctx: &mut ValidateCtx<'_>) -> Option<Api> {
+    let text = text.trim();
+    if text == "simulator" {
+        return Some(Api::Simulator);
+    }
+    let rule = "must be `simulator` or Alianza's base URL, e.g. https://api.alianza.com (no /v2, query or fragment)";
+    match web_url(text) {
+        Ok(url) if url.query().is_none() && url.fragment().is_none() && !url.path().contains("/v2") => {
+            Some(Api::Url(text.trim_end_matches('/').to_owned()))
+        }
+        _ => {
+            ctx.problem("api_url", rule);
+            None
+        }
+    }
+}
+
+impl BuildTrigger<AccountTrigger> for AlianzaBuild {
+    fn build(&self, deps: &BuildDeps) -> anyhow::Result<AccountTrigger> {
+        let base_url = match &self.api {
+            Api::Url(url) => url.clone(),
+            Api::Simulator => {
+                let sim = deps.sims.get_or_start(|| AlianzaSim::start(SocketAddr::from(([127, 0, 0, 1], 0))))?;
+                // The in-process simulator plays this tenant's Alianza: it knows its login, its
+                // rate plan, and the demo accounts.
+                sim.add_login(self.username.expose_secret(), self.password.expose_secret(), &self.partition_id);
+                sim.seed_demo(&self.partition_id);
+                if let Some(d) = &self.create_defaults {
+                    sim.add_rate_plan(&self.partition_id, &d.inbound_rate_plan_product_id);
+                }
+                sim.url()
+            }
+        };
+        let client = AlianzaClient::new(
+            deps.http.clone(),
+            ClientConfig {
+                base_url,
+                partition_id: self.partition_id.clone(),
+                username: self.username.clone(),
+                password: self.password.clone(),
+                timeout: self.timeout,
+                read_backoff: READ_BACKOFF,
+                create_defaults: self.create_defaults.clone(),
+            },
+        )
+        .map_err(anyhow::Error::msg)?;
+        Ok(AccountTrigger { settings: Arc::new(self.settings.clone()), provider: Arc::new(client) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        ops::auth::TokenHash,
+        registry::{Diagnostic, file, secrets::SystemSecrets},
+    };
+
+    /// A tenant file `acme.yaml` with `trigger` (indented two spaces) under `triggers.account`.
+    fn file_with(trigger: &str) -> String {
+        let token = TokenHash::of_token("t");
+        let body: String = trigger.lines().map(|l| format!("    {l}\n")).collect();
+        format!("tenant: acme\naccess:\n  tokens: [\"{token}\"]\ntriggers:\n  account:\n{body}")
+    }
+
+    const GOOD: &str = "\
+provider: alianza
+enabled: true
+customer_status: true
+synchro_console: true
+api_url: https://api.alianza.com
+admin_portal_url: https://admin.alianza.com
+partition_id: p-123
+API_USERNAME: crm@acme.example
+API_PASSWORD: s3cret
+Account_Number_Field: acct
+status_map: { current: ACTIVE, trial: ACTIVE, suspended: DISABLED }
+account_defaults:
+  time_zone: US/Eastern
+  regulatory_type: RESIDENTIAL
+  inbound_rate_plan_product_id: rp-1
+  dialing_behavior: TEN_DIGIT
+  billing_cycle_day: 15
+custom_sip_table:
+  Custom_SIP_Table_dialNumber: 101
+  display_name: 102
+  password: 103
+  port_number: 104
+  user_name: 105
+timeout_ms: 2000";
+
+    fn problems(trigger: &str) -> Vec<String> {
+        match file::validate("providers.d/acme.yaml", "acme", file_with(trigger).as_bytes(), &SystemSecrets) {
+            Ok(_) => Vec::new(),
+            Err(d) => d.iter().map(Diagnostic::to_string).collect(),
+        }
+    }
+
+    fn assert_problem(trigger: &str, expected: &str) {
+        let found = problems(trigger);
+        assert!(found.iter().any(|p| p.contains(expected)), "expected `{expected}` in {found:#?}");
+    }
+
+    /// `GOOD` with the line starting with `key` replaced by `line` (or removed if empty).
+    fn with(key: &str, line: &str) -> String {
+        let mut out: Vec<&str> = Vec::new();
+        let mut replaced = false;
+        for l in GOOD.lines() {
+            if !replaced && l.starts_with(key) {
+                replaced = true;
+                if !line.is_empty() {
+                    out.push(line);
+                }
+            } else {
+                out.push(l);
+            }
+        }
+        assert!(replaced, "no line starts with {key}");
+        out.join("\n")
+    }
+
+    #[test]
+    fn a_complete_trigger_with_crm_aliases_is_valid() {
+        assert_eq!(problems(GOOD), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_minimal_trigger_is_valid_and_its_switches_default_off() {
+        let minimal = "provider: alianza\napi_url: simulator\npartition_id: p\nusername: u\npassword: p";
+        assert_eq!(problems(minimal), Vec::<String>::new());
+        let value: Value = serde_yaml::from_str(minimal).unwrap();
+        let cfg: AlianzaConfig = crate::registry::yaml::deserialize(&value).unwrap();
+        assert!(cfg.enabled && !cfg.customer_status && !cfg.synchro_console);
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_at_their_position() {
+        assert_problem(
+            &format!("{GOOD}\nsync_mode: full"),
+            "acme.yaml:30:5: triggers.account.sync_mode: unknown field `sync_mode`",
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_reported_at_the_value() {
+        assert_problem(
+            &with("  port_number", "  port_number: x"),
+            "acme.yaml:27:20: triggers.account.custom_sip_table.port_number: invalid type: string \"x\", expected u32",
+        );
+        assert_problem(
+            &with("customer_status", "customer_status: maybe"),
+            "triggers.account.customer_status: invalid type",
+        );
+    }
+
+    #[test]
+    fn an_alias_and_its_canonical_key_both_set_is_an_error() {
+        assert_problem(&format!("{GOOD}\nusername: other"), "triggers.account.username: `username` is set twice");
+        assert_problem(
+            &with("  password: 103", "  password: 103\n  Custom_SIP_Table_password: 106"),
+            "`password` is set twice",
+        );
+    }
+
+    #[test]
+    fn an_unset_env_secret_is_named_without_a_value() {
+        assert_problem(
+            &with("API_PASSWORD", "API_PASSWORD: ${env:PATCHBAY_TEST_SURELY_UNSET_ALIANZA_PASSWORD}"),
+            "acme.yaml:14:19: triggers.account.API_PASSWORD: environment variable `PATCHBAY_TEST_SURELY_UNSET_ALIANZA_PASSWORD` is not set",
+        );
+    }
+
+    #[test]
+    fn a_missing_file_secret_is_named() {
+        assert_problem(
+            &with("API_USERNAME", "API_USERNAME: ${file:/nonexistent/alianza-user}"),
+            "triggers.account.API_USERNAME: cannot read secret file `/nonexistent/alianza-user`: no such file",
+        );
+    }
+
+    #[test]
+    fn an_empty_literal_password_is_refused() {
+        assert_problem(&with("API_PASSWORD", "API_PASSWORD: \"\""), "triggers.account.API_PASSWORD: must not be empty");
+    }
+
+    #[test]
+    fn a_status_map_value_other_than_active_or_disabled_is_refused() {
+        assert_problem(
+            &with("status_map", "status_map: { current: ACTIVE, overdue: SUSPENDED }"),
+            "triggers.account.status_map.overdue: unknown variant `SUSPENDED`, expected `ACTIVE` or `DISABLED`",
+        );
+    }
+
+    #[test]
+    fn a_status_map_without_active_or_with_case_twins_is_refused() {
+        assert_problem(&with("status_map", "status_map: { current: DISABLED }"), "no CRM status maps to ACTIVE");
+        assert_problem(&with("status_map", "status_map: {}"), "no CRM status maps to ACTIVE");
+        assert_problem(
+            &with("status_map", "status_map: { current: ACTIVE, Current: DISABLED }"),
+            "are the same CRM status",
+        );
+    }
+
+    #[test]
+    fn duplicate_custom_sip_table_ids_point_at_the_key_as_written() {
+        assert_problem(
+            &with("  display_name", "  display_name: 101"),
+            "acme.yaml:25:21: triggers.account.custom_sip_table.display_name: field ID 101 is also `Custom_SIP_Table_dialNumber`",
+        );
+        assert_problem(&with("  user_name", "  user_name: 0"), "custom_sip_table.user_name: field IDs start at 1");
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        for bad in [
+            "api_url: ftp://api.alianza.com",
+            "api_url: not a url",
+            "api_url: https://api.alianza.com/v2",
+            "api_url: https://x?y=1",
+        ] {
+            assert_problem(
+                &with("api_url", bad),
+                "triggers.account.api_url: must be `simulator` or Alianza's base URL",
+            );
+        }
+        assert_problem(
+            &with("admin_portal_url", "admin_portal_url: admin.alianza.com"),
+            "admin_portal_url: must be an http",
+        );
+    }
+
+    #[test]
+    fn a_missing_required_key_is_named() {
+        assert_problem(&with("partition_id", ""), "triggers.account: missing field `partition_id`");
+        assert_problem(
+            &with("partition_id", "partition_id: \"a b\""),
+            "triggers.account.partition_id: must be your Alianza partition id",
+        );
+    }
+
+    #[test]
+    fn synchro_console_needs_account_defaults_and_the_sip_table() {
+        let without_table: String = GOOD.split("custom_sip_table:").next().unwrap().to_owned() + "timeout_ms: 2000";
+        assert_problem(&without_table, "triggers.account.custom_sip_table: missing: synchro_console: true needs");
+        assert_problem(
+            &with("  regulatory_type", ""),
+            "account_defaults.regulatory_type: missing: synchro_console: true needs it",
+        );
+        let off = without_table.replace("synchro_console: true", "synchro_console: false");
+        assert_eq!(problems(&off), Vec::<String>::new());
+    }
+
+    #[test]
+    fn account_defaults_are_checked() {
+        assert_problem(
+            &with("  billing_cycle_day", "  billing_cycle_day: 31"),
+            "account_defaults.billing_cycle_day: must be 1-28",
+        );
+        assert_problem(
+            &with("  dialing_behavior", "  dialing_behavior: NINE_DIGIT"),
+            "account_defaults.dialing_behavior: unknown variant `NINE_DIGIT`",
+        );
+        assert_problem(&with("  regulatory_type", "  regulatory_type: MILITARY"), "unknown variant `MILITARY`");
+    }
+
+    #[test]
+    fn a_timeout_out_of_range_is_refused() {
+        assert_problem(&with("timeout_ms", "timeout_ms: 5"), "triggers.account.timeout_ms: must be 100-120000");
+    }
+
+    #[test]
+    fn several_problems_are_reported_together() {
+        let text = with("api_url", "api_url: ftp://x").replace("  user_name: 105", "  user_name: 101");
+        let found = problems(&text);
+        assert!(found.len() >= 2, "{found:#?}");
+    }
+
+    #[test]
+    fn the_schema_documents_every_key() {
+        let schema = file::json_schema();
+        let text = serde_json::to_string(&schema).unwrap();
+        for key in ["customer_status", "synchro_console", "custom_sip_table", "status_map", "account_defaults"] {
+            assert!(text.contains(key), "{key} missing from the schema");
+        }
+    }
+}

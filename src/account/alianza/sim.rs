@@ -1,0 +1,1090 @@
+//! A simulator of the Alianza Cloud Voice REST API v2: a real HTTP server (axum) that follows the
+//! vendor's documented behaviour closely enough to test the client against, keeps state, counts
+//! calls and injects faults.
+//!
+//! What it serves (every path but `/v2/authorize` needs header `X-AUTH-TOKEN`):
+//!
+//! | call | endpoint key in [`AlianzaSim::calls`] |
+//! |---|---|
+//! | `POST /v2/authorize` | `authorize` (every attempt), `authorize.ok` (successful logins) |
+//! | `GET /v2/partition/{p}/account/{accountNumber}?accountIdType=AccountNumber` | `account.lookup` |
+//! | `GET /v2/partition/{p}/account/{id}` | `account.get` |
+//! | `GET /v2/partition/{p}/account/search?q=` (substring) | `account.search` |
+//! | `POST /v2/partition/{p}/account` | `account.create` |
+//! | `PATCH /v2/partition/{p}/account/{id}` | `account.update` |
+//! | `DELETE /v2/partition/{p}/account/{id}` | `account.delete` |
+//! | `GET`/`POST /v2/partition/{p}/account/{id}/user` | `user.list` / `user.create` |
+//! | `GET`/`POST /v2/partition/{p}/account/{id}/deviceline` | `deviceline.list` / `deviceline.create` |
+//! | `DELETE /v2/partition/{p}/account/{id}/deviceline/{lineId}` | `deviceline.delete` |
+//! | `GET /v2/partition/{p}/callingplanproduct` | `callingplanproduct.list` |
+//!
+//! Tokens live for a sliding lifetime (8 hours by default, [`AlianzaSim::set_token_lifetime`]);
+//! an expired one gets `401 {"status": 401, "messages": ["ExpiredAuthToken"], "data": {}}`.
+//! Errors come in the vendor's three shapes: the usual `{"status", "messages", "data"}`,
+//! `{"code", "message"}` (DELETE of an account that still has numbers) and plain text (malformed
+//! JSON, unknown paths). Faults ([`AlianzaSim::faults`]) are keyed `METHOD /path`, e.g.
+//! `FaultRule::new(Fault::Status(500)).matching("/deviceline")`.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+};
+use rand::{Rng, distr::Alphanumeric};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::sim::{Calls, Faults, SimServer};
+
+/// Time zones the simulated platform accepts.
+pub const TIME_ZONES: &[&str] = &[
+    "US/Eastern",
+    "US/Central",
+    "US/Mountain",
+    "US/Pacific",
+    "US/Alaska",
+    "US/Hawaii",
+    "US/Arizona",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Phoenix",
+    "America/Toronto",
+    "America/Vancouver",
+    "Europe/London",
+    "Europe/Dublin",
+    "UTC",
+];
+
+const DIALING_BEHAVIORS: &[&str] = &[
+    "SEVEN_DIGIT",
+    "TEN_DIGIT",
+    "OPEN_DIAL_PLAN",
+    "DIAL_NINE_SEVEN_DIGIT",
+    "DIAL_NINE_TEN_DIGIT",
+    "OPEN_DIAL_PLAN_TEN_DIGIT",
+];
+
+/// The demo tenant's data (`api_url: simulator`): see [`AlianzaSim::seed_demo`].
+pub mod demo {
+    /// Account number of the demo's full panel: an ADVANCED account with users, lines and a plan.
+    pub const ACCOUNT: &str = "100200300";
+    /// Account number of a SIMPLE demo account that still has a telephone number (delete refuses).
+    pub const ACCOUNT_WITH_NUMBERS: &str = "100200301";
+    /// The inbound rate plan product the demo's account_defaults name.
+    pub const RATE_PLAN: &str = "demo-rate-plan";
+}
+
+/// An account as the simulator stores and serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimAccount {
+    pub id: String,
+    pub partition_id: String,
+    pub account_number: String,
+    pub account_name: String,
+    /// `SIMPLE` or `ADVANCED`.
+    pub account_type: String,
+    /// `ACTIVE`, `DISABLED`, `SUSPENDED`, ...
+    pub status: String,
+    pub platform_type: String,
+    pub billing_cycle_day: u8,
+    pub dialing_behavior_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension_length: Option<u8>,
+    pub time_zone: String,
+    pub regulatory_type: String,
+    pub inbound_rate_plan_product_id: String,
+    pub calling_plans: Vec<SimCallingPlan>,
+    /// Telephone numbers assigned to the account (DELETE refuses while there are any).
+    #[serde(skip)]
+    pub telephone_numbers: Vec<String>,
+}
+
+impl SimAccount {
+    /// An ACTIVE SIMPLE account with sensible defaults; `id` is assigned when seeded.
+    pub fn new(number: &str, name: &str) -> Self {
+        Self {
+            id: String::new(),
+            partition_id: String::new(),
+            account_number: number.into(),
+            account_name: name.into(),
+            account_type: "SIMPLE".into(),
+            status: "ACTIVE".into(),
+            platform_type: "V2_1".into(),
+            billing_cycle_day: 1,
+            dialing_behavior_type: "TEN_DIGIT".into(),
+            extension_length: None,
+            time_zone: "US/Eastern".into(),
+            regulatory_type: "RESIDENTIAL".into(),
+            inbound_rate_plan_product_id: String::new(),
+            calling_plans: Vec::new(),
+            telephone_numbers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimCallingPlan {
+    pub id: String,
+    pub calling_plan_product_id: String,
+    pub start_date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+    pub plan_minutes: i64,
+    pub seconds_remaining: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimUser {
+    pub id: String,
+    pub account_id: String,
+    pub first_name: String,
+    pub last_name: String,
+    /// `STANDARD`, `ADVANCED` or `PROFESSIONAL`.
+    pub user_product_plan: String,
+    pub caller_id_config: SimCallerId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+}
+
+impl SimUser {
+    pub fn new(first: &str, last: &str, plan: &str, caller_id_number: &str) -> Self {
+        Self {
+            id: String::new(),
+            account_id: String::new(),
+            first_name: first.into(),
+            last_name: last.into(),
+            user_product_plan: plan.into(),
+            caller_id_config: SimCallerId { caller_id_number: caller_id_number.into() },
+            extension: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimCallerId {
+    pub caller_id_number: String,
+}
+
+/// A device line (`DeviceX`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimLine {
+    pub id: String,
+    pub device_name: String,
+    pub device_type_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    pub line_number: u32,
+    pub sip_username: String,
+    pub sip_password: String,
+    pub mac_address: String,
+    pub emergency_number: String,
+    pub line_type: String,
+}
+
+impl SimLine {
+    pub fn new(sip_username: &str, line_number: u32, mac_address: &str) -> Self {
+        Self {
+            id: String::new(),
+            device_name: format!("Device {mac_address}"),
+            device_type_id: "polycom-vvx".into(),
+            user_id: None,
+            line_number,
+            sip_username: sip_username.into(),
+            sip_password: format!("pw-{sip_username}"),
+            mac_address: mac_address.into(),
+            emergency_number: String::new(),
+            line_type: "STANDARD".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct AccountRec {
+    account: SimAccount,
+    users: Vec<SimUser>,
+    lines: Vec<SimLine>,
+}
+
+#[derive(Debug, Default)]
+struct Partition {
+    /// By vendor id.
+    accounts: BTreeMap<String, AccountRec>,
+    /// Account number -> vendor id.
+    numbers: HashMap<String, String>,
+    /// Calling-plan products: id -> name.
+    products: BTreeMap<String, String>,
+    rate_plans: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+struct TokenInfo {
+    partition: String,
+    last_used: Instant,
+    expired: bool,
+}
+
+#[derive(Debug)]
+struct Data {
+    /// username -> (password, partition)
+    logins: HashMap<String, (String, String)>,
+    tokens: HashMap<String, TokenInfo>,
+    token_lifetime: Duration,
+    partitions: HashMap<String, Partition>,
+    /// Unique platform-wide.
+    sip_usernames: HashSet<String>,
+    /// MAC address (upper case) -> the vendor id of the account whose device has it. A device's
+    /// lines share its MAC; another account cannot use it.
+    macs: HashMap<String, String>,
+    next_id: u64,
+    demo_seeded: HashSet<String>,
+}
+
+impl Data {
+    fn id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}{:06}", self.next_id)
+    }
+
+    fn partition(&mut self, p: &str) -> &mut Partition {
+        self.partitions.entry(p.to_owned()).or_default()
+    }
+
+    /// Frees a removed line's SIP user name, and its MAC unless another line of the device has it.
+    fn forget_line(&mut self, line: &SimLine, mac_still_used: bool) {
+        self.sip_usernames.remove(&line.sip_username);
+        if !mac_still_used {
+            self.macs.remove(&line.mac_address.to_ascii_uppercase());
+        }
+    }
+
+    fn by_number(&mut self, p: &str, number: &str) -> Option<&mut AccountRec> {
+        let part = self.partitions.get_mut(p)?;
+        let id = part.numbers.get(number)?;
+        part.accounts.get_mut(id)
+    }
+}
+
+struct Shared {
+    data: Mutex<Data>,
+    faults: Faults,
+    calls: Calls,
+}
+
+impl Shared {
+    fn data(&self) -> MutexGuard<'_, Data> {
+        // A panic while holding the lock cannot leave the data half-written in a way that matters
+        // to a simulator; keep serving.
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running Alianza simulator.
+pub struct AlianzaSim {
+    server: SimServer,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AlianzaSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlianzaSim").field("url", &self.url()).finish_non_exhaustive()
+    }
+}
+
+impl AlianzaSim {
+    /// Serves on `addr` (port 0 picks a free port) on the current Tokio runtime.
+    pub fn start(addr: SocketAddr) -> io::Result<Self> {
+        let shared = Arc::new(Shared {
+            data: Mutex::new(Data {
+                logins: HashMap::new(),
+                tokens: HashMap::new(),
+                token_lifetime: Duration::from_secs(8 * 3600),
+                partitions: HashMap::new(),
+                sip_usernames: HashSet::new(),
+                macs: HashMap::new(),
+                next_id: 0,
+                demo_seeded: HashSet::new(),
+            }),
+            faults: Faults::new(),
+            calls: Calls::new(),
+        });
+        let p = "/v2/partition/{partition}";
+        let router = Router::new()
+            .route("/v2/authorize", post(authorize))
+            .route(&format!("{p}/account"), post(create_account))
+            .route(&format!("{p}/account/search"), get(search_accounts))
+            .route(&format!("{p}/account/{{account}}"), get(get_account).patch(patch_account).delete(delete_account))
+            .route(&format!("{p}/account/{{account}}/user"), get(list_users).post(create_user))
+            .route(&format!("{p}/account/{{account}}/deviceline"), get(list_lines).post(create_line))
+            .route(&format!("{p}/account/{{account}}/deviceline/{{line}}"), delete(delete_line))
+            .route(&format!("{p}/callingplanproduct"), get(list_products))
+            .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found").into_response() })
+            .with_state(Arc::clone(&shared));
+        let router = shared.faults.layer(router);
+        let server = SimServer::start(router, addr)?;
+        Ok(Self { server, shared })
+    }
+
+    /// `http://127.0.0.1:PORT`: the tenant's `api_url`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// Latency and planned faults, keyed `METHOD /path`.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Calls per endpoint key (see the module docs).
+    pub fn calls(&self) -> &Calls {
+        &self.shared.calls
+    }
+
+    /// Successful logins so far.
+    pub fn logins(&self) -> u64 {
+        self.shared.calls.get("authorize.ok")
+    }
+
+    /// Stops serving.
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+
+    /// Accepts `username` / `password`, for partition `partition`.
+    pub fn add_login(&self, username: &str, password: &str, partition: &str) {
+        let mut data = self.shared.data();
+        data.logins.insert(username.to_owned(), (password.to_owned(), partition.to_owned()));
+        data.partition(partition);
+    }
+
+    /// Every token issued so far answers 401 ExpiredAuthToken from now on.
+    pub fn expire_tokens(&self) {
+        for token in self.shared.data().tokens.values_mut() {
+            token.expired = true;
+        }
+    }
+
+    /// How long a token stays valid after its last use (default 8 hours).
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.shared.data().token_lifetime = lifetime;
+    }
+
+    pub fn add_calling_plan_product(&self, partition: &str, id: &str, name: &str) {
+        self.shared.data().partition(partition).products.insert(id.to_owned(), name.to_owned());
+    }
+
+    /// An inbound rate plan product that account creation accepts.
+    pub fn add_rate_plan(&self, partition: &str, id: &str) {
+        self.shared.data().partition(partition).rate_plans.insert(id.to_owned());
+    }
+
+    /// Stores `account` (its id assigned if empty); returns the id. Replaces an account with the
+    /// same number.
+    pub fn seed_account(&self, partition: &str, mut account: SimAccount) -> String {
+        let mut data = self.shared.data();
+        if account.id.is_empty() {
+            account.id = data.id("acc");
+        }
+        account.partition_id = partition.to_owned();
+        for (i, plan) in account.calling_plans.iter_mut().enumerate() {
+            if plan.id.is_empty() {
+                plan.id = format!("{}-cp{i}", account.id);
+            }
+        }
+        let id = account.id.clone();
+        let part = data.partition(partition);
+        if let Some(old) = part.numbers.insert(account.account_number.clone(), id.clone()) {
+            part.accounts.remove(&old);
+        }
+        part.accounts.insert(id.clone(), AccountRec { account, users: Vec::new(), lines: Vec::new() });
+        id
+    }
+
+    /// Adds a user to the account with this number; returns the user id.
+    ///
+    /// # Panics
+    /// If the account does not exist (a mistake in the test's own seeding).
+    pub fn add_user(&self, partition: &str, number: &str, mut user: SimUser) -> String {
+        let mut data = self.shared.data();
+        if user.id.is_empty() {
+            user.id = data.id("usr");
+        }
+        let id = user.id.clone();
+        let rec = data.by_number(partition, number).unwrap_or_else(|| panic!("no simulated account {number}"));
+        user.account_id = rec.account.id.clone();
+        rec.users.push(user);
+        id
+    }
+
+    /// Adds a device line to the account with this number; returns the line id.
+    ///
+    /// # Panics
+    /// If the account does not exist.
+    pub fn add_line(&self, partition: &str, number: &str, mut line: SimLine) -> String {
+        let mut data = self.shared.data();
+        if line.id.is_empty() {
+            line.id = data.id("dl");
+        }
+        let id = line.id.clone();
+        let sip_username = line.sip_username.clone();
+        let mac = line.mac_address.to_ascii_uppercase();
+        let rec = data.by_number(partition, number).unwrap_or_else(|| panic!("no simulated account {number}"));
+        let account_id = rec.account.id.clone();
+        rec.lines.push(line);
+        data.sip_usernames.insert(sip_username);
+        data.macs.insert(mac, account_id);
+        id
+    }
+
+    /// Changes the line with this SIP user name; `false` if there is none.
+    pub fn edit_line(&self, partition: &str, sip_username: &str, edit: impl FnOnce(&mut SimLine)) -> bool {
+        let mut data = self.shared.data();
+        let Some(part) = data.partitions.get_mut(partition) else { return false };
+        let line = part.accounts.values_mut().flat_map(|a| a.lines.iter_mut()).find(|l| l.sip_username == sip_username);
+        match line {
+            Some(line) => {
+                edit(line);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the line with this SIP user name; `false` if there is none.
+    pub fn remove_line(&self, partition: &str, sip_username: &str) -> bool {
+        let mut data = self.shared.data();
+        let Some(part) = data.partitions.get_mut(partition) else { return false };
+        let mut removed = None;
+        for rec in part.accounts.values_mut() {
+            if let Some(i) = rec.lines.iter().position(|l| l.sip_username == sip_username) {
+                let line = rec.lines.remove(i);
+                let mac_still_used = rec.lines.iter().any(|l| l.mac_address.eq_ignore_ascii_case(&line.mac_address));
+                removed = Some((line, mac_still_used));
+                break;
+            }
+        }
+        let Some((line, mac_still_used)) = removed else { return false };
+        data.forget_line(&line, mac_still_used);
+        true
+    }
+
+    /// Assigns a telephone number to the account (DELETE then refuses).
+    pub fn assign_number(&self, partition: &str, number: &str, telephone_number: &str) {
+        let mut data = self.shared.data();
+        if let Some(rec) = data.by_number(partition, number) {
+            rec.account.telephone_numbers.push(telephone_number.to_owned());
+        }
+    }
+
+    /// Releases every telephone number of the account.
+    pub fn release_numbers(&self, partition: &str, number: &str) {
+        let mut data = self.shared.data();
+        if let Some(rec) = data.by_number(partition, number) {
+            rec.account.telephone_numbers.clear();
+        }
+    }
+
+    /// The account with this number, as stored.
+    pub fn account(&self, partition: &str, number: &str) -> Option<SimAccount> {
+        self.shared.data().by_number(partition, number).map(|r| r.account.clone())
+    }
+
+    /// The account's device lines, as stored.
+    pub fn lines(&self, partition: &str, number: &str) -> Vec<SimLine> {
+        self.shared.data().by_number(partition, number).map(|r| r.lines.clone()).unwrap_or_default()
+    }
+
+    /// Seeds the demo data into `partition`, once (later calls change nothing):
+    /// [`demo::ACCOUNT`], an ADVANCED account with two users, three lines (one without a user)
+    /// and a calling plan; [`demo::ACCOUNT_WITH_NUMBERS`], a SIMPLE account with one telephone
+    /// number; calling-plan products; and the rate plan [`demo::RATE_PLAN`].
+    pub fn seed_demo(&self, partition: &str) {
+        if !self.shared.data().demo_seeded.insert(partition.to_owned()) {
+            return;
+        }
+        // SIP user names and MACs are unique platform-wide, so they carry the partition.
+        let tag: String = partition.chars().filter(char::is_ascii_alphanumeric).collect();
+        let mac = |n: u8| {
+            let digest = {
+                use sha2::Digest;
+                sha2::Sha256::new().chain_update(partition).chain_update([n]).finalize()
+            };
+            hex::encode_upper(&digest[..6])
+        };
+        self.add_rate_plan(partition, demo::RATE_PLAN);
+        self.add_calling_plan_product(partition, "cp-unl-na", "Unlimited North America");
+        self.add_calling_plan_product(partition, "cp-intl-300", "International 300");
+
+        let mut account = SimAccount::new(demo::ACCOUNT, "Jane Smith Consulting");
+        account.account_type = "ADVANCED".into();
+        account.billing_cycle_day = 15;
+        account.dialing_behavior_type = "DIAL_NINE_TEN_DIGIT".into();
+        account.extension_length = Some(3);
+        account.inbound_rate_plan_product_id = demo::RATE_PLAN.into();
+        account.calling_plans = vec![SimCallingPlan {
+            id: String::new(),
+            calling_plan_product_id: "cp-unl-na".into(),
+            start_date: "2024-01-01".into(),
+            end_date: None,
+            plan_minutes: 3000,
+            seconds_remaining: 151_200,
+        }];
+        self.seed_account(partition, account);
+        let mut jane = SimUser::new("Jane", "Smith", "STANDARD", "8015550100");
+        jane.extension = Some("101".into());
+        let jane = self.add_user(partition, demo::ACCOUNT, jane);
+        let mut desk = SimUser::new("Front", "Desk", "ADVANCED", "8015550101");
+        desk.extension = Some("102".into());
+        let desk = self.add_user(partition, demo::ACCOUNT, desk);
+        let mut l1 = SimLine::new(&format!("jsmith-{tag}"), 1, &mac(1));
+        l1.user_id = Some(jane);
+        l1.device_name = "Jane's desk phone".into();
+        l1.sip_password = "Xq7-demo-pass-1".into();
+        l1.emergency_number = "8015550100".into();
+        self.add_line(partition, demo::ACCOUNT, l1);
+        let mut l2 = SimLine::new(&format!("frontdesk-{tag}"), 1, &mac(2));
+        l2.user_id = Some(desk);
+        l2.device_name = "Lobby phone".into();
+        l2.sip_password = "Xq7-demo-pass-2".into();
+        l2.emergency_number = "8015550101".into();
+        self.add_line(partition, demo::ACCOUNT, l2);
+        let mut l3 = SimLine::new(&format!("fax-{tag}"), 2, &mac(2));
+        l3.device_name = "Fax line".into();
+        l3.sip_password = "Xq7-demo-pass-3".into();
+        l3.emergency_number = "8015550109".into();
+        l3.line_type = "FAX".into();
+        self.add_line(partition, demo::ACCOUNT, l3);
+
+        let mut bakery = SimAccount::new(demo::ACCOUNT_WITH_NUMBERS, "Bob's Bakery");
+        bakery.inbound_rate_plan_product_id = demo::RATE_PLAN.into();
+        self.seed_account(partition, bakery);
+        self.add_user(partition, demo::ACCOUNT_WITH_NUMBERS, SimUser::new("Bob", "Baker", "STANDARD", "8015550200"));
+        self.assign_number(partition, demo::ACCOUNT_WITH_NUMBERS, "8015550200");
+    }
+}
+
+// ---- answers ----
+
+/// The usual error shape.
+fn usual(status: StatusCode, messages: &[&str]) -> Response {
+    (status, Json(json!({ "status": status.as_u16(), "messages": messages, "data": {} }))).into_response()
+}
+
+/// The `{code, message}` shape some endpoints use.
+fn coded(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({ "code": code, "message": message }))).into_response()
+}
+
+fn not_found() -> Response {
+    usual(StatusCode::NOT_FOUND, &["EntityNotFound"])
+}
+
+/// A JSON object body, or the plain-text 400 the vendor gives for malformed JSON.
+fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err((StatusCode::BAD_REQUEST, "Malformed JSON request body").into_response()),
+    }
+}
+
+fn text<'a>(body: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a str> {
+    body.get(key).and_then(Value::as_str)
+}
+
+type Q = Query<HashMap<String, String>>;
+
+impl Shared {
+    /// Checks the token and its partition; slides its lifetime.
+    fn auth(&self, headers: &HeaderMap, partition: &str) -> Result<(), Response> {
+        let Some(token) = headers.get("x-auth-token").and_then(|v| v.to_str().ok()) else {
+            return Err(usual(StatusCode::UNAUTHORIZED, &["MissingAuthToken"]));
+        };
+        let mut data = self.data();
+        let lifetime = data.token_lifetime;
+        let Some(info) = data.tokens.get_mut(token) else {
+            return Err(usual(StatusCode::UNAUTHORIZED, &["InvalidAuthToken"]));
+        };
+        if info.expired || info.last_used.elapsed() > lifetime {
+            info.expired = true;
+            return Err(usual(StatusCode::UNAUTHORIZED, &["ExpiredAuthToken"]));
+        }
+        info.last_used = Instant::now();
+        if info.partition != partition {
+            return Err(usual(StatusCode::FORBIDDEN, &["PermissionDenied"]));
+        }
+        Ok(())
+    }
+}
+
+async fn authorize(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    s.calls.record("authorize");
+    let body = match object(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (Some(username), Some(password)) = (text(&body, "username"), text(&body, "password")) else {
+        return usual(StatusCode::BAD_REQUEST, &["UsernameAndPasswordRequired"]);
+    };
+    let mut data = s.data();
+    let partition = match data.logins.get(username) {
+        Some((expected, partition)) if expected == password => partition.clone(),
+        _ => return usual(StatusCode::UNAUTHORIZED, &["InvalidCredentials"]),
+    };
+    let token: String = rand::rng().sample_iter(&Alphanumeric).take(22).map(char::from).collect();
+    data.tokens
+        .insert(token.clone(), TokenInfo { partition: partition.clone(), last_used: Instant::now(), expired: false });
+    let max_life_hours = data.token_lifetime.as_secs().div_ceil(3600);
+    drop(data);
+    s.calls.record("authorize.ok");
+    Json(json!({
+        "authToken": token,
+        "userId": format!("user-{username}"),
+        "userType": "User",
+        "username": username,
+        "firstName": "Simulated",
+        "lastName": "Admin",
+        "partitionId": partition,
+        "partitionName": format!("Simulated partition {partition}"),
+        "permissions": { "Account": "DELETE", "ProductCallingPlan": "READ", "PhoneNumber": "READ" },
+        "mustChangePassword": false,
+        "maxLifeInHours": max_life_hours,
+    }))
+    .into_response()
+}
+
+async fn get_account(
+    State(s): State<Arc<Shared>>,
+    Path((partition, account)): Path<(String, String)>,
+    Query(q): Q,
+    headers: HeaderMap,
+) -> Response {
+    let by_number = q.get("accountIdType").is_some_and(|t| t == "AccountNumber");
+    s.calls.record(if by_number { "account.lookup" } else { "account.get" });
+    if let Err(r) = s.auth(&headers, &partition) {
+        return r;
+    }
+    let mut data = s.data();
+    let Some(part) = data.partitions.get_mut(&partition) else { return not_found() };
+    let id = if by_number { part.numbers.get(&account).cloned() } else { Some(account) };
+    match id.and_then(|id| part.accounts.get(&id)) {
+        Some(rec) => Json(&rec.account).into_response(),
+        None => not_found(),
+    }
+}
+
+async fn search_accounts(
+    State(s): State<Arc<Shared>>,
+    Path(partition): Path<String>,
+    Query(q): Q,
+    headers: HeaderMap,
+) -> Response {
+    s.calls.record("account.search");
+    if let Err(r) = s.auth(&headers, &partition) {
+        return r;
+    }
+    let needle = q.get("q").map(|s| s.to_lowercase()).unwrap_or_default();
+    let data = s.data();
+    let found: Vec<&SimAccount> = data
+        .partitions
+        .get(&partition)
+        .map(|p| {
+            p.accounts
+                .values()
+                .map(|r| &r.account)
+                .filter(|a| {
+                    a.account_number.to_lowercase().contains(&needle) || a.account_name.to_lowercase().contains(&needle)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(found).into_response()
+}
+
+async fn create_account(
+    State(s): State<Arc<Shared>>,
+    Path(partition): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    s.calls.record("account.create");
+    if let Err(r) = s.auth(&headers, &partition) {
+        return r;
+    }
+    let body = match object(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut data = s.data();
+    let part = data.partition(&partition);
+    let mut errors: Vec<&str> = Vec::new();
+    let number = text(&body, "accountNumber").unwrap_or_default().to_owned();
+    if !(3..=25).contains(&number.chars().count()) {
+        errors.push("InvalidAccountNumber");
+    } else if part.numbers.contains_key(&number) {
+        errors.push("AccountNumberInUse");
+    }
+    let name = text(&body, "accountName").unwrap_or_default().trim().to_owned();
+    if name.is_empty() {
+        errors.push("InvalidAccountName");
+    }
+    let account_type = text(&body, "accountType").unwrap_or_default().to_owned();
+    let advanced = account_type == "ADVANCED";
+    if !matches!(account_type.as_str(), "SIMPLE" | "ADVANCED") {
+        errors.push("InvalidAccountType");
+    }
+    let billing_day = body.get("billingCycleDay").and_then(Value::as_u64).filter(|d| (1..=28).contains(d));
+    if billing_day.is_none() {
+        errors.push("InvalidBillingCycleDay");
+    }
+    let dialing = text(&body, "dialingBehaviorType").unwrap_or_default().to_owned();
+    let dial_nine = dialing.starts_with("DIAL_NINE");
+    if !DIALING_BEHAVIORS.contains(&dialing.as_str()) || (dial_nine && !advanced) {
+        errors.push("InvalidDialingBehaviorType");
+    }
+    let extension_length = match body.get("extensionLength") {
+        None | Some(Value::Null) => {
+            if advanced && dial_nine {
+                errors.push("ExtensionLengthRequired");
+            }
+            None
+        }
+        Some(v) => match v.as_u64().filter(|n| (3..=6).contains(n)) {
+            Some(n) => Some(n as u8),
+            None => {
+                errors.push("InvalidExtensionLength");
+                None
+            }
+        },
+    };
+    let time_zone = text(&body, "timeZone").unwrap_or_default().to_owned();
+    if !TIME_ZONES.contains(&time_zone.as_str()) {
+        errors.push("InvalidTimeZone");
+    }
+    let regulatory = text(&body, "regulatoryType").unwrap_or_default().to_owned();
+    if !matches!(regulatory.as_str(), "RESIDENTIAL" | "COMMERCIAL" | "GOVERNMENT") {
+        errors.push("InvalidRegulatoryType");
+    }
+    let rate_plan = text(&body, "inboundRatePlanProductId").unwrap_or_default().to_owned();
+    if !part.rate_plans.contains(&rate_plan) {
+        errors.push("InvalidInboundRatePlanProductId");
+    }
+    let status = text(&body, "status").unwrap_or_default().to_owned();
+    if !matches!(status.as_str(), "ACTIVE" | "DISABLED") {
+        errors.push("InvalidStatus");
+    }
+    if !errors.is_empty() {
+        return usual(StatusCode::BAD_REQUEST, &errors);
+    }
+    let id = data.id("acc");
+    let account = SimAccount {
+        id: id.clone(),
+        partition_id: partition.clone(),
+        account_number: number.clone(),
+        account_name: name,
+        account_type,
+        status,
+        platform_type: "V2_1".into(),
+        billing_cycle_day: billing_day.unwrap_or(1) as u8,
+        dialing_behavior_type: dialing,
+        // A SIMPLE account has no extensions: the platform ignores a length it was given.
+        extension_length: if advanced { extension_length } else { None },
+        time_zone,
+        regulatory_type: regulatory,
+        inbound_rate_plan_product_id: rate_plan,
+        calling_plans: Vec::new(),
+        telephone_numbers: Vec::new(),
+    };
+    let part = data.partition(&partition);
+    part.numbers.insert(number, id.clone());
+    part.accounts.insert(id, AccountRec { account: account.clone(), users: Vec::new(), lines: Vec::new() });
+    Json(account).into_response()
+}
+
+async fn patch_account(
+    State(s): State<Arc<Shared>>,
+    Path((partition, account)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    s.calls.record("account.update");
+    if let Err(r) = s.auth(&headers, &partition) {
+        return r;
+    }
+    let body = match object(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut data = s.data();
+    let Some(rec) = data.partitions.get_mut(&partition).and_then(|p| p.accounts.get_mut(&account)) else {
+        return not_found();
+    };
+    let mut errors = Vec::new();
+    let status = match body.get("status") {
+        None => None,
+        // DELETED, SUSPENDED, ... are the platform's own.
+        Some(v) => match v.as_str().filter(|s| matches!(*s, "ACTIVE" | "DISABLED")) {
+            Some(s) => Some(s.to_owned()),
+            None => {
+                errors.push("InvalidStatus");
+                None
+            }
+        },
+    };
+    let name = match body.get("accountName") {
+        None => None,
+        Some(v) => match v.as_str().map(str::trim).filter(|s| !s.is_empty()) {
+            Some(s) => Some(s.to_owned()),
+            None => {
+                errors.push("InvalidAccountName");
+                None
+            }
+        },
+    };
+    let billing_day = match body.get("billingCycleDay") {
+        None => None,
+        Some(v) => match v.as_u64().filter(|d| (1..=28).contains(d)) {
+            Some(d) => Some(d as u8),
+            None => {
+                errors.push("InvalidBillingCycleDay");
+                None
+            }
+        },
+    };
+    if body.contains_key("extensionLength") {
+        errors.push("ExtensionLengthCannotChange");
+    }
+    if !errors.is_empty() {
+        return usual(StatusCode::BAD_REQUEST, &errors);
+    }
+    if let Some(status) = status {
+        rec.account.status = status;
+    }
+    if let Some(name) = name {
+        rec.account.account_name = name;
+    }
+    if let Some(day) = billing_day {
+        rec.account.billing_cycle_day = day;
+    }
+    Json(&rec.account).into_response()
+}
+
+async fn delete_account(
+    State(s): State<Arc<Shared>>,
+    Path((partition, account)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    s.calls.record("account.delete");
+    if let Err(r) = s.auth(&headers, &partition) {
+        return r;
+    }
+    let mut data = s.data();
+    let Some(part) = data.partitions.get_mut(&partition) else { return not_found() };
+    let Some(rec) = part.accounts.get(&account) else { return not_found() };
+    if !rec.account.telephone_numbers.is_empty() {
+        return coded(
+            StatusCode::BAD_REQUEST,
+            "AccountHasTelephoneNumbers",
+            &format!("{} telephone number(s) are still assigned to this account", rec.account.telephone_numbers.len()),
+        );
+    }
+    let rec = part.accounts.remove(&account).expect("checked above");
+    part.numbers.remove(&rec.account.account_number);
+    for line in &rec.lines {
+        data.forget_line(line, false);
+    }
+    StatusCode::OK.into_response()
+}
+
+async fn list_users(
+    State(s): State<Arc<Shared>>,
+    Path((partition, account)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    s.calls.record("user.list");
+    if let Err(r) = s.auth(&headers, &partition) {
+        return r;
+    }
+    let data = s.data();
+    match data.partitions.get(&partition).and_then(|p| p.accounts.get(&account)) {
+        Some(rec) => Json(&rec.users).into_response(),
+        None => not_found(),
+    }
+}
+
+async fn create_user(
+    State(s): State<Arc<Shared>>,
+    Path((partition, account)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    s.calls.record("user.create");
+    if let Err(r) = s.auth(&headers, &partition) {
+        return r;
+    }
+    let body = match object(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut data = s.data();
+    let id = data.id("usr");
+    let Some(rec) = data.partitions.get_mut(&partition).and_then(|p| p.accounts.get_mut(&account)) else {
+        return not_found();
+    };
+    let mut errors = Vec::new();
+    let plan = text(&body, "userProductPlan").unwrap_or_default();
+    if !matches!(plan, "STANDARD" | "ADVANCED" | "PROFESSIONAL") {
+        errors.push("InvalidUserProductPlan");
+    }
+    if rec.account.account_type == "SIMPLE" && !rec.users.is_empty() {
+        errors.push("SimpleAccountAllowsOneUser");
+    }
+    if !errors.is_empty() {
+        return usual(StatusCode::BAD_REQUEST, &errors);
+    }
+    let caller_id =
+        body.get("callerIdConfig").and_then(|c| c.get("callerIdNumber")).and_then(Value::as_str).unwrap_or_default();
+    let mut user = SimUser::new(
+        text(&body, "firstName").unwrap_or_default(),
+        text(&body, "lastName").unwrap_or_default(),
+        plan,
+        caller_id,
+    );
+    user.id = id;
+    user.account_id = account;
+    user.extension = text(&body, "extension").map(str::to_owned);
+    rec.users.push(user.clone());
+    Json(user).into_response()
+}
+
+async fn list_lines(
+    State(s): State<Arc<Shared>>,
+    Path((partition, account)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    s.calls.record("deviceline.list");
+    if let Err(r) = s.auth(&headers, &partition) {
+        return r;
+    }
+    let data = s.data();
+    match data.partitions.get(&partition).and_then(|p| p.accounts.get(&account)) {
+        Some(rec) => Json(&rec.lines).into_response(),
+        None => not_found(),
+    }
+}
+
+async fn create_line(
+    State(s): State<Arc<Shared>>,
+    Path((partition, account)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    s.calls.record("deviceline.create");
+    if let Err(r) = s.auth(&headers, &partition) {
+        return r;
+    }
+    let body = match object(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut data = s.data();
+    let id = data.id("dl");
+    let sip_username = text(&body, "sipUsername").unwrap_or_default().to_owned();
+    let mac = text(&body, "macAddress").unwrap_or_default().to_ascii_uppercase();
+    let line_number = body.get("lineNumber").and_then(Value::as_u64).unwrap_or(1) as u32;
+    let mut errors = Vec::new();
+    if sip_username.is_empty() {
+        errors.push("InvalidSipUsername");
+    } else if data.sip_usernames.contains(&sip_username) {
+        errors.push("SipUsernameInUse");
+    }
+    let valid_mac = mac.len() == 12 && mac.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid_mac {
+        errors.push("InvalidMacAddress");
+    } else if data.macs.get(&mac).is_some_and(|owner| owner != &account) {
+        errors.push("MacAddressInUse");
+    }
+    let Some(rec) = data.partitions.get_mut(&partition).and_then(|p| p.accounts.get_mut(&account)) else {
+        return not_found();
+    };
+    if valid_mac && rec.lines.iter().any(|l| l.mac_address.eq_ignore_ascii_case(&mac) && l.line_number == line_number) {
+        errors.push("LineNumberInUse");
+    }
+    let user_id = text(&body, "userId").map(str::to_owned);
+    if let Some(user_id) = &user_id
+        && !rec.users.iter().any(|u| &u.id == user_id)
+    {
+        errors.push("InvalidUserId");
+    }
+    if !errors.is_empty() {
+        return usual(StatusCode::BAD_REQUEST, &errors);
+    }
+    let mut line = SimLine::new(&sip_username, line_number, &mac);
+    line.id = id;
+    line.user_id = user_id;
+    if let Some(name) = text(&body, "deviceName") {
+        line.device_name = name.to_owned();
+    }
+    line.sip_password = text(&body, "sipPassword")
+        .map(str::to_owned)
+        .unwrap_or_else(|| rand::rng().sample_iter(&Alphanumeric).take(16).map(char::from).collect());
+    line.emergency_number = text(&body, "emergencyNumber").unwrap_or_default().to_owned();
+    rec.lines.push(line.clone());
+    data.sip_usernames.insert(sip_username);
+    data.macs.insert(mac, account);
+    (StatusCode::CREATED, Json(line)).into_response()
+}
+
+async fn delete_line(
+    State(s): State<Arc<Shared>>,
+    Path((partition, account, line)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    s.calls.record("deviceline.delete");
+    if let Err(r) = s.auth(&headers, &partition) {
+        return r;
+    }
+    let mut data = s.data();
+    let Some(rec) = data.partitions.get_mut(&partition).and_then(|p| p.accounts.get_mut(&account)) else {
+        return not_found();
+    };
+    let Some(i) = rec.lines.iter().position(|l| l.id == line) else { return not_found() };
+    let removed = rec.lines.remove(i);
+    let mac_still_used = rec.lines.iter().any(|l| l.mac_address.eq_ignore_ascii_case(&removed.mac_address));
+    data.forget_line(&removed, mac_still_used);
+    StatusCode::OK.into_response()
+}
+
+async fn list_products(State(s): State<Arc<Shared>>, Path(partition): Path<String>, headers: HeaderMap) -> Response {
+    s.calls.record("callingplanproduct.list");
+    if let Err(r) = s.auth(&headers, &partition) {
+        return r;
+    }
+    let data = s.data();
+    let products: Vec<Value> = data
+        .partitions
+        .get(&partition)
+        .map(|p| p.products.iter().map(|(id, name)| json!({ "id": id, "name": name })).collect())
+        .unwrap_or_default();
+    Json(products).into_response()
+}

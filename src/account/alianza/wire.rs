@@ -1,0 +1,270 @@
+//! Alianza's JSON, as the client reads and writes it (REST API v2, camelCase).
+//!
+//! Reading is lenient: a vendor that sends `null`, a number where text was expected, or a field
+//! this build does not know never makes a whole answer unreadable. The error bodies come in three
+//! shapes; [`VendorMessage::parse`] reads them all and never panics.
+
+use serde::{Deserialize, Deserializer, Serialize, de};
+
+/// `POST /v2/authorize` answer (only what the client uses).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthAnswer {
+    #[serde(deserialize_with = "text")]
+    pub auth_token: String,
+}
+
+/// `POST /v2/authorize` body.
+#[derive(Serialize)]
+pub struct AuthRequest<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Account {
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    #[serde(deserialize_with = "text")]
+    pub account_number: String,
+    #[serde(deserialize_with = "text")]
+    pub account_name: String,
+    #[serde(deserialize_with = "text")]
+    pub account_type: String,
+    #[serde(deserialize_with = "text")]
+    pub status: String,
+    #[serde(deserialize_with = "text")]
+    pub platform_type: String,
+    #[serde(deserialize_with = "int")]
+    pub billing_cycle_day: i64,
+    #[serde(deserialize_with = "list")]
+    pub calling_plans: Vec<AccountCallingPlan>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AccountCallingPlan {
+    #[serde(deserialize_with = "text")]
+    pub calling_plan_product_id: String,
+    #[serde(deserialize_with = "text")]
+    pub start_date: String,
+    #[serde(deserialize_with = "int")]
+    pub plan_minutes: i64,
+    #[serde(deserialize_with = "int")]
+    pub seconds_remaining: i64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct User {
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    #[serde(deserialize_with = "text")]
+    pub first_name: String,
+    #[serde(deserialize_with = "text")]
+    pub last_name: String,
+    #[serde(deserialize_with = "text")]
+    pub user_product_plan: String,
+    pub caller_id_config: Option<CallerIdConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CallerIdConfig {
+    #[serde(deserialize_with = "text")]
+    pub caller_id_number: String,
+}
+
+/// A device line (`DeviceX`): one SIP line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DeviceLine {
+    #[serde(deserialize_with = "text")]
+    pub device_name: String,
+    #[serde(deserialize_with = "text")]
+    pub user_id: String,
+    #[serde(deserialize_with = "text")]
+    pub line_number: String,
+    #[serde(deserialize_with = "text")]
+    pub sip_username: String,
+    #[serde(deserialize_with = "text")]
+    pub sip_password: String,
+    #[serde(deserialize_with = "text")]
+    pub mac_address: String,
+    #[serde(deserialize_with = "text")]
+    pub emergency_number: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CallingPlanProduct {
+    #[serde(deserialize_with = "text")]
+    pub id: String,
+    #[serde(deserialize_with = "text")]
+    pub name: String,
+}
+
+/// `POST .../account` body.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewAccount<'a> {
+    pub partition_id: &'a str,
+    pub account_number: &'a str,
+    pub account_name: &'a str,
+    pub account_type: &'a str,
+    pub billing_cycle_day: u8,
+    pub dialing_behavior_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension_length: Option<u8>,
+    pub time_zone: &'a str,
+    pub regulatory_type: &'a str,
+    pub inbound_rate_plan_product_id: &'a str,
+    pub status: &'a str,
+}
+
+/// `PATCH .../account/{id}` body.
+#[derive(Debug, Serialize)]
+pub struct StatusPatch<'a> {
+    pub status: &'a str,
+}
+
+/// What an error answer says, whichever of the three shapes it came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorMessage {
+    /// The vendor's code (`ExpiredAuthToken`); empty for a plain-text body.
+    pub code: String,
+    /// Readable detail, at most [`MAX_MESSAGE`] characters.
+    pub message: String,
+}
+
+/// Vendor text copied into errors is cut to this many characters.
+pub const MAX_MESSAGE: usize = 200;
+
+impl VendorMessage {
+    /// Reads `{"status": 400, "messages": ["A", "B"], "data": {}}`, `{"code": .., "message": ..}`
+    /// or plain text. Never fails: an unreadable body becomes its (shortened, printable) text.
+    pub fn parse(body: &[u8]) -> Self {
+        #[derive(Deserialize)]
+        struct Usual {
+            messages: Vec<serde_json::Value>,
+        }
+        #[derive(Deserialize)]
+        struct Coded {
+            code: serde_json::Value,
+            #[serde(default)]
+            message: serde_json::Value,
+        }
+        if let Ok(usual) = serde_json::from_slice::<Usual>(body) {
+            let messages: Vec<String> = usual.messages.iter().map(json_text).filter(|m| !m.is_empty()).collect();
+            return Self {
+                code: messages.first().cloned().unwrap_or_default(),
+                message: shorten(&messages.join(", ")),
+            };
+        }
+        if let Ok(coded) = serde_json::from_slice::<Coded>(body) {
+            return Self { code: shorten(&json_text(&coded.code)), message: shorten(&json_text(&coded.message)) };
+        }
+        Self { code: String::new(), message: shorten(&String::from_utf8_lossy(body)) }
+    }
+
+    /// Whether any of the codes is `code`.
+    pub fn has(&self, code: &str) -> bool {
+        self.code == code || self.message.split(", ").any(|m| m == code)
+    }
+}
+
+fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Printable, single-line, at most [`MAX_MESSAGE`] characters.
+fn shorten(text: &str) -> String {
+    let clean: String =
+        text.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_MESSAGE + 1).collect();
+    if clean.chars().count() > MAX_MESSAGE {
+        let mut cut: String = clean.chars().take(MAX_MESSAGE).collect();
+        cut.push('…');
+        cut
+    } else {
+        clean
+    }
+}
+
+/// Text from a string, number, bool or null.
+fn text<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(de)? {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        _ => return Err(de::Error::custom("expected text")),
+    })
+}
+
+/// An integer from a number, a numeric string or null (0).
+fn int<'de, D: Deserializer<'de>>(de: D) -> Result<i64, D::Error> {
+    Ok(match serde_json::Value::deserialize(de)? {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .ok_or_else(|| de::Error::custom("expected an integer"))?,
+        serde_json::Value::String(s) if s.trim().is_empty() => 0,
+        serde_json::Value::String(s) => s.trim().parse().map_err(|_| de::Error::custom("expected an integer"))?,
+        serde_json::Value::Null => 0,
+        _ => return Err(de::Error::custom("expected an integer")),
+    })
+}
+
+/// A list, or null (empty).
+fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(de: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(de)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usual_error_shape_is_read() {
+        let m = VendorMessage::parse(br#"{"status": 401, "messages": ["ExpiredAuthToken"], "data": {}}"#);
+        assert_eq!(m, VendorMessage { code: "ExpiredAuthToken".into(), message: "ExpiredAuthToken".into() });
+        let m = VendorMessage::parse(br#"{"status": 400, "messages": ["InvalidTimeZone", "InvalidBillingCycleDay"]}"#);
+        assert_eq!(m.code, "InvalidTimeZone");
+        assert!(m.has("InvalidBillingCycleDay"));
+    }
+
+    #[test]
+    fn the_code_and_message_shape_is_read_with_numeric_codes_too() {
+        let m = VendorMessage::parse(br#"{"code": "AccountHasTelephoneNumbers", "message": "release them"}"#);
+        assert_eq!((m.code.as_str(), m.message.as_str()), ("AccountHasTelephoneNumbers", "release them"));
+        assert_eq!(VendorMessage::parse(br#"{"code": 1042}"#).code, "1042");
+    }
+
+    #[test]
+    fn plain_text_and_garbage_never_panic_and_are_shortened() {
+        assert_eq!(VendorMessage::parse(b"Bad Request").message, "Bad Request");
+        let long = vec![b'x'; 5000];
+        assert_eq!(VendorMessage::parse(&long).message.chars().count(), MAX_MESSAGE + 1);
+        let m = VendorMessage::parse(b"\x01<<garbage>>{\"unterminated\xff");
+        assert!(!m.message.chars().any(char::is_control));
+        assert_eq!(VendorMessage::parse(b"").code, "");
+    }
+
+    #[test]
+    fn accounts_tolerate_nulls_numbers_as_text_and_unknown_fields() {
+        let a: Account = serde_json::from_str(
+            r#"{"id": 42, "accountNumber": "1001", "accountName": null, "billingCycleDay": "15",
+                "callingPlans": null, "somethingNew": {"x": 1}}"#,
+        )
+        .unwrap();
+        assert_eq!((a.id.as_str(), a.account_name.as_str(), a.billing_cycle_day), ("42", "", 15));
+        assert!(a.calling_plans.is_empty());
+        let line: DeviceLine = serde_json::from_str(r#"{"lineNumber": 2, "sipUsername": "u"}"#).unwrap();
+        assert_eq!(line.line_number, "2");
+    }
+}

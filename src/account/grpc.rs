@@ -1,0 +1,584 @@
+//! AccountService: the gRPC edge of the account area. Generated types stop here.
+//!
+//! Every call: authenticate for the tenant, find its enabled account trigger, check the feature
+//! switch (`customer_status` / `synchro_console`), validate the whole request (every bad field at
+//! once), and only then call the vendor. Mutations run inside their idempotency key and audit row.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::{
+    AccountArea, AccountProvider, AccountSettings,
+    provider::{Account, AccountState, AccountType, DialingBehavior, NewAccount, SipLine},
+    reconciler::{self, Delivery, DeliveryError},
+    settings::{AccountNumberField, SipTable},
+    sip_sync::{self, StoredRow, SyncMode, SyncPlan},
+    store,
+};
+use crate::{
+    app::AppState,
+    ops::{ApiError, TenantCall, Violations},
+    proto::v1::{self as pb, account_service_server::AccountService},
+};
+
+/// The AccountService implementation.
+pub struct AccountGrpc {
+    state: AppState,
+}
+
+impl AccountGrpc {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    /// Authenticates, finds the tenant's enabled trigger and checks the feature switch.
+    fn begin<T>(&self, req: &Request<T>, tenant: &str, feature: Feature) -> Result<Ctx, ApiError> {
+        let call = self.state.tenant_call(req, tenant)?;
+        let trigger = call.tenant.enabled_trigger::<AccountArea>()?;
+        let (settings, provider) = (Arc::clone(&trigger.inner.settings), Arc::clone(&trigger.inner.provider));
+        let on = match feature {
+            Feature::CustomerStatus => settings.customer_status,
+            Feature::SynchroConsole => settings.synchro_console,
+        };
+        if !on {
+            let key = feature.key();
+            return Err(ApiError::failed_precondition(
+                "FEATURE_DISABLED",
+                format!(
+                    "`{key}` is off in the account trigger of tenant `{}`; set `{key}: true` in its providers.d file",
+                    call.tenant.id
+                ),
+            )
+            .with_metadata("feature", key));
+        }
+        Ok(Ctx { call, settings, provider })
+    }
+}
+
+/// The CRM page's two switches.
+#[derive(Debug, Clone, Copy)]
+enum Feature {
+    CustomerStatus,
+    SynchroConsole,
+}
+
+impl Feature {
+    fn key(self) -> &'static str {
+        match self {
+            Self::CustomerStatus => "customer_status",
+            Self::SynchroConsole => "synchro_console",
+        }
+    }
+}
+
+/// An authorised call with the tenant's trigger.
+struct Ctx {
+    call: TenantCall,
+    settings: Arc<AccountSettings>,
+    provider: Arc<dyn AccountProvider>,
+}
+
+impl Ctx {
+    fn tenant(&self) -> &str {
+        &self.call.tenant.id
+    }
+
+    fn sip_table(&self) -> Result<SipTable, ApiError> {
+        self.settings.sip_table.ok_or_else(|| {
+            ApiError::failed_precondition(
+                "SIP_TABLE_NOT_CONFIGURED",
+                format!("tenant `{}` declares no custom_sip_table in its account trigger", self.tenant()),
+            )
+        })
+    }
+}
+
+/// The customer's account number, by the tenant's `account_number_field`; a violation if it is
+/// missing or breaks the vendor-neutral rule (3-25 printable characters, no outer blanks).
+fn account_number(customer: Option<&pb::Customer>, field: &AccountNumberField, v: &mut Violations) -> String {
+    let Some(customer) = customer else {
+        v.add("customer", "required: the CRM customer");
+        return String::new();
+    };
+    let value = match field {
+        AccountNumberField::Nickname => customer.nickname.as_str(),
+        AccountNumberField::Field(name) => customer.fields.get(name).map_or("", String::as_str),
+    };
+    let path = field.field_path();
+    let len = value.chars().count();
+    if value.is_empty() {
+        v.add(path, "required: the customer's account number at the vendor (the tenant's account_number_field)");
+    } else if !(3..=25).contains(&len) {
+        v.add(path, format!("an account number is 3-25 characters; this one has {len}"));
+    } else if value.chars().any(char::is_control) || value.trim() != value {
+        v.add(path, "an account number has no control characters and no leading or trailing blanks");
+    }
+    value.to_owned()
+}
+
+fn state_pb(s: AccountState) -> pb::AccountState {
+    match s {
+        AccountState::Active => pb::AccountState::Active,
+        AccountState::Disabled => pb::AccountState::Disabled,
+        AccountState::Suspended => pb::AccountState::Suspended,
+        AccountState::Pending => pb::AccountState::Pending,
+        AccountState::DeletePending => pb::AccountState::DeletePending,
+        AccountState::Deleted => pb::AccountState::Deleted,
+        AccountState::Unknown => pb::AccountState::Unspecified,
+    }
+}
+
+fn line_pb(l: SipLine) -> pb::SipLine {
+    pb::SipLine {
+        line_number: l.line_number,
+        sip_username: l.sip_username,
+        sip_password: l.sip_password,
+        display_name: l.display_name,
+        emergency_number: l.emergency_number,
+        mac_address: l.mac_address,
+        dial_number: l.dial_number,
+    }
+}
+
+fn status_pb(
+    a: Account,
+    product_plans: Vec<String>,
+    lines: Vec<SipLine>,
+    settings: &AccountSettings,
+) -> pb::AccountStatus {
+    pb::AccountStatus {
+        account_number: a.number,
+        name: a.name,
+        status: state_pb(a.state).into(),
+        account_type: match a.account_type {
+            Some(AccountType::Simple) => pb::AccountType::Simple,
+            Some(AccountType::Advanced) => pb::AccountType::Advanced,
+            None => pb::AccountType::Unspecified,
+        }
+        .into(),
+        platform_type: a.platform_type,
+        product_plans,
+        billing_cycle_day: a.billing_cycle_day,
+        calling_plans: a
+            .calling_plans
+            .into_iter()
+            .map(|p| pb::CallingPlan {
+                name: p.name,
+                start_date: p.start_date,
+                plan_minutes: p.plan_minutes,
+                seconds_remaining: p.seconds_remaining,
+            })
+            .collect(),
+        sip_lines: lines.into_iter().map(line_pb).collect(),
+        admin_portal_url: settings.admin_portal_url.clone(),
+    }
+}
+
+fn dialing_from_pb(d: pb::DialingBehavior) -> Option<DialingBehavior> {
+    Some(match d {
+        pb::DialingBehavior::Unspecified => return None,
+        pb::DialingBehavior::SevenDigit => DialingBehavior::SevenDigit,
+        pb::DialingBehavior::TenDigit => DialingBehavior::TenDigit,
+        pb::DialingBehavior::OpenDialPlan => DialingBehavior::OpenDialPlan,
+        pb::DialingBehavior::DialNineSevenDigit => DialingBehavior::DialNineSevenDigit,
+        pb::DialingBehavior::DialNineTenDigit => DialingBehavior::DialNineTenDigit,
+        pb::DialingBehavior::OpenDialPlanTenDigit => DialingBehavior::OpenDialPlanTenDigit,
+    })
+}
+
+/// Validates a CreateAccountRequest completely, before any vendor call.
+fn new_account(req: &pb::CreateAccountRequest, settings: &AccountSettings) -> Result<NewAccount, ApiError> {
+    let mut v = Violations::new();
+    let number = account_number(req.customer.as_ref(), &settings.account_number_field, &mut v);
+    let customer = req.customer.clone().unwrap_or_default();
+    let name = customer.name.trim();
+    if req.customer.is_some() && name.is_empty() {
+        v.add("customer.name", "required: it becomes the account name at the vendor");
+    } else if name.chars().count() > 100 {
+        v.add("customer.name", "at most 100 characters");
+    }
+    if req.customer.is_some() && customer.status.trim().is_empty() {
+        v.add("customer.status", "required: the CRM status (e.g. `current`) gives the account's initial status");
+    }
+    let account_type = match pb::AccountType::try_from(req.account_type) {
+        Ok(pb::AccountType::Simple) => Some(AccountType::Simple),
+        Ok(pb::AccountType::Advanced) => Some(AccountType::Advanced),
+        Ok(pb::AccountType::Unspecified) => {
+            v.add("account_type", "required: ACCOUNT_TYPE_SIMPLE or ACCOUNT_TYPE_ADVANCED");
+            None
+        }
+        Err(_) => {
+            v.add("account_type", format!("unknown value {}", req.account_type));
+            None
+        }
+    };
+    let billing_cycle_day = match (req.billing_cycle_day, settings.default_billing_cycle_day) {
+        (0, Some(day)) => Some(day),
+        (0, None) => {
+            v.add("billing_cycle_day", "required (1-28): the tenant's account_defaults name no billing_cycle_day");
+            None
+        }
+        (day @ 1..=28, _) => Some(day as u8),
+        (day, _) => {
+            v.add("billing_cycle_day", format!("must be 1-28; got {day}"));
+            None
+        }
+    };
+    let (dialing, from_default) = match pb::DialingBehavior::try_from(req.dialing_behavior).map(dialing_from_pb) {
+        Ok(Some(d)) => (Some(d), false),
+        Ok(None) => match settings.default_dialing_behavior {
+            Some(d) => (Some(d), true),
+            None => {
+                v.add("dialing_behavior", "required: the tenant's account_defaults name no dialing_behavior");
+                (None, false)
+            }
+        },
+        Err(_) => {
+            v.add("dialing_behavior", format!("unknown value {}", req.dialing_behavior));
+            (None, false)
+        }
+    };
+    let dial_nine = dialing.is_some_and(DialingBehavior::is_dial_nine);
+    match account_type {
+        Some(AccountType::Simple) => {
+            if dial_nine {
+                let d = dialing.map(DialingBehavior::as_str).unwrap_or_default();
+                let whose = if from_default { format!("the tenant's default {d}") } else { d.to_owned() };
+                v.add("dialing_behavior", format!("{whose} is for ADVANCED accounts only (dial 9 and extensions); a SIMPLE account has no extension dialling"));
+            }
+            if req.extension_length != 0 {
+                v.add("extension_length", "must be 0 for a SIMPLE account: it has no extension dialling");
+            }
+        }
+        Some(AccountType::Advanced) => {
+            if req.extension_length == 0 && dial_nine {
+                v.add("extension_length", "required (3-6) for an ADVANCED account with a DIAL_NINE behaviour (extension-to-extension dialling)");
+            }
+        }
+        None => {}
+    }
+    if req.extension_length != 0 && !(3..=6).contains(&req.extension_length) {
+        v.add("extension_length", format!("must be 3-6; got {}", req.extension_length));
+    }
+    v.into_result()?;
+    Ok(NewAccount {
+        number,
+        name: name.to_owned(),
+        account_type: account_type.expect("validated"),
+        billing_cycle_day: billing_cycle_day.expect("validated"),
+        dialing_behavior: dialing.expect("validated"),
+        extension_length: (req.extension_length != 0).then_some(req.extension_length as u8),
+        status: settings.status_map.map(&customer.status),
+    })
+}
+
+fn sync_mode(mode: i32, v: &mut Violations) -> SyncMode {
+    match pb::SyncMode::try_from(mode) {
+        Ok(pb::SyncMode::Unspecified | pb::SyncMode::Full) => SyncMode::Full,
+        Ok(pb::SyncMode::AddOnly) => SyncMode::AddOnly,
+        Err(_) => {
+            v.add("mode", format!("unknown value {mode}: SYNC_MODE_FULL or SYNC_MODE_ADD_ONLY"));
+            SyncMode::Full
+        }
+    }
+}
+
+fn db(context: &'static str) -> impl Fn(sqlx::Error) -> ApiError {
+    move |e| ApiError::internal(context, &e)
+}
+
+fn sync_response(plan: SyncPlan, table: &SipTable, dry_run: bool) -> pb::SyncSipLinesResponse {
+    let rows = |rows: Vec<StoredRow>| rows.iter().map(|r| line_pb(sip_sync::line_of(r, table))).collect();
+    pb::SyncSipLinesResponse {
+        added: plan.added.into_iter().map(line_pb).collect(),
+        updated: plan.updated.into_iter().map(line_pb).collect(),
+        deleted: rows(plan.deleted),
+        unchanged: plan.unchanged.into_iter().map(line_pb).collect(),
+        dry_run,
+        kept: rows(plan.kept),
+    }
+}
+
+impl AccountGrpc {
+    /// A sync: the vendor's lines are read and the table written under the customer's lock, in
+    /// one transaction, so two syncs never interleave and a failure half-way writes nothing.
+    async fn sync(
+        &self,
+        ctx: &Ctx,
+        number: &str,
+        mode: SyncMode,
+        dry_run: bool,
+    ) -> Result<pb::SyncSipLinesResponse, ApiError> {
+        let table = ctx.sip_table()?;
+        let tenant = ctx.tenant();
+        if dry_run {
+            let lines = ctx.provider.sip_lines(number).await?;
+            let mut conn = self.state.db.acquire().await.map_err(db("reading the SIP table"))?;
+            let stored = store::rows(&mut conn, tenant, number).await.map_err(db("reading the SIP table"))?;
+            return Ok(sync_response(sip_sync::plan(stored, &lines, &table, mode), &table, true));
+        }
+        let mut tx = self.state.db.begin().await.map_err(db("syncing the SIP table"))?;
+        store::lock_customer(&mut tx, tenant, number).await.map_err(db("locking the SIP table"))?;
+        // Read under the lock: a sync that waited for another sees the vendor as it is now.
+        let lines = ctx.provider.sip_lines(number).await?;
+        let stored = store::rows(&mut tx, tenant, number).await.map_err(db("reading the SIP table"))?;
+        let plan = sip_sync::plan(stored, &lines, &table, mode);
+        if !plan.is_noop() {
+            store::apply(&mut tx, tenant, number, &plan, &table).await.map_err(db("writing the SIP table"))?;
+        }
+        tx.commit().await.map_err(db("committing the SIP table"))?;
+        tracing::info!(
+            tenant,
+            account = number,
+            added = plan.added.len(),
+            updated = plan.updated.len(),
+            deleted = plan.deleted.len(),
+            unchanged = plan.unchanged.len(),
+            "SIP lines synced"
+        );
+        Ok(sync_response(plan, &table, false))
+    }
+}
+
+#[tonic::async_trait]
+impl AccountService for AccountGrpc {
+    async fn get_account_status(
+        &self,
+        req: Request<pb::GetAccountStatusRequest>,
+    ) -> Result<Response<pb::AccountStatus>, Status> {
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::CustomerStatus)?;
+        let mut v = Violations::new();
+        let number = account_number(req.get_ref().customer.as_ref(), &ctx.settings.account_number_field, &mut v);
+        v.into_result()?;
+        let panel = ctx.provider.account_panel(&number).await.map_err(ApiError::from)?;
+        Ok(Response::new(status_pb(panel.account, panel.product_plans, panel.sip_lines, &ctx.settings)))
+    }
+
+    async fn create_account(
+        &self,
+        req: Request<pb::CreateAccountRequest>,
+    ) -> Result<Response<pb::AccountStatus>, Status> {
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
+        let req = req.into_inner();
+        let new = new_account(&req, &ctx.settings)?;
+        let provider = ctx.provider.name();
+        let answer = ctx
+            .call
+            .mutate(&self.state, provider, &req.request_id, &req, || async {
+                let account = ctx.provider.create_account(&new).await?;
+                tracing::info!(tenant = ctx.tenant(), account = %account.number, "account created");
+                Ok(status_pb(account, Vec::new(), Vec::new(), &ctx.settings))
+            })
+            .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn sync_sip_lines(
+        &self,
+        req: Request<pb::SyncSipLinesRequest>,
+    ) -> Result<Response<pb::SyncSipLinesResponse>, Status> {
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);
+        let mode = sync_mode(req.mode, &mut v);
+        v.into_result()?;
+        ctx.sip_table()?;
+        let answer = ctx
+            .call
+            .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, || {
+                self.sync(&ctx, &number, mode, req.dry_run)
+            })
+            .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn list_sip_lines(
+        &self,
+        req: Request<pb::ListSipLinesRequest>,
+    ) -> Result<Response<pb::ListSipLinesResponse>, Status> {
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
+        let mut v = Violations::new();
+        let number = account_number(req.get_ref().customer.as_ref(), &ctx.settings.account_number_field, &mut v);
+        v.into_result()?;
+        let mut conn = self.state.db.acquire().await.map_err(db("reading the SIP table"))?;
+        let rows = store::rows(&mut conn, ctx.tenant(), &number).await.map_err(db("reading the SIP table"))?;
+        let rows = rows.into_iter().map(|r| pb::CustomTableRow { fields: r.fields }).collect();
+        Ok(Response::new(pb::ListSipLinesResponse { rows }))
+    }
+
+    async fn set_customer_status(
+        &self,
+        req: Request<pb::SetCustomerStatusRequest>,
+    ) -> Result<Response<pb::SetCustomerStatusResponse>, Status> {
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::CustomerStatus)?;
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);
+        let crm_status = req.customer.as_ref().map_or("", |c| c.status.as_str());
+        if req.customer.is_some() && crm_status.trim().is_empty() {
+            v.add("customer.status", "required: the customer's new CRM status, e.g. `current`");
+        }
+        v.into_result()?;
+        let desired = ctx.settings.status_map.map(crm_status);
+        let answer = ctx
+            .call
+            .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, || async {
+                // Stored first: from here on the change survives a vendor outage or a restart.
+                store::record_desired(&self.state.db, ctx.tenant(), &number, desired)
+                    .await
+                    .map_err(db("storing the desired status"))?;
+                let delivery =
+                    match reconciler::deliver_now(&self.state.db, ctx.provider.as_ref(), ctx.tenant(), &number).await {
+                        Ok(Delivery::Applied(applied)) if applied == desired => pb::Delivery::Applied,
+                        Ok(_) => pb::Delivery::Pending,
+                        Err(DeliveryError::Refused(e)) => return Err(e.into()),
+                        Err(DeliveryError::Store(e)) => return Err(ApiError::internal("delivering a status", &e)),
+                    };
+                Ok(pb::SetCustomerStatusResponse {
+                    desired: state_pb(desired.state()).into(),
+                    delivery: delivery.into(),
+                })
+            })
+            .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn delete_account(
+        &self,
+        req: Request<pb::DeleteAccountRequest>,
+    ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);
+        v.check(req.confirm, "confirm", "must be true: deleting an account cannot be undone");
+        v.into_result()?;
+        let answer = ctx
+            .call
+            .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, || async {
+                let tenant = ctx.tenant();
+                let mut tx = self.state.db.begin().await.map_err(db("deleting an account"))?;
+                // Under the SIP table's lock, so that a sync cannot write rows back meanwhile.
+                store::lock_customer(&mut tx, tenant, &number).await.map_err(db("locking the SIP table"))?;
+                ctx.provider.delete_account(&number).await?;
+                let deleted = store::delete_rows(&mut tx, tenant, &number).await.map_err(db("deleting SIP rows"))?;
+                store::delete_intent(&mut tx, tenant, &number).await.map_err(db("deleting the desired status"))?;
+                tx.commit().await.map_err(db("committing an account deletion"))?;
+                tracing::info!(tenant, account = %number, deleted_sip_lines = deleted, "account deleted");
+                Ok(pb::DeleteAccountResponse { deleted_sip_lines: i32::try_from(deleted).unwrap_or(i32::MAX) })
+            })
+            .await?;
+        Ok(Response::new(answer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{provider::DesiredStatus, settings::StatusMap};
+
+    fn settings() -> AccountSettings {
+        AccountSettings {
+            customer_status: true,
+            synchro_console: true,
+            admin_portal_url: String::new(),
+            account_number_field: AccountNumberField::Nickname,
+            status_map: StatusMap::default(),
+            default_billing_cycle_day: None,
+            default_dialing_behavior: None,
+            sip_table: None,
+        }
+    }
+
+    fn request(account_type: pb::AccountType, dialing: pb::DialingBehavior, ext: i32) -> pb::CreateAccountRequest {
+        pb::CreateAccountRequest {
+            tenant: "acme".into(),
+            customer: Some(pb::Customer {
+                name: "Jane".into(),
+                nickname: "1001".into(),
+                status: "current".into(),
+                ..Default::default()
+            }),
+            account_type: account_type.into(),
+            billing_cycle_day: 10,
+            dialing_behavior: dialing.into(),
+            extension_length: ext,
+            request_id: String::new(),
+        }
+    }
+
+    fn fields(err: ApiError) -> Vec<String> {
+        err.fields().into_iter().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_valid_advanced_request_becomes_a_new_account() {
+        let new =
+            new_account(&request(pb::AccountType::Advanced, pb::DialingBehavior::DialNineTenDigit, 4), &settings())
+                .unwrap();
+        assert_eq!(new.extension_length, Some(4));
+        assert_eq!(new.status, DesiredStatus::Active);
+        assert_eq!(new.number, "1001");
+    }
+
+    #[test]
+    fn simple_accounts_refuse_dial_nine_and_extension_lengths() {
+        let err =
+            new_account(&request(pb::AccountType::Simple, pb::DialingBehavior::DialNineSevenDigit, 4), &settings())
+                .unwrap_err();
+        assert_eq!(fields(err), ["dialing_behavior", "extension_length"]);
+    }
+
+    #[test]
+    fn defaults_fill_billing_day_and_dialing_behaviour() {
+        let mut s = settings();
+        s.default_billing_cycle_day = Some(7);
+        s.default_dialing_behavior = Some(DialingBehavior::TenDigit);
+        let mut req = request(pb::AccountType::Simple, pb::DialingBehavior::Unspecified, 0);
+        req.billing_cycle_day = 0;
+        let new = new_account(&req, &s).unwrap();
+        assert_eq!((new.billing_cycle_day, new.dialing_behavior), (7, DialingBehavior::TenDigit));
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let req = pb::CreateAccountRequest {
+            customer: Some(pb::Customer { nickname: "12".into(), ..Default::default() }),
+            billing_cycle_day: 29,
+            dialing_behavior: 42,
+            extension_length: 9,
+            ..Default::default()
+        };
+        let err = new_account(&req, &settings()).unwrap_err();
+        assert_eq!(
+            fields(err),
+            [
+                "customer.nickname",
+                "customer.name",
+                "customer.status",
+                "account_type",
+                "billing_cycle_day",
+                "dialing_behavior",
+                "extension_length"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_account_number_comes_from_the_configured_field() {
+        let mut v = Violations::new();
+        let customer = pb::Customer {
+            nickname: "ignored".into(),
+            fields: [("acct".to_owned(), "A-1001".to_owned())].into(),
+            ..Default::default()
+        };
+        let field = AccountNumberField::Field("acct".into());
+        assert_eq!(account_number(Some(&customer), &field, &mut v), "A-1001");
+        assert!(v.is_empty());
+        let mut v = Violations::new();
+        account_number(Some(&pb::Customer::default()), &field, &mut v);
+        assert_eq!(fields(v.into_result().unwrap_err()), ["customer.fields.acct"]);
+    }
+}

@@ -1,0 +1,355 @@
+//! The account area's contract with its vendors, and the domain types both sides speak.
+//!
+//! A provider (Alianza first) implements [`AccountProvider`]; everything that knows its wire
+//! format stays in its folder. grpc.rs turns these types into the public proto types and
+//! [`ProviderError`] into the caller-facing [`ApiError`].
+
+use std::{fmt, time::Duration};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tonic::Code;
+
+use crate::ops::ApiError;
+
+/// An account's status at the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountState {
+    Active,
+    Disabled,
+    Suspended,
+    Pending,
+    DeletePending,
+    Deleted,
+    /// A status this build does not know.
+    Unknown,
+}
+
+/// The two statuses a caller can ask for (the others are the vendor's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+pub enum DesiredStatus {
+    #[serde(rename = "ACTIVE")]
+    Active,
+    #[serde(rename = "DISABLED")]
+    Disabled,
+}
+
+impl DesiredStatus {
+    /// `ACTIVE` / `DISABLED`, as stored and as the vendors spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Disabled => "DISABLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ACTIVE" => Some(Self::Active),
+            "DISABLED" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+
+    pub fn state(self) -> AccountState {
+        match self {
+            Self::Active => AccountState::Active,
+            Self::Disabled => AccountState::Disabled,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountType {
+    /// One number, one user, one device.
+    Simple,
+    /// Several numbers, users and devices, with extension dialling.
+    Advanced,
+}
+
+/// How an account's phones dial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DialingBehavior {
+    SevenDigit,
+    TenDigit,
+    OpenDialPlan,
+    /// ADVANCED only; asks for extension-to-extension dialling, so needs an extension length.
+    DialNineSevenDigit,
+    /// ADVANCED only; asks for extension-to-extension dialling, so needs an extension length.
+    DialNineTenDigit,
+    OpenDialPlanTenDigit,
+}
+
+impl DialingBehavior {
+    /// The DIAL_NINE behaviours: ADVANCED accounts only, with an extension length.
+    pub fn is_dial_nine(self) -> bool {
+        matches!(self, Self::DialNineSevenDigit | Self::DialNineTenDigit)
+    }
+
+    /// `TEN_DIGIT`, as YAML and the vendors spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SevenDigit => "SEVEN_DIGIT",
+            Self::TenDigit => "TEN_DIGIT",
+            Self::OpenDialPlan => "OPEN_DIAL_PLAN",
+            Self::DialNineSevenDigit => "DIAL_NINE_SEVEN_DIGIT",
+            Self::DialNineTenDigit => "DIAL_NINE_TEN_DIGIT",
+            Self::OpenDialPlanTenDigit => "OPEN_DIAL_PLAN_TEN_DIGIT",
+        }
+    }
+}
+
+/// An account as the status panel shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub number: String,
+    pub name: String,
+    pub state: AccountState,
+    pub account_type: Option<AccountType>,
+    pub platform_type: String,
+    pub billing_cycle_day: i32,
+    pub calling_plans: Vec<CallingPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallingPlan {
+    pub name: String,
+    pub start_date: String,
+    pub plan_minutes: i64,
+    pub seconds_remaining: i64,
+}
+
+/// A SIP line (a device line at the vendor), with the values the CRM's custom table needs.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SipLine {
+    pub line_number: String,
+    /// The match key of the CRM's SIP table: unique platform-wide.
+    pub sip_username: String,
+    pub sip_password: String,
+    pub display_name: String,
+    pub emergency_number: String,
+    pub mac_address: String,
+    pub dial_number: String,
+}
+
+impl fmt::Debug for SipLine {
+    // The SIP password never reaches a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SipLine")
+            .field("line_number", &self.line_number)
+            .field("sip_username", &self.sip_username)
+            .field("sip_password", &"<redacted>")
+            .field("display_name", &self.display_name)
+            .field("dial_number", &self.dial_number)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The whole status panel of one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountPanel {
+    pub account: Account,
+    /// Distinct product plans of the account's users, in the order first seen.
+    pub product_plans: Vec<String>,
+    pub sip_lines: Vec<SipLine>,
+}
+
+/// A validated account to create. What the CRM cannot say (time zone, regulatory type, rate
+/// plan) the provider takes from the tenant's `account_defaults`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    pub number: String,
+    pub name: String,
+    pub account_type: AccountType,
+    pub billing_cycle_day: u8,
+    pub dialing_behavior: DialingBehavior,
+    pub extension_length: Option<u8>,
+    pub status: DesiredStatus,
+}
+
+/// What a status change found at the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    Changed,
+    /// The vendor already had that status: nothing was sent.
+    AlreadySet,
+}
+
+/// What a vendor said, for ErrorInfo metadata. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VendorFault {
+    /// `ErrorInfo.domain`, e.g. `alianza.com`.
+    pub domain: &'static str,
+    pub http_status: Option<u16>,
+    /// The vendor's own code (`AccountNumberInUse`), or `TIMEOUT` / `CONNECT` / `HTTP_500`.
+    pub code: String,
+    pub message: String,
+}
+
+/// Why a vendor refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The request broke one of the vendor's rules.
+    Invalid,
+    /// The account number is taken.
+    AlreadyExists,
+    /// The account still has telephone numbers, so it cannot be deleted.
+    NumbersAssigned,
+}
+
+/// A provider's failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{vendor} has no account with this account number")]
+    NoAccount { vendor: &'static str },
+    #[error("{} refused the request: {} {}", .fault.domain, .fault.code, .fault.message)]
+    Rejected { kind: Rejection, fault: VendorFault },
+    #[error("{} is unavailable: {} {}", .fault.domain, .fault.code, .fault.message)]
+    Unavailable { fault: VendorFault, retry_after: Duration, outcome_unknown: bool },
+    #[error("{} answered something unreadable: {}", .fault.domain, .fault.message)]
+    BadResponse { fault: VendorFault, outcome_unknown: bool },
+    #[error("{} refused the tenant's credentials: {}", .fault.domain, .fault.message)]
+    Credentials { fault: VendorFault },
+    #[error("{} denied the tenant's user this operation: {}", .fault.domain, .fault.message)]
+    Forbidden { fault: VendorFault },
+    #[error("the tenant's account trigger lacks a setting: {0}")]
+    Misconfigured(String),
+}
+
+impl ProviderError {
+    /// Whether trying the same thing later may succeed (status follow-up keeps retrying these).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::BadResponse { .. })
+    }
+}
+
+fn vendor_error(code: Code, reason: &'static str, message: String, fault: &VendorFault) -> ApiError {
+    let mut err = ApiError::new(code, reason, message)
+        .with_domain(fault.domain)
+        .with_metadata("vendor_code", fault.code.clone())
+        .with_metadata("vendor_message", fault.message.clone());
+    if let Some(status) = fault.http_status {
+        err = err.with_metadata("http_status", status.to_string());
+    }
+    err
+}
+
+/// The one mapping of the area's vendor failures to what callers see.
+impl From<ProviderError> for ApiError {
+    fn from(err: ProviderError) -> Self {
+        match &err {
+            ProviderError::NoAccount { vendor } => ApiError::not_found(
+                "ACCOUNT_NOT_ENABLED",
+                format!("customer not enabled in {vendor}: no account has this account number"),
+            )
+            .with_metadata("provider", *vendor),
+            ProviderError::Rejected { kind: Rejection::Invalid, fault } => {
+                vendor_error(Code::InvalidArgument, "VENDOR_REJECTED", err.to_string(), fault)
+            }
+            ProviderError::Rejected { kind: Rejection::AlreadyExists, fault } => vendor_error(
+                Code::AlreadyExists,
+                "ACCOUNT_EXISTS",
+                format!("{} already has an account with this account number", fault.domain),
+                fault,
+            ),
+            ProviderError::Rejected { kind: Rejection::NumbersAssigned, fault } => vendor_error(
+                Code::FailedPrecondition,
+                "NUMBERS_ASSIGNED",
+                format!(
+                    "{} will not delete an account that still has telephone numbers; release them first",
+                    fault.domain
+                ),
+                fault,
+            ),
+            ProviderError::Unavailable { fault, retry_after, outcome_unknown } => {
+                let reason = if fault.code == "TIMEOUT" { "VENDOR_TIMEOUT" } else { "VENDOR_UNAVAILABLE" };
+                let mut message = err.to_string();
+                if *outcome_unknown {
+                    message.push_str("; the change may or may not have been made: check before retrying");
+                }
+                vendor_error(Code::Unavailable, reason, message, fault).with_retry_after(*retry_after)
+            }
+            ProviderError::BadResponse { fault, outcome_unknown } => {
+                let mut message = err.to_string();
+                if *outcome_unknown {
+                    message.push_str("; the change may or may not have been made: check before retrying");
+                }
+                vendor_error(Code::Unavailable, "VENDOR_BAD_RESPONSE", message, fault)
+                    .with_retry_after(Duration::from_secs(5))
+            }
+            ProviderError::Credentials { fault } => {
+                vendor_error(Code::FailedPrecondition, "VENDOR_AUTH_FAILED", err.to_string(), fault)
+            }
+            ProviderError::Forbidden { fault } => {
+                vendor_error(Code::FailedPrecondition, "VENDOR_PERMISSION_DENIED", err.to_string(), fault)
+            }
+            ProviderError::Misconfigured(_) => ApiError::failed_precondition("TRIGGER_MISCONFIGURED", err.to_string()),
+        }
+    }
+}
+
+/// A hosted-voice vendor, for one tenant (its credentials and settings are inside).
+///
+/// Accounts are addressed by the CRM's account number; finding the vendor's own id is the
+/// provider's business. An absent account is [`ProviderError::NoAccount`].
+#[tonic::async_trait]
+pub trait AccountProvider: Send + Sync + 'static {
+    /// The YAML `provider:` name, for audit rows.
+    fn name(&self) -> &'static str;
+
+    /// Everything the status panel shows.
+    async fn account_panel(&self, number: &str) -> Result<AccountPanel, ProviderError>;
+
+    /// The account's SIP lines, with display names and dial numbers resolved.
+    async fn sip_lines(&self, number: &str) -> Result<Vec<SipLine>, ProviderError>;
+
+    /// Creates the account; never retried blindly.
+    async fn create_account(&self, account: &NewAccount) -> Result<Account, ProviderError>;
+
+    /// Makes the vendor's status `status` (sending nothing if it already is).
+    async fn set_status(&self, number: &str, status: DesiredStatus) -> Result<StatusChange, ProviderError>;
+
+    /// Deletes the account.
+    async fn delete_account(&self, number: &str) -> Result<(), ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(code: &str) -> VendorFault {
+        VendorFault { domain: "alianza.com", http_status: Some(400), code: code.into(), message: "m".into() }
+    }
+
+    #[test]
+    fn vendor_rejections_carry_the_vendor_domain_and_code() {
+        let err: ApiError =
+            ProviderError::Rejected { kind: Rejection::AlreadyExists, fault: fault("AccountNumberInUse") }.into();
+        assert_eq!(err.code, Code::AlreadyExists);
+        assert_eq!(err.domain, "alianza.com");
+        assert_eq!(err.metadata["vendor_code"], "AccountNumberInUse");
+        let err: ApiError =
+            ProviderError::Rejected { kind: Rejection::NumbersAssigned, fault: fault("AccountHasNumbers") }.into();
+        assert_eq!((err.code, err.reason.as_ref()), (Code::FailedPrecondition, "NUMBERS_ASSIGNED"));
+    }
+
+    #[test]
+    fn outages_are_unavailable_with_retry_info_and_say_when_the_outcome_is_unknown() {
+        let err: ApiError = ProviderError::Unavailable {
+            fault: VendorFault { code: "TIMEOUT".into(), http_status: None, ..fault("") },
+            retry_after: Duration::from_secs(2),
+            outcome_unknown: true,
+        }
+        .into();
+        assert_eq!((err.code, err.reason.as_ref()), (Code::Unavailable, "VENDOR_TIMEOUT"));
+        assert_eq!(err.retry_after, Some(Duration::from_secs(2)));
+        assert!(err.message.contains("may or may not"), "{}", err.message);
+    }
+
+    #[test]
+    fn sip_line_debug_hides_the_password() {
+        let line = SipLine { sip_password: "hunter2".into(), ..Default::default() };
+        assert!(!format!("{line:?}").contains("hunter2"));
+    }
+}

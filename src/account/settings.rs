@@ -1,0 +1,206 @@
+//! What the account area itself needs from a tenant's `triggers.account`, whatever the vendor:
+//! the feature switches, the CRM field mappings and the defaults of CreateAccount. Providers embed
+//! the YAML pieces below in their own config struct (serde's `flatten` does not mix with
+//! `deny_unknown_fields`) and hand back an [`AccountSettings`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::provider::{DesiredStatus, DialingBehavior};
+use crate::registry::{provider::ValidateCtx, yaml::Value};
+
+/// The IDs of the fields of the CRM's custom "Alianza Voice" table that SIP lines sync into.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SipTableConfig {
+    /// Field ID of the "Dial Number" column: the line owner's caller-id number, else the
+    /// line's emergency number. CRM name: `Custom_SIP_Table_dialNumber`.
+    #[serde(alias = "Custom_SIP_Table_dialNumber")]
+    pub dial_number: u32,
+    /// Field ID of the "Display Name" column: the line owner's name, else the device name.
+    /// CRM name: `Custom_SIP_Table_displayName`.
+    #[serde(alias = "Custom_SIP_Table_displayName")]
+    pub display_name: u32,
+    /// Field ID of the "SIP Password" column. CRM name: `Custom_SIP_Table_password`.
+    #[serde(alias = "Custom_SIP_Table_password")]
+    pub password: u32,
+    /// Field ID of the "Port Number" column: the line number on its device.
+    /// CRM name: `Custom_SIP_Table_portNumber`.
+    #[serde(alias = "Custom_SIP_Table_portNumber")]
+    pub port_number: u32,
+    /// Field ID of the "User Name" column: the SIP user name, which rows are matched on.
+    /// CRM name: `Custom_SIP_Table_userName`.
+    #[serde(alias = "Custom_SIP_Table_userName")]
+    pub user_name: u32,
+}
+
+/// The custom SIP table's field IDs, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipTable {
+    pub dial_number: u32,
+    pub display_name: u32,
+    pub password: u32,
+    pub port_number: u32,
+    pub user_name: u32,
+}
+
+/// `(canonical key, CRM alias)` of each custom_sip_table key, in YAML order.
+const SIP_TABLE_KEYS: [(&str, &str); 5] = [
+    ("dial_number", "Custom_SIP_Table_dialNumber"),
+    ("display_name", "Custom_SIP_Table_displayName"),
+    ("password", "Custom_SIP_Table_password"),
+    ("port_number", "Custom_SIP_Table_portNumber"),
+    ("user_name", "Custom_SIP_Table_userName"),
+];
+
+impl SipTableConfig {
+    /// Checks the IDs (positive, all different). `raw` is the trigger mapping as written, so a
+    /// problem points at the key the operator wrote (the canonical name or the CRM alias).
+    pub fn check(&self, raw: &Value, ctx: &mut ValidateCtx<'_>) -> Option<SipTable> {
+        let ids = [self.dial_number, self.display_name, self.password, self.port_number, self.user_name];
+        let table = raw.get("custom_sip_table");
+        let written = |i: usize| {
+            let (canonical, alias) = SIP_TABLE_KEYS[i];
+            if table.and_then(|t| t.get(alias)).is_some() { alias } else { canonical }
+        };
+        let before = ctx.problem_count();
+        for (i, id) in ids.iter().enumerate() {
+            if *id == 0 {
+                ctx.problem(&format!("custom_sip_table.{}", written(i)), "field IDs start at 1");
+            } else if let Some(first) = ids[..i].iter().position(|other| other == id) {
+                ctx.problem(
+                    &format!("custom_sip_table.{}", written(i)),
+                    format!(
+                        "field ID {id} is also `{}`: each column of the SIP table needs its own field ID",
+                        written(first)
+                    ),
+                );
+            }
+        }
+        (ctx.problem_count() == before).then_some(SipTable {
+            dial_number: self.dial_number,
+            display_name: self.display_name,
+            password: self.password,
+            port_number: self.port_number,
+            user_name: self.user_name,
+        })
+    }
+}
+
+/// Where the CRM keeps the account number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountNumberField {
+    /// `customer.nickname` (the default).
+    Nickname,
+    /// `customer.fields[<name>]`.
+    Field(String),
+}
+
+impl AccountNumberField {
+    /// From the YAML value: blank means the default (`nickname`), as on the CRM's trigger page.
+    pub fn from_yaml(value: Option<&str>) -> Self {
+        match value.map(str::trim) {
+            None | Some("") | Some("nickname") => Self::Nickname,
+            Some(other) => Self::Field(other.to_owned()),
+        }
+    }
+
+    /// The request field path, for field violations: `customer.nickname`, `customer.fields.acct`.
+    pub fn field_path(&self) -> String {
+        match self {
+            Self::Nickname => "customer.nickname".to_owned(),
+            Self::Field(name) => format!("customer.fields.{name}"),
+        }
+    }
+}
+
+/// CRM status -> vendor status. Statuses not listed are DISABLED.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusMap(BTreeMap<String, DesiredStatus>);
+
+impl Default for StatusMap {
+    /// The CRM page's rule: `current` is ACTIVE, anything else DISABLED.
+    fn default() -> Self {
+        Self(BTreeMap::from([("current".to_owned(), DesiredStatus::Active)]))
+    }
+}
+
+impl StatusMap {
+    /// CRM statuses are matched without regard to case or surrounding blanks.
+    pub fn map(&self, crm_status: &str) -> DesiredStatus {
+        self.0.get(&crm_status.trim().to_lowercase()).copied().unwrap_or(DesiredStatus::Disabled)
+    }
+
+    /// Checks a `status_map` as written: no blank keys, no two keys that differ only in case, and
+    /// at least one status that maps to ACTIVE (or every customer would be disabled).
+    pub fn check(written: &BTreeMap<String, DesiredStatus>, ctx: &mut ValidateCtx<'_>) -> Option<Self> {
+        let before = ctx.problem_count();
+        let mut map = BTreeMap::new();
+        let mut spelled: BTreeMap<String, &str> = BTreeMap::new();
+        for (key, status) in written {
+            let normal = key.trim().to_lowercase();
+            if normal.is_empty() {
+                ctx.problem_at_key(&format!("status_map.{key}"), "a CRM status cannot be blank");
+                continue;
+            }
+            if let Some(first) = spelled.get(&normal) {
+                ctx.problem_at_key(
+                    &format!("status_map.{key}"),
+                    format!("`{key}` and `{first}` are the same CRM status (statuses are matched without regard to case); keep one"),
+                );
+                continue;
+            }
+            spelled.insert(normal.clone(), key);
+            map.insert(normal, *status);
+        }
+        if written.is_empty() || !map.values().any(|s| *s == DesiredStatus::Active) {
+            ctx.problem(
+                "status_map",
+                "no CRM status maps to ACTIVE, so every customer would be DISABLED; e.g. `{ current: ACTIVE }`",
+            );
+        }
+        (ctx.problem_count() == before).then_some(Self(map))
+    }
+}
+
+/// The account area's settings of one tenant, checked.
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// GetAccountStatus and the status follow-up (SetCustomerStatus).
+    pub customer_status: bool,
+    /// CreateAccount, SyncSipLines, ListSipLines, DeleteAccount.
+    pub synchro_console: bool,
+    /// The vendor's admin portal, shown on the status panel ("Open in GUI").
+    pub admin_portal_url: String,
+    pub account_number_field: AccountNumberField,
+    pub status_map: StatusMap,
+    /// CreateAccount's billing cycle day when the request leaves it 0.
+    pub default_billing_cycle_day: Option<u8>,
+    /// CreateAccount's dialling behaviour when the request leaves it unspecified.
+    pub default_dialing_behavior: Option<DialingBehavior>,
+    /// `None` when the tenant declares no custom_sip_table (the SIP-table calls then refuse).
+    pub sip_table: Option<SipTable>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_status_map_is_the_crm_rule() {
+        let map = StatusMap::default();
+        assert_eq!(map.map("current"), DesiredStatus::Active);
+        assert_eq!(map.map(" Current "), DesiredStatus::Active);
+        assert_eq!(map.map("suspended"), DesiredStatus::Disabled);
+        assert_eq!(map.map(""), DesiredStatus::Disabled);
+    }
+
+    #[test]
+    fn a_blank_account_number_field_is_nickname() {
+        assert_eq!(AccountNumberField::from_yaml(None), AccountNumberField::Nickname);
+        assert_eq!(AccountNumberField::from_yaml(Some("  ")), AccountNumberField::Nickname);
+        assert_eq!(AccountNumberField::from_yaml(Some("acct")).field_path(), "customer.fields.acct");
+    }
+}
