@@ -14,6 +14,7 @@ use crate::registry::{provider::ValidateCtx, yaml::Value};
 /// The IDs of the fields of the CRM's custom "Alianza Voice" table that SIP lines sync into.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = sip_table_aliases)]
 pub struct SipTableConfig {
     /// Field ID of the "Dial Number" column: the line owner's caller-id number, else the
     /// line's emergency number. CRM name: `Custom_SIP_Table_dialNumber`.
@@ -54,6 +55,41 @@ const SIP_TABLE_KEYS: [(&str, &str); 5] = [
     ("port_number", "Custom_SIP_Table_portNumber"),
     ("user_name", "Custom_SIP_Table_userName"),
 ];
+
+fn sip_table_aliases(schema: &mut schemars::Schema) {
+    schema_aliases(schema, &SIP_TABLE_KEYS);
+}
+
+/// Adds each `(canonical, alias)` pair's alias to a struct's JSON Schema (schemars leaves serde
+/// aliases out), so that editors accept the CRM's names: the alias documents itself as its
+/// canonical key, and a required key may be given under either name (not both).
+pub fn schema_aliases(schema: &mut schemars::Schema, pairs: &[(&str, &str)]) {
+    use serde_json::{Value as Json, json};
+    let required: Vec<String> = schema
+        .get("required")
+        .and_then(Json::as_array)
+        .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let mut either = Vec::new();
+    if let Some(Json::Object(props)) = schema.get_mut("properties") {
+        for (canonical, alias) in pairs {
+            let Some(mut prop) = props.get(*canonical).cloned() else { continue };
+            if let Json::Object(p) = &mut prop {
+                p.insert("description".into(), json!(format!("The CRM's name for `{canonical}`.")));
+            }
+            props.insert((*alias).to_owned(), prop);
+            if required.iter().any(|r| r == canonical) {
+                either.push(json!({ "oneOf": [{ "required": [canonical] }, { "required": [alias] }] }));
+            }
+        }
+    }
+    let still_required: Vec<&String> =
+        required.iter().filter(|r| !pairs.iter().any(|(c, _)| *c == r.as_str())).collect();
+    schema.insert("required".into(), json!(still_required));
+    if !either.is_empty() {
+        schema.insert("allOf".into(), Json::Array(either));
+    }
+}
 
 impl SipTableConfig {
     /// Checks the IDs (positive, all different). `raw` is the trigger mapping as written, so a

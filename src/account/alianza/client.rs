@@ -116,6 +116,8 @@ struct Inner {
     partition_url: Url,
     session: Mutex<Session>,
     plan_names: Mutex<Option<PlanNames>>,
+    /// Held while calling-plan names are read, so concurrent cache misses make one request.
+    plan_names_refresh: tokio::sync::Mutex<()>,
     logins: AtomicU64,
 }
 
@@ -168,6 +170,7 @@ impl AlianzaClient {
                 partition_url,
                 session: Mutex::new(Session::Empty),
                 plan_names: Mutex::new(None),
+                plan_names_refresh: tokio::sync::Mutex::new(()),
                 logins: AtomicU64::new(0),
             }),
         })
@@ -203,15 +206,23 @@ impl AlianzaClient {
         if wanted.is_empty() {
             return Ok(Arc::default());
         }
-        let cached = {
+        let fresh = || {
             let cache = self.inner.plan_names.lock().unwrap_or_else(|e| e.into_inner());
-            cache.as_ref().map(|c| (c.fetched.elapsed(), Arc::clone(&c.names)))
+            let cached = cache.as_ref().map(|c| (c.fetched.elapsed(), Arc::clone(&c.names)));
+            let usable = cached.as_ref().is_some_and(|(age, names)| {
+                let complete = wanted.iter().all(|p| names.contains_key(&p.calling_plan_product_id));
+                *age < PLAN_NAMES_TTL && (complete || *age < PLAN_NAMES_MIN_REFRESH)
+            });
+            (usable, cached.map(|(_, names)| names))
         };
-        if let Some((age, names)) = &cached {
-            let complete = wanted.iter().all(|p| names.contains_key(&p.calling_plan_product_id));
-            if *age < PLAN_NAMES_TTL && (complete || *age < PLAN_NAMES_MIN_REFRESH) {
-                return Ok(Arc::clone(names));
-            }
+        if let (true, Some(names)) = fresh() {
+            return Ok(names);
+        }
+        let _refreshing = self.inner.plan_names_refresh.lock().await;
+        // Another call may have refreshed the names while this one waited.
+        let (usable, cached) = fresh();
+        if let (true, Some(names)) = (usable, &cached) {
+            return Ok(Arc::clone(names));
         }
         let url = self.inner.url(&["callingplanproduct"]);
         let products: Vec<wire::CallingPlanProduct> = match self.inner.call(Method::GET, url, None, Kind::Read).await {
@@ -219,7 +230,7 @@ impl AlianzaClient {
             // Names are decoration: without them the panel shows product ids.
             Err(CallError::NotFound(_)) => Vec::new(),
             Err(CallError::Failed(e)) => match cached {
-                Some((_, names)) => {
+                Some(names) => {
                     tracing::warn!(error = %e, "calling-plan names could not be refreshed; using the cached ones");
                     return Ok(names);
                 }

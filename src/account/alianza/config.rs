@@ -31,7 +31,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// CRM's "External API (triggers)" page configures it.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "account trigger: alianza")]
+#[schemars(title = "account trigger: alianza", transform = config_aliases)]
 pub struct AlianzaConfig {
     /// `alianza`.
     #[schemars(extend("const" = "alianza"))]
@@ -81,6 +81,13 @@ pub struct AlianzaConfig {
     /// Milliseconds before an Alianza request is given up (100-120000). Default 10000.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+}
+
+fn config_aliases(schema: &mut Schema) {
+    crate::account::settings::schema_aliases(
+        schema,
+        &[("username", "API_USERNAME"), ("password", "API_PASSWORD"), ("account_number_field", "Account_Number_Field")],
+    );
 }
 
 fn yes() -> bool {
@@ -569,5 +576,11 @@ timeout_ms: 2000";
         for key in ["customer_status", "synchro_console", "custom_sip_table", "status_map", "account_defaults"] {
             assert!(text.contains(key), "{key} missing from the schema");
         }
+        // The CRM's names are accepted by editors too, and a required key may use either name.
+        let defs = &schema["$defs"];
+        assert!(defs["AlianzaConfig"]["properties"]["API_PASSWORD"].is_object(), "{text}");
+        assert!(defs["SipTableConfig"]["properties"]["Custom_SIP_Table_userName"].is_object());
+        let required = defs["AlianzaConfig"]["required"].as_array().unwrap();
+        assert!(!required.iter().any(|r| r == "password"), "{required:?}");
     }
 }

@@ -1,0 +1,370 @@
+//! The Alianza client against the Alianza simulator, over real HTTP: sessions, retries, error
+//! bodies, and the simulator's own documented rules.
+
+use std::{sync::Arc, time::Duration};
+
+use patchbay::{
+    account::{
+        AccountProvider,
+        alianza::{
+            AlianzaClient, AlianzaSim,
+            client::{ClientConfig, CreateDefaults},
+            sim::{SimAccount, SimLine, demo},
+        },
+        provider::{AccountType, DesiredStatus, DialingBehavior, NewAccount, ProviderError, Rejection, StatusChange},
+    },
+    ops::retry::Backoff,
+    sim::{Fault, FaultRule},
+};
+use serde_json::json;
+
+const PARTITION: &str = "p1";
+
+fn sim() -> AlianzaSim {
+    let sim = AlianzaSim::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    sim.add_login("crm@isp.example", "s3cret", PARTITION);
+    sim.seed_demo(PARTITION);
+    sim
+}
+
+fn config(sim: &AlianzaSim) -> ClientConfig {
+    ClientConfig {
+        base_url: sim.url(),
+        partition_id: PARTITION.into(),
+        username: "crm@isp.example".to_owned().into(),
+        password: "s3cret".to_owned().into(),
+        timeout: Duration::from_millis(300),
+        read_backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(50), 3),
+        create_defaults: Some(CreateDefaults {
+            time_zone: "US/Eastern".into(),
+            regulatory_type: "RESIDENTIAL".into(),
+            inbound_rate_plan_product_id: demo::RATE_PLAN.into(),
+        }),
+    }
+}
+
+fn client(sim: &AlianzaSim) -> AlianzaClient {
+    AlianzaClient::new(reqwest::Client::new(), config(sim)).unwrap()
+}
+
+fn new_account(number: &str) -> NewAccount {
+    NewAccount {
+        number: number.into(),
+        name: "New Customer".into(),
+        account_type: AccountType::Advanced,
+        billing_cycle_day: 12,
+        dialing_behavior: DialingBehavior::DialNineTenDigit,
+        extension_length: Some(4),
+        status: DesiredStatus::Active,
+    }
+}
+
+#[tokio::test]
+async fn the_panel_has_users_plans_lines_with_display_names_and_dial_numbers() {
+    let sim = sim();
+    let panel = client(&sim).account_panel(demo::ACCOUNT).await.unwrap();
+    assert_eq!(panel.account.number, demo::ACCOUNT);
+    assert_eq!(panel.account.account_type, Some(AccountType::Advanced));
+    assert_eq!(panel.account.billing_cycle_day, 15);
+    assert_eq!(panel.product_plans, ["STANDARD", "ADVANCED"]);
+    assert_eq!(panel.account.calling_plans[0].name, "Unlimited North America");
+    assert_eq!(panel.account.calling_plans[0].seconds_remaining, 151_200);
+    let lines = &panel.sip_lines;
+    assert_eq!(lines.len(), 3);
+    assert_eq!((lines[0].display_name.as_str(), lines[0].dial_number.as_str()), ("Jane Smith", "8015550100"));
+    // The fax line has no user: the device name and the emergency number stand in.
+    assert_eq!((lines[2].display_name.as_str(), lines[2].dial_number.as_str()), ("Fax line", "8015550109"));
+    assert_eq!(lines[2].line_number, "2");
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_one_login_and_reuse_the_token() {
+    let sim = sim();
+    let client = client(&sim);
+    let calls = (0..50).map(|_| client.account_panel(demo::ACCOUNT));
+    for result in futures::future::join_all(calls).await {
+        result.unwrap();
+    }
+    for _ in 0..10 {
+        client.sip_lines(demo::ACCOUNT).await.unwrap();
+    }
+    assert_eq!(sim.logins(), 1);
+    assert_eq!(sim.calls().get("authorize"), 1);
+    // Calling-plan names are cached per tenant.
+    assert_eq!(sim.calls().get("callingplanproduct.list"), 1);
+}
+
+#[tokio::test]
+async fn an_expired_token_means_exactly_one_new_login_even_for_concurrent_calls() {
+    let sim = sim();
+    let client = client(&sim);
+    client.account_panel(demo::ACCOUNT).await.unwrap();
+    sim.expire_tokens();
+    let calls = (0..20).map(|_| client.account_panel(demo::ACCOUNT));
+    for result in futures::future::join_all(calls).await {
+        result.unwrap();
+    }
+    assert_eq!(sim.logins(), 2);
+}
+
+#[tokio::test]
+async fn the_token_lifetime_slides_with_use() {
+    let sim = sim();
+    sim.set_token_lifetime(Duration::from_millis(400));
+    let client = client(&sim);
+    for _ in 0..8 {
+        client.sip_lines(demo::ACCOUNT).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sim.logins(), 1, "used every 100 ms, a 400 ms token never expires");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client.sip_lines(demo::ACCOUNT).await.unwrap();
+    assert_eq!(sim.logins(), 2);
+}
+
+#[tokio::test]
+async fn reads_are_retried_through_transient_500s() {
+    let sim = sim();
+    sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/deviceline").times(2));
+    let lines = client(&sim).sip_lines(demo::ACCOUNT).await.unwrap();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(sim.calls().get("deviceline.list"), 1, "the two failed attempts never reached the handler");
+}
+
+#[tokio::test]
+async fn a_persistent_500_is_unavailable_after_bounded_retries() {
+    let sim = sim();
+    sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/user"));
+    let err = client(&sim).account_panel(demo::ACCOUNT).await.unwrap_err();
+    let ProviderError::Unavailable { fault, outcome_unknown, .. } = &err else { panic!("{err:?}") };
+    assert_eq!((fault.code.as_str(), fault.http_status, *outcome_unknown), ("HTTP_500", Some(500), false));
+    assert_eq!(sim.calls().get("user.list"), 0);
+}
+
+#[tokio::test]
+async fn a_hanging_vendor_times_out() {
+    let sim = sim();
+    sim.faults().set_hang_for(Duration::from_secs(3));
+    sim.faults().plan(FaultRule::new(Fault::Hang).matching("/account/"));
+    let started = std::time::Instant::now();
+    let err = client(&sim).account_panel(demo::ACCOUNT).await.unwrap_err();
+    assert!(matches!(&err, ProviderError::Unavailable { fault, .. } if fault.code == "TIMEOUT"), "{err:?}");
+    // Three attempts of 300 ms and two short pauses: well under the 3 s hang.
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_garbage_body_is_a_bad_response_not_a_panic() {
+    let sim = sim();
+    sim.faults().plan(FaultRule::new(Fault::Garbage).matching("/deviceline").times(1));
+    let err = client(&sim).sip_lines(demo::ACCOUNT).await.unwrap_err();
+    assert!(matches!(err, ProviderError::BadResponse { outcome_unknown: false, .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_missing_account_is_no_account() {
+    let sim = sim();
+    let err = client(&sim).account_panel("999999").await.unwrap_err();
+    assert!(matches!(err, ProviderError::NoAccount { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn accounts_are_created_with_the_tenant_defaults() {
+    let sim = sim();
+    let created = client(&sim).create_account(&new_account("555000111")).await.unwrap();
+    assert_eq!(created.number, "555000111");
+    let stored = sim.account(PARTITION, "555000111").unwrap();
+    assert_eq!(stored.time_zone, "US/Eastern");
+    assert_eq!(stored.inbound_rate_plan_product_id, demo::RATE_PLAN);
+    assert_eq!(stored.dialing_behavior_type, "DIAL_NINE_TEN_DIGIT");
+    assert_eq!(stored.extension_length, Some(4));
+}
+
+#[tokio::test]
+async fn vendor_validation_errors_carry_the_vendor_codes() {
+    let sim = sim();
+    let mut cfg = config(&sim);
+    cfg.create_defaults.as_mut().unwrap().time_zone = "Mars/Olympus".into();
+    let client = AlianzaClient::new(reqwest::Client::new(), cfg).unwrap();
+    let err = client.create_account(&new_account("555000112")).await.unwrap_err();
+    let ProviderError::Rejected { kind: Rejection::Invalid, fault } = &err else { panic!("{err:?}") };
+    assert_eq!((fault.code.as_str(), fault.http_status), ("InvalidTimeZone", Some(400)));
+}
+
+#[tokio::test]
+async fn a_taken_account_number_is_already_exists() {
+    let sim = sim();
+    let err = client(&sim).create_account(&new_account(demo::ACCOUNT)).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Rejected { kind: Rejection::AlreadyExists, .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_plain_text_error_body_is_read_too() {
+    let sim = sim();
+    sim.faults().plan(FaultRule::new(Fault::Status(400)).matching("POST /v2/partition").times(1));
+    let err = client(&sim).create_account(&new_account("555000113")).await.unwrap_err();
+    let ProviderError::Rejected { fault, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(fault.code, "HTTP_400");
+    assert!(fault.message.contains("simulated fault"), "{fault:?}");
+}
+
+#[tokio::test]
+async fn mutations_are_never_retried_after_a_500() {
+    let sim = sim();
+    sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("POST /v2/partition").times(1));
+    let err = client(&sim).create_account(&new_account("555000114")).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Unavailable { outcome_unknown: true, .. }), "{err:?}");
+    // A retry would have found the fault gone and created the account.
+    assert!(sim.account(PARTITION, "555000114").is_none());
+}
+
+#[tokio::test]
+async fn a_status_change_is_sent_once_and_skipped_when_already_set() {
+    let sim = sim();
+    let client = client(&sim);
+    assert_eq!(client.set_status(demo::ACCOUNT, DesiredStatus::Disabled).await.unwrap(), StatusChange::Changed);
+    assert_eq!(sim.account(PARTITION, demo::ACCOUNT).unwrap().status, "DISABLED");
+    assert_eq!(client.set_status(demo::ACCOUNT, DesiredStatus::Disabled).await.unwrap(), StatusChange::AlreadySet);
+    assert_eq!(sim.calls().get("account.update"), 1);
+}
+
+#[tokio::test]
+async fn deleting_an_account_with_numbers_is_refused_in_the_code_message_shape() {
+    let sim = sim();
+    let client = client(&sim);
+    let err = client.delete_account(demo::ACCOUNT_WITH_NUMBERS).await.unwrap_err();
+    let ProviderError::Rejected { kind: Rejection::NumbersAssigned, fault } = &err else { panic!("{err:?}") };
+    assert_eq!(fault.code, "AccountHasTelephoneNumbers");
+    sim.release_numbers(PARTITION, demo::ACCOUNT_WITH_NUMBERS);
+    client.delete_account(demo::ACCOUNT_WITH_NUMBERS).await.unwrap();
+    assert!(sim.account(PARTITION, demo::ACCOUNT_WITH_NUMBERS).is_none());
+}
+
+#[tokio::test]
+async fn wrong_credentials_and_a_wrong_partition_are_told_apart() {
+    let sim = sim();
+    let mut cfg = config(&sim);
+    cfg.password = "wrong".to_owned().into();
+    let err = AlianzaClient::new(reqwest::Client::new(), cfg).unwrap().sip_lines(demo::ACCOUNT).await.unwrap_err();
+    assert!(matches!(&err, ProviderError::Credentials { fault } if fault.code == "InvalidCredentials"), "{err:?}");
+    let mut cfg = config(&sim);
+    cfg.partition_id = "someone-else".into();
+    let err = AlianzaClient::new(reqwest::Client::new(), cfg).unwrap().sip_lines(demo::ACCOUNT).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Forbidden { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_login_failure_is_shared_by_the_calls_waiting_for_it() {
+    let sim = sim();
+    // A slow vendor, so that every call arrives while the one login is under way.
+    sim.faults().set_latency(Duration::from_millis(50));
+    let mut cfg = config(&sim);
+    cfg.password = "wrong".to_owned().into();
+    let client = Arc::new(AlianzaClient::new(reqwest::Client::new(), cfg).unwrap());
+    let calls = (0..10).map(|_| client.sip_lines(demo::ACCOUNT));
+    for result in futures::future::join_all(calls).await {
+        assert!(matches!(result, Err(ProviderError::Credentials { .. })));
+    }
+    assert_eq!(sim.calls().get("authorize"), 1);
+}
+
+#[tokio::test]
+async fn the_simulator_enforces_the_documented_account_rules() {
+    let sim = sim();
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{}/v2/authorize", sim.url()))
+        .json(&json!({"username": "crm@isp.example", "password": "s3cret"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["authToken"].as_str().unwrap().to_owned();
+    assert_eq!(login["partitionId"], PARTITION);
+    let create = |body: serde_json::Value| {
+        let req = http
+            .post(format!("{}/v2/partition/{PARTITION}/account", sim.url()))
+            .header("X-AUTH-TOKEN", &token)
+            .json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let base = json!({
+        "accountNumber": "777000111", "accountName": "A", "accountType": "SIMPLE", "billingCycleDay": 5,
+        "dialingBehaviorType": "TEN_DIGIT", "timeZone": "US/Central", "regulatoryType": "COMMERCIAL",
+        "inboundRatePlanProductId": demo::RATE_PLAN, "status": "ACTIVE"
+    });
+    let with = |changes: serde_json::Value| {
+        let mut b = base.clone();
+        for (k, v) in changes.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let (status, body) = create(with(json!({"accountNumber": "12", "billingCycleDay": 29}))).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["messages"], json!(["InvalidAccountNumber", "InvalidBillingCycleDay"]));
+    let (_, body) = create(with(json!({"dialingBehaviorType": "DIAL_NINE_TEN_DIGIT"}))).await;
+    assert_eq!(body["messages"], json!(["InvalidDialingBehaviorType"]), "DIAL_NINE is ADVANCED-only");
+    let (_, body) =
+        create(with(json!({"accountType": "ADVANCED", "dialingBehaviorType": "DIAL_NINE_SEVEN_DIGIT"}))).await;
+    assert_eq!(body["messages"], json!(["ExtensionLengthRequired"]));
+    let (_, body) = create(with(json!({"accountType": "ADVANCED", "extensionLength": 7}))).await;
+    assert_eq!(body["messages"], json!(["InvalidExtensionLength"]));
+    let (status, body) = create(with(json!({"extensionLength": 4}))).await;
+    assert_eq!(status, 200);
+    assert!(body.get("extensionLength").is_none(), "a SIMPLE account ignores an extension length");
+    let (_, body) = create(base.clone()).await;
+    assert_eq!(body["messages"], json!(["AccountNumberInUse"]));
+
+    // Device lines: SIP user names are unique platform-wide, MACs are 12 hex digits.
+    let id = sim.account(PARTITION, demo::ACCOUNT).unwrap().id;
+    let taken = sim.lines(PARTITION, demo::ACCOUNT)[0].sip_username.clone();
+    let resp = http
+        .post(format!("{}/v2/partition/{PARTITION}/account/{id}/deviceline", sim.url()))
+        .header("X-AUTH-TOKEN", &token)
+        .json(&json!({"sipUsername": taken, "macAddress": "XYZ"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["messages"],
+        json!(["SipUsernameInUse", "InvalidMacAddress"])
+    );
+    let resp = http
+        .post(format!("{}/v2/partition/{PARTITION}/account/{id}/deviceline", sim.url()))
+        .header("X-AUTH-TOKEN", &token)
+        .json(&json!({"sipUsername": "brand-new", "macAddress": "00AABBCCDDEE", "lineNumber": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+
+    // An expired token is refused with the vendor's code.
+    sim.expire_tokens();
+    let resp = http
+        .get(format!("{}/v2/partition/{PARTITION}/callingplanproduct", sim.url()))
+        .header("X-AUTH-TOKEN", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["messages"], json!(["ExpiredAuthToken"]));
+}
+
+#[tokio::test]
+async fn seeded_lines_can_be_changed_and_removed() {
+    let sim = sim();
+    sim.seed_account(PARTITION, SimAccount::new("888000111", "Seeded"));
+    sim.add_line(PARTITION, "888000111", SimLine::new("seeded-1", 1, "00AA00AA00AA"));
+    assert!(sim.edit_line(PARTITION, "seeded-1", |l| l.sip_password = "changed".into()));
+    assert_eq!(sim.lines(PARTITION, "888000111")[0].sip_password, "changed");
+    assert!(sim.remove_line(PARTITION, "seeded-1"));
+    assert!(!sim.remove_line(PARTITION, "seeded-1"));
+    assert!(sim.lines(PARTITION, "888000111").is_empty());
+}
