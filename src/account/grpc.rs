@@ -33,8 +33,11 @@ impl AccountGrpc {
     }
 
     /// Authenticates, finds the tenant's enabled trigger and checks the feature switch.
-    fn begin<T>(&self, req: &Request<T>, tenant: &str, feature: Feature) -> Result<Ctx, ApiError> {
-        let call = self.state.tenant_call(req, tenant)?;
+    fn begin<T>(&self, req: &Request<T>, tenant: &str, method: &str, feature: Feature) -> Result<Ctx, ApiError> {
+        let mut call = self.state.tenant_call(req, tenant)?;
+        // tonic marks only client requests with their method (GrpcMethod), so `tenant_call` cannot
+        // tell it here; idempotency keys and audit rows are scoped by it.
+        call.method = format!("patchbay.v1.AccountService/{method}");
         let trigger = call.tenant.enabled_trigger::<AccountArea>()?;
         let (settings, provider) = (Arc::clone(&trigger.inner.settings), Arc::clone(&trigger.inner.provider));
         let on = match feature {
@@ -258,7 +261,8 @@ fn new_account(req: &pb::CreateAccountRequest, settings: &AccountSettings) -> Re
         }
         None => {}
     }
-    if req.extension_length != 0 && !(3..=6).contains(&req.extension_length) {
+    let simple = account_type == Some(AccountType::Simple);
+    if !simple && req.extension_length != 0 && !(3..=6).contains(&req.extension_length) {
         v.add("extension_length", format!("must be 3-6; got {}", req.extension_length));
     }
     v.into_result()?;
@@ -347,7 +351,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::GetAccountStatusRequest>,
     ) -> Result<Response<pb::AccountStatus>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::CustomerStatus)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, "GetAccountStatus", Feature::CustomerStatus)?;
         let mut v = Violations::new();
         let number = account_number(req.get_ref().customer.as_ref(), &ctx.settings.account_number_field, &mut v);
         v.into_result()?;
@@ -359,7 +363,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::CreateAccountRequest>,
     ) -> Result<Response<pb::AccountStatus>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, "CreateAccount", Feature::SynchroConsole)?;
         let req = req.into_inner();
         let new = new_account(&req, &ctx.settings)?;
         let provider = ctx.provider.name();
@@ -378,7 +382,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::SyncSipLinesRequest>,
     ) -> Result<Response<pb::SyncSipLinesResponse>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, "SyncSipLines", Feature::SynchroConsole)?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);
@@ -398,7 +402,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::ListSipLinesRequest>,
     ) -> Result<Response<pb::ListSipLinesResponse>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, "ListSipLines", Feature::SynchroConsole)?;
         let mut v = Violations::new();
         let number = account_number(req.get_ref().customer.as_ref(), &ctx.settings.account_number_field, &mut v);
         v.into_result()?;
@@ -412,7 +416,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::SetCustomerStatusRequest>,
     ) -> Result<Response<pb::SetCustomerStatusResponse>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::CustomerStatus)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, "SetCustomerStatus", Feature::CustomerStatus)?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);
@@ -426,16 +430,14 @@ impl AccountService for AccountGrpc {
             .call
             .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, || async {
                 // Stored first: from here on the change survives a vendor outage or a restart.
-                store::record_desired(&self.state.db, ctx.tenant(), &number, desired)
-                    .await
-                    .map_err(db("storing the desired status"))?;
-                let delivery =
-                    match reconciler::deliver_now(&self.state.db, ctx.provider.as_ref(), ctx.tenant(), &number).await {
-                        Ok(Delivery::Applied(applied)) if applied == desired => pb::Delivery::Applied,
-                        Ok(_) => pb::Delivery::Pending,
-                        Err(DeliveryError::Refused(e)) => return Err(e.into()),
-                        Err(DeliveryError::Store(e)) => return Err(ApiError::internal("delivering a status", &e)),
-                    };
+                let delivered =
+                    reconciler::desire(&self.state.db, ctx.provider.as_ref(), ctx.tenant(), &number, desired).await;
+                let delivery = match delivered {
+                    Ok(Delivery::Applied(applied)) if applied == desired => pb::Delivery::Applied,
+                    Ok(_) => pb::Delivery::Pending,
+                    Err(DeliveryError::Refused(e)) => return Err(e.into()),
+                    Err(DeliveryError::Store(e)) => return Err(ApiError::internal("storing a desired status", &e)),
+                };
                 Ok(pb::SetCustomerStatusResponse {
                     desired: state_pb(desired.state()).into(),
                     delivery: delivery.into(),
@@ -449,7 +451,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::DeleteAccountRequest>,
     ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, "DeleteAccount", Feature::SynchroConsole)?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);

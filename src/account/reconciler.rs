@@ -50,21 +50,19 @@ pub enum DeliveryError {
     Store(#[from] sqlx::Error),
 }
 
-/// Delivers a customer's pending status now, unless another delivery holds it (then it is that
-/// delivery's job, and the answer is `Pending`).
-pub async fn deliver_now(
+/// Stores `desired` as the customer's latest desired status, then delivers it now, unless another
+/// delivery holds the customer (then delivering this newer desire is that delivery's job, and
+/// the answer is `Pending`).
+pub async fn desire(
     db: &PgPool,
     provider: &dyn AccountProvider,
     tenant: &str,
     number: &str,
+    desired: DesiredStatus,
 ) -> Result<Delivery, DeliveryError> {
-    match store::claim_one(db, tenant, number, LEASE).await? {
+    match store::record_desired(db, tenant, number, desired, LEASE).await? {
         Some(claimed) => deliver_from(db, provider, claimed).await,
-        // Not pending any more (another delivery finished it) or leased: report what is stored.
-        None => Ok(match store::intent(db, tenant, number).await? {
-            Some(i) if i.state == "applied" => Delivery::Applied(i.desired),
-            _ => Delivery::Pending,
-        }),
+        None => Ok(Delivery::Pending),
     }
 }
 

@@ -126,27 +126,44 @@ fn claimed(row: ClaimRow) -> Option<Claimed> {
     Some(Claimed { tenant, account_number, desired: DesiredStatus::parse(&desired)?, generation, attempts })
 }
 
-/// Stores `desired` as the customer's latest desired status, pending delivery; returns its
-/// generation. A delivery of an older generation in flight cannot mark this one applied.
+/// Stores `desired` as the customer's latest desired status, pending delivery, and claims its
+/// delivery in the same statement unless another delivery holds the lease (that delivery then
+/// delivers this newer desire when it finishes). A delivery of an older generation in flight can
+/// never mark this one applied.
 pub async fn record_desired(
     pool: &PgPool,
     tenant: &str,
     number: &str,
     desired: DesiredStatus,
-) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO account_status_intents (tenant, account_number, desired, generation, state)
-         VALUES ($1, $2, $3, 1, 'pending')
+    lease: Duration,
+) -> Result<Option<Claimed>, sqlx::Error> {
+    let (generation, attempts, claimed): (i64, i32, bool) = sqlx::query_as(
+        "INSERT INTO account_status_intents
+                (tenant, account_number, desired, generation, state, attempts, lease_until)
+         VALUES ($1, $2, $3, 1, 'pending', 1, now() + make_interval(secs => $4))
          ON CONFLICT (tenant, account_number) DO UPDATE
             SET desired = EXCLUDED.desired, generation = account_status_intents.generation + 1,
-                state = 'pending', attempts = 0, next_attempt_at = now(), last_error = '', updated_at = now()
-         RETURNING generation",
+                state = 'pending', next_attempt_at = now(), last_error = '', updated_at = now(),
+                attempts = CASE WHEN account_status_intents.lease_until IS NULL
+                                  OR account_status_intents.lease_until < now() THEN 1 ELSE 0 END,
+                lease_until = CASE WHEN account_status_intents.lease_until IS NULL
+                                     OR account_status_intents.lease_until < now()
+                                   THEN EXCLUDED.lease_until ELSE account_status_intents.lease_until END
+         RETURNING generation, attempts, lease_until = now() + make_interval(secs => $4)",
     )
     .bind(tenant)
     .bind(number)
     .bind(desired.as_str())
+    .bind(lease.as_secs_f64())
     .fetch_one(pool)
-    .await
+    .await?;
+    Ok(claimed.then(|| Claimed {
+        tenant: tenant.to_owned(),
+        account_number: number.to_owned(),
+        desired,
+        generation,
+        attempts,
+    }))
 }
 
 /// Claims one customer's pending status for delivery now, unless someone else holds its lease.

@@ -1,0 +1,913 @@
+//! AccountService end to end: a real gRPC client -> patchbay -> the Alianza simulator over HTTP ->
+//! PostgreSQL. Nothing of ours is mocked.
+
+mod account_support;
+mod common;
+
+use std::time::Duration;
+
+use account_support::{
+    PARTITION, TENANT, TOKEN, client, customer, demo_customer, eventually, serve, tenant_file, vendor,
+};
+use common::{ADMIN_TOKEN, DEMO_TOKEN, TestApp, authed, bad_fields, reason};
+use patchbay::{
+    account::{
+        alianza::{
+            AlianzaSim,
+            sim::{SimAccount, SimLine, SimUser, demo},
+        },
+        store,
+    },
+    proto::v1::{self as pb},
+    sim::{Fault, FaultRule},
+};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn create_request(number: &str) -> pb::CreateAccountRequest {
+    pb::CreateAccountRequest {
+        tenant: TENANT.into(),
+        customer: Some(pb::Customer { name: "New Customer".into(), ..customer(number) }),
+        account_type: pb::AccountType::Advanced.into(),
+        billing_cycle_day: 12,
+        dialing_behavior: pb::DialingBehavior::DialNineTenDigit.into(),
+        extension_length: 4,
+        request_id: String::new(),
+    }
+}
+
+fn status_request(c: pb::Customer) -> pb::GetAccountStatusRequest {
+    pb::GetAccountStatusRequest { tenant: TENANT.into(), customer: Some(c) }
+}
+
+fn sync_request(number: &str, mode: pb::SyncMode, dry_run: bool) -> pb::SyncSipLinesRequest {
+    pb::SyncSipLinesRequest {
+        tenant: TENANT.into(),
+        customer: Some(customer(number)),
+        mode: mode.into(),
+        dry_run,
+        request_id: String::new(),
+    }
+}
+
+fn set_status_request(number: &str, crm_status: &str) -> pb::SetCustomerStatusRequest {
+    pb::SetCustomerStatusRequest {
+        tenant: TENANT.into(),
+        customer: Some(pb::Customer { status: crm_status.into(), ..customer(number) }),
+        request_id: String::new(),
+    }
+}
+
+fn usernames(lines: &[pb::SipLine]) -> Vec<&str> {
+    let mut names: Vec<&str> = lines.iter().map(|l| l.sip_username.as_str()).collect();
+    names.sort();
+    names
+}
+
+fn error_info(status: &tonic::Status) -> tonic_types::ErrorInfo {
+    status.get_error_details().error_info().cloned().expect("every error carries ErrorInfo")
+}
+
+/// A customer account with three SIP lines, two users: `sip-a`, `sip-b`, `sip-c`.
+fn seed_lines_account(sim: &AlianzaSim, number: &str) {
+    sim.seed_account(PARTITION, SimAccount::new(number, "Line Test"));
+    let owner = sim.add_user(PARTITION, number, SimUser::new("Ann", "Lee", "STANDARD", "8015551000"));
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let mac = format!("00AA00AA{}", &number[number.len() - 4..]);
+        let mut line = SimLine::new(&format!("sip-{name}-{number}"), i as u32 + 1, &mac);
+        line.user_id = Some(owner.clone());
+        sim.add_line(PARTITION, number, line);
+    }
+}
+
+// ---- GetAccountStatus ----
+
+#[tokio::test]
+async fn get_account_status_returns_the_demo_panel_with_sip_lines() {
+    let app = TestApp::builder().demo().spawn().await;
+    let panel = client(&app)
+        .get_account_status(authed(
+            pb::GetAccountStatusRequest { tenant: "demo".into(), customer: Some(demo_customer()) },
+            DEMO_TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(panel.account_number, demo::ACCOUNT);
+    assert_eq!(panel.name, "Jane Smith Consulting");
+    assert_eq!(panel.status(), pb::AccountState::Active);
+    assert_eq!(panel.account_type(), pb::AccountType::Advanced);
+    assert_eq!(panel.platform_type, "V2_1");
+    assert_eq!(panel.product_plans, ["STANDARD", "ADVANCED"]);
+    assert_eq!(panel.billing_cycle_day, 15);
+    assert_eq!(panel.calling_plans.len(), 1);
+    assert_eq!(panel.calling_plans[0].name, "Unlimited North America");
+    assert_eq!(panel.calling_plans[0].plan_minutes, 3000);
+    assert_eq!(panel.sip_lines.len(), 3);
+    let jane = &panel.sip_lines[0];
+    assert_eq!((jane.display_name.as_str(), jane.dial_number.as_str()), ("Jane Smith", "8015550100"));
+    assert_eq!(jane.emergency_number, "8015550100");
+    assert_eq!(jane.mac_address.len(), 12);
+    assert!(!jane.sip_password.is_empty());
+    assert_eq!(panel.admin_portal_url, "https://admin.alianza.com");
+    assert!(app.sims.get::<AlianzaSim>().is_some(), "api_url: simulator runs the simulator in-process");
+}
+
+#[tokio::test]
+async fn get_account_status_of_a_customer_without_an_account_is_not_found_account_not_enabled() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let err = client(&app).get_account_status(authed(status_request(customer("404404404")), TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(reason(&err), "ACCOUNT_NOT_ENABLED");
+    assert!(err.message().contains("not enabled in Alianza"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn get_account_status_returns_invalid_argument_when_the_account_number_is_missing_or_malformed() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    for (nickname, rule) in
+        [("", "required"), ("12", "3-25"), ("12345678901234567890123456", "3-25"), (" 1001", "blanks")]
+    {
+        let err = c.get_account_status(authed(status_request(customer(nickname)), TOKEN)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{nickname:?}");
+        assert_eq!(bad_fields(&err), ["customer.nickname"], "{nickname:?}");
+        assert!(err.message().contains(rule), "{nickname:?}: {}", err.message());
+    }
+    let err = c
+        .get_account_status(authed(pb::GetAccountStatusRequest { tenant: TENANT.into(), customer: None }, TOKEN))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&err), ["customer"]);
+    assert_eq!(sim.calls().total(), 0, "nothing reached the vendor");
+}
+
+#[tokio::test]
+async fn the_account_number_comes_from_the_tenants_account_number_field() {
+    let sim = vendor();
+    let app = serve(&sim, &[("Account_Number_Field", "alianza_account")]).await;
+    let mut c = client(&app);
+    let mut who = customer("not-the-number");
+    who.fields.insert("alianza_account".into(), demo::ACCOUNT.into());
+    let panel = c.get_account_status(authed(status_request(who), TOKEN)).await.unwrap().into_inner();
+    assert_eq!(panel.account_number, demo::ACCOUNT);
+    let err = c.get_account_status(authed(status_request(customer(demo::ACCOUNT)), TOKEN)).await.unwrap_err();
+    assert_eq!(bad_fields(&err), ["customer.fields.alianza_account"]);
+}
+
+#[tokio::test]
+async fn ten_calls_and_a_token_that_expires_mid_run_make_exactly_two_logins() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    for _ in 0..5 {
+        c.get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap();
+    }
+    assert_eq!(sim.logins(), 1);
+    sim.expire_tokens();
+    let calls = (0..5).map(|_| {
+        let mut c = c.clone();
+        async move { c.get_account_status(authed(status_request(demo_customer()), TOKEN)).await }
+    });
+    for result in futures::future::join_all(calls).await {
+        result.unwrap();
+    }
+    assert_eq!(sim.logins(), 2, "exactly one new login for the expired token");
+}
+
+// ---- vendor faults through gRPC ----
+
+#[tokio::test]
+async fn a_vendor_500_is_unavailable_with_retry_info_and_the_vendor_domain() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/deviceline"));
+    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    let info = error_info(&err);
+    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("VENDOR_UNAVAILABLE", "alianza.com"));
+    assert_eq!(info.metadata["http_status"], "500");
+    assert!(err.get_error_details().retry_info().is_some());
+}
+
+#[tokio::test]
+async fn a_transient_vendor_500_on_a_read_is_retried_and_succeeds() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/user").times(2));
+    let panel = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap();
+    assert_eq!(panel.get_ref().sip_lines.len(), 3);
+}
+
+#[tokio::test]
+async fn a_vendor_timeout_is_unavailable_vendor_timeout() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    sim.faults().set_hang_for(Duration::from_secs(3));
+    sim.faults().plan(FaultRule::new(Fault::Hang).matching("/account/"));
+    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(reason(&err), "VENDOR_TIMEOUT");
+}
+
+#[tokio::test]
+async fn a_garbage_vendor_body_is_unavailable_vendor_bad_response() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    sim.faults().plan(FaultRule::new(Fault::Garbage).matching("/user").times(1));
+    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(reason(&err), "VENDOR_BAD_RESPONSE");
+}
+
+#[tokio::test]
+async fn a_vendor_404_in_the_middle_of_the_panel_is_not_found() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    sim.faults().plan(FaultRule::new(Fault::Status(404)).matching("/deviceline").times(1));
+    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(reason(&err), "ACCOUNT_NOT_ENABLED");
+}
+
+#[tokio::test]
+async fn wrong_vendor_credentials_are_failed_precondition_vendor_auth_failed() {
+    let sim = vendor();
+    let app = serve(&sim, &[("password", "not-the-password")]).await;
+    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "VENDOR_AUTH_FAILED");
+    assert!(!err.message().contains("not-the-password"));
+}
+
+// ---- CreateAccount ----
+
+#[tokio::test]
+async fn create_account_creates_it_at_the_vendor_with_the_tenant_defaults() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut req = create_request("555000111");
+    req.customer.as_mut().unwrap().status = "TRIAL".into();
+    let created = client(&app).create_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    assert_eq!(created.account_number, "555000111");
+    assert_eq!(created.name, "New Customer");
+    assert_eq!(created.status(), pb::AccountState::Active, "status_map: trial is ACTIVE");
+    assert_eq!(created.account_type(), pb::AccountType::Advanced);
+    assert_eq!(created.admin_portal_url, "https://admin.alianza.com");
+    let stored = sim.account(PARTITION, "555000111").unwrap();
+    assert_eq!(
+        (stored.time_zone.as_str(), stored.regulatory_type.as_str(), stored.inbound_rate_plan_product_id.as_str()),
+        ("US/Eastern", "RESIDENTIAL", "demo-rate-plan")
+    );
+    assert_eq!((stored.billing_cycle_day, stored.extension_length), (12, Some(4)));
+    assert_eq!(stored.dialing_behavior_type, "DIAL_NINE_TEN_DIGIT");
+}
+
+#[tokio::test]
+async fn create_account_uses_the_default_billing_day_and_dialing_behaviour_and_maps_other_statuses_to_disabled() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut req = create_request("555000112");
+    req.account_type = pb::AccountType::Simple.into();
+    req.billing_cycle_day = 0;
+    req.dialing_behavior = pb::DialingBehavior::Unspecified.into();
+    req.extension_length = 0;
+    req.customer.as_mut().unwrap().status = "prospect".into();
+    let created = client(&app).create_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    assert_eq!(created.status(), pb::AccountState::Disabled);
+    let stored = sim.account(PARTITION, "555000112").unwrap();
+    assert_eq!((stored.billing_cycle_day, stored.dialing_behavior_type.as_str()), (1, "TEN_DIGIT"));
+}
+
+/// A request that breaks one rule: INVALID_ARGUMENT on `field`, and the vendor never called.
+async fn assert_refused(req: pb::CreateAccountRequest, field: &str, rule: &str) {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let err = client(&app).create_account(authed(req, TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&err), [field]);
+    assert!(err.message().contains(rule), "{}", err.message());
+    assert_eq!(sim.calls().total(), 0, "validated before any vendor call");
+}
+
+#[tokio::test]
+async fn create_account_returns_invalid_argument_when_extension_length_missing() {
+    let mut req = create_request("555000113");
+    req.extension_length = 0;
+    assert_refused(req, "extension_length", "required (3-6) for an ADVANCED account with a DIAL_NINE").await;
+}
+
+#[tokio::test]
+async fn create_account_returns_invalid_argument_when_extension_length_out_of_range() {
+    let mut req = create_request("555000113");
+    req.extension_length = 7;
+    assert_refused(req, "extension_length", "must be 3-6").await;
+}
+
+#[tokio::test]
+async fn create_account_returns_invalid_argument_when_a_simple_account_has_an_extension_length() {
+    let mut req = create_request("555000113");
+    req.account_type = pb::AccountType::Simple.into();
+    req.dialing_behavior = pb::DialingBehavior::TenDigit.into();
+    assert_refused(req, "extension_length", "SIMPLE").await;
+}
+
+#[tokio::test]
+async fn create_account_returns_invalid_argument_when_a_simple_account_asks_for_dial_nine() {
+    let mut req = create_request("555000113");
+    req.account_type = pb::AccountType::Simple.into();
+    req.extension_length = 0;
+    assert_refused(req, "dialing_behavior", "ADVANCED accounts only").await;
+}
+
+#[tokio::test]
+async fn create_account_returns_invalid_argument_when_billing_cycle_day_is_out_of_range() {
+    let mut req = create_request("555000113");
+    req.billing_cycle_day = 29;
+    assert_refused(req, "billing_cycle_day", "1-28").await;
+}
+
+#[tokio::test]
+async fn create_account_returns_invalid_argument_when_account_type_missing() {
+    let mut req = create_request("555000113");
+    req.account_type = 0;
+    assert_refused(req, "account_type", "required").await;
+}
+
+#[tokio::test]
+async fn create_account_returns_invalid_argument_when_the_customer_name_is_missing() {
+    let mut req = create_request("555000113");
+    req.customer.as_mut().unwrap().name = " ".into();
+    assert_refused(req, "customer.name", "account name").await;
+}
+
+#[tokio::test]
+async fn create_account_returns_invalid_argument_when_the_account_number_is_too_long() {
+    let req = create_request("55500011355500011355500011");
+    assert_refused(req, "customer.nickname", "3-25").await;
+}
+
+#[tokio::test]
+async fn create_account_reports_every_bad_field_at_once() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let req = pb::CreateAccountRequest {
+        tenant: TENANT.into(),
+        customer: Some(pb::Customer { nickname: "1".into(), ..Default::default() }),
+        account_type: pb::AccountType::Simple.into(),
+        billing_cycle_day: -1,
+        dialing_behavior: pb::DialingBehavior::DialNineSevenDigit.into(),
+        extension_length: 2,
+        request_id: String::new(),
+    };
+    let err = client(&app).create_account(authed(req, TOKEN)).await.unwrap_err();
+    assert_eq!(
+        bad_fields(&err),
+        [
+            "customer.nickname",
+            "customer.name",
+            "customer.status",
+            "billing_cycle_day",
+            "dialing_behavior",
+            "extension_length"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn create_account_maps_a_vendor_rejection_to_invalid_argument_with_the_vendor_code() {
+    let sim = vendor();
+    let app = serve(
+        &sim,
+        &[(
+            "account_defaults",
+            "{ time_zone: Mars/Olympus, regulatory_type: RESIDENTIAL, inbound_rate_plan_product_id: demo-rate-plan }",
+        )],
+    )
+    .await;
+    let err = client(&app).create_account(authed(create_request("555000114"), TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let info = error_info(&err);
+    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("VENDOR_REJECTED", "alianza.com"));
+    assert_eq!(info.metadata["vendor_code"], "InvalidTimeZone");
+    assert_eq!(info.metadata["http_status"], "400");
+}
+
+#[tokio::test]
+async fn create_account_of_a_taken_number_is_already_exists() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let err = client(&app).create_account(authed(create_request(demo::ACCOUNT), TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert_eq!(error_info(&err).metadata["vendor_code"], "AccountNumberInUse");
+}
+
+#[tokio::test]
+async fn create_account_is_idempotent_by_request_id_and_audited() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    let mut req = create_request("555000115");
+    req.request_id = "create-555000115".into();
+    let first = c.create_account(authed(req.clone(), TOKEN)).await.unwrap().into_inner();
+    let again = c.create_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    assert_eq!(first, again);
+    assert_eq!(sim.calls().get("account.create"), 1, "the retry was answered from the idempotency store");
+    let events = app
+        .registry_client()
+        .list_audit_events(authed(
+            pb::ListAuditEventsRequest { tenant: TENANT.into(), ..Default::default() },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let creates: Vec<_> = events.iter().filter(|e| e.method.ends_with("AccountService/CreateAccount")).collect();
+    assert_eq!(creates.len(), 2);
+    assert!(creates.iter().all(|e| e.provider == "alianza" && e.outcome == "OK"));
+    assert!(creates.iter().any(|e| e.reason == "IDEMPOTENT_REPLAY"));
+}
+
+// ---- SyncSipLines / ListSipLines ----
+
+#[tokio::test]
+async fn full_sync_adds_updates_and_deletes_and_list_shows_rows_by_field_id() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    let number = "600000001";
+    seed_lines_account(&sim, number);
+    let first =
+        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap().into_inner();
+    assert_eq!(first.added.len(), 3);
+    assert!(first.updated.is_empty() && first.deleted.is_empty() && first.unchanged.is_empty() && !first.dry_run);
+
+    // At the vendor: b's password changes, c goes, d arrives.
+    assert!(sim.edit_line(PARTITION, &format!("sip-b-{number}"), |l| l.sip_password = "rotated".into()));
+    assert!(sim.remove_line(PARTITION, &format!("sip-c-{number}")));
+    sim.add_line(PARTITION, number, SimLine::new(&format!("sip-d-{number}"), 4, "00BB00BB0001"));
+    let second =
+        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap().into_inner();
+    assert_eq!(usernames(&second.added), [format!("sip-d-{number}")]);
+    assert_eq!(usernames(&second.updated), [format!("sip-b-{number}")]);
+    assert_eq!(usernames(&second.deleted), [format!("sip-c-{number}")]);
+    assert_eq!(usernames(&second.unchanged), [format!("sip-a-{number}")]);
+
+    let rows = c
+        .list_sip_lines(authed(
+            pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(customer(number)) },
+            TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    let mut by_user: Vec<_> = rows.iter().map(|r| (r.fields[&105].clone(), r.fields.clone())).collect();
+    by_user.sort();
+    assert_eq!(by_user.len(), 3);
+    let b = &by_user[1].1;
+    assert_eq!(b[&105], format!("sip-b-{number}"));
+    assert_eq!(b[&103], "rotated");
+    assert_eq!(b[&102], "Ann Lee");
+    assert_eq!(b[&101], "8015551000");
+    assert_eq!(b[&104], "2");
+    let d = &by_user[2].1;
+    assert_eq!((d[&102].as_str(), d[&104].as_str()), ("Device 00BB00BB0001", "4"), "no owner: the device name");
+}
+
+#[tokio::test]
+async fn add_only_sync_never_deletes_and_dry_run_writes_nothing() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    let number = "600000002";
+    seed_lines_account(&sim, number);
+    let dry =
+        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, true), TOKEN)).await.unwrap().into_inner();
+    assert!(dry.dry_run);
+    assert_eq!(dry.added.len(), 3);
+    let list = pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(customer(number)) };
+    assert!(c.list_sip_lines(authed(list.clone(), TOKEN)).await.unwrap().into_inner().rows.is_empty());
+
+    c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::AddOnly, false), TOKEN)).await.unwrap();
+    sim.remove_line(PARTITION, &format!("sip-a-{number}"));
+    sim.edit_line(PARTITION, &format!("sip-b-{number}"), |l| l.line_number = 9);
+    let dry =
+        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::AddOnly, true), TOKEN)).await.unwrap().into_inner();
+    assert_eq!(usernames(&dry.updated), [format!("sip-b-{number}")]);
+    let add_only =
+        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::AddOnly, false), TOKEN)).await.unwrap().into_inner();
+    assert!(add_only.deleted.is_empty());
+    assert_eq!(usernames(&add_only.kept), [format!("sip-a-{number}")]);
+    assert_eq!(usernames(&add_only.updated), [format!("sip-b-{number}")]);
+    assert_eq!(c.list_sip_lines(authed(list.clone(), TOKEN)).await.unwrap().into_inner().rows.len(), 3);
+
+    // A FULL dry run shows the deletion but keeps the row.
+    let dry =
+        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, true), TOKEN)).await.unwrap().into_inner();
+    assert_eq!(usernames(&dry.deleted), [format!("sip-a-{number}")]);
+    assert_eq!(c.list_sip_lines(authed(list, TOKEN)).await.unwrap().into_inner().rows.len(), 3);
+}
+
+#[tokio::test]
+async fn a_vendor_failure_half_way_through_a_sync_changes_nothing() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    let number = "600000003";
+    seed_lines_account(&sim, number);
+    c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap();
+    let list = pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(customer(number)) };
+    let before = c.list_sip_lines(authed(list.clone(), TOKEN)).await.unwrap().into_inner();
+
+    sim.remove_line(PARTITION, &format!("sip-a-{number}"));
+    sim.edit_line(PARTITION, &format!("sip-b-{number}"), |l| l.sip_password = "new".into());
+    // The account and its users answer; its lines do not.
+    sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/deviceline"));
+    let err = c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    let after = c.list_sip_lines(authed(list, TOKEN)).await.unwrap().into_inner();
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn two_syncs_of_one_customer_at_once_never_interleave() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let number = "600000004";
+    seed_lines_account(&sim, number);
+    // A slow vendor, so that the second sync starts while the first is reading.
+    sim.faults().set_latency(Duration::from_millis(150));
+    let run = || {
+        let mut c = client(&app);
+        async move { c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await }
+    };
+    let (a, b) = tokio::join!(run(), run());
+    let (a, b) = (a.unwrap().into_inner(), b.unwrap().into_inner());
+    let mut added = [a.added.len(), b.added.len()];
+    added.sort();
+    // Serialised: one sync added the three rows, the other found them in place.
+    assert_eq!(added, [0, 3]);
+    assert_eq!(a.unchanged.len() + b.unchanged.len(), 3);
+}
+
+#[tokio::test]
+async fn sync_of_a_customer_without_an_account_is_not_found() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let err = client(&app)
+        .sync_sip_lines(authed(sync_request("700700700", pb::SyncMode::Full, false), TOKEN))
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), reason(&err).as_str()), (Code::NotFound, "ACCOUNT_NOT_ENABLED"));
+}
+
+#[tokio::test]
+async fn demo_sync_fills_the_table() {
+    let app = TestApp::builder().demo().spawn().await;
+    let mut c = client(&app);
+    let req = pb::SyncSipLinesRequest {
+        tenant: "demo".into(),
+        customer: Some(demo_customer()),
+        mode: pb::SyncMode::Full.into(),
+        ..Default::default()
+    };
+    let synced = c.sync_sip_lines(authed(req, DEMO_TOKEN)).await.unwrap().into_inner();
+    assert_eq!(synced.added.len(), 3);
+    let rows = c
+        .list_sip_lines(authed(
+            pb::ListSipLinesRequest { tenant: "demo".into(), customer: Some(demo_customer()) },
+            DEMO_TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.fields.keys().copied().collect::<Vec<_>>() == [101, 102, 103, 104, 105]));
+}
+
+// ---- SetCustomerStatus ----
+
+#[tokio::test]
+async fn set_customer_status_applies_the_mapped_status_at_once() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    let answer = c.set_customer_status(authed(set_status_request(demo::ACCOUNT, "suspended"), TOKEN)).await.unwrap();
+    assert_eq!(answer.get_ref().desired(), pb::AccountState::Disabled);
+    assert_eq!(answer.get_ref().delivery(), pb::Delivery::Applied);
+    assert_eq!(sim.account(PARTITION, demo::ACCOUNT).unwrap().status, "DISABLED");
+    let answer = c.set_customer_status(authed(set_status_request(demo::ACCOUNT, "Current"), TOKEN)).await.unwrap();
+    assert_eq!(answer.get_ref().desired(), pb::AccountState::Active);
+    assert_eq!(sim.account(PARTITION, demo::ACCOUNT).unwrap().status, "ACTIVE");
+    let stored = store::intent(&app.state.db, TENANT, demo::ACCOUNT).await.unwrap().unwrap();
+    assert_eq!((stored.state.as_str(), stored.generation), ("applied", 2));
+}
+
+#[tokio::test]
+async fn set_customer_status_needs_the_crm_status() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let err = client(&app).set_customer_status(authed(set_status_request(demo::ACCOUNT, ""), TOKEN)).await.unwrap_err();
+    assert_eq!(bad_fields(&err), ["customer.status"]);
+    assert!(store::intent(&app.state.db, TENANT, demo::ACCOUNT).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn set_customer_status_of_a_customer_without_an_account_is_not_found_and_not_retried() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let err =
+        client(&app).set_customer_status(authed(set_status_request("404404404", "current"), TOKEN)).await.unwrap_err();
+    assert_eq!(reason(&err), "ACCOUNT_NOT_ENABLED");
+    let stored = store::intent(&app.state.db, TENANT, "404404404").await.unwrap().unwrap();
+    assert_eq!(stored.state, "rejected");
+}
+
+#[tokio::test]
+async fn a_status_change_while_the_vendor_is_down_is_delivered_once_when_it_is_back_and_the_latest_wins() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    sim.faults().plan(FaultRule::new(Fault::Status(503)).matching("/v2/partition"));
+    for crm_status in ["current", "closed", "current", "suspended"] {
+        let answer = c.set_customer_status(authed(set_status_request(demo::ACCOUNT, crm_status), TOKEN)).await.unwrap();
+        assert_eq!(answer.get_ref().delivery(), pb::Delivery::Pending, "{crm_status}");
+    }
+    let stored = store::intent(&app.state.db, TENANT, demo::ACCOUNT).await.unwrap().unwrap();
+    assert_eq!((stored.state.as_str(), stored.generation), ("pending", 4));
+    assert!(stored.last_error.contains("503"), "{}", stored.last_error);
+    assert_eq!(sim.account(PARTITION, demo::ACCOUNT).unwrap().status, "ACTIVE");
+
+    sim.faults().clear();
+    let db = app.state.db.clone();
+    eventually(Duration::from_secs(20), "the worker delivers the pending status", async || {
+        store::intent(&db, TENANT, demo::ACCOUNT).await.unwrap().unwrap().state == "applied"
+    })
+    .await;
+    assert_eq!(sim.account(PARTITION, demo::ACCOUNT).unwrap().status, "DISABLED", "the latest desire won");
+    assert_eq!(sim.calls().get("account.update"), 1, "delivered once");
+}
+
+#[tokio::test]
+async fn a_status_change_pending_when_the_server_stops_is_delivered_after_the_restart() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/v2/partition"));
+    let answer =
+        client(&app).set_customer_status(authed(set_status_request(demo::ACCOUNT, "cancelled"), TOKEN)).await.unwrap();
+    assert_eq!(answer.get_ref().delivery(), pb::Delivery::Pending);
+    let (providers, database) = app.stop().await;
+
+    // The vendor recovers while patchbay is down; nothing can deliver the change meanwhile.
+    sim.faults().clear();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.account(PARTITION, demo::ACCOUNT).unwrap().status, "ACTIVE");
+
+    let app = TestApp::builder().providers_dir(providers).database(database).spawn().await;
+    eventually(Duration::from_secs(20), "the restarted worker delivers it", async || {
+        sim.account(PARTITION, demo::ACCOUNT).unwrap().status == "DISABLED"
+    })
+    .await;
+    let db = app.state.db.clone();
+    eventually(Duration::from_secs(5), "it is marked applied", async || {
+        store::intent(&db, TENANT, demo::ACCOUNT).await.unwrap().unwrap().state == "applied"
+    })
+    .await;
+    assert_eq!(sim.calls().get("account.update"), 1);
+}
+
+// ---- DeleteAccount ----
+
+#[tokio::test]
+async fn delete_account_requires_confirm() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let req = pb::DeleteAccountRequest {
+        tenant: TENANT.into(),
+        customer: Some(demo_customer()),
+        confirm: false,
+        request_id: String::new(),
+    };
+    let err = client(&app).delete_account(authed(req, TOKEN)).await.unwrap_err();
+    assert_eq!(bad_fields(&err), ["confirm"]);
+    assert!(sim.account(PARTITION, demo::ACCOUNT).is_some());
+}
+
+#[tokio::test]
+async fn delete_account_with_numbers_assigned_is_failed_precondition() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let req = pb::DeleteAccountRequest {
+        tenant: TENANT.into(),
+        customer: Some(customer(demo::ACCOUNT_WITH_NUMBERS)),
+        confirm: true,
+        request_id: String::new(),
+    };
+    let err = client(&app).delete_account(authed(req, TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let info = error_info(&err);
+    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("NUMBERS_ASSIGNED", "alianza.com"));
+    assert_eq!(info.metadata["vendor_code"], "AccountHasTelephoneNumbers");
+    assert!(sim.account(PARTITION, demo::ACCOUNT_WITH_NUMBERS).is_some());
+}
+
+#[tokio::test]
+async fn delete_account_deletes_the_vendor_account_and_the_stored_rows() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    let number = "600000005";
+    seed_lines_account(&sim, number);
+    c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap();
+    c.set_customer_status(authed(set_status_request(number, "current"), TOKEN)).await.unwrap();
+    let req = pb::DeleteAccountRequest {
+        tenant: TENANT.into(),
+        customer: Some(customer(number)),
+        confirm: true,
+        request_id: "delete-600000005".into(),
+    };
+    let deleted = c.delete_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    assert_eq!(deleted.deleted_sip_lines, 3);
+    assert!(sim.account(PARTITION, number).is_none());
+    let rows = c
+        .list_sip_lines(authed(
+            pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(customer(number)) },
+            TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert!(rows.is_empty());
+    assert!(store::intent(&app.state.db, TENANT, number).await.unwrap().is_none());
+}
+
+// ---- the trigger's switches ----
+
+#[tokio::test]
+async fn a_disabled_trigger_is_failed_precondition_trigger_disabled() {
+    let sim = vendor();
+    let app = serve(&sim, &[("enabled", "false")]).await;
+    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "TRIGGER_DISABLED"));
+    assert_eq!(sim.calls().total(), 0);
+}
+
+#[tokio::test]
+async fn customer_status_off_refuses_the_panel_and_the_status_follow_up_but_not_the_console() {
+    let sim = vendor();
+    let app = serve(&sim, &[("customer_status", "false")]).await;
+    let mut c = client(&app);
+    let err = c.get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "FEATURE_DISABLED"));
+    assert_eq!(error_info(&err).metadata["feature"], "customer_status");
+    let err = c.set_customer_status(authed(set_status_request(demo::ACCOUNT, "closed"), TOKEN)).await.unwrap_err();
+    assert_eq!(reason(&err), "FEATURE_DISABLED");
+    c.sync_sip_lines(authed(sync_request(demo::ACCOUNT, pb::SyncMode::Full, true), TOKEN)).await.unwrap();
+}
+
+#[tokio::test]
+async fn synchro_console_off_refuses_create_sync_list_and_delete_but_not_the_panel() {
+    let sim = vendor();
+    let app = serve(&sim, &[("synchro_console", "false")]).await;
+    let mut c = client(&app);
+    let err = c.create_account(authed(create_request("555000116"), TOKEN)).await.unwrap_err();
+    assert_eq!(reason(&err), "FEATURE_DISABLED");
+    let err =
+        c.sync_sip_lines(authed(sync_request(demo::ACCOUNT, pb::SyncMode::Full, false), TOKEN)).await.unwrap_err();
+    assert_eq!(reason(&err), "FEATURE_DISABLED");
+    let list = pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(demo_customer()) };
+    assert_eq!(reason(&c.list_sip_lines(authed(list, TOKEN)).await.unwrap_err()), "FEATURE_DISABLED");
+    let del = pb::DeleteAccountRequest {
+        tenant: TENANT.into(),
+        customer: Some(demo_customer()),
+        confirm: true,
+        ..Default::default()
+    };
+    let err = c.delete_account(authed(del, TOKEN)).await.unwrap_err();
+    assert_eq!(error_info(&err).metadata["feature"], "synchro_console");
+    c.get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tenant_without_an_account_trigger_is_failed_precondition_trigger_not_configured() {
+    let app = TestApp::builder().file("acme.yaml", common::tenant_yaml(TENANT, TOKEN)).spawn().await;
+    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "TRIGGER_NOT_CONFIGURED"));
+}
+
+// ---- the tenant file ----
+
+#[tokio::test]
+async fn validate_config_reports_account_trigger_problems_with_positions() {
+    let app = TestApp::builder().demo().spawn().await;
+    let yaml = tenant_file(
+        "ftp://api.alianza.com",
+        &[
+            ("status_map", "{ current: SUSPENDED }"),
+            ("password", "${env:PATCHBAY_TEST_SURELY_UNSET_PASSWORD}"),
+            ("colour", "blue"),
+        ],
+    );
+    let answer = app
+        .registry_client()
+        .validate_config(authed(pb::ValidateConfigRequest { yaml, file_name: "acme.yaml".into() }, ADMIN_TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answer.valid);
+    let found: Vec<_> = answer.diagnostics.iter().map(|d| (d.line, d.column, d.path.as_str())).collect();
+    // Trigger keys start on line 6, indented four spaces; `colour` is appended last (line 19).
+    assert!(found.contains(&(19, 5, "triggers.account.colour")), "{found:?}");
+    assert!(found.contains(&(15, 28, "triggers.account.status_map.current")), "{found:?}");
+    let messages: Vec<_> = answer.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert!(messages.iter().any(|m| m.contains("unknown variant `SUSPENDED`")), "{messages:?}");
+    // Problems of shape (unknown keys, wrong types) come first; the semantic checks (the api_url
+    // rule, the unset secret) run once the trigger reads cleanly: see the next test.
+    assert_eq!(answer.diagnostics.len(), 2, "{:?}", answer.diagnostics);
+}
+
+#[tokio::test]
+async fn validate_config_reports_semantic_problems_of_a_well_typed_trigger() {
+    let app = TestApp::builder().demo().spawn().await;
+    let yaml = tenant_file(
+        "ftp://api.alianza.com",
+        &[
+            ("password", "${env:PATCHBAY_TEST_SURELY_UNSET_PASSWORD}"),
+            (
+                "custom_sip_table",
+                "{ dial_number: 101, display_name: 101, password: 103, port_number: 104, user_name: 105 }",
+            ),
+        ],
+    );
+    let answer = app
+        .registry_client()
+        .validate_config(authed(pb::ValidateConfigRequest { yaml, file_name: "acme.yaml".into() }, ADMIN_TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    let found: Vec<_> =
+        answer.diagnostics.iter().map(|d| format!("{}:{}: {}: {}", d.line, d.column, d.path, d.message)).collect();
+    assert!(found.iter().any(|d| d.starts_with("10:14: triggers.account.api_url: must be `simulator`")), "{found:#?}");
+    assert!(
+        found.iter().any(|d| d.starts_with(
+            "14:15: triggers.account.password: environment variable `PATCHBAY_TEST_SURELY_UNSET_PASSWORD` is not set"
+        )),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|d| d.contains("custom_sip_table.display_name: field ID 101 is also `dial_number`")),
+        "{found:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_account_trigger_stops_the_server_start() {
+    let err = TestApp::builder()
+        .file("acme.yaml", tenant_file("simulator", &[("custom_sip_table", "")]))
+        .try_spawn()
+        .await
+        .err()
+        .expect("the server must not start");
+    let text = err.to_string();
+    let patchbay::AppError::InvalidTenants(diagnostics, _) = err else { panic!("{text}") };
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.path == "triggers.account.custom_sip_table" && d.message.contains("synchro_console")),
+        "{diagnostics:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_tenant_view_never_shows_the_vendor_password() {
+    let app = TestApp::builder().demo().spawn().await;
+    let tenant = app
+        .registry_client()
+        .get_tenant(authed(pb::GetTenantRequest { tenant: "demo".into() }, ADMIN_TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    let view = format!("{tenant:?}");
+    assert!(!view.contains("demo-alianza-password"), "{view}");
+    assert!(view.contains("DEMO_ALIANZA_PASSWORD"), "{view}");
+}
+
+#[tokio::test]
+async fn one_request_id_on_two_different_methods_does_not_clash() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    let mut sync = sync_request(demo::ACCOUNT, pb::SyncMode::Full, false);
+    sync.request_id = "crm-action-1".into();
+    c.sync_sip_lines(authed(sync, TOKEN)).await.unwrap();
+    let mut status = set_status_request(demo::ACCOUNT, "closed");
+    status.request_id = "crm-action-1".into();
+    let answer = c.set_customer_status(authed(status, TOKEN)).await.unwrap();
+    assert_eq!(answer.get_ref().delivery(), pb::Delivery::Applied);
+}
