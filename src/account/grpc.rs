@@ -248,18 +248,22 @@ fn new_account(req: &pb::CreateAccountRequest, settings: &AccountSettings) -> Re
             if dial_nine {
                 let d = dialing.map(DialingBehavior::as_str).unwrap_or_default();
                 let whose = if from_default { format!("the tenant's default {d}") } else { d.to_owned() };
-                v.add("dialing_behavior", format!("{whose} is for ADVANCED accounts only (dial 9 and extensions); a SIMPLE account has no extension dialling"));
+                v.add(
+                    "dialing_behavior",
+                    format!("{whose} is for ADVANCED accounts only (dial 9, extensions); a SIMPLE account has neither"),
+                );
             }
             if req.extension_length != 0 {
                 v.add("extension_length", "must be 0 for a SIMPLE account: it has no extension dialling");
             }
         }
-        Some(AccountType::Advanced) => {
-            if req.extension_length == 0 && dial_nine {
-                v.add("extension_length", "required (3-6) for an ADVANCED account with a DIAL_NINE behaviour (extension-to-extension dialling)");
-            }
+        Some(AccountType::Advanced) if req.extension_length == 0 && dial_nine => {
+            v.add(
+                "extension_length",
+                "required (3-6) for an ADVANCED account with a DIAL_NINE behaviour (extension-to-extension dialling)",
+            );
         }
-        None => {}
+        Some(AccountType::Advanced) | None => {}
     }
     let simple = account_type == Some(AccountType::Simple);
     if !simple && req.extension_length != 0 && !(3..=6).contains(&req.extension_length) {

@@ -90,7 +90,10 @@ async fn deliver_from(
                 }
             }
             Err(err @ (ProviderError::NoAccount { .. } | ProviderError::Rejected { .. })) => {
-                tracing::warn!(tenant = %claimed.tenant, account = %claimed.account_number, error = %err, "customer status refused by the vendor");
+                tracing::warn!(
+                    tenant = %claimed.tenant, account = %claimed.account_number, error = %err,
+                    "customer status refused by the vendor"
+                );
                 store::finish_rejected(db, &claimed, &err.to_string()).await?;
                 return Err(err.into());
             }

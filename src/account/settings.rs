@@ -184,7 +184,7 @@ impl StatusMap {
             if let Some(first) = spelled.get(&normal) {
                 ctx.problem_at_key(
                     &format!("status_map.{key}"),
-                    format!("`{key}` and `{first}` are the same CRM status (statuses are matched without regard to case); keep one"),
+                    format!("`{key}` and `{first}` are the same CRM status (case does not matter); keep one"),
                 );
                 continue;
             }

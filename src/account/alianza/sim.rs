@@ -601,10 +601,10 @@ fn not_found() -> Response {
 }
 
 /// A JSON object body, or the plain-text 400 the vendor gives for malformed JSON.
-fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Response> {
+fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Box<Response>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        _ => Err((StatusCode::BAD_REQUEST, "Malformed JSON request body").into_response()),
+        _ => Err(Box::new((StatusCode::BAD_REQUEST, "Malformed JSON request body").into_response())),
     }
 }
 
@@ -616,22 +616,22 @@ type Q = Query<HashMap<String, String>>;
 
 impl Shared {
     /// Checks the token and its partition; slides its lifetime.
-    fn auth(&self, headers: &HeaderMap, partition: &str) -> Result<(), Response> {
+    fn auth(&self, headers: &HeaderMap, partition: &str) -> Result<(), Box<Response>> {
         let Some(token) = headers.get("x-auth-token").and_then(|v| v.to_str().ok()) else {
-            return Err(usual(StatusCode::UNAUTHORIZED, &["MissingAuthToken"]));
+            return Err(Box::new(usual(StatusCode::UNAUTHORIZED, &["MissingAuthToken"])));
         };
         let mut data = self.data();
         let lifetime = data.token_lifetime;
         let Some(info) = data.tokens.get_mut(token) else {
-            return Err(usual(StatusCode::UNAUTHORIZED, &["InvalidAuthToken"]));
+            return Err(Box::new(usual(StatusCode::UNAUTHORIZED, &["InvalidAuthToken"])));
         };
         if info.expired || info.last_used.elapsed() > lifetime {
             info.expired = true;
-            return Err(usual(StatusCode::UNAUTHORIZED, &["ExpiredAuthToken"]));
+            return Err(Box::new(usual(StatusCode::UNAUTHORIZED, &["ExpiredAuthToken"])));
         }
         info.last_used = Instant::now();
         if info.partition != partition {
-            return Err(usual(StatusCode::FORBIDDEN, &["PermissionDenied"]));
+            return Err(Box::new(usual(StatusCode::FORBIDDEN, &["PermissionDenied"])));
         }
         Ok(())
     }
@@ -641,7 +641,7 @@ async fn authorize(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     s.calls.record("authorize");
     let body = match object(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let (Some(username), Some(password)) = (text(&body, "username"), text(&body, "password")) else {
         return usual(StatusCode::BAD_REQUEST, &["UsernameAndPasswordRequired"]);
@@ -682,7 +682,7 @@ async fn get_account(
     let by_number = q.get("accountIdType").is_some_and(|t| t == "AccountNumber");
     s.calls.record(if by_number { "account.lookup" } else { "account.get" });
     if let Err(r) = s.auth(&headers, &partition) {
-        return r;
+        return *r;
     }
     let mut data = s.data();
     let Some(part) = data.partitions.get_mut(&partition) else { return not_found() };
@@ -701,7 +701,7 @@ async fn search_accounts(
 ) -> Response {
     s.calls.record("account.search");
     if let Err(r) = s.auth(&headers, &partition) {
-        return r;
+        return *r;
     }
     let needle = q.get("q").map(|s| s.to_lowercase()).unwrap_or_default();
     let data = s.data();
@@ -729,11 +729,11 @@ async fn create_account(
 ) -> Response {
     s.calls.record("account.create");
     if let Err(r) = s.auth(&headers, &partition) {
-        return r;
+        return *r;
     }
     let body = match object(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut data = s.data();
     let part = data.partition(&partition);
@@ -829,11 +829,11 @@ async fn patch_account(
 ) -> Response {
     s.calls.record("account.update");
     if let Err(r) = s.auth(&headers, &partition) {
-        return r;
+        return *r;
     }
     let body = match object(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut data = s.data();
     let Some(rec) = data.partitions.get_mut(&partition).and_then(|p| p.accounts.get_mut(&account)) else {
@@ -896,7 +896,7 @@ async fn delete_account(
 ) -> Response {
     s.calls.record("account.delete");
     if let Err(r) = s.auth(&headers, &partition) {
-        return r;
+        return *r;
     }
     let mut data = s.data();
     let Some(part) = data.partitions.get_mut(&partition) else { return not_found() };
@@ -923,7 +923,7 @@ async fn list_users(
 ) -> Response {
     s.calls.record("user.list");
     if let Err(r) = s.auth(&headers, &partition) {
-        return r;
+        return *r;
     }
     let data = s.data();
     match data.partitions.get(&partition).and_then(|p| p.accounts.get(&account)) {
@@ -940,11 +940,11 @@ async fn create_user(
 ) -> Response {
     s.calls.record("user.create");
     if let Err(r) = s.auth(&headers, &partition) {
-        return r;
+        return *r;
     }
     let body = match object(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut data = s.data();
     let id = data.id("usr");
@@ -984,7 +984,7 @@ async fn list_lines(
 ) -> Response {
     s.calls.record("deviceline.list");
     if let Err(r) = s.auth(&headers, &partition) {
-        return r;
+        return *r;
     }
     let data = s.data();
     match data.partitions.get(&partition).and_then(|p| p.accounts.get(&account)) {
@@ -1001,11 +1001,11 @@ async fn create_line(
 ) -> Response {
     s.calls.record("deviceline.create");
     if let Err(r) = s.auth(&headers, &partition) {
-        return r;
+        return *r;
     }
     let body = match object(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut data = s.data();
     let id = data.id("dl");
@@ -1062,7 +1062,7 @@ async fn delete_line(
 ) -> Response {
     s.calls.record("deviceline.delete");
     if let Err(r) = s.auth(&headers, &partition) {
-        return r;
+        return *r;
     }
     let mut data = s.data();
     let Some(rec) = data.partitions.get_mut(&partition).and_then(|p| p.accounts.get_mut(&account)) else {
@@ -1078,7 +1078,7 @@ async fn delete_line(
 async fn list_products(State(s): State<Arc<Shared>>, Path(partition): Path<String>, headers: HeaderMap) -> Response {
     s.calls.record("callingplanproduct.list");
     if let Err(r) = s.auth(&headers, &partition) {
-        return r;
+        return *r;
     }
     let data = s.data();
     let products: Vec<Value> = data
