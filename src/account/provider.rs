@@ -242,8 +242,7 @@ impl From<ProviderError> for ApiError {
             ProviderError::NoAccount { vendor } => ApiError::not_found(
                 "ACCOUNT_NOT_ENABLED",
                 format!("customer not enabled in {vendor}: no account has this account number"),
-            )
-            .with_metadata("provider", *vendor),
+            ),
             ProviderError::Rejected { kind: Rejection::Invalid, fault } => {
                 vendor_error(Code::InvalidArgument, "VENDOR_REJECTED", err.to_string(), fault)
             }
