@@ -204,8 +204,8 @@ async fn a_transient_vendor_500_on_a_read_is_retried_and_succeeds() {
 #[tokio::test]
 async fn a_vendor_timeout_is_unavailable_vendor_timeout() {
     let sim = vendor();
-    let app = serve(&sim, &[]).await;
-    sim.faults().set_hang_for(Duration::from_secs(3));
+    let app = serve(&sim, &[("timeout_ms", "300")]).await;
+    sim.faults().set_hang_for(Duration::from_secs(5));
     sim.faults().plan(FaultRule::new(Fault::Hang).matching("/account/"));
     let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);

@@ -52,7 +52,7 @@ pub fn tenant_file(api_url: &str, changes: &[(&str, &str)]) -> String {
             "custom_sip_table",
             "{ dial_number: 101, display_name: 102, password: 103, port_number: 104, user_name: 105 }",
         ),
-        ("timeout_ms", "400"),
+        ("timeout_ms", "2000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
