@@ -22,20 +22,32 @@ use account_support::{PARTITION, PASSWORD, TENANT, TOKEN, USERNAME, client, cust
 use common::authed;
 use futures::StreamExt;
 use patchbay::{
-    account::alianza::{
-        AlianzaSim,
-        sim::{SimAccount, SimLine, SimUser, demo},
+    account::{
+        AccountArea,
+        alianza::{
+            AlianzaSim,
+            sim::{SimAccount, SimLine, SimUser, demo},
+        },
     },
     proto::v1 as pb,
 };
 
+/// Rounds each side of a comparison is measured in.
+const ROUNDS: usize = 6;
+
 /// Latencies of one run, and how long the run took.
+#[derive(Default)]
 struct Run {
     latencies: Vec<Duration>,
     wall: Duration,
 }
 
 impl Run {
+    fn extend(&mut self, other: Run) {
+        self.latencies.extend(other.latencies);
+        self.wall += other.wall;
+    }
+
     fn percentile(&self, p: f64) -> Duration {
         let mut sorted = self.latencies.clone();
         sorted.sort();
@@ -116,6 +128,31 @@ impl Direct {
     }
 }
 
+/// gRPC clients over `n` separate connections, used in turn.
+struct Pool {
+    clients: Vec<pb::account_service_client::AccountServiceClient<tonic::transport::Channel>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Pool {
+    fn new(app: &common::TestApp, n: usize) -> Self {
+        let clients = (0..n)
+            .map(|_| {
+                let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc_addr))
+                    .unwrap()
+                    .connect_lazy();
+                pb::account_service_client::AccountServiceClient::new(channel)
+            })
+            .collect();
+        Self { clients, next: std::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    fn next(&self) -> pb::account_service_client::AccountServiceClient<tonic::transport::Channel> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.clients[i % self.clients.len()].clone()
+    }
+}
+
 fn main() {
     // Quiet: the harness would log every sync at info.
     let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
@@ -132,8 +169,13 @@ async fn run() {
     let sim = vendor();
     let app = serve(&sim, &[("timeout_ms", "10000")]).await;
     let grpc = client(&app);
-    let panel = || {
-        let mut grpc = grpc.clone();
+    // Clients of the gateway: one HTTP/2 connection (one tonic Channel, as most callers have), or
+    // a small pool of them (what a busy caller uses, so that one connection's framing does not
+    // serialise every call).
+    let one = Pool::new(&app, 1);
+    let four = Pool::new(&app, 4);
+    let panel = |pool: &Pool| {
+        let mut grpc = pool.next();
         async move {
             let req = pb::GetAccountStatusRequest { tenant: TENANT.into(), customer: Some(demo_customer()) };
             let answer = grpc.get_account_status(authed(req, TOKEN)).await.unwrap();
@@ -142,7 +184,7 @@ async fn run() {
     };
 
     // 1. Logins.
-    let run = measure(10_000, 32, panel).await;
+    let run = measure(10_000, 32, || panel(&one)).await;
     let logins = sim.logins();
     println!("1. logins for 10,000 GetAccountStatus calls of one tenant: {logins} (target: 1)");
     println!("   ({:.0} calls/s at concurrency 32)\n", run.throughput());
@@ -157,17 +199,28 @@ async fn run() {
         }
     };
     println!("2. GetAccountStatus through patchbay vs the same Alianza requests made directly (reqwest)");
-    println!("   {:<16} {:>11} {:>11} {:>11} {:>13}", "", "median", "p99", "calls/s", "median added");
-    for (concurrency, n) in [(1usize, 2_000usize), (32, 10_000)] {
-        // Warm both paths (connections, caches), then measure each.
+    println!("   {:<24} {:>10} {:>10} {:>9} {:>13}", "", "median", "p99", "calls/s", "median added");
+    for (concurrency, connections, n) in [(1usize, 1usize, 3_000usize), (32, 1, 12_000), (32, 4, 12_000)] {
+        let pool = if connections == 1 { &one } else { &four };
+        // Warm both paths (connections, caches), then measure them in alternating rounds (ABBA),
+        // so that the load of whatever else runs on the machine weighs on both alike.
         measure(200, concurrency, direct_op).await;
-        measure(200, concurrency, panel).await;
-        let d = measure(n, concurrency, direct_op).await;
-        let g = measure(n, concurrency, panel).await;
+        measure(200, concurrency, || panel(pool)).await;
+        let (mut d, mut g) = (Run::default(), Run::default());
+        for round in 0..ROUNDS {
+            if round % 2 == 0 {
+                d.extend(measure(n / ROUNDS, concurrency, direct_op).await);
+                g.extend(measure(n / ROUNDS, concurrency, || panel(pool)).await);
+            } else {
+                g.extend(measure(n / ROUNDS, concurrency, || panel(pool)).await);
+                d.extend(measure(n / ROUNDS, concurrency, direct_op).await);
+            }
+        }
         let added = g.percentile(0.5).saturating_sub(d.percentile(0.5));
+        let label = format!("c={concurrency}, {connections} conn");
         for (name, r) in [("direct", &d), ("patchbay", &g)] {
             println!(
-                "   c={concurrency:<2} {name:<10} {:>11} {:>11} {:>11.0} {:>13}",
+                "   {label:<14} {name:<9} {:>10} {:>10} {:>9.0} {:>13}",
                 ms(r.percentile(0.5)),
                 ms(r.percentile(0.99)),
                 r.throughput(),
@@ -176,13 +229,45 @@ async fn run() {
         }
         let ratio = g.throughput() / d.throughput();
         let verdict_median = if added <= Duration::from_micros(500) { "ok" } else { "MISSED" };
-        let verdict_tp = if concurrency < 32 || ratio >= 0.8 { "ok" } else { "MISSED" };
+        let verdict_tp = if ratio >= 0.8 { "ok" } else { "MISSED" };
         println!(
-            "   c={concurrency:<2} added median {} (target <= 0.5 ms: {verdict_median}); throughput ratio {ratio:.2}{}",
+            "   {label:<14} median added {} (target <= 0.5 ms: {verdict_median}); throughput ratio {ratio:.2}{}",
             ms(added),
             if concurrency == 32 { format!(" (target >= 0.8: {verdict_tp})") } else { String::new() }
         );
     }
+    // For scale: the cheapest gRPC call the same server answers (no vendor, no tenant), at c=32.
+    let health = tonic_health::pb::health_client::HealthClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc_addr)).unwrap().connect_lazy(),
+    );
+    let check = || {
+        let mut health = health.clone();
+        async move {
+            health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+        }
+    };
+    measure(200, 32, check).await;
+    let floor = measure(12_000, 32, check).await;
+    println!(
+        "   for scale, grpc.health.v1.Health/Check at c=32 on the same server: median {}, {:.0} calls/s",
+        ms(floor.percentile(0.5)),
+        floor.throughput()
+    );
+    // And patchbay's Alianza client alone (the library call GetAccountStatus makes, no gRPC).
+    let trigger = app.state.registry.get(TENANT).unwrap().trigger::<AccountArea>().unwrap().inner.clone();
+    let library = || {
+        let provider = trigger.provider.clone();
+        async move {
+            assert_eq!(provider.account_panel(demo::ACCOUNT).await.unwrap().sip_lines.len(), 3);
+        }
+    };
+    measure(200, 32, library).await;
+    let lib = measure(12_000, 32, library).await;
+    println!(
+        "   for scale, the Alianza client alone (no gRPC) at c=32: median {}, {:.0} calls/s",
+        ms(lib.percentile(0.5)),
+        lib.throughput()
+    );
     println!();
 
     // 3. SyncSipLines of a 1,000-line account.

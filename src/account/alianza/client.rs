@@ -94,12 +94,15 @@ impl std::fmt::Debug for AlianzaClient {
     }
 }
 
-type LoginFuture = Shared<BoxFuture<'static, Result<Arc<str>, ProviderError>>>;
+/// A session token, ready to send as the `X-AUTH-TOKEN` header.
+type Token = Arc<HeaderValue>;
+
+type LoginFuture = Shared<BoxFuture<'static, Result<Token, ProviderError>>>;
 
 enum Session {
     Empty,
     LoggingIn(LoginFuture),
-    Ready(Arc<str>),
+    Ready(Token),
 }
 
 struct PlanNames {
@@ -346,7 +349,7 @@ impl Inner {
     }
 
     /// The session token, logging in (once, for every caller waiting) if there is none.
-    async fn token(self: &Arc<Self>) -> Result<Arc<str>, ProviderError> {
+    async fn token(self: &Arc<Self>) -> Result<Token, ProviderError> {
         let login = {
             let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
             match &*session {
@@ -374,7 +377,7 @@ impl Inner {
     }
 
     /// Forgets `used` after Alianza refused it, unless another call already replaced it.
-    fn invalidate(&self, used: &Arc<str>) {
+    fn invalidate(&self, used: &Token) {
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         if let Session::Ready(token) = &*session
             && Arc::ptr_eq(token, used)
@@ -384,7 +387,7 @@ impl Inner {
     }
 
     /// `POST /v2/authorize`, retried like a read (a login changes nothing).
-    async fn login(self: Arc<Self>) -> Result<Arc<str>, ProviderError> {
+    async fn login(self: Arc<Self>) -> Result<Token, ProviderError> {
         self.logins.fetch_add(1, Ordering::Relaxed);
         let body = serde_json::to_vec(&wire::AuthRequest {
             username: self.cfg.username.expose_secret(),
@@ -414,10 +417,14 @@ impl Inner {
             };
             let failure = match outcome {
                 Ok((status, bytes)) if status.is_success() => {
-                    return match serde_json::from_slice::<wire::AuthAnswer>(&bytes) {
-                        Ok(answer) if !answer.auth_token.is_empty() => {
+                    let answer = serde_json::from_slice::<wire::AuthAnswer>(&bytes).ok();
+                    let header = answer
+                        .and_then(|a| HeaderValue::from_str(&a.auth_token).ok().filter(|_| !a.auth_token.is_empty()));
+                    return match header {
+                        Some(mut header) => {
+                            header.set_sensitive(true);
                             tracing::debug!(partition = %self.cfg.partition_id, "logged in to Alianza");
-                            Ok(Arc::from(answer.auth_token))
+                            Ok(Arc::new(header))
                         }
                         _ => Err(ProviderError::BadResponse {
                             fault: self.fault(
@@ -457,10 +464,11 @@ impl Inner {
         loop {
             attempt += 1;
             let token = self.token().await?;
-            let mut req = self.http.request(method.clone(), url.clone()).timeout(self.cfg.timeout);
-            if let Ok(value) = HeaderValue::from_str(&token) {
-                req = req.header("X-AUTH-TOKEN", value);
-            }
+            let mut req = self
+                .http
+                .request(method.clone(), url.clone())
+                .timeout(self.cfg.timeout)
+                .header("X-AUTH-TOKEN", HeaderValue::clone(&token));
             if let Some(body) = &body {
                 req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
             }
