@@ -911,3 +911,39 @@ async fn one_request_id_on_two_different_methods_does_not_clash() {
     let answer = c.set_customer_status(authed(status, TOKEN)).await.unwrap();
     assert_eq!(answer.get_ref().delivery(), pb::Delivery::Applied);
 }
+
+#[tokio::test]
+async fn two_replicas_on_one_database_deliver_each_pending_status_exactly_once() {
+    let sim = vendor();
+    let first = serve(&sim, &[]).await;
+    let second = TestApp::builder()
+        .file("acme.yaml", tenant_file(&sim.url(), &[]))
+        .database(first.database_url.clone())
+        .spawn()
+        .await;
+    let numbers: Vec<String> = (0..8).map(|i| format!("61000000{i}")).collect();
+    for number in &numbers {
+        sim.seed_account(PARTITION, SimAccount::new(number, "Replica Test"));
+    }
+    sim.faults().plan(FaultRule::new(Fault::Status(503)).matching("/v2/partition"));
+    for (i, number) in numbers.iter().enumerate() {
+        // Half the changes arrive through each replica.
+        let app = if i % 2 == 0 { &first } else { &second };
+        let answer =
+            client(app).set_customer_status(authed(set_status_request(number, "closed"), TOKEN)).await.unwrap();
+        assert_eq!(answer.get_ref().delivery(), pb::Delivery::Pending);
+    }
+    sim.faults().clear();
+    let db = first.state.db.clone();
+    eventually(Duration::from_secs(20), "both workers deliver every status", async || {
+        for number in &numbers {
+            if store::intent(&db, TENANT, number).await.unwrap().unwrap().state != "applied" {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(numbers.iter().all(|n| sim.account(PARTITION, n).unwrap().status == "DISABLED"));
+    assert_eq!(sim.calls().get("account.update"), numbers.len() as u64, "each delivered exactly once");
+}
