@@ -84,7 +84,11 @@ fn reflection<'a>(served: &[&'static str]) -> tonic_reflection::server::Builder<
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         // grpcurl asks reflection for the health service's descriptor before calling it.
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name("grpc.health.v1.Health");
+        // And for google.rpc.ErrorInfo, BadRequest and RetryInfo, so that it prints error details.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection");
     for name in served {
         builder = builder.with_service_name(*name);
     }
