@@ -84,11 +84,8 @@ fn main() {
     // Cold load, in a fresh process so that its peak memory is the load's own. Best of 3.
     let mut runs = Vec::new();
     for _ in 0..3 {
-        let out = Command::new(std::env::current_exe().unwrap())
-            .arg("--cold-load-child")
-            .arg(dir.path())
-            .output()
-            .unwrap();
+        let out =
+            Command::new(std::env::current_exe().unwrap()).arg("--cold-load-child").arg(dir.path()).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         let fields: Vec<f64> = text.split_whitespace().map(|f| f.parse().unwrap()).collect();
