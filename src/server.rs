@@ -161,7 +161,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-/// Counts every gRPC call by method and status code, and logs it.
+/// Names every gRPC call's method for its handler, counts it by status code, and logs it.
 #[derive(Clone)]
 struct MetricsLayer {
     state: AppState,
@@ -194,8 +194,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let method = req.uri().path().trim_start_matches('/').to_owned();
+        // Handlers read it back (tonic sets `GrpcMethod` on the client side only).
+        req.extensions_mut().insert(crate::ops::call::RpcMethod(method.clone()));
         let started = Instant::now();
         let metrics = self.state.metrics.clone();
         let fut = self.inner.call(req);
