@@ -8,7 +8,7 @@ pub mod app;
 // Service areas, each with its vendors in subfolders:
 // account
 
-// dialer
+pub mod dialer;
 
 // provisioning
 

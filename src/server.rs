@@ -34,6 +34,9 @@ pub async fn serve_grpc(
     // account (AccountService)
 
     // dialer (DialerService)
+    services.add(proto::v1::dialer_service_server::DialerServiceServer::new(crate::dialer::grpc::DialerGrpc::new(
+        state.clone(),
+    )));
 
     // provisioning (ProvisioningService)
 
@@ -134,6 +137,7 @@ pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
     // account
 
     // dialer
+    workers.push(crate::dialer::store::spawn_purge(state));
 
     // provisioning
 

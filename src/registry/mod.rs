@@ -37,7 +37,7 @@ pub static AREAS: &[AreaEntry] = &[
     // account
 
     // dialer
-
+    AreaEntry::of::<crate::dialer::DialerArea>(),
     // provisioning
 ];
 
