@@ -185,6 +185,21 @@ mod tests {
     }
 
     #[test]
+    fn the_commented_example_in_acme_yaml_is_valid_once_uncommented() {
+        let example = include_str!("../../../providers.d/examples/acme.yaml");
+        let block: String = example
+            .lines()
+            .skip_while(|l| *l != "  # dialer:")
+            .take_while(|l| l.starts_with("  # "))
+            .map(|l| format!("  {}\n", &l[4..]))
+            .collect();
+        assert!(block.contains("provider: elision"), "{block}");
+        let text = format!("tenant: acme\naccess:\n  tokens: [\"{TOKEN}\"]\ntriggers:\n{block}");
+        let checked = file::validate("acme.yaml", "acme", text.as_bytes(), &crate::registry::secrets::SkipSecrets);
+        assert!(checked.is_ok(), "{:?}", checked.err());
+    }
+
+    #[test]
     fn an_unknown_provider_lists_elision() {
         let e = check("    provider: vicidial\n").unwrap_err();
         assert!(e[0].contains("unknown dialer provider `vicidial`: this build of patchbay has elision"), "{e:#?}");
