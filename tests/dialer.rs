@@ -270,7 +270,8 @@ async fn mutations_are_audited_and_no_password_reaches_the_audit_trail() {
 async fn every_field_rule_is_a_bad_request_naming_the_field_before_any_dialer_call() {
     let app = TestApp::builder().demo().spawn().await;
     let mut c = client(&app);
-    let agent_cases: Vec<(&str, fn(&mut pb::Agent))> = vec![
+    type Breaks = fn(&mut pb::Agent);
+    let agent_cases: Vec<(&str, Breaks)> = vec![
         ("agent.user", |a| a.user = "1".into()),
         ("agent.user", |a| a.user = "u".repeat(21)),
         ("agent.password", |a| a.password = "p".repeat(21)),

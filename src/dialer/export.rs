@@ -406,7 +406,7 @@ impl Export<'_> {
     /// patchbay's own checks of a lead: normalised and sized, or refused.
     fn check(&self, idx: i32, lead: Lead) -> (Item, usize) {
         match validate::lead(lead) {
-            Err((lead, error)) => (Item::Reject { idx, phone: lead.phone_number, error }, 0),
+            Err((phone, error)) => (Item::Reject { idx, phone, error }, 0),
             Ok(lead) => match self.provider.lead_wire_size(&lead) {
                 Some(size) => (Item::Send { idx, lead }, size),
                 None => (

@@ -152,8 +152,8 @@ pub fn normalize_phone(phone: &str) -> Result<String, String> {
     Ok(d)
 }
 
-/// A lead ready for the dialer (phone normalised), or why it is refused.
-pub fn lead(mut lead: Lead) -> Result<Lead, (Lead, String)> {
+/// A lead ready for the dialer (phone normalised), or its phone's digits and why it is refused.
+pub fn lead(mut lead: Lead) -> Result<Lead, (String, String)> {
     match normalize_phone(&lead.phone_number) {
         Ok(d) => {
             lead.phone_number = d;
@@ -161,7 +161,7 @@ pub fn lead(mut lead: Lead) -> Result<Lead, (Lead, String)> {
         }
         Err(e) => {
             lead.phone_number.retain(|c| c.is_ascii_digit());
-            Err((lead, e))
+            Err((lead.phone_number, e))
         }
     }
 }
@@ -203,23 +203,24 @@ mod tests {
 
     #[test]
     fn agent_lengths_follow_the_dialer_document() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Agent)>)> = vec![
-            ("agent.user", Box::new(|a| a.user = "1".into())),
-            ("agent.user", Box::new(|a| a.user = "u".repeat(21))),
-            ("agent.password", Box::new(|a| a.password = Some(String::new().into()))),
-            ("agent.password", Box::new(|a| a.password = Some("p".repeat(21).into()))),
-            ("agent.level", Box::new(|a| a.level = Some(0))),
-            ("agent.level", Box::new(|a| a.level = Some(10))),
-            ("agent.full_name", Box::new(|a| a.full_name = Some(String::new()))),
-            ("agent.full_name", Box::new(|a| a.full_name = Some("n".repeat(51)))),
-            ("agent.group", Box::new(|a| a.group = Some("g".repeat(21)))),
-            ("agent.phone_login", Box::new(|a| a.phone_login = Some("l".repeat(21)))),
-            ("agent.phone_password", Box::new(|a| a.phone_password = Some("p".repeat(21).into()))),
-            ("agent.voicemail_id", Box::new(|a| a.voicemail_id = Some("12345678901".into()))),
-            ("agent.voicemail_id", Box::new(|a| a.voicemail_id = Some("12a".into()))),
-            ("agent.email", Box::new(|a| a.email = Some("not-an-address".into()))),
-            ("agent.email", Box::new(|a| a.email = Some(format!("{}@example.com", "e".repeat(90))))),
-            ("agent.full_name", Box::new(|a| a.full_name = Some("line\nbreak".into()))),
+        type Breaks = fn(&mut Agent);
+        let cases: Vec<(&str, Breaks)> = vec![
+            ("agent.user", |a| a.user = "1".into()),
+            ("agent.user", |a| a.user = "u".repeat(21)),
+            ("agent.password", |a| a.password = Some(String::new().into())),
+            ("agent.password", |a| a.password = Some("p".repeat(21).into())),
+            ("agent.level", |a| a.level = Some(0)),
+            ("agent.level", |a| a.level = Some(10)),
+            ("agent.full_name", |a| a.full_name = Some(String::new())),
+            ("agent.full_name", |a| a.full_name = Some("n".repeat(51))),
+            ("agent.group", |a| a.group = Some("g".repeat(21))),
+            ("agent.phone_login", |a| a.phone_login = Some("l".repeat(21))),
+            ("agent.phone_password", |a| a.phone_password = Some("p".repeat(21).into())),
+            ("agent.voicemail_id", |a| a.voicemail_id = Some("12345678901".into())),
+            ("agent.voicemail_id", |a| a.voicemail_id = Some("12a".into())),
+            ("agent.email", |a| a.email = Some("not-an-address".into())),
+            ("agent.email", |a| a.email = Some(format!("{}@example.com", "e".repeat(90)))),
+            ("agent.full_name", |a| a.full_name = Some("line\nbreak".into())),
         ];
         for (field, breaks) in cases {
             let mut a = valid_agent();
@@ -279,8 +280,8 @@ mod tests {
         assert_eq!(normalize_phone("123456").unwrap(), "123456");
         assert!(normalize_phone("12345").unwrap_err().contains("has 5"));
         assert!(normalize_phone(&"9".repeat(17)).is_err());
-        let (rejected, why) = lead(Lead { phone_number: "12-34".into(), ..Lead::default() }).unwrap_err();
-        assert_eq!(rejected.phone_number, "1234");
+        let (digits, why) = lead(Lead { phone_number: "12-34".into(), ..Lead::default() }).unwrap_err();
+        assert_eq!(digits, "1234");
         assert!(why.contains("6-16 digits"));
     }
 }

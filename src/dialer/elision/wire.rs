@@ -50,7 +50,7 @@ impl Line {
     /// `USER ALREADY EXISTS`, `Login incorrect, please try again`.
     pub fn what(&self) -> String {
         let rest = match self.raw.split_once(':') {
-            Some((head, rest)) if matches!(head, "SUCCESS" | "ERROR" | "NOTICE") => rest.trim_start(),
+            Some(("SUCCESS" | "ERROR" | "NOTICE", rest)) => rest.trim_start(),
             _ => self.raw.as_str(),
         };
         let rest = rest.split(" - ").next().unwrap_or(rest);
