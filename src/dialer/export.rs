@@ -39,6 +39,8 @@ use crate::ops::{ApiError, Violations, retry::Backoff};
 
 /// A batch the dialer did not take is sent this many times in all.
 pub const BATCH_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2), 3);
+/// Outcomes written in one statement, at most.
+const MAX_ROWS_PER_WRITE: usize = 5_000;
 /// How often a running export renews its lease.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
@@ -377,7 +379,15 @@ impl Export<'_> {
             loop {
                 tokio::select! {
                     rows = row_rx.recv() => {
-                        let Some(rows) = rows else { break };
+                        let Some(mut rows) = rows else { break };
+                        // Whatever else is waiting goes in the same statement: one commit (one
+                        // WAL flush) per write, however many batches finished meanwhile, so the
+                        // writer keeps up with any number of senders.
+                        while rows.len() < MAX_ROWS_PER_WRITE
+                            && let Ok(more) = row_rx.try_recv()
+                        {
+                            rows.extend(more);
+                        }
                         // After a failed write, keep draining so that the senders finish.
                         if writing && let Err(e) = store::record(self.pool, self.key, &rows).await {
                             writing = false;
