@@ -96,6 +96,7 @@ pub fn new_agent(a: &Agent) -> Result<(), ApiError> {
     ] {
         v.check(!missing, field, "is required to create an agent");
     }
+    v.check(a.active.is_none(), "agent.active", "is for UpdateAgent only: a new agent is active");
     agent_fields(&mut v, a);
     v.into_result()
 }
@@ -183,6 +184,13 @@ mod tests {
 
     fn fields(r: Result<(), ApiError>) -> Vec<String> {
         r.err().map(|e| e.fields().into_iter().map(str::to_owned).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn active_is_for_updates_only() {
+        let mut a = valid_agent();
+        a.active = Some(true);
+        assert_eq!(fields(new_agent(&a)), ["agent.active"]);
     }
 
     #[test]

@@ -139,7 +139,11 @@ fn ack(body: &str, subject: Subject, scrub: &Scrubber<'_>) -> Result<Ack, Dialer
         Ok(Answer::Text(lines)) => {
             let decisive = Answer::decisive(&lines).ok_or_else(|| bad_response("no answer line", body, scrub))?;
             if decisive.prefix == Prefix::Error {
-                return Err(refused(classify(&decisive.raw, subject), decisive.what(), scrub.scrub(&decisive.raw)));
+                return Err(refused(
+                    classify(&decisive.raw, subject),
+                    scrub.scrub(&decisive.what()),
+                    scrub.scrub(&decisive.raw),
+                ));
             }
             let text = lines.iter().map(|l| l.raw.as_str()).collect::<Vec<_>>().join("\n");
             Ok(Ack { vendor_message: scrub.scrub(&text) })
@@ -267,7 +271,7 @@ impl DialerProvider for ElisionClient {
                 Ok(Answer::Json(json)) => envelope(json, body, scrub)?,
                 Ok(Answer::Text(lines)) => {
                     let line = Answer::decisive(&lines).ok_or_else(|| bad_response("no answer line", body, scrub))?;
-                    return Err(refused(classify(&line.raw, Subject::List), line.what(), scrub.scrub(&line.raw)));
+                    return Err(refused(classify(&line.raw, Subject::List), scrub.scrub(&line.what()), scrub.scrub(&line.raw)));
                 }
                 Err(why) => return Err(bad_response(&why, body, scrub)),
             };
@@ -304,7 +308,11 @@ impl DialerProvider for ElisionClient {
             Ok(Answer::Json(json)) => json,
             Ok(Answer::Text(lines)) => {
                 let line = Answer::decisive(&lines).ok_or_else(|| bad_response("no answer line", &body, &scrub))?;
-                return Err(refused(classify(&line.raw, Subject::Leads), line.what(), scrub.scrub(&line.raw)));
+                return Err(refused(
+                    classify(&line.raw, Subject::Leads),
+                    scrub.scrub(&line.what()),
+                    scrub.scrub(&line.raw),
+                ));
             }
             Err(why) => return Err(bad_response(&why, &body, &scrub)),
         };
