@@ -15,7 +15,10 @@ use super::{
 };
 use crate::{
     app::AppState,
-    ops::{ApiError, TenantCall, call::check_request_id},
+    ops::{
+        ApiError, TenantCall,
+        call::{check_request_id, method_of},
+    },
     proto::v1::{self as pb, dialer_service_server::DialerService, export_leads_request::Part, export_target},
 };
 
@@ -111,22 +114,7 @@ fn required(field: &str, what: &str) -> ApiError {
     ApiError::invalid_field(field, format!("required: {what}"))
 }
 
-/// The service's full name, for audit rows and idempotency scopes.
-const SERVICE: &str = "patchbay.v1.DialerService";
-
 impl DialerGrpc {
-    /// Authenticates a call to `method` for `tenant`. The method is named here because tonic's
-    /// server does not put a `GrpcMethod` in the request (only its client does), so
-    /// `ops::call::method_of` cannot tell it on this side.
-    fn authorize(
-        &self,
-        metadata: &tonic::metadata::MetadataMap,
-        method: &str,
-        tenant: &str,
-    ) -> Result<TenantCall, ApiError> {
-        self.state.authorize(metadata, format!("{SERVICE}/{method}"), tenant)
-    }
-
     /// The caller's dialer provider: the trigger's name (for audit rows) and its client.
     fn provider(call: &TenantCall) -> Result<(&'static str, Arc<dyn super::provider::DialerProvider>), ApiError> {
         let trigger = call.tenant.enabled_trigger::<DialerArea>()?;
@@ -182,7 +170,7 @@ impl DialerGrpc {
 #[tonic::async_trait]
 impl DialerService for DialerGrpc {
     async fn create_agent(&self, req: Request<pb::CreateAgentRequest>) -> Result<Response<pb::AgentResponse>, Status> {
-        let call = self.authorize(req.metadata(), "CreateAgent", &req.get_ref().tenant)?;
+        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
         let (name, provider) = Self::provider(&call)?;
         let msg = req.get_ref();
         let resp = call
@@ -198,7 +186,7 @@ impl DialerService for DialerGrpc {
     }
 
     async fn update_agent(&self, req: Request<pb::UpdateAgentRequest>) -> Result<Response<pb::AgentResponse>, Status> {
-        let call = self.authorize(req.metadata(), "UpdateAgent", &req.get_ref().tenant)?;
+        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
         let (name, provider) = Self::provider(&call)?;
         let msg = req.get_ref();
         let resp = call
@@ -215,7 +203,7 @@ impl DialerService for DialerGrpc {
     }
 
     async fn create_list(&self, req: Request<pb::CreateListRequest>) -> Result<Response<pb::DialList>, Status> {
-        let call = self.authorize(req.metadata(), "CreateList", &req.get_ref().tenant)?;
+        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
         let (name, provider) = Self::provider(&call)?;
         let msg = req.get_ref();
         let resp = call
@@ -233,7 +221,7 @@ impl DialerService for DialerGrpc {
         &self,
         req: Request<pb::ListActiveListsRequest>,
     ) -> Result<Response<pb::ListActiveListsResponse>, Status> {
-        let call = self.authorize(req.metadata(), "ListActiveLists", &req.get_ref().tenant)?;
+        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
         let (_, provider) = Self::provider(&call)?;
         let lists = provider.active_lists().await.map_err(ApiError::from)?;
         Ok(Response::new(pb::ListActiveListsResponse { lists: lists.into_iter().map(list_pb).collect() }))
@@ -243,11 +231,12 @@ impl DialerService for DialerGrpc {
         &self,
         req: Request<Streaming<pb::ExportLeadsRequest>>,
     ) -> Result<Response<pb::ExportLeadsResponse>, Status> {
+        let method = method_of(&req);
         let (metadata, _, mut stream) = req.into_parts();
         let first = stream.message().await?.ok_or_else(|| {
             ApiError::invalid_field("target", "the stream is empty: its first message names the target")
         })?;
-        let call = self.authorize(&metadata, "ExportLeads", &first.tenant)?;
+        let call = self.state.authorize(&metadata, method, &first.tenant)?;
         let started = Instant::now();
         let request_id = first.request_id.clone();
         let (name, result) = match Self::provider(&call) {
