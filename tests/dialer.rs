@@ -613,6 +613,8 @@ async fn a_repeat_that_carries_more_leads_sends_only_the_new_ones() {
     let resp = demo_export(&app, "exp-grow", existing("20042018"), leads(0..90)).await.unwrap();
     assert_eq!(resp.accepted, 90);
     assert_eq!(sim(&app).lead_count("20042018"), 90);
+    let events = patchbay::store::audit::page(&app.state.db, Some("demo"), None, 1).await.unwrap();
+    assert_eq!(events[0].reason, "", "a repeat that sent leads is not a replay");
 }
 
 #[tokio::test]

@@ -18,7 +18,10 @@
 //!   and answers every lead from the records.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -109,8 +112,8 @@ pub struct ExportSummary {
     pub rejected: i32,
     /// One per lead, in stream order.
     pub results: Vec<LeadResult>,
-    /// A repeat of an export already seen (its recorded outcomes were reused).
-    pub repeated: bool,
+    /// A repeat of an export already seen that sent nothing: every outcome came from the record.
+    pub replayed: bool,
 }
 
 /// Runs an export to the end. `leads` yields the caller's lead batches (or the error that
@@ -152,7 +155,14 @@ where
         Begin::Resume { list_ready } => Some(list_ready),
     };
 
-    let export = Export { pool: &pool, provider: provider.as_ref(), key, list_id: &list_id, resume: resume.is_some() };
+    let export = Export {
+        pool: &pool,
+        provider: provider.as_ref(),
+        key,
+        list_id: &list_id,
+        resume: resume.is_some(),
+        sent: AtomicBool::new(false),
+    };
     let result = match export.prepare_list(&req.target, resume.unwrap_or(false)).await {
         Ok(()) => export.pipeline(leads).await,
         Err(e) => {
@@ -263,6 +273,8 @@ struct Export<'a> {
     list_id: &'a str,
     /// Outcomes may already be recorded (a repeat or a resume).
     resume: bool,
+    /// This run sent leads to the dialer.
+    sent: AtomicBool,
 }
 
 impl Export<'_> {
@@ -491,6 +503,7 @@ impl Export<'_> {
                 })
                 .collect()
         };
+        self.sent.store(true, Ordering::Relaxed);
         loop {
             made += 1;
             match self.provider.add_leads(self.list_id, &leads).await {
@@ -587,7 +600,7 @@ impl Export<'_> {
             accepted,
             rejected: count - accepted,
             results,
-            repeated: self.resume,
+            replayed: self.resume && !self.sent.load(Ordering::Relaxed),
         })
     }
 }

@@ -243,7 +243,7 @@ impl DialerService for DialerGrpc {
             Ok((name, provider)) => (name, self.export(&call, provider, first, stream).await),
             Err(e) => ("", Err(e)),
         };
-        call.audit(&self.state, name, &request_id, result.as_ref().map(|s| s.repeated), started).await;
+        call.audit(&self.state, name, &request_id, result.as_ref().map(|s| s.replayed), started).await;
         Ok(Response::new(summary_pb(result?)))
     }
 }
