@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::wire::{self, Answer, Envelope, LeadsAnswer, Prefix, Scrubber, Subject, WireLead};
+use super::wire::{self, Answer, Envelope, LeadsAnswer, Prefix, Scrubber, Subject, WireLead, classify};
 use crate::{
-    dialer::provider::{Ack, Agent, DialList, DialerError, DialerProvider, ExportShape, Lead, LeadOutcome, Refusal},
+    dialer::provider::{
+        Ack, Agent, Delivery, DialList, DialerError, DialerProvider, ExportShape, Lead, LeadOutcome, Refusal,
+    },
     ops::retry::Backoff,
 };
 
@@ -78,7 +80,7 @@ impl ElisionClient {
             return Err(unavailable(
                 "VENDOR_UNAVAILABLE",
                 format!("{function}: the dialer answered HTTP {status}"),
-                crate::dialer::provider::Delivery::NotTaken,
+                Delivery::NotTaken,
             ));
         }
         if !status.is_success() {
@@ -164,15 +166,11 @@ fn envelope(json: serde_json::Value, body: &str, scrub: &Scrubber<'_>) -> Result
     serde_json::from_value(json).map_err(|e| bad_response(&format!("not the JSON envelope: {e}"), body, scrub))
 }
 
-fn classify(message: &str, subject: Subject) -> Refusal {
-    wire::classify(message, subject)
-}
-
 fn refused(kind: Refusal, vendor_code: impl Into<String>, message: String) -> DialerError {
     DialerError::Refused { kind, domain: wire::DOMAIN, vendor_code: vendor_code.into(), message }
 }
 
-fn unavailable(reason: &'static str, message: String, delivery: crate::dialer::provider::Delivery) -> DialerError {
+fn unavailable(reason: &'static str, message: String, delivery: Delivery) -> DialerError {
     DialerError::Unavailable { reason, domain: wire::DOMAIN, message, delivery }
 }
 
@@ -182,12 +180,11 @@ fn bad_response(why: &str, body: &str, scrub: &Scrubber<'_>) -> DialerError {
     unavailable(
         "VENDOR_BAD_RESPONSE",
         format!("the dialer's answer could not be read ({why}); it begins {:?}", scrub.scrub(&start)),
-        crate::dialer::provider::Delivery::Unknown,
+        Delivery::Unknown,
     )
 }
 
 fn transport_error(function: &str, e: &reqwest::Error, timeout: Duration) -> DialerError {
-    use crate::dialer::provider::Delivery;
     // reqwest's errors name the URL, never the form body, so they hold no password.
     if e.is_connect() {
         unavailable("VENDOR_UNAVAILABLE", format!("{function}: cannot connect to the dialer"), Delivery::NotTaken)
@@ -355,10 +352,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        dialer::{
-            elision::sim::{ElisionSim, Permissions},
-            provider::Delivery,
-        },
+        dialer::elision::sim::{ElisionSim, Permissions},
         sim::{Fault, FaultRule},
     };
 
