@@ -38,11 +38,25 @@ enum Command {
     },
     /// Prints the JSON Schema of a tenant file (for editors: `# yaml-language-server: $schema=...`).
     Schema,
+    /// Runs a vendor simulator on its own (the same one `api_url: simulator` runs in-process), seeded
+    /// with the demo data, until Ctrl-C. Point a tenant's `api_url` at the URL it prints.
+    Sim {
+        vendor: SimVendor,
+        /// Where to listen; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+    },
     /// Prints the `sha256:<hex>` form of a bearer token, for `access.tokens` or PATCHBAY_ADMIN_TOKENS.
     HashToken {
         /// The token; read from standard input when omitted (keeps it out of shell history).
         token: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SimVendor {
+    /// The Elision dialer API (DialerService).
+    Elision,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +98,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::HashToken { token } => hash_token(token),
+        Command::Sim { vendor, addr } => sim(vendor, addr),
     }
 }
 
@@ -142,6 +157,28 @@ fn validate(dir: &std::path::Path, skip_secrets: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn sim(vendor: SimVendor, addr: SocketAddr) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("starting the Tokio runtime");
+    runtime.block_on(async {
+        // Each simulator stops when dropped: keep it alive until Ctrl-C.
+        let (url, _sim): (String, Box<dyn std::any::Any>) = match vendor {
+            SimVendor::Elision => match patchbay::dialer::elision::sim::ElisionSim::start(addr) {
+                Ok(sim) => (sim.url(), Box::new(sim)),
+                Err(e) => return sim_failed(addr, &e),
+            },
+        };
+        println!("{url}");
+        eprintln!("simulator serving at {url} (demo data); Ctrl-C stops it");
+        let _ = tokio::signal::ctrl_c().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn sim_failed(addr: SocketAddr, err: &std::io::Error) -> ExitCode {
+    eprintln!("patchbay: cannot start the simulator on {addr}: {err}");
+    ExitCode::FAILURE
 }
 
 fn hash_token(token: Option<String>) -> ExitCode {

@@ -137,3 +137,35 @@ fn hash_token_prints_the_form_tenant_files_take() {
     assert_eq!(code, 0);
     assert_eq!(stdout.trim(), TOKEN_HASH);
 }
+
+/// `patchbay sim <vendor>`: starts, prints its URL, answers as the vendor does, stops on SIGINT.
+fn run_sim(vendor: &str, check: impl FnOnce(&str)) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patchbay"))
+        .args(["sim", vendor])
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut url).unwrap();
+    check(url.trim());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn sim_elision_serves_the_dialer_api_with_the_demo_data() {
+    run_sim("elision", |url| {
+        let body = reqwest::blocking::Client::new()
+            .post(url)
+            .form(&[("function", "active_lists"), ("source", "test"), ("user", "api"), ("pass", "1234")])
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(body.contains(r#""success":true"#), "{body}");
+    });
+}
