@@ -80,7 +80,8 @@ impl TenantCall {
     {
         let started = Instant::now();
         let result = self.mutate_inner(state, request_id, request, run).await;
-        self.audit(state, provider, request_id, result.as_ref().map(|(_, replay)| *replay), started).await;
+        self.audit(state, provider, request_id, result.as_ref().map(|(_, replay)| *replay), started)
+            .await;
         result.map(|(resp, _)| resp)
     }
 
