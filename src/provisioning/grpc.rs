@@ -428,7 +428,19 @@ fn check_order_id(order_id: &str) -> Result<(), ApiError> {
 
 type Provisioning = Trigger<ProvisioningTrigger>;
 
+/// The full name of one of this service's methods.
+fn method(name: &str) -> String {
+    // Named here rather than read from the request: tonic sets `GrpcMethod` on client requests
+    // only, so a server sees none, and idempotency keys and audit rows need the real name.
+    format!("patchbay.v1.ProvisioningService/{name}")
+}
+
 impl ProvisioningGrpc {
+    /// Authenticates a request for its tenant.
+    fn call<T>(&self, req: &Request<T>, name: &str, tenant: &str) -> Result<TenantCall, ApiError> {
+        self.state.authorize(req.metadata(), method(name), tenant)
+    }
+
     fn trigger<'a>(&self, call: &'a TenantCall) -> Result<&'a Provisioning, ApiError> {
         call.tenant.enabled_trigger::<ProvisioningArea>()
     }
@@ -586,7 +598,7 @@ impl ProvisioningService for ProvisioningGrpc {
         &self,
         req: Request<pb::ProvisionNumbersRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
+        let call = self.call(&req, "ProvisionNumbers", &req.get_ref().tenant)?;
         let trigger = self.trigger(&call)?;
         let req = req.into_inner();
         let order = call
@@ -599,7 +611,7 @@ impl ProvisioningService for ProvisioningGrpc {
         &self,
         req: Request<pb::UpdateCustomerRequest>,
     ) -> Result<Response<pb::UpdateCustomerResponse>, Status> {
-        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
+        let call = self.call(&req, "UpdateCustomer", &req.get_ref().tenant)?;
         let trigger = self.trigger(&call)?;
         let req = req.into_inner();
         let resp = call
@@ -629,7 +641,7 @@ impl ProvisioningService for ProvisioningGrpc {
         &self,
         req: Request<pb::GetRegionNumberTypesRequest>,
     ) -> Result<Response<pb::GetRegionNumberTypesResponse>, Status> {
-        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
+        let call = self.call(&req, "GetRegionNumberTypes", &req.get_ref().tenant)?;
         let trigger = self.trigger(&call)?;
         let Ok(Some(region)) = region_of(req.get_ref().region) else {
             return Err(ApiError::invalid_field("region", REGION_RULE).into());
@@ -649,7 +661,7 @@ impl ProvisioningService for ProvisioningGrpc {
     }
 
     async fn get_order(&self, req: Request<pb::GetOrderRequest>) -> Result<Response<pb::Order>, Status> {
-        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
+        let call = self.call(&req, "GetOrder", &req.get_ref().tenant)?;
         self.trigger(&call)?;
         let order_id = &req.get_ref().order_id;
         check_order_id(order_id)?;
@@ -664,7 +676,7 @@ impl ProvisioningService for ProvisioningGrpc {
         &self,
         req: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
-        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
+        let call = self.call(&req, "ListOrders", &req.get_ref().tenant)?;
         self.trigger(&call)?;
         let req = req.into_inner();
         let mut v = Violations::new();
@@ -711,7 +723,7 @@ impl ProvisioningService for ProvisioningGrpc {
         &self,
         req: Request<pb::WatchOrderRequest>,
     ) -> Result<Response<Self::WatchOrderStream>, Status> {
-        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
+        let call = self.call(&req, "WatchOrder", &req.get_ref().tenant)?;
         self.trigger(&call)?;
         let order_id = req.into_inner().order_id;
         check_order_id(&order_id)?;
