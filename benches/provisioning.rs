@@ -76,7 +76,8 @@ async fn start() -> Server {
     settings.max_db_connections = 80;
     let app = App::build(settings).await.unwrap_or_else(|e| panic!("the server did not start: {e}"));
     let http_url = format!("http://{}", app.http_addr());
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc_addr())).unwrap().connect_lazy();
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc_addr())).unwrap().connect_lazy();
     let db = app.state().db.clone();
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until(async {
@@ -216,10 +217,8 @@ async fn run() {
     let orders = pending_orders(&server.db, "many-", CONCURRENT_WATCHERS).await;
     let streams: Vec<_> =
         stream::iter(orders.iter().cloned()).map(|id| watcher(server.channel.clone(), id)).buffered(32).collect().await;
-    let waits: Vec<_> = streams
-        .into_iter()
-        .map(|mut s| tokio::spawn(async move { commit_to_watcher(&mut s).await }))
-        .collect();
+    let waits: Vec<_> =
+        streams.into_iter().map(|mut s| tokio::spawn(async move { commit_to_watcher(&mut s).await })).collect();
     let http = Arc::new(http);
     stream::iter(orders.iter())
         .for_each_concurrent(IN_FLIGHT, |id| {

@@ -700,15 +700,22 @@ async fn every_mutating_call_and_callback_is_audited_without_secrets() {
     };
     client(&app).update_customer(authed(req, TOKEN)).await.unwrap();
 
-    let events = app
-        .registry_client()
-        .list_audit_events(authed(pb::ListAuditEventsRequest { page_size: 50, ..Default::default() }, ADMIN_TOKEN))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
-    let rows: Vec<(String, String, String)> =
-        events.iter().map(|e| (e.method.clone(), e.outcome.clone(), e.reason.clone())).collect();
+    // A callback's audit row is written just after its ACCEPTED: allow it a moment.
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    for _ in 0..40 {
+        let events = app
+            .registry_client()
+            .list_audit_events(authed(pb::ListAuditEventsRequest { page_size: 50, ..Default::default() }, ADMIN_TOKEN))
+            .await
+            .unwrap()
+            .into_inner()
+            .events;
+        rows = events.iter().map(|e| (e.method.clone(), e.outcome.clone(), e.reason.clone())).collect();
+        if rows.iter().any(|(m, _, _)| m == "POST /callbacks/delacon") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let has = |method: &str, outcome: &str| rows.iter().any(|(m, o, _)| m.ends_with(method) && o == outcome);
     assert!(has("ProvisioningService/ProvisionNumbers", "OK"), "{rows:#?}");
     assert!(has("ProvisioningService/ProvisionNumbers", "INVALID_ARGUMENT"), "{rows:#?}");
@@ -720,4 +727,112 @@ async fn every_mutating_call_and_callback_is_audited_without_secrets() {
     for row in dump {
         assert!(!row.contains(SECRET) && !row.contains(API_KEY), "a secret in an audit row: {row}");
     }
+}
+
+// ---- Delivery retries, restarts, the demo ----
+
+#[tokio::test]
+async fn delacon_tries_a_refused_callback_three_times_and_a_later_delivery_completes_the_order() {
+    let app = spawn().await;
+    let sim = sim(&app);
+    sim.set_callback_retry_delay(Duration::from_millis(20));
+    sim.plan_order(wait_manual());
+    let order = provision(&app, new_customer_order("order-1", 2)).await.unwrap();
+    // The portal has a wrong callback URL: every attempt is refused.
+    let wrong = app.http_url("/callbacks/delacon/acme/not-the-secret-0123456789abcdef");
+    sim.add_partner(API_KEY, Some(wrong));
+    assert_eq!(sim.complete(&order.order_id).await, Some(false));
+    let deliveries = sim.deliveries();
+    assert_eq!(deliveries.iter().map(|d| d.attempt).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(deliveries.iter().all(|d| !d.accepted && d.answer.starts_with("HTTP 404")), "{deliveries:?}");
+    assert!(deliveries.iter().all(|d| !d.answer.contains("not-the-secret")), "no URL in the record");
+    assert_eq!(get_order(&app, &order.order_id).await.state(), pb::OrderState::Pending);
+
+    sim.add_partner(API_KEY, Some(app.http_url(&format!("/callbacks/delacon/acme/{SECRET}"))));
+    assert_eq!(sim.redeliver(&order.order_id).await, Some(true));
+    assert_eq!(get_order(&app, &order.order_id).await.state(), pb::OrderState::Completed);
+}
+
+#[tokio::test]
+async fn a_pending_order_survives_a_restart_and_its_callback_then_completes_it() {
+    use patchbay::provisioning::delacon::DelaconSim;
+    let sim = DelaconSim::start_demo("127.0.0.1:0".parse().unwrap()).unwrap();
+    sim.set_callback_retry_delay(Duration::from_millis(20));
+    let app = TestApp::builder().file("acme.yaml", tenant_file(&sim.url(), "")).spawn().await;
+    sim.add_partner(API_KEY, Some(app.http_url(&format!("/callbacks/delacon/acme/{SECRET}"))));
+    sim.plan_order(wait_manual());
+    let order = provision(&app, company_order("order-1", "1002", 3)).await.unwrap();
+    assert_eq!(order.state(), pb::OrderState::Pending);
+    assert_eq!(order.company_id, "1002", "a WAIT answer has no CID; the ordered company is kept");
+
+    let (providers, database) = app.stop().await;
+    // Delacon completes the order while patchbay is down: no attempt gets through.
+    assert_eq!(sim.complete(&order.order_id).await, Some(false));
+
+    let app = TestApp::builder().database(database).providers_dir(providers).spawn().await;
+    sim.add_partner(API_KEY, Some(app.http_url(&format!("/callbacks/delacon/acme/{SECRET}"))));
+    assert_eq!(sim.redeliver(&order.order_id).await, Some(true));
+    let done = get_order(&app, &order.order_id).await;
+    assert_eq!(done.state(), pb::OrderState::Completed);
+    assert!(done.message.contains("0120"), "the callback's message names the numbers: {}", done.message);
+    // The same request, retried after the restart, is still the same order.
+    let again = provision(&app, company_order("order-1", "1002", 3)).await.unwrap();
+    assert_eq!(again.order_id, order.order_id);
+    assert_eq!(sim.calls().get("provision"), 1);
+}
+
+#[tokio::test]
+async fn the_demo_tenant_serves_the_readme_examples() {
+    let app = TestApp::builder().demo().spawn().await;
+    let sim = sim(&app);
+    sim.set_default_wait(Duration::from_millis(100));
+    let mut client = client(&app);
+    let token = common::DEMO_TOKEN;
+
+    let req = pb::GetRegionNumberTypesRequest { tenant: "demo".into(), region: pb::Region::Japan as i32 };
+    let types = client.get_region_number_types(authed(req, token)).await.unwrap().into_inner();
+    assert_eq!(types.region_code, "ja-jp");
+
+    let mut req = new_customer_order("demo-order-1", 2);
+    req.tenant = "demo".into();
+    let order = client.provision_numbers(authed(req, token)).await.unwrap().into_inner();
+    assert_eq!(order.state(), pb::OrderState::Completed);
+
+    // More than 5 numbers: WAIT, then the simulator calls this server back.
+    let mut req = company_order("demo-order-2", "1001", 6);
+    req.tenant = "demo".into();
+    let order = client.provision_numbers(authed(req, token)).await.unwrap().into_inner();
+    assert_eq!(order.state(), pb::OrderState::Pending);
+    let req = pb::WatchOrderRequest { tenant: "demo".into(), order_id: order.order_id.clone() };
+    let mut stream = client.watch_order(authed(req, token)).await.unwrap().into_inner();
+    let mut last = None;
+    while let Some(o) = next(&mut stream).await {
+        last = Some(o);
+    }
+    assert_eq!(last.unwrap().state(), pb::OrderState::Completed);
+
+    let req = pb::UpdateCustomerRequest {
+        tenant: "demo".into(),
+        company_id: "1001".into(),
+        business_name: Some("Demo Plumbing & Gas".into()),
+        voicemail: Some(true),
+        transfer_time: Some(30),
+        call_recording: Some(false),
+        ivr: Some(true),
+        request_id: "demo-update-1".into(),
+        ..Default::default()
+    };
+    let steps = client.update_customer(authed(req, token)).await.unwrap().into_inner().steps;
+    let outcome: Vec<_> = steps.iter().map(|s| (s.ok, s.message.as_str())).collect();
+    assert_eq!(
+        outcome,
+        [
+            (true, "Customer 1001 updated: BusinessName, voicemal, xfertime"),
+            (true, "CallRecording disabled for customer, CallRecording Provisioned:Yes"),
+            (false, "IVR Provisioned:No"),
+        ]
+    );
+
+    let req = pb::ListOrdersRequest { tenant: "demo".into(), page_size: 10, ..Default::default() };
+    assert_eq!(client.list_orders(authed(req, token)).await.unwrap().into_inner().orders.len(), 2);
 }

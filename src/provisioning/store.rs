@@ -86,6 +86,7 @@ pub enum RecordError {
     Db(#[from] sqlx::Error),
 }
 
+/// An order with its history, read in one query (the history as parallel arrays).
 #[derive(sqlx::FromRow)]
 struct OrderRow {
     id: i64,
@@ -96,18 +97,20 @@ struct OrderRow {
     message: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    event_states: Vec<String>,
+    event_messages: Vec<String>,
+    event_sources: Vec<String>,
+    event_ats: Vec<DateTime<Utc>>,
 }
 
-#[derive(sqlx::FromRow)]
-struct EventRow {
-    order_ref: i64,
-    state: String,
-    message: String,
-    source: String,
-    at: DateTime<Utc>,
-}
-
-const ORDER_COLUMNS: &str = "id, order_id, state, company_id, numbers, message, created_at, updated_at";
+/// Selects orders (`o`) with their history; append `WHERE ...` and `GROUP BY o.id`.
+const SELECT_ORDERS: &str =
+    "SELECT o.id, o.order_id, o.state, o.company_id, o.numbers, o.message, o.created_at, o.updated_at,
+        COALESCE(array_agg(e.state ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}') AS event_states,
+        COALESCE(array_agg(e.message ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}') AS event_messages,
+        COALESCE(array_agg(e.source ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}') AS event_sources,
+        COALESCE(array_agg(e.at ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}') AS event_ats
+   FROM provisioning_orders o LEFT JOIN provisioning_order_events e ON e.order_ref = o.id";
 
 fn state_of(text: &str) -> OrderState {
     // The CHECK constraint allows only these and the two internal states, which are never read here.
@@ -340,63 +343,48 @@ pub async fn apply_callback(
     Ok(effect)
 }
 
-async fn events(pool: &PgPool, ids: &[i64]) -> Result<Vec<EventRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT order_ref, state, message, source, at FROM provisioning_order_events
-          WHERE order_ref = ANY($1) ORDER BY id",
-    )
-    .bind(ids)
-    .fetch_all(pool)
-    .await
-}
-
-fn assemble(rows: Vec<OrderRow>, events: Vec<EventRow>) -> Vec<StoredOrder> {
-    rows.into_iter()
-        .map(|r| StoredOrder {
+impl From<OrderRow> for StoredOrder {
+    fn from(r: OrderRow) -> Self {
+        let history = r
+            .event_states
+            .iter()
+            .zip(r.event_messages)
+            .zip(r.event_sources)
+            .zip(r.event_ats)
+            .map(|(((state, message), source), at)| OrderEvent { state: state_of(state), message, source, at })
+            .collect();
+        StoredOrder {
             seq: r.id,
             order_id: r.order_id.unwrap_or_default(),
             state: state_of(&r.state),
             company_id: r.company_id,
             numbers: r.numbers,
             message: r.message,
-            history: events
-                .iter()
-                .filter(|e| e.order_ref == r.id)
-                .map(|e| OrderEvent {
-                    state: state_of(&e.state),
-                    message: e.message.clone(),
-                    source: e.source.clone(),
-                    at: e.at,
-                })
-                .collect(),
+            history,
             created_at: r.created_at,
             updated_at: r.updated_at,
-        })
-        .collect()
+        }
+    }
 }
 
 async fn load(pool: &PgPool, id: i64) -> Result<StoredOrder, sqlx::Error> {
-    let row: OrderRow = sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM provisioning_orders WHERE id = $1"))
-        .bind(id)
-        .fetch_one(pool)
-        .await?;
-    let events = events(pool, &[id]).await?;
-    Ok(assemble(vec![row], events).pop().expect("one row"))
+    let row: OrderRow =
+        sqlx::query_as(&format!("{SELECT_ORDERS} WHERE o.id = $1 GROUP BY o.id")).bind(id).fetch_one(pool).await?;
+    Ok(row.into())
 }
 
 /// A tenant's order by the vendor's order id.
 pub async fn get_order(pool: &PgPool, tenant: &str, order_id: &str) -> Result<Option<StoredOrder>, sqlx::Error> {
     let row: Option<OrderRow> = sqlx::query_as(&format!(
-        "SELECT {ORDER_COLUMNS} FROM provisioning_orders
-          WHERE tenant = $1 AND order_id = $2 AND state IN ('pending', 'completed', 'failed')"
+        "{SELECT_ORDERS}
+          WHERE o.tenant = $1 AND o.order_id = $2 AND o.state IN ('pending', 'completed', 'failed')
+          GROUP BY o.id"
     ))
     .bind(tenant)
     .bind(order_id)
     .fetch_optional(pool)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let events = events(pool, &[row.id]).await?;
-    Ok(assemble(vec![row], events).pop())
+    Ok(row.map(Into::into))
 }
 
 /// A page of a tenant's orders, newest first: those with `seq < before` (all when `None`), in
@@ -409,10 +397,11 @@ pub async fn list_orders(
     limit: i64,
 ) -> Result<Vec<StoredOrder>, sqlx::Error> {
     let rows: Vec<OrderRow> = sqlx::query_as(&format!(
-        "SELECT {ORDER_COLUMNS} FROM provisioning_orders
-          WHERE tenant = $1 AND state IN ('pending', 'completed', 'failed')
-            AND ($2::text IS NULL OR state = $2) AND ($3::bigint IS NULL OR id < $3)
-          ORDER BY id DESC
+        "{SELECT_ORDERS}
+          WHERE o.tenant = $1 AND o.state IN ('pending', 'completed', 'failed')
+            AND ($2::text IS NULL OR o.state = $2) AND ($3::bigint IS NULL OR o.id < $3)
+          GROUP BY o.id
+          ORDER BY o.id DESC
           LIMIT $4"
     ))
     .bind(tenant)
@@ -421,7 +410,5 @@ pub async fn list_orders(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let events = events(pool, &ids).await?;
-    Ok(assemble(rows, events))
+    Ok(rows.into_iter().map(Into::into).collect())
 }

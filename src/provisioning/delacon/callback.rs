@@ -132,19 +132,25 @@ async fn receive(
             ("NOT_FOUND", "ORDER_NOT_FOUND", fail(StatusCode::OK, format!("unknown OrderID {order_id}")))
         }
     };
-    let event = audit::NewEvent {
-        tenant: &tenant,
-        caller: "vendor:delacon",
-        method: AUDIT_METHOD,
-        provider: PROVIDER,
-        outcome: outcome_code,
-        reason,
-        latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-        request_id: order_id,
-    };
-    if let Err(e) = audit::record(&state.db, &event).await {
-        tracing::error!(error = %e, %tenant, "writing a callback's audit row failed");
-    }
+    // The audit row is written after the answer: the order's change is already committed, and
+    // the vendor need not wait for the trail.
+    let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let order_id = order_id.to_owned();
+    tokio::spawn(async move {
+        let event = audit::NewEvent {
+            tenant: &tenant,
+            caller: "vendor:delacon",
+            method: AUDIT_METHOD,
+            provider: PROVIDER,
+            outcome: outcome_code,
+            reason,
+            latency_ms,
+            request_id: &order_id,
+        };
+        if let Err(e) = audit::record(&state.db, &event).await {
+            tracing::error!(error = %e, %tenant, "writing a callback's audit row failed");
+        }
+    });
     response
 }
 
