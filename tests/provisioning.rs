@@ -538,6 +538,21 @@ async fn watch_order_of_a_final_order_sends_it_once_and_ends() {
 }
 
 #[tokio::test]
+async fn an_open_watch_order_stream_ends_with_unavailable_when_the_server_stops() {
+    let app = spawn().await;
+    sim(&app).plan_order(wait_manual());
+    let order = provision(&app, new_customer_order("order-1", 2)).await.unwrap();
+    let mut stream = watch(&app, &order.order_id).await;
+    assert_eq!(next(&mut stream).await.unwrap().state(), pb::OrderState::Pending);
+    // The server stops gracefully (within the harness's 30 s) although a stream is open.
+    let stopping = tokio::spawn(app.stop());
+    let err = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(reason(&err), "SERVER_SHUTTING_DOWN");
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
 async fn a_watch_order_client_on_a_second_instance_sees_a_callback_that_lands_on_the_first() {
     let first = spawn().await;
     let second = TestApp::builder()

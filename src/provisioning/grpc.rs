@@ -515,6 +515,12 @@ impl ProvisioningGrpc {
                 }
             },
             Err(err) => {
+                if let ErrorKind::OutcomeUnknown { .. } = err.kind {
+                    tracing::warn!(
+                        %tenant, request_id = %req.request_id, vendor_code = %err.vendor_code, detail = %err.message,
+                        "an order's outcome is unknown; it will not be sent again under this request_id"
+                    );
+                }
                 let kept = match err.kind {
                     ErrorKind::OutcomeUnknown { .. } => store::mark_unknown(&self.state.db, id, &err.message).await,
                     // Refused or never delivered: nothing was ordered, the request may be fixed and retried.

@@ -91,6 +91,12 @@ impl ProvisioningTrigger {
         Ok(types)
     }
 
+    /// The same, with another cache lifetime.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Region, (Instant, Arc<RegionNumberTypes>)>> {
         self.number_types.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -99,4 +105,45 @@ impl ProvisioningTrigger {
 /// The providers' callback routes, for the HTTP listener.
 pub fn http_routes(state: AppState) -> axum::Router {
     delacon::callback::routes(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::{provider::*, *};
+
+    /// A provider that only answers number types, counting the calls.
+    #[derive(Default)]
+    struct Counting(AtomicU32);
+
+    #[tonic::async_trait]
+    impl NumberProvider for Counting {
+        async fn provision(&self, _: &NumberOrder, _: &Metrics) -> Result<VendorOrder, ProviderError> {
+            unreachable!("not used")
+        }
+        async fn update_customer(&self, _: &CustomerUpdate, _: &Metrics) -> Result<Vec<UpdateStep>, ProviderError> {
+            unreachable!("not used")
+        }
+        async fn number_types(&self, region: Region, _: &Metrics) -> Result<RegionNumberTypes, ProviderError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(RegionNumberTypes { region_code: region.name().into(), types: Vec::new() })
+        }
+    }
+
+    #[tokio::test]
+    async fn number_types_are_cached_per_region_until_the_ttl_runs_out() {
+        let provider = Arc::new(Counting::default());
+        let trigger =
+            ProvisioningTrigger::new(provider.clone(), SecretString::from("s")).with_ttl(Duration::from_millis(100));
+        let metrics = Metrics::new();
+        trigger.number_types(Region::Japan, &metrics).await.unwrap();
+        trigger.number_types(Region::Japan, &metrics).await.unwrap();
+        assert_eq!(provider.0.load(Ordering::SeqCst), 1);
+        trigger.number_types(Region::China, &metrics).await.unwrap();
+        assert_eq!(provider.0.load(Ordering::SeqCst), 2, "each region has its own entry");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        trigger.number_types(Region::Japan, &metrics).await.unwrap();
+        assert_eq!(provider.0.load(Ordering::SeqCst), 3, "a stale entry is fetched again");
+    }
 }

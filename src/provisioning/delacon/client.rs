@@ -24,6 +24,8 @@ pub const PROVIDER: &str = "delacon";
 
 /// How reads are retried.
 const READ_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2), 3);
+/// The longest a single read attempt may take: three of them must fit a caller's patience.
+const MAX_READ_TIMEOUT: Duration = Duration::from_secs(8);
 /// What a caller is told to wait before retrying after the vendor was unavailable.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -76,13 +78,13 @@ impl DelaconClient {
         url
     }
 
-    async fn post(&self, url: Url, form: &[(&'static str, String)], metrics: &Metrics) -> Exchange {
+    async fn post(&self, url: Url, form: &[(&'static str, String)], timeout: Duration, metrics: &Metrics) -> Exchange {
         let sent = self
             .http
             .post(url)
             .header(wire::AUTH_HEADER, self.auth.expose_secret())
             .form(form)
-            .timeout(self.timeout)
+            .timeout(timeout)
             .send()
             .await;
         let resp = match sent {
@@ -169,7 +171,7 @@ impl DelaconClient {
 impl NumberProvider for DelaconClient {
     async fn provision(&self, order: &NumberOrder, metrics: &Metrics) -> Result<VendorOrder, ProviderError> {
         let form = wire::provision_form(order);
-        let answer = match self.post(self.url(&["provision"]), &form, metrics).await {
+        let answer = match self.post(self.url(&["provision"]), &form, self.timeout, metrics).await {
             Exchange::Answer(a) => a,
             other => return Err(self.change_error(other)),
         };
@@ -215,7 +217,7 @@ impl NumberProvider for DelaconClient {
         let url = self.url(&["updatecustomer", &update.company_id]);
         let mut steps = Vec::new();
         for (i, request) in wire::update_requests(update).into_iter().enumerate() {
-            let outcome = match self.post(url.clone(), &request.form, metrics).await {
+            let outcome = match self.post(url.clone(), &request.form, self.timeout, metrics).await {
                 Exchange::Answer(a) => match Self::refusal(&a) {
                     Some(err) => Err(err),
                     None => match a.result.as_deref() {
@@ -252,9 +254,10 @@ impl NumberProvider for DelaconClient {
 
     async fn number_types(&self, region: Region, metrics: &Metrics) -> Result<RegionNumberTypes, ProviderError> {
         let url = self.url(&["getnumbertypes", wire::region_name(region)]);
+        let timeout = self.timeout.min(MAX_READ_TIMEOUT);
         let mut attempt = 1;
         loop {
-            let exchange = self.post(url.clone(), &[], metrics).await;
+            let exchange = self.post(url.clone(), &[], timeout, metrics).await;
             let retryable = match exchange {
                 Exchange::Answer(a) => {
                     if let Some(err) = Self::refusal(&a) {
@@ -270,7 +273,7 @@ impl NumberProvider for DelaconClient {
                     return Err(Self::error(ErrorKind::Failed, a.result.unwrap_or_default(), message));
                 }
                 Exchange::NotSent(why) => why,
-                Exchange::TimedOut => format!("Delacon did not answer within {} ms", self.timeout.as_millis()),
+                Exchange::TimedOut => format!("Delacon did not answer within {} ms", timeout.as_millis()),
                 Exchange::Status(code) if code >= 500 || code == 429 => format!("Delacon answered HTTP {code}"),
                 Exchange::Status(code) if code == 401 || code == 403 => {
                     return Err(Self::error(
