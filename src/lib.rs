@@ -10,7 +10,7 @@ pub mod app;
 
 pub mod dialer;
 
-// provisioning
+pub mod provisioning;
 
 pub mod ops;
 pub mod proto;

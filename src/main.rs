@@ -57,6 +57,9 @@ enum Command {
 enum SimVendor {
     /// The Elision dialer API (DialerService).
     Elision,
+    /// The Delacon provisioning API (ProvisioningService); orders that WAIT call back the URL
+    /// their tenant configures.
+    Delacon,
 }
 
 #[derive(clap::Args)]
@@ -166,6 +169,14 @@ fn sim(vendor: SimVendor, addr: SocketAddr) -> ExitCode {
         let (url, _sim): (String, Box<dyn std::any::Any>) = match vendor {
             SimVendor::Elision => match patchbay::dialer::elision::sim::ElisionSim::start(addr) {
                 Ok(sim) => (sim.url(), Box::new(sim)),
+                Err(e) => return sim_failed(addr, &e),
+            },
+            SimVendor::Delacon => match patchbay::provisioning::delacon::sim::DelaconSim::start_demo(addr) {
+                Ok(sim) => {
+                    // The demo tenant's key; with no callback URL, WAIT orders complete silently.
+                    sim.add_partner("demo-delacon-token", None);
+                    (sim.url(), Box::new(sim))
+                }
                 Err(e) => return sim_failed(addr, &e),
             },
         };

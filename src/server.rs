@@ -39,6 +39,9 @@ pub async fn serve_grpc(
     )));
 
     // provisioning (ProvisioningService)
+    services.add(proto::v1::provisioning_service_server::ProvisioningServiceServer::new(
+        crate::provisioning::grpc::ProvisioningGrpc::new(state.clone()),
+    ));
 
     // ---- end of service areas ----
 
@@ -108,6 +111,7 @@ pub async fn serve_http(
         Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state.clone());
     // Vendor callback routes, one line per area that has one:
     // provisioning
+    let router = router.merge(crate::provisioning::http_routes(state.clone()));
     let router = router;
     axum::serve(listener, router).with_graceful_shutdown(stop).await
 }

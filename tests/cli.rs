@@ -169,3 +169,17 @@ fn sim_elision_serves_the_dialer_api_with_the_demo_data() {
         assert!(body.contains(r#""success":true"#), "{body}");
     });
 }
+
+#[test]
+fn sim_delacon_serves_the_provisioning_api_with_the_demo_data() {
+    run_sim("delacon", |url| {
+        let body = reqwest::blocking::Client::new()
+            .post(format!("{url}/getnumbertypes/Japan"))
+            .header("Auth", "demo-delacon-token")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(body.contains(r#""Region":"ja-jp""#) && body.contains("NumberTypes"), "{body}");
+    });
+}

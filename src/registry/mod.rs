@@ -39,6 +39,7 @@ pub static AREAS: &[AreaEntry] = &[
     // dialer
     AreaEntry::of::<crate::dialer::DialerArea>(),
     // provisioning
+    AreaEntry::of::<crate::provisioning::ProvisioningArea>(),
 ];
 
 /// What a tenant shows of one of its triggers.
