@@ -8,9 +8,9 @@ pub mod app;
 // Service areas, each with its vendors in subfolders:
 pub mod account;
 
-// dialer
+pub mod dialer;
 
-// provisioning
+pub mod provisioning;
 
 pub mod ops;
 pub mod proto;

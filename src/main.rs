@@ -38,11 +38,31 @@ enum Command {
     },
     /// Prints the JSON Schema of a tenant file (for editors: `# yaml-language-server: $schema=...`).
     Schema,
+    /// Runs a vendor simulator on its own (the same one `api_url: simulator` runs in-process), seeded
+    /// with the demo data, until Ctrl-C. Point a tenant's `api_url` at the URL it prints.
+    Sim {
+        vendor: SimVendor,
+        /// Where to listen; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+    },
     /// Prints the `sha256:<hex>` form of a bearer token, for `access.tokens` or PATCHBAY_ADMIN_TOKENS.
     HashToken {
         /// The token; read from standard input when omitted (keeps it out of shell history).
         token: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SimVendor {
+    /// The Alianza Cloud Voice API (AccountService), with the demo tenant's login
+    /// (`demo@isp.example` / `demo-alianza-password`, partition `demo-partition`) and demo accounts.
+    Alianza,
+    /// The Elision dialer API (DialerService).
+    Elision,
+    /// The Delacon provisioning API (ProvisioningService); orders that WAIT call back the URL
+    /// their tenant configures.
+    Delacon,
 }
 
 #[derive(clap::Args)]
@@ -84,6 +104,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::HashToken { token } => hash_token(token),
+        Command::Sim { vendor, addr } => sim(vendor, addr),
     }
 }
 
@@ -144,6 +165,44 @@ fn validate(dir: &std::path::Path, skip_secrets: bool) -> ExitCode {
     }
 }
 
+fn sim(vendor: SimVendor, addr: SocketAddr) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("starting the Tokio runtime");
+    runtime.block_on(async {
+        // Each simulator stops when dropped: keep it alive until Ctrl-C.
+        let (url, _sim): (String, Box<dyn std::any::Any>) = match vendor {
+            SimVendor::Alianza => match patchbay::account::alianza::AlianzaSim::start(addr) {
+                Ok(sim) => {
+                    sim.add_login("demo@isp.example", "demo-alianza-password", "demo-partition");
+                    sim.seed_demo("demo-partition");
+                    (sim.url(), Box::new(sim))
+                }
+                Err(e) => return sim_failed(addr, &e),
+            },
+            SimVendor::Elision => match patchbay::dialer::elision::sim::ElisionSim::start(addr) {
+                Ok(sim) => (sim.url(), Box::new(sim)),
+                Err(e) => return sim_failed(addr, &e),
+            },
+            SimVendor::Delacon => match patchbay::provisioning::delacon::sim::DelaconSim::start_demo(addr) {
+                Ok(sim) => {
+                    // The demo tenant's key; with no callback URL, WAIT orders complete silently.
+                    sim.add_partner("demo-delacon-token", None);
+                    (sim.url(), Box::new(sim))
+                }
+                Err(e) => return sim_failed(addr, &e),
+            },
+        };
+        println!("{url}");
+        eprintln!("simulator serving at {url} (demo data); Ctrl-C stops it");
+        let _ = tokio::signal::ctrl_c().await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn sim_failed(addr: SocketAddr, err: &std::io::Error) -> ExitCode {
+    eprintln!("patchbay: cannot start the simulator on {addr}: {err}");
+    ExitCode::FAILURE
+}
+
 fn hash_token(token: Option<String>) -> ExitCode {
     let token = match token {
         Some(t) => t,
@@ -167,5 +226,7 @@ fn hash_token(token: Option<String>) -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::{EnvFilter, fmt};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    // Colours only on a terminal: logs piped to files or journald stay plain text.
+    fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).init();
 }

@@ -41,8 +41,14 @@ pub async fn serve_grpc(
     )));
 
     // dialer (DialerService)
+    services.add(proto::v1::dialer_service_server::DialerServiceServer::new(crate::dialer::grpc::DialerGrpc::new(
+        state.clone(),
+    )));
 
     // provisioning (ProvisioningService)
+    services.add(proto::v1::provisioning_service_server::ProvisioningServiceServer::new(
+        crate::provisioning::grpc::ProvisioningGrpc::new(state.clone()),
+    ));
 
     // ---- end of service areas ----
 
@@ -93,7 +99,11 @@ fn reflection<'a>(served: &[&'static str]) -> tonic_reflection::server::Builder<
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         // grpcurl asks reflection for the health service's descriptor before calling it.
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name("grpc.health.v1.Health");
+        // And for google.rpc.ErrorInfo, BadRequest and RetryInfo, so that it prints error details.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection");
     for name in served {
         builder = builder.with_service_name(*name);
     }
@@ -110,6 +120,7 @@ pub async fn serve_http(
         Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state.clone());
     // Vendor callback routes, one line per area that has one:
     // provisioning
+    let router = router.merge(crate::provisioning::http_routes(state.clone()));
     let router = router;
     axum::serve(listener, router).with_graceful_shutdown(stop).await
 }
@@ -140,6 +151,7 @@ pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
     workers.push(crate::account::reconciler::spawn(state.clone()));
 
     // dialer
+    workers.push(crate::dialer::store::spawn_purge(state));
 
     // provisioning
 
@@ -167,7 +179,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-/// Counts every gRPC call by method and status code, and logs it.
+/// Names every gRPC call's method for its handler, counts it by status code, and logs it.
 #[derive(Clone)]
 struct MetricsLayer {
     state: AppState,
@@ -200,8 +212,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let method = req.uri().path().trim_start_matches('/').to_owned();
+        // Handlers read it back (tonic sets `GrpcMethod` on the client side only).
+        req.extensions_mut().insert(crate::ops::call::RpcMethod(method.clone()));
         let started = Instant::now();
         let metrics = self.state.metrics.clone();
         let fut = self.inner.call(req);

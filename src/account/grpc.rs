@@ -33,11 +33,8 @@ impl AccountGrpc {
     }
 
     /// Authenticates, finds the tenant's enabled trigger and checks the feature switch.
-    fn begin<T>(&self, req: &Request<T>, tenant: &str, method: &str, feature: Feature) -> Result<Ctx, ApiError> {
-        let mut call = self.state.tenant_call(req, tenant)?;
-        // tonic marks only client requests with their method (GrpcMethod), so `tenant_call` cannot
-        // tell it here; idempotency keys and audit rows are scoped by it.
-        call.method = format!("patchbay.v1.AccountService/{method}");
+    fn begin<T>(&self, req: &Request<T>, tenant: &str, feature: Feature) -> Result<Ctx, ApiError> {
+        let call = self.state.tenant_call(req, tenant)?;
         let trigger = call.tenant.enabled_trigger::<AccountArea>()?;
         let (settings, provider) = (Arc::clone(&trigger.inner.settings), Arc::clone(&trigger.inner.provider));
         let on = match feature {
@@ -355,7 +352,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::GetAccountStatusRequest>,
     ) -> Result<Response<pb::AccountStatus>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, "GetAccountStatus", Feature::CustomerStatus)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::CustomerStatus)?;
         let mut v = Violations::new();
         let number = account_number(req.get_ref().customer.as_ref(), &ctx.settings.account_number_field, &mut v);
         v.into_result()?;
@@ -367,7 +364,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::CreateAccountRequest>,
     ) -> Result<Response<pb::AccountStatus>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, "CreateAccount", Feature::SynchroConsole)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
         let req = req.into_inner();
         let new = new_account(&req, &ctx.settings)?;
         let provider = ctx.provider.name();
@@ -386,7 +383,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::SyncSipLinesRequest>,
     ) -> Result<Response<pb::SyncSipLinesResponse>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, "SyncSipLines", Feature::SynchroConsole)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);
@@ -406,7 +403,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::ListSipLinesRequest>,
     ) -> Result<Response<pb::ListSipLinesResponse>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, "ListSipLines", Feature::SynchroConsole)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
         let mut v = Violations::new();
         let number = account_number(req.get_ref().customer.as_ref(), &ctx.settings.account_number_field, &mut v);
         v.into_result()?;
@@ -420,7 +417,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::SetCustomerStatusRequest>,
     ) -> Result<Response<pb::SetCustomerStatusResponse>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, "SetCustomerStatus", Feature::CustomerStatus)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::CustomerStatus)?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);
@@ -455,7 +452,7 @@ impl AccountService for AccountGrpc {
         &self,
         req: Request<pb::DeleteAccountRequest>,
     ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
-        let ctx = self.begin(&req, &req.get_ref().tenant, "DeleteAccount", Feature::SynchroConsole)?;
+        let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
         let req = req.into_inner();
         let mut v = Violations::new();
         let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);

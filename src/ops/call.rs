@@ -25,12 +25,14 @@ pub struct TenantCall {
     pub method: String,
 }
 
+/// The full method name of a call (`patchbay.v1.AccountService/CreateAccount`), put into each
+/// request's extensions by the server's outermost layer.
+#[derive(Debug, Clone)]
+pub struct RpcMethod(pub String);
+
 /// The full method name of a request, e.g. `patchbay.v1.AccountService/CreateAccount`.
 pub fn method_of<T>(req: &tonic::Request<T>) -> String {
-    req.extensions()
-        .get::<tonic::GrpcMethod>()
-        .map(|m| format!("{}/{}", m.service(), m.method()))
-        .unwrap_or_else(|| "unknown".to_owned())
+    req.extensions().get::<RpcMethod>().map(|m| m.0.clone()).unwrap_or_else(|| "unknown".to_owned())
 }
 
 impl AppState {

@@ -34,10 +34,12 @@ use crate::ops::{ApiError, auth::TokenHash};
 
 /// The service areas tenants can configure, one line each.
 pub static AREAS: &[AreaEntry] = &[
+    // account
     AreaEntry::of::<crate::account::AccountArea>(),
     // dialer
-
+    AreaEntry::of::<crate::dialer::DialerArea>(),
     // provisioning
+    AreaEntry::of::<crate::provisioning::ProvisioningArea>(),
 ];
 
 /// What a tenant shows of one of its triggers.

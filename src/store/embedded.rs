@@ -293,17 +293,23 @@ fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
-/// The directory holding `initdb` and `postgres`.
+/// The directory holding `initdb` and `postgres`: on PATH, at `pg_config --bindir`, or the newest
+/// `/usr/lib/postgresql/*/bin` (Debian and Ubuntu keep the server binaries off PATH).
 pub fn find_bindir() -> Option<PathBuf> {
+    find_bindir_in(std::env::var_os("PATH").as_deref(), Some(Path::new("pg_config")), Path::new("/usr/lib/postgresql"))
+}
+
+fn find_bindir_in(path: Option<&std::ffi::OsStr>, pg_config: Option<&Path>, versions_root: &Path) -> Option<PathBuf> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
+    if let Some(path) = path {
+        for dir in std::env::split_paths(path) {
             if has_both(&dir) {
                 return Some(dir);
             }
         }
     }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+    if let Some(pg_config) = pg_config
+        && let Ok(out) = Command::new(pg_config).arg("--bindir").output()
         && out.status.success()
     {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -311,7 +317,7 @@ pub fn find_bindir() -> Option<PathBuf> {
             return Some(dir);
         }
     }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(versions_root)
         .into_iter()
         .flatten()
         .flatten()
@@ -372,4 +378,32 @@ fn check_traversable(dir: &Path, user: &User) -> Result<(), EmbeddedError> {
 
 fn chown(dir: &Path, user: &User) -> Result<(), EmbeddedError> {
     std::os::unix::fs::chown(dir, Some(user.uid), Some(user.gid)).map_err(io_err(format!("chown {}", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_binaries_anywhere_is_one_error_naming_both_ways_out() {
+        let empty = tempfile::tempdir().unwrap();
+        let found = find_bindir_in(Some(empty.path().as_os_str()), None, &empty.path().join("none"));
+        assert_eq!(found, None);
+        let message = EmbeddedError::NoBinaries.to_string();
+        assert!(message.contains("install PostgreSQL"), "{message}");
+        assert!(message.contains("set DATABASE_URL"), "{message}");
+    }
+
+    #[test]
+    fn the_newest_versioned_bindir_wins_when_nothing_is_on_path() {
+        let root = tempfile::tempdir().unwrap();
+        for version in ["13", "15", "9"] {
+            let bin = root.path().join(version).join("bin");
+            fs::create_dir_all(&bin).unwrap();
+            fs::write(bin.join("initdb"), "").unwrap();
+            fs::write(bin.join("postgres"), "").unwrap();
+        }
+        let found = find_bindir_in(None, None, root.path());
+        assert_eq!(found, Some(root.path().join("15").join("bin")));
+    }
 }

@@ -39,6 +39,17 @@ pub struct Key<'a> {
 
 /// Claims `key` for a request whose hash is `request_hash`.
 pub async fn claim(pool: &PgPool, key: Key<'_>, request_hash: &[u8]) -> Result<Claim, sqlx::Error> {
+    // A key released between our insert and our read is claimed again; twice in a row is
+    // a caller hammering one id, which may wait for its retry like any in-progress call.
+    for _ in 0..2 {
+        if let Some(claim) = try_claim(pool, key, request_hash).await? {
+            return Ok(claim);
+        }
+    }
+    Ok(Claim::InProgress)
+}
+
+async fn try_claim(pool: &PgPool, key: Key<'_>, request_hash: &[u8]) -> Result<Option<Claim>, sqlx::Error> {
     // Insert, or take over a row that expired or whose lease ran out; otherwise read it.
     let taken: Option<bool> = sqlx::query_scalar(
         "INSERT INTO idempotency_keys (tenant, method, request_id, request_hash, state, lease_until, expires_at)
@@ -60,7 +71,7 @@ pub async fn claim(pool: &PgPool, key: Key<'_>, request_hash: &[u8]) -> Result<C
     .fetch_optional(pool)
     .await?;
     if taken.is_some() {
-        return Ok(Claim::Owned);
+        return Ok(Some(Claim::Owned));
     }
     let row: Option<(Vec<u8>, String, Option<Vec<u8>>)> = sqlx::query_as(
         "SELECT request_hash, state, response FROM idempotency_keys
@@ -72,11 +83,10 @@ pub async fn claim(pool: &PgPool, key: Key<'_>, request_hash: &[u8]) -> Result<C
     .fetch_optional(pool)
     .await?;
     Ok(match row {
-        // Released between our insert and our read: try again once more from the top.
-        None => return Box::pin(claim(pool, key, request_hash)).await,
-        Some((hash, _, _)) if hash != request_hash => Claim::Mismatch,
-        Some((_, state, Some(response))) if state == "done" => Claim::Done(response),
-        Some(_) => Claim::InProgress,
+        None => None,
+        Some((hash, _, _)) if hash != request_hash => Some(Claim::Mismatch),
+        Some((_, state, Some(response))) if state == "done" => Some(Claim::Done(response)),
+        Some(_) => Some(Claim::InProgress),
     })
 }
 

@@ -1,0 +1,721 @@
+//! A simulator of Elision's dialer API: a real HTTP server on a loopback port, following the
+//! dialer document (and VICIdial's non-agent API it derives from), keeping state, counting
+//! calls per function and injecting faults.
+//!
+//! - One endpoint ([`PATH`]); parameters from the query string or a form body (the query string
+//!   wins, as in VICIdial's PHP).
+//! - Users with levels, groups and permissions, the API user included; the 10-failure login
+//!   lockout (15 minutes); user groups, campaigns, lists and leads.
+//! - Every error the document lists, in its style: text lines for add_user and update_user,
+//!   JSON for add_list, active_lists and add_multi_lead. A refused login is VICIdial's text
+//!   line whatever the function.
+//! - Faults are planned per function name; add_multi_lead's key also names the phone of the
+//!   batch's first lead (`add_multi_lead 5550100`), so one batch of an export can be failed.
+//!
+//! [`ElisionSim::start`] seeds the demo data the README examples use: API user `api` / `1234`
+//! (level 9, every permission), user groups ADMIN and AGENTS, campaigns TESTCAMP, TESTING,
+//! NIKHIL and SALES, and a few lists, some with dashes in their names.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::{Method, Uri, header},
+    response::{IntoResponse, Response},
+    routing::any,
+};
+use serde_json::{Value, json};
+
+use super::wire::{self, MAX_BODY_BYTES, MAX_LEADS_PER_CALL};
+use crate::sim::{Calls, Faults, SimServer};
+
+/// The API script's path; [`ElisionSim::url`] is the full endpoint.
+pub const PATH: &str = "/dialer/elision_api.php";
+/// Failed logins before a user is locked out.
+pub const LOCKOUT_AFTER: u32 = 10;
+/// How long a lockout lasts.
+pub const LOCKOUT_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// What a user may do through the API (VICIdial's "modify users", "modify lists", "modify leads").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Permissions {
+    pub modify_users: bool,
+    pub modify_lists: bool,
+    pub modify_leads: bool,
+}
+
+impl Permissions {
+    pub const ALL: Permissions = Permissions { modify_users: true, modify_lists: true, modify_leads: true };
+}
+
+/// A dialer user: an agent, or an API user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimUser {
+    pub user: String,
+    pub pass: String,
+    pub level: u8,
+    pub full_name: String,
+    pub group: String,
+    pub phone_login: String,
+    pub phone_pass: String,
+    pub voicemail_id: String,
+    pub email: String,
+    pub active: bool,
+    pub permissions: Permissions,
+}
+
+/// A dial list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimList {
+    pub list_id: String,
+    pub name: String,
+    pub campaign_id: String,
+    pub active: bool,
+}
+
+/// A lead in a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimLead {
+    pub lead_id: u64,
+    pub list_id: String,
+    pub phone_number: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub city: String,
+    pub postal_code: String,
+    pub vendor_lead_code: String,
+}
+
+#[derive(Debug, Default)]
+struct Login {
+    failures: u32,
+    locked_until: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct SimState {
+    users: BTreeMap<String, SimUser>,
+    logins: HashMap<String, Login>,
+    groups: BTreeSet<String>,
+    campaigns: BTreeSet<String>,
+    lists: BTreeMap<String, SimList>,
+    leads: Vec<SimLead>,
+    next_lead_id: u64,
+}
+
+#[derive(Clone)]
+struct Shared {
+    state: Arc<Mutex<SimState>>,
+    faults: Faults,
+    calls: Calls,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, SimState> {
+        // A panic in a handler cannot leave the state half-written in a way that matters to a test.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running Elision simulator. Stops when dropped.
+pub struct ElisionSim {
+    server: SimServer,
+    shared: Shared,
+}
+
+impl std::fmt::Debug for ElisionSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ElisionSim").field("url", &self.url()).finish_non_exhaustive()
+    }
+}
+
+impl ElisionSim {
+    /// Starts on `addr` (port 0: a free port) with the demo data, on the current Tokio runtime.
+    pub fn start(addr: SocketAddr) -> io::Result<Self> {
+        let shared = Shared { state: Arc::default(), faults: Faults::new(), calls: Calls::new() };
+        seed_demo(&mut shared.state());
+        let router = Router::new()
+            .route(PATH, any(handle))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(shared.clone());
+        let server = SimServer::start(router, addr)?;
+        Ok(Self { server, shared })
+    }
+
+    /// The API endpoint, `http://127.0.0.1:PORT/dialer/elision_api.php`: a tenant's `api_url`.
+    pub fn url(&self) -> String {
+        format!("{}{PATH}", self.server.url())
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// Faults to plan, keyed by function name (`add_multi_lead <first phone>` for batches).
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Calls received, by function name (faulted calls included).
+    pub fn calls(&self) -> &Calls {
+        &self.shared.calls
+    }
+
+    /// Adds or replaces an API user (or any user) with these rights.
+    pub fn add_api_user(&self, user: &str, pass: &str, level: u8, permissions: Permissions) {
+        self.shared.state().users.insert(user.to_owned(), api_user(user, pass, level, permissions));
+    }
+
+    pub fn set_permissions(&self, user: &str, permissions: Permissions) {
+        if let Some(u) = self.shared.state().users.get_mut(user) {
+            u.permissions = permissions;
+        }
+    }
+
+    pub fn set_level(&self, user: &str, level: u8) {
+        if let Some(u) = self.shared.state().users.get_mut(user) {
+            u.level = level;
+        }
+    }
+
+    /// Adds an agent directly (as if made in the dialer's admin pages).
+    pub fn add_agent(&self, user: &str, level: u8, group: &str) {
+        let mut agent = api_user(user, "agentpass", level, Permissions::default());
+        agent.group = group.to_owned();
+        agent.full_name = format!("Agent {user}");
+        self.shared.state().users.insert(user.to_owned(), agent);
+    }
+
+    pub fn add_user_group(&self, group: &str) {
+        self.shared.state().groups.insert(group.to_owned());
+    }
+
+    pub fn add_campaign(&self, campaign_id: &str) {
+        self.shared.state().campaigns.insert(campaign_id.to_owned());
+    }
+
+    pub fn add_list(&self, list_id: &str, name: &str, campaign_id: &str, active: bool) {
+        let list =
+            SimList { list_id: list_id.to_owned(), name: name.to_owned(), campaign_id: campaign_id.to_owned(), active };
+        self.shared.state().lists.insert(list_id.to_owned(), list);
+    }
+
+    pub fn user(&self, user: &str) -> Option<SimUser> {
+        self.shared.state().users.get(user).cloned()
+    }
+
+    pub fn list(&self, list_id: &str) -> Option<SimList> {
+        self.shared.state().lists.get(list_id).cloned()
+    }
+
+    /// The leads of a list, in the order they were added.
+    pub fn leads_in(&self, list_id: &str) -> Vec<SimLead> {
+        self.shared.state().leads.iter().filter(|l| l.list_id == list_id).cloned().collect()
+    }
+
+    pub fn lead_count(&self, list_id: &str) -> usize {
+        self.shared.state().leads.iter().filter(|l| l.list_id == list_id).count()
+    }
+
+    /// Whether `user` is locked out after too many failed logins.
+    pub fn is_locked(&self, user: &str) -> bool {
+        let state = self.shared.state();
+        state.logins.get(user).and_then(|l| l.locked_until).is_some_and(|t| t > Instant::now())
+    }
+
+    /// Lifts a lockout (what the dialer's admin does, or 15 minutes).
+    pub fn unlock(&self, user: &str) {
+        self.shared.state().logins.remove(user);
+    }
+}
+
+fn api_user(user: &str, pass: &str, level: u8, permissions: Permissions) -> SimUser {
+    SimUser {
+        user: user.to_owned(),
+        pass: pass.to_owned(),
+        level,
+        full_name: "API user".to_owned(),
+        group: "ADMIN".to_owned(),
+        phone_login: String::new(),
+        phone_pass: String::new(),
+        voicemail_id: String::new(),
+        email: String::new(),
+        active: true,
+        permissions,
+    }
+}
+
+fn seed_demo(s: &mut SimState) {
+    s.users.insert("api".into(), api_user("api", "1234", 9, Permissions::ALL));
+    s.groups.extend(["ADMIN", "AGENTS"].map(String::from));
+    s.campaigns.extend(["TESTCAMP", "TESTING", "NIKHIL", "SALES"].map(String::from));
+    for (id, name, campaign, active) in [
+        ("20042018", "20042018-hardik", "TESTING", true),
+        ("26042018", "26042018_custom-form", "NIKHIL", true),
+        ("6547", "testA", "TESTING", true),
+        ("3001", "Archived leads", "SALES", false),
+    ] {
+        s.lists
+            .insert(id.into(), SimList { list_id: id.into(), name: name.into(), campaign_id: campaign.into(), active });
+    }
+    s.next_lead_id = 1001;
+}
+
+/// Decodes `a=1&b=x+y` pairs (query string or form body).
+fn decode_form(text: &str) -> Vec<(String, String)> {
+    let mut url = reqwest::Url::parse("http://sim/").expect("a valid base URL");
+    url.set_query(Some(text));
+    url.query_pairs().into_owned().collect()
+}
+
+/// An answer, in the style of the function.
+enum Answer {
+    Text(String),
+    Json(Value),
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        match self {
+            // VICIdial answers text/html, status 200 even for errors.
+            Answer::Text(line) => {
+                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], format!("{line}\n")).into_response()
+            }
+            Answer::Json(v) => ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response(),
+        }
+    }
+}
+
+async fn handle(State(sim): State<Shared>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let mut params: HashMap<String, String> = HashMap::new();
+    if method == Method::POST {
+        params.extend(decode_form(&String::from_utf8_lossy(&body)));
+    }
+    params.extend(decode_form(uri.query().unwrap_or_default()));
+    let function = params.get("function").cloned().unwrap_or_default();
+    sim.calls.record(if function.is_empty() { "(none)" } else { &function });
+
+    let leads = (function == wire::ADD_MULTI_LEAD).then(|| parse_leads(params.get("multi_leads")));
+    let key = match &leads {
+        Some(Ok(leads)) => {
+            format!("{function} {}", leads.first().map(|l| text_of(l, "phone_number")).unwrap_or_default())
+        }
+        _ => function.clone(),
+    };
+    if let Some(resp) = sim.faults.intercept(&key).await {
+        return resp;
+    }
+    let mut state = sim.state();
+    state.handle(&function, &params, leads, Instant::now()).into_response()
+}
+
+fn parse_leads(raw: Option<&String>) -> Result<Vec<Value>, ()> {
+    match raw.map(|r| serde_json::from_str::<Value>(r)) {
+        Some(Ok(Value::Array(items))) if !items.is_empty() => Ok(items),
+        _ => Err(()),
+    }
+}
+
+/// A lead field as text: the document's example sends numbers for phone and lead code.
+fn text_of(lead: &Value, key: &str) -> String {
+    match lead.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn len_in(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.chars().count())
+}
+
+fn digits_in(s: &str, min: usize, max: usize) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit()) && (min..=max).contains(&s.len())
+}
+
+impl SimState {
+    fn handle(
+        &mut self,
+        function: &str,
+        p: &HashMap<String, String>,
+        leads: Option<Result<Vec<Value>, ()>>,
+        now: Instant,
+    ) -> Answer {
+        let get = |k: &str| p.get(k).map(String::as_str).unwrap_or_default();
+        let (user, pass) = (get("user"), get("pass"));
+        let api = match self.login(user, pass, now) {
+            Ok(api) => api,
+            Err(line) => return Answer::Text(line),
+        };
+        if !len_in(get("source"), 2, 20) {
+            return Answer::Text(format!("ERROR: {function} YOU MUST USE ALL REQUIRED FIELDS - {user}|source"));
+        }
+        match function {
+            wire::ADD_USER => Answer::Text(self.add_user(&api, &get)),
+            wire::UPDATE_USER => Answer::Text(self.update_user(&api, &get)),
+            wire::ADD_LIST => Answer::Json(self.add_list(&api, &get)),
+            wire::ACTIVE_LISTS => Answer::Json(self.active_lists()),
+            wire::ADD_MULTI_LEAD => Answer::Json(self.add_multi_lead(&api, leads.unwrap_or(Err(())))),
+            "" => Answer::Text(format!("ERROR: NO FUNCTION SPECIFIED - {user}|")),
+            other => Answer::Text(format!("ERROR: {other} FUNCTION NOT FOUND - {user}|{other}")),
+        }
+    }
+
+    /// VICIdial's user_authorization: a good login resets the failures; ten bad ones lock the
+    /// user for 15 minutes, during which even the right password is refused.
+    fn login(&mut self, user: &str, pass: &str, now: Instant) -> Result<SimUser, String> {
+        let login = self.logins.entry(user.to_owned()).or_default();
+        if login.locked_until.is_some_and(|t| t > now) {
+            return Err(format!("Too many login attempts, try again in 15 minutes: |{user}|LOCK|"));
+        }
+        match self.users.get(user) {
+            Some(u) if u.pass == pass && u.active => {
+                *login = Login::default();
+                Ok(u.clone())
+            }
+            known => {
+                if known.is_some() {
+                    login.failures += 1;
+                    if login.failures >= LOCKOUT_AFTER {
+                        login.failures = 0;
+                        login.locked_until = Some(now + LOCKOUT_FOR);
+                    }
+                }
+                Err(format!("ERROR: Login incorrect, please try again: |{user}|{pass}|BAD|"))
+            }
+        }
+    }
+
+    fn add_user<'a>(&mut self, api: &SimUser, get: &impl Fn(&str) -> &'a str) -> String {
+        let a = &api.user;
+        if api.level < 8 || !api.permissions.modify_users {
+            return format!("ERROR: add_user USER DOES NOT HAVE PERMISSION TO ADD USERS - {a}|0");
+        }
+        let (user, pass, level, name, group) = (
+            get("agent_user"),
+            get("agent_pass"),
+            get("agent_user_level"),
+            get("agent_full_name"),
+            get("agent_user_group"),
+        );
+        let level_ok = level.len() == 1 && matches!(level.as_bytes()[0], b'1'..=b'9');
+        if !(len_in(user, 2, 20) && len_in(pass, 1, 20) && level_ok && len_in(name, 1, 50) && len_in(group, 1, 20)) {
+            return format!("ERROR: add_user YOU MUST USE ALL REQUIRED FIELDS - {a}|{user}|");
+        }
+        let level_n = level.as_bytes()[0] - b'0';
+        // The API user may only create users below its own level.
+        if level_n >= api.level {
+            return format!(
+                "ERROR: add_user USER DOES NOT HAVE PERMISSION TO ADD USERS IN THIS USER LEVEL - {a}|{level}"
+            );
+        }
+        if !self.groups.contains(group) {
+            return format!("ERROR: add_user USER GROUP DOES NOT EXIST - {a}|{group}");
+        }
+        if self.users.contains_key(user) {
+            return format!("ERROR: add_user USER ALREADY EXISTS - {a}|{user}");
+        }
+        if let Some(err) = optional_field_error("add_user", a, get) {
+            return err;
+        }
+        let agent = SimUser {
+            user: user.to_owned(),
+            pass: pass.to_owned(),
+            level: level_n,
+            full_name: name.to_owned(),
+            group: group.to_owned(),
+            phone_login: get("phone_login").to_owned(),
+            phone_pass: get("phone_pass").to_owned(),
+            voicemail_id: get("voicemail_id").to_owned(),
+            email: get("email").to_owned(),
+            active: true,
+            permissions: Permissions::default(),
+        };
+        self.users.insert(user.to_owned(), agent);
+        // VICIdial echoes the new agent's password here.
+        format!("SUCCESS: add_user USER HAS BEEN ADDED - {a}|{user}|{pass}|{level}|{name}|{group}")
+    }
+
+    fn update_user<'a>(&mut self, api: &SimUser, get: &impl Fn(&str) -> &'a str) -> String {
+        let a = &api.user;
+        if api.level < 8 || !api.permissions.modify_users {
+            return format!("ERROR: update_user USER DOES NOT HAVE PERMISSION TO UPDATE USERS - {a}|0");
+        }
+        let user = get("agent_user");
+        if !len_in(user, 2, 20) {
+            return format!("ERROR: update_user YOU MUST USE ALL REQUIRED FIELDS - {a}||");
+        }
+        let Some(target_level) = self.users.get(user).map(|u| u.level) else {
+            return format!("ERROR: update_user USER DOES NOT EXIST - {a}|{user}");
+        };
+        if user != a && target_level >= api.level {
+            return format!("ERROR: update_user USER DOES NOT HAVE PERMISSION TO UPDATE THIS USER - {a}|{user}");
+        }
+        let opt = |k: &str| Some(get(k)).filter(|v| !v.is_empty());
+        let optional = " THIS IS AN OPTIONAL FIELD";
+        if opt("agent_pass").is_some_and(|v| !len_in(v, 1, 20)) {
+            return format!("ERROR: update_user YOU MUST USE A VALID PASSWORD,{optional} - {a}|");
+        }
+        if let Some(level) = opt("agent_user_level") {
+            let ok = level.len() == 1
+                && matches!(level.as_bytes()[0], b'1'..=b'9')
+                && level.as_bytes()[0] - b'0' < api.level;
+            if !ok {
+                return format!(
+                    "ERROR: update_user YOU MUST USE A VALID USER LEVEL,{optional} - {a}|{level}|{}",
+                    api.level
+                );
+            }
+        }
+        if opt("agent_full_name").is_some_and(|v| !len_in(v, 1, 50)) {
+            return format!("ERROR: update_user YOU MUST USE A VALID FULL NAME,{optional} - {a}|");
+        }
+        if let Some(group) = opt("agent_user_group")
+            && !(len_in(group, 1, 20) && self.groups.contains(group))
+        {
+            return format!("ERROR: update_user YOU MUST USE A VALID USER GROUP,{optional} - {a}|{group}|0");
+        }
+        if let Some(err) = optional_field_error("update_user", a, get) {
+            return err;
+        }
+        if let Some(active) = opt("active")
+            && active != "Y"
+            && active != "N"
+        {
+            return format!("ERROR: update_user ACTIVE MUST BE Y OR N,{optional} - {a}");
+        }
+        let u = self.users.get_mut(user).expect("checked above");
+        let set = |field: &mut String, key: &str| {
+            if let Some(v) = opt(key) {
+                *field = v.to_owned();
+            }
+        };
+        set(&mut u.pass, "agent_pass");
+        set(&mut u.full_name, "agent_full_name");
+        set(&mut u.group, "agent_user_group");
+        set(&mut u.phone_login, "phone_login");
+        set(&mut u.phone_pass, "phone_pass");
+        set(&mut u.voicemail_id, "voicemail_id");
+        set(&mut u.email, "email");
+        if let Some(level) = opt("agent_user_level") {
+            u.level = level.as_bytes()[0] - b'0';
+        }
+        if let Some(active) = opt("active") {
+            u.active = active == "Y";
+        }
+        format!("SUCCESS: update_user USER HAS BEEN UPDATED - {a}|{user}")
+    }
+
+    fn add_list<'a>(&mut self, api: &SimUser, get: &impl Fn(&str) -> &'a str) -> Value {
+        let (id, name, campaign) = (get("list_id"), get("list_name"), get("campaign_id"));
+        let data = json!({"list_id": id, "list_name": name, "campaign_id": campaign});
+        let refuse = |message: String, data: Value| json!({"success": false, "message": message, "data": data});
+        if api.level < 8 || !api.permissions.modify_lists {
+            // Elision echoes the API user's password here.
+            return refuse(
+                format!("{} User does not have permission to add list in the system", api.user),
+                json!({"user": api.user, "password": api.pass}),
+            );
+        }
+        if !(digits_in(id, 2, 14) && len_in(name, 6, 30) && len_in(campaign, 2, 8)) {
+            return refuse("Please send list id , campaign id and list name".into(), data);
+        }
+        let active = match get("active") {
+            "" | "N" => false,
+            "Y" => true,
+            _ => return refuse("active must be Y or N".into(), data),
+        };
+        if !self.campaigns.contains(campaign) {
+            return refuse(format!("{campaign} campaign does not exist"), data);
+        }
+        if self.lists.contains_key(id) {
+            return refuse(format!("{id} list already exist"), data);
+        }
+        self.lists.insert(
+            id.to_owned(),
+            SimList { list_id: id.to_owned(), name: name.to_owned(), campaign_id: campaign.to_owned(), active },
+        );
+        json!({"success": true, "message": format!("{id} list created"), "data": data})
+    }
+
+    fn active_lists(&self) -> Value {
+        let data: Vec<String> = self
+            .lists
+            .values()
+            .filter(|l| l.active)
+            .map(|l| format!("{}-{}-{}", l.campaign_id, l.list_id, l.name))
+            .collect();
+        json!({"success": true, "message": "lists are listed successfully", "data": data})
+    }
+
+    fn add_multi_lead(&mut self, api: &SimUser, leads: Result<Vec<Value>, ()>) -> Value {
+        let refuse = |m: &str| json!(["ERROR", format!("add_multi_lead {m}"), api.user, ""]);
+        if api.level < 8 || !api.permissions.modify_leads {
+            return refuse("USER DOES NOT HAVE PERMISSION TO ADD LEADS");
+        }
+        let Ok(leads) = leads else { return refuse("YOU MUST USE ALL REQUIRED FIELDS") };
+        if leads.len() > MAX_LEADS_PER_CALL {
+            return refuse(&format!("TOO MANY LEADS, AT MOST {MAX_LEADS_PER_CALL} PER CALL"));
+        }
+        let mut answer = serde_json::Map::new();
+        for (i, lead) in leads.iter().enumerate() {
+            let raw_phone = text_of(lead, "phone_number");
+            let phone: String = raw_phone.chars().filter(char::is_ascii_digit).collect();
+            let list_id = text_of(lead, "list_id");
+            let entry = if !(6..=16).contains(&phone.len()) {
+                json!({"success": false, "message": "Invalid phone number", "data": raw_phone})
+            } else if !self.lists.contains_key(&list_id) {
+                json!({"success": false, "message": "Invalid list id", "data": list_id})
+            } else {
+                let lead_id = self.next_lead_id;
+                self.next_lead_id += 1;
+                let data = format!("{phone}|{list_id}|{lead_id}||NEW|");
+                self.leads.push(SimLead {
+                    lead_id,
+                    list_id,
+                    phone_number: phone,
+                    first_name: text_of(lead, "first_name"),
+                    last_name: text_of(lead, "last_name"),
+                    email: text_of(lead, "email"),
+                    city: text_of(lead, "city"),
+                    postal_code: text_of(lead, "postal_code"),
+                    vendor_lead_code: text_of(lead, "vendor_lead_code"),
+                });
+                json!({"success": true, "message": "Record(s) Created", "data": data})
+            };
+            answer.insert(format!("lead {}", i + 1), entry);
+        }
+        Value::Object(answer)
+    }
+}
+
+/// The optional agent fields' checks, in the dialer's order and wording.
+fn optional_field_error<'a>(function: &str, api: &str, get: &impl Fn(&str) -> &'a str) -> Option<String> {
+    let present = |k: &str| Some(get(k)).filter(|v| !v.is_empty());
+    let optional = "THIS IS AN OPTIONAL FIELD";
+    if let Some(login) = present("phone_login")
+        && !len_in(login, 1, 20)
+    {
+        return Some(format!("ERROR: {function} YOU MUST USE A VALID PHONE LOGIN, {optional} - {api}|{login}|0|0"));
+    }
+    if present("phone_pass").is_some_and(|v| !len_in(v, 1, 20)) {
+        return Some(format!("ERROR: {function} YOU MUST USE A VALID PHONE PASSWORD, {optional} - {api}|0"));
+    }
+    if present("voicemail_id").is_some_and(|v| !digits_in(v, 1, 10)) {
+        return Some(format!("ERROR: {function} YOU MUST USE A VALID VOICEMAIL ID, {optional} - {api}"));
+    }
+    if present("email").is_some_and(|v| !len_in(v, 1, 100) || !v.contains('@')) {
+        return Some(format!("ERROR: {function} YOU MUST USE A VALID EMAIL, {optional} - {api}"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim() -> ElisionSim {
+        ElisionSim::start(([127, 0, 0, 1], 0).into()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_query_string_transport_of_the_documents_examples_works() {
+        let sim = sim();
+        let url = format!(
+            "{}?source=test&user=api&pass=1234&function=add_user&agent_user=1000&agent_pass=9999\
+             &agent_user_level=1&agent_full_name=Testing+Person&agent_user_group=AGENTS",
+            sim.url()
+        );
+        let body = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        assert_eq!(body.trim(), "SUCCESS: add_user USER HAS BEEN ADDED - api|1000|9999|1|Testing Person|AGENTS");
+        let again = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        assert_eq!(again.trim(), "ERROR: add_user USER ALREADY EXISTS - api|1000");
+        assert_eq!(sim.calls().get("add_user"), 2);
+    }
+
+    #[tokio::test]
+    async fn the_form_body_transport_works_and_the_query_string_wins() {
+        let sim = sim();
+        let http = reqwest::Client::new();
+        let answer = http
+            .post(format!("{}?function=active_lists", sim.url()))
+            .form(&[("function", "add_user"), ("source", "test"), ("user", "api"), ("pass", "1234")])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(v["message"], "lists are listed successfully");
+        let data: Vec<&str> = v["data"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+        assert!(data.contains(&"TESTING-20042018-20042018-hardik"), "{data:?}");
+        assert!(!data.iter().any(|d| d.contains("Archived")), "inactive lists are not listed");
+    }
+
+    #[tokio::test]
+    async fn the_documented_list_errors_are_answered_in_json() {
+        let sim = sim();
+        let http = reqwest::Client::new();
+        let call = |params: Vec<(&'static str, &'static str)>| {
+            let http = http.clone();
+            let url = sim.url();
+            async move {
+                let mut form = vec![("function", "add_list"), ("source", "test"), ("user", "api"), ("pass", "1234")];
+                form.extend(params);
+                let text = http.post(url).form(&form).send().await.unwrap().text().await.unwrap();
+                serde_json::from_str::<Value>(&text).unwrap()
+            }
+        };
+        let ok = call(vec![("list_id", "1101"), ("list_name", "Test API list"), ("campaign_id", "TESTCAMP")]).await;
+        assert_eq!(ok["message"], "1101 list created");
+        let dup = call(vec![("list_id", "1101"), ("list_name", "Test API list"), ("campaign_id", "TESTCAMP")]).await;
+        assert_eq!(dup["message"], "1101 list already exist");
+        let camp = call(vec![("list_id", "1102"), ("list_name", "Test API list"), ("campaign_id", "NOPE")]).await;
+        assert_eq!(camp["message"], "NOPE campaign does not exist");
+        let missing = call(vec![("list_name", "Test API list"), ("campaign_id", "TESTCAMP")]).await;
+        assert_eq!(missing["message"], "Please send list id , campaign id and list name");
+        assert!(!sim.list("1101").unwrap().active, "active defaults to N");
+    }
+
+    #[tokio::test]
+    async fn a_body_above_the_limit_is_refused_by_the_web_server() {
+        let sim = sim();
+        let big = "x".repeat(MAX_BODY_BYTES + 1);
+        let resp = reqwest::Client::new()
+            .post(sim.url())
+            .form(&[("function", "add_multi_lead"), ("multi_leads", big.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 413);
+    }
+
+    #[tokio::test]
+    async fn an_update_applies_only_the_fields_sent() {
+        let sim = sim();
+        sim.add_agent("2000", 1, "AGENTS");
+        let body = reqwest::get(format!(
+            "{}?source=test&user=api&pass=1234&function=update_user&agent_user=2000&active=N",
+            sim.url()
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+        assert_eq!(body.trim(), "SUCCESS: update_user USER HAS BEEN UPDATED - api|2000");
+        let agent = sim.user("2000").unwrap();
+        assert!(!agent.active);
+        assert_eq!((agent.full_name.as_str(), agent.level), ("Agent 2000", 1));
+    }
+}

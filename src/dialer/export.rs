@@ -1,0 +1,684 @@
+//! The lead export: a stream of leads in, vendor batches out, one outcome per lead recorded.
+//!
+//! ```text
+//! lead stream ──> reader ──[chunks, bounded]──> senders (N vendor calls in flight) ──[outcomes, bounded]──> writer ──> PostgreSQL
+//! ```
+//!
+//! - Memory stays bounded whatever the export's size: the reader stops pulling from the caller's
+//!   stream while the chunk queue is full (gRPC flow control then holds the caller), and every
+//!   outcome goes to PostgreSQL as soon as it is known. The answer is read back from there at the end.
+//! - Chunks are sized by the vendor's [`ExportShape`] (leads and bytes per call), so no call
+//!   exceeds the vendor's limits. A lead that fails patchbay's checks is recorded as rejected
+//!   and never sent; it never fails its neighbours.
+//! - A batch the dialer did not take (5xx, no connection) is sent again a bounded number of
+//!   times, then recorded as `failed` for exactly its leads. A batch whose answer was lost
+//!   (timeout, unreadable answer) is not sent again: its leads are recorded as `unknown`.
+//! - Idempotent by (tenant, request_id): a repeated export sends only the leads that have no
+//!   settled outcome yet (so a finished export sends nothing, and an interrupted one resumes),
+//!   and answers every lead from the records.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+use super::{
+    provider::{DialList, DialerError, DialerProvider, ExportShape, Lead, LeadOutcome, Refusal},
+    store::{self, Begin, ExportKey, LeadRow, Outcome},
+    validate,
+};
+use crate::ops::{ApiError, Violations, retry::Backoff};
+
+/// A batch the dialer did not take is sent this many times in all.
+pub const BATCH_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2), 3);
+/// Outcomes written in one statement, at most.
+const MAX_ROWS_PER_WRITE: usize = 5_000;
+/// How often a running export renews its lease.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Where the leads go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A list the dialer reports as active.
+    Existing(String),
+    /// A list to create first.
+    New(DialList),
+}
+
+impl Target {
+    fn list_id(&self) -> &str {
+        match self {
+            Self::Existing(id) => id,
+            Self::New(l) => &l.list_id,
+        }
+    }
+
+    /// Identifies the target, so that a request_id reused for another target is caught.
+    fn digest(&self) -> Vec<u8> {
+        let text = match self {
+            Self::Existing(id) => format!("existing\0{id}"),
+            Self::New(l) => format!("new\0{}\0{}\0{}\0{}", l.list_id, l.name, l.campaign_id, l.active),
+        };
+        Sha256::digest(text.as_bytes()).to_vec()
+    }
+
+    /// The field rules of the target.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        match self {
+            Self::Existing(id) => validate::list_id("target.existing_list_id", id),
+            Self::New(list) => {
+                let mut v = Violations::new();
+                validate::list_into(&mut v, "target.new_list", list);
+                v.into_result()
+            }
+        }
+    }
+}
+
+/// One export.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub tenant: String,
+    /// Empty: not idempotent (the export still spools its outcomes, under a one-off key).
+    pub request_id: String,
+    pub target: Target,
+}
+
+/// One lead's outcome, as answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadResult {
+    pub index: i32,
+    pub phone_number: String,
+    pub lead_id: String,
+    pub error: String,
+}
+
+/// The export's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSummary {
+    pub list_id: String,
+    pub accepted: i32,
+    pub rejected: i32,
+    /// One per lead, in stream order.
+    pub results: Vec<LeadResult>,
+    /// A repeat of an export already seen that sent nothing: every outcome came from the record.
+    pub replayed: bool,
+}
+
+/// Runs an export to the end. `leads` yields the caller's lead batches (or the error that
+/// broke its stream). Run it in its own task: if the caller goes away, the batches already
+/// read are still sent and recorded, so a repeat of the export finds them.
+pub async fn run<S>(
+    pool: PgPool,
+    provider: Arc<dyn DialerProvider>,
+    req: ExportRequest,
+    leads: S,
+) -> Result<ExportSummary, ApiError>
+where
+    S: Stream<Item = Result<Vec<Lead>, ApiError>> + Send + Unpin,
+{
+    req.target.validate()?;
+    let anonymous = req.request_id.is_empty();
+    let export_id =
+        if anonymous { format!("anonymous:{}", uuid::Uuid::new_v4().simple()) } else { req.request_id.clone() };
+    let key = ExportKey { tenant: &req.tenant, request_id: &export_id };
+    let list_id = req.target.list_id().to_owned();
+
+    let resume = match store::begin(&pool, key, &req.target.digest(), &list_id).await.map_err(db)? {
+        Begin::InProgress => {
+            return Err(ApiError::new(
+                Code::Aborted,
+                "REQUEST_IN_PROGRESS",
+                "an export with this request_id is still running; send it again once that one has ended",
+            )
+            .with_retry_after(Duration::from_secs(5)));
+        }
+        Begin::Mismatch => {
+            return Err(ApiError::invalid_field(
+                "request_id",
+                "was already used for an export to another target; use a new id for a new export",
+            )
+            .with_metadata("rule", "IDEMPOTENCY_KEY_REUSED"));
+        }
+        Begin::Fresh => None,
+        Begin::Resume { list_ready } => Some(list_ready),
+    };
+
+    let export = Export {
+        pool: &pool,
+        provider: provider.as_ref(),
+        key,
+        list_id: &list_id,
+        resume: resume.is_some(),
+        sent: AtomicBool::new(false),
+    };
+    let result = match export.prepare_list(&req.target, resume.unwrap_or(false)).await {
+        Ok(()) => export.pipeline(leads).await,
+        Err(e) => {
+            // Refused before any lead went out (and no list was made): nothing to remember.
+            if resume.is_none() && matches!(e, Prepare::Refused(_)) {
+                let _ = store::delete(&pool, key).await;
+            }
+            Err(e.into())
+        }
+    };
+    let done = if anonymous { store::delete(&pool, key).await } else { store::release(&pool, key).await };
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "ending an export's lease failed; a repeat waits for the lease to run out");
+    }
+    result
+}
+
+fn db(e: sqlx::Error) -> ApiError {
+    ApiError::internal("dialer export store", &e)
+}
+
+/// Why the list could not be made ready.
+enum Prepare {
+    /// The dialer said no (or the list is not active): nothing happened.
+    Refused(ApiError),
+    /// Anything else (unavailable dialer, database).
+    Other(ApiError),
+}
+
+impl From<Prepare> for ApiError {
+    fn from(p: Prepare) -> Self {
+        match p {
+            Prepare::Refused(e) | Prepare::Other(e) => e,
+        }
+    }
+}
+
+/// A lead on its way: to be sent, or already refused by patchbay's checks.
+#[derive(Debug)]
+enum Item {
+    Send { idx: i32, lead: Lead },
+    Reject { idx: i32, phone: String, error: String },
+}
+
+impl Item {
+    fn idx(&self) -> i32 {
+        match self {
+            Self::Send { idx, .. } | Self::Reject { idx, .. } => *idx,
+        }
+    }
+
+    fn phone(&self) -> &str {
+        match self {
+            Self::Send { lead, .. } => &lead.phone_number,
+            Self::Reject { phone, .. } => phone,
+        }
+    }
+}
+
+/// A run of consecutive leads whose valid ones fit one vendor call.
+#[derive(Debug)]
+struct Chunk {
+    items: Vec<Item>,
+}
+
+/// Cuts the lead stream into chunks that respect the vendor's limits.
+struct Chunker {
+    shape: ExportShape,
+    items: Vec<Item>,
+    sending: usize,
+    bytes: usize,
+}
+
+impl Chunker {
+    fn new(shape: ExportShape) -> Self {
+        Self { shape, items: Vec::new(), sending: 0, bytes: 0 }
+    }
+
+    /// Adds a lead (`size`: its bytes in a call, for one to send); returns a full chunk if one closed.
+    fn push(&mut self, item: Item, size: usize) -> Option<Chunk> {
+        let mut closed = None;
+        if matches!(item, Item::Send { .. }) {
+            if self.sending == self.shape.max_leads_per_call || self.bytes + size > self.shape.max_bytes_per_call {
+                closed = self.take();
+            }
+            self.sending += 1;
+            self.bytes += size;
+        }
+        self.items.push(item);
+        // Refused leads cost no call, but a chunk of them must not grow without bound either.
+        if closed.is_none() && self.items.len() >= self.shape.max_leads_per_call * 4 {
+            closed = self.take();
+        }
+        closed
+    }
+
+    fn take(&mut self) -> Option<Chunk> {
+        self.sending = 0;
+        self.bytes = 0;
+        (!self.items.is_empty()).then(|| Chunk { items: std::mem::take(&mut self.items) })
+    }
+}
+
+struct Export<'a> {
+    pool: &'a PgPool,
+    provider: &'a dyn DialerProvider,
+    key: ExportKey<'a>,
+    list_id: &'a str,
+    /// Outcomes may already be recorded (a repeat or a resume).
+    resume: bool,
+    /// This run sent leads to the dialer.
+    sent: AtomicBool,
+}
+
+impl Export<'_> {
+    /// Checks an existing list is active, or creates the new one (once per export).
+    async fn prepare_list(&self, target: &Target, list_ready: bool) -> Result<(), Prepare> {
+        if list_ready {
+            return Ok(());
+        }
+        match target {
+            Target::Existing(id) => {
+                let lists = self.provider.active_lists().await.map_err(|e| match e {
+                    e @ DialerError::Refused { .. } => Prepare::Refused(e.into()),
+                    e => Prepare::Other(e.into()),
+                })?;
+                if !lists.iter().any(|l| &l.list_id == id) {
+                    return Err(Prepare::Refused(
+                        ApiError::failed_precondition(
+                            "LIST_NOT_ACTIVE",
+                            format!("list {id} is not among the dialer's active lists (ListActiveLists shows them)"),
+                        )
+                        .with_metadata("list_id", id.clone()),
+                    ));
+                }
+            }
+            Target::New(list) => match self.provider.create_list(list).await {
+                Ok(_) => {}
+                // A resumed export whose add_list answer was lost: the list is ours.
+                Err(DialerError::Refused { kind: Refusal::ListExists, .. }) if self.resume => {}
+                Err(e @ DialerError::Refused { .. }) => return Err(Prepare::Refused(under_target(e.into()))),
+                Err(e) => return Err(Prepare::Other(e.into())),
+            },
+        }
+        store::mark_list_ready(self.pool, self.key).await.map_err(|e| Prepare::Other(db(e)))
+    }
+
+    async fn pipeline<S>(&self, mut leads: S) -> Result<ExportSummary, ApiError>
+    where
+        S: Stream<Item = Result<Vec<Lead>, ApiError>> + Send + Unpin,
+    {
+        let shape = self.provider.export_shape();
+        let concurrency = shape.concurrency.max(1);
+        let cancel = CancellationToken::new();
+        let fatal: Mutex<Option<ApiError>> = Mutex::new(None);
+        let fail = |e: ApiError| {
+            fatal.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+            cancel.cancel();
+        };
+        let (chunk_tx, chunk_rx) = mpsc::channel::<Chunk>(concurrency);
+        let (row_tx, mut row_rx) = mpsc::channel::<Vec<LeadRow>>(concurrency * 2);
+
+        let reader = async {
+            let chunk_tx = chunk_tx;
+            let mut chunker = Chunker::new(shape);
+            let mut count: i64 = 0;
+            let mut broken = None;
+            'read: loop {
+                let next = tokio::select! {
+                    _ = cancel.cancelled() => break 'read,
+                    next = leads.next() => next,
+                };
+                let batch = match next {
+                    None => break,
+                    Some(Ok(batch)) => batch,
+                    Some(Err(e)) => {
+                        broken = Some(e);
+                        break;
+                    }
+                };
+                for lead in batch {
+                    let Ok(idx) = i32::try_from(count) else {
+                        broken = Some(ApiError::invalid_field("batch.leads", "an export holds at most 2^31 leads"));
+                        break 'read;
+                    };
+                    count += 1;
+                    let (item, size) = self.check(idx, lead);
+                    if let Some(chunk) = chunker.push(item, size)
+                        && chunk_tx.send(chunk).await.is_err()
+                    {
+                        break 'read;
+                    }
+                }
+            }
+            // The leads read before a broken stream are sent too: the caller asked for them,
+            // and a repeat of the export will find them recorded.
+            if !cancel.is_cancelled()
+                && let Some(chunk) = chunker.take()
+            {
+                let _ = chunk_tx.send(chunk).await;
+            }
+            (count, broken)
+        };
+
+        let senders = async {
+            let row_tx = row_tx;
+            ReceiverStream::new(chunk_rx)
+                .map(|chunk| self.process(chunk, &cancel))
+                .buffer_unordered(concurrency)
+                .for_each(|result| async {
+                    match result {
+                        Ok(rows) if rows.is_empty() => {}
+                        Ok(rows) => {
+                            let _ = row_tx.send(rows).await;
+                        }
+                        Err(e) => fail(e),
+                    }
+                })
+                .await;
+        };
+
+        let writer = async {
+            let mut heartbeat = tokio::time::interval(HEARTBEAT);
+            heartbeat.tick().await;
+            let mut writing = true;
+            loop {
+                tokio::select! {
+                    rows = row_rx.recv() => {
+                        let Some(mut rows) = rows else { break };
+                        // Whatever else is waiting goes in the same statement: one commit (one
+                        // WAL flush) per write, however many batches finished meanwhile, so the
+                        // writer keeps up with any number of senders.
+                        while rows.len() < MAX_ROWS_PER_WRITE
+                            && let Ok(more) = row_rx.try_recv()
+                        {
+                            rows.extend(more);
+                        }
+                        // After a failed write, keep draining so that the senders finish.
+                        if writing && let Err(e) = store::record(self.pool, self.key, &rows).await {
+                            writing = false;
+                            fail(db(e));
+                        }
+                    }
+                    _ = heartbeat.tick() => {
+                        if let Err(e) = store::renew_lease(self.pool, self.key).await {
+                            tracing::warn!(error = %e, "renewing an export's lease failed");
+                        }
+                    }
+                }
+            }
+        };
+
+        let ((count, broken), (), ()) = tokio::join!(reader, senders, writer);
+        if let Some(e) = fatal.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        if let Some(e) = broken {
+            return Err(e);
+        }
+        self.summary(i32::try_from(count).unwrap_or(i32::MAX)).await
+    }
+
+    /// patchbay's own checks of a lead: normalised and sized, or refused.
+    fn check(&self, idx: i32, lead: Lead) -> (Item, usize) {
+        match validate::lead(lead) {
+            Err((phone, error)) => (Item::Reject { idx, phone, error }, 0),
+            Ok(lead) => match self.provider.lead_wire_size(&lead) {
+                Some(size) => (Item::Send { idx, lead }, size),
+                None => (
+                    Item::Reject {
+                        idx,
+                        phone: lead.phone_number,
+                        error: "the lead's fields are too long for one dialer call".into(),
+                    },
+                    0,
+                ),
+            },
+        }
+    }
+
+    /// One chunk: skip what is already settled, send the rest in one call, return the outcomes.
+    async fn process(&self, chunk: Chunk, cancel: &CancellationToken) -> Result<Vec<LeadRow>, ApiError> {
+        if cancel.is_cancelled() || chunk.items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let recorded = if self.resume {
+            let (from, to) = (chunk.items[0].idx(), chunk.items[chunk.items.len() - 1].idx());
+            store::recorded(self.pool, self.key, from, to).await.map_err(db)?
+        } else {
+            Default::default()
+        };
+        let mut rows = Vec::with_capacity(chunk.items.len());
+        let mut to_send = Vec::new();
+        for item in chunk.items {
+            if let Some((phone, outcome)) = recorded.get(&item.idx()) {
+                if phone != item.phone() {
+                    return Err(ApiError::invalid_field(
+                        "request_id",
+                        format!(
+                            "was already used for an export whose lead {} was another phone number; \
+                             use a new id for a new export",
+                            item.idx()
+                        ),
+                    )
+                    .with_metadata("rule", "IDEMPOTENCY_KEY_REUSED"));
+                }
+                if outcome.settled() {
+                    continue;
+                }
+            }
+            match item {
+                Item::Reject { idx, phone, error } => {
+                    rows.push(LeadRow { idx, phone, outcome: Outcome::Rejected, lead_id: String::new(), error })
+                }
+                Item::Send { idx, lead } => to_send.push((idx, lead)),
+            }
+        }
+        if !to_send.is_empty() {
+            rows.extend(self.send(to_send).await?);
+        }
+        Ok(rows)
+    }
+
+    /// One vendor call for a batch, resent while the dialer did not take it (bounded).
+    async fn send(&self, batch: Vec<(i32, Lead)>) -> Result<Vec<LeadRow>, ApiError> {
+        let (indexes, leads): (Vec<i32>, Vec<Lead>) = batch.into_iter().unzip();
+        let mut made = 0;
+        let settle = |outcome: Outcome, lead_id: &str, error: &str| -> Vec<LeadRow> {
+            indexes
+                .iter()
+                .zip(&leads)
+                .map(|(&idx, lead)| LeadRow {
+                    idx,
+                    phone: lead.phone_number.clone(),
+                    outcome,
+                    lead_id: lead_id.to_owned(),
+                    error: error.to_owned(),
+                })
+                .collect()
+        };
+        self.sent.store(true, Ordering::Relaxed);
+        loop {
+            made += 1;
+            match self.provider.add_leads(self.list_id, &leads).await {
+                Ok(outcomes) => {
+                    let mut outcomes = outcomes.into_iter();
+                    return Ok(indexes
+                        .iter()
+                        .zip(&leads)
+                        .map(|(&idx, lead)| {
+                            let phone = lead.phone_number.clone();
+                            match outcomes.next() {
+                                Some(LeadOutcome::Accepted { lead_id }) => {
+                                    LeadRow { idx, phone, outcome: Outcome::Accepted, lead_id, error: String::new() }
+                                }
+                                Some(LeadOutcome::Rejected { error }) => LeadRow {
+                                    idx,
+                                    phone,
+                                    outcome: Outcome::Rejected,
+                                    lead_id: String::new(),
+                                    error: format!("refused by the dialer: {error}"),
+                                },
+                                Some(LeadOutcome::Unknown { error }) => LeadRow {
+                                    idx,
+                                    phone,
+                                    outcome: Outcome::Unknown,
+                                    lead_id: String::new(),
+                                    error: self.unknown_error(&error),
+                                },
+                                None => LeadRow {
+                                    idx,
+                                    phone,
+                                    outcome: Outcome::Unknown,
+                                    lead_id: String::new(),
+                                    error: self.unknown_error("the dialer's answer has no entry for this lead"),
+                                },
+                            }
+                        })
+                        .collect());
+                }
+                // Every further batch would meet the same refusal: stop the export.
+                Err(e) if e.is_tenant_problem() => return Err(e.into()),
+                Err(e) if e.safe_to_resend() && BATCH_RETRY.allows(made) => {
+                    tracing::info!(attempt = made, error = %e, leads = leads.len(), "a lead batch was not taken; sending it again");
+                    tokio::time::sleep(BATCH_RETRY.delay(made)).await;
+                }
+                Err(e) if e.safe_to_resend() => {
+                    let error = format!(
+                        "not exported: {e} ({made} attempts); send the export again with the same request_id to retry"
+                    );
+                    return Ok(settle(Outcome::Failed, "", &error));
+                }
+                Err(e @ DialerError::Unavailable { .. }) => {
+                    return Ok(settle(Outcome::Unknown, "", &self.unknown_error(&e.to_string())));
+                }
+                Err(DialerError::Refused { message, .. }) => {
+                    return Ok(settle(Outcome::Rejected, "", &format!("refused by the dialer: {message}")));
+                }
+            }
+        }
+    }
+
+    fn unknown_error(&self, why: &str) -> String {
+        format!(
+            "outcome unknown: {why}; not sent again, so that it cannot be added twice (check list {} at the dialer)",
+            self.list_id
+        )
+    }
+
+    /// The answer, read back from the records in stream order.
+    async fn summary(&self, count: i32) -> Result<ExportSummary, ApiError> {
+        let mut results = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        let mut accepted = 0;
+        store::each_outcome(self.pool, self.key, count, |row| {
+            if row.outcome == Outcome::Accepted {
+                accepted += 1;
+            }
+            results.push(LeadResult {
+                index: row.idx,
+                phone_number: row.phone,
+                lead_id: row.lead_id,
+                error: row.error,
+            });
+        })
+        .await
+        .map_err(db)?;
+        if results.len() != usize::try_from(count).unwrap_or(0) {
+            return Err(ApiError::internal(
+                "dialer export",
+                &format!("{} outcomes recorded for {count} leads", results.len()),
+            ));
+        }
+        Ok(ExportSummary {
+            list_id: self.list_id.to_owned(),
+            accepted,
+            rejected: count - accepted,
+            results,
+            replayed: self.resume && !self.sent.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// A refusal of add_list during an export names the target's fields, not CreateList's.
+fn under_target(mut e: ApiError) -> ApiError {
+    for v in &mut e.violations {
+        if let Some(rest) = v.field.strip_prefix("list") {
+            v.field = format!("target.new_list{rest}");
+        }
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape() -> ExportShape {
+        ExportShape { concurrency: 2, max_leads_per_call: 3, max_bytes_per_call: 100 }
+    }
+
+    fn send(idx: i32) -> Item {
+        Item::Send { idx, lead: Lead { phone_number: "5550100".into(), ..Lead::default() } }
+    }
+
+    fn reject(idx: i32) -> Item {
+        Item::Reject { idx, phone: "1".into(), error: "bad".into() }
+    }
+
+    fn idxs(chunk: &Chunk) -> Vec<i32> {
+        chunk.items.iter().map(Item::idx).collect()
+    }
+
+    #[test]
+    fn chunks_close_at_the_lead_limit_and_carry_the_refused_leads_between() {
+        let mut c = Chunker::new(shape());
+        assert!(c.push(send(0), 10).is_none());
+        assert!(c.push(reject(1), 0).is_none());
+        assert!(c.push(send(2), 10).is_none());
+        assert!(c.push(send(3), 10).is_none());
+        let full = c.push(send(4), 10).expect("the fourth lead to send opens a new chunk");
+        assert_eq!(idxs(&full), [0, 1, 2, 3]);
+        assert_eq!(idxs(&c.take().unwrap()), [4]);
+        assert!(c.take().is_none());
+    }
+
+    #[test]
+    fn chunks_close_at_the_byte_limit() {
+        let mut c = Chunker::new(shape());
+        assert!(c.push(send(0), 60).is_none());
+        let full = c.push(send(1), 60).expect("120 bytes do not fit in 100");
+        assert_eq!(idxs(&full), [0]);
+        assert_eq!(idxs(&c.take().unwrap()), [1]);
+    }
+
+    #[test]
+    fn a_run_of_refused_leads_is_cut_too() {
+        let mut c = Chunker::new(shape());
+        let closed: Vec<Chunk> = (0..25).filter_map(|i| c.push(reject(i), 0)).collect();
+        assert_eq!(closed.len(), 2);
+        assert!(closed.iter().all(|ch| ch.items.len() == 12));
+    }
+
+    #[test]
+    fn targets_differ_in_their_digest_and_are_validated_under_their_path() {
+        let new = |name: &str| {
+            Target::New(DialList {
+                list_id: "1101".into(),
+                name: name.into(),
+                campaign_id: "TESTCAMP".into(),
+                active: true,
+            })
+        };
+        assert_ne!(new("Test API list").digest(), new("Other list").digest());
+        assert_ne!(Target::Existing("1101".into()).digest(), new("Test API list").digest());
+        let e = Target::Existing("x".into()).validate().unwrap_err();
+        assert_eq!(e.fields(), ["target.existing_list_id"]);
+        assert_eq!(new("short").validate().unwrap_err().fields(), ["target.new_list.name"]);
+    }
+}

@@ -1,0 +1,249 @@
+//! DialerService's gRPC edge: authentication, idempotency and audit around each call, and the
+//! conversion between generated types and domain types (which stop here).
+
+use std::{sync::Arc, time::Instant};
+
+use futures::StreamExt;
+use secrecy::SecretString;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use super::{
+    DialerArea,
+    export::{self, ExportRequest, ExportSummary, Target},
+    provider::{Agent, DialList, Lead},
+    validate,
+};
+use crate::{
+    app::AppState,
+    ops::{
+        ApiError, TenantCall,
+        call::{check_request_id, method_of},
+    },
+    proto::v1::{self as pb, dialer_service_server::DialerService, export_leads_request::Part, export_target},
+};
+
+/// The DialerService implementation.
+pub struct DialerGrpc {
+    state: AppState,
+}
+
+impl DialerGrpc {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn secret(s: &str) -> Option<SecretString> {
+    (!s.is_empty()).then(|| SecretString::from(s.to_owned()))
+}
+
+/// An agent as the domain sees it: empty fields (and level 0) are "not sent".
+fn agent_from_pb(a: &pb::Agent) -> Agent {
+    Agent {
+        user: a.user.clone(),
+        password: secret(&a.password),
+        level: (a.level != 0).then_some(a.level),
+        full_name: non_empty(&a.full_name),
+        group: non_empty(&a.group),
+        phone_login: non_empty(&a.phone_login),
+        phone_password: secret(&a.phone_password),
+        voicemail_id: non_empty(&a.voicemail_id),
+        email: non_empty(&a.email),
+        active: a.active,
+    }
+}
+
+/// The agent as answered: passwords are write-only.
+fn public_agent(mut a: pb::Agent) -> pb::Agent {
+    a.password.clear();
+    a.phone_password.clear();
+    a
+}
+
+fn list_from_pb(l: pb::DialList) -> DialList {
+    DialList { list_id: l.list_id, name: l.name, campaign_id: l.campaign_id, active: l.active }
+}
+
+fn list_pb(l: DialList) -> pb::DialList {
+    pb::DialList { list_id: l.list_id, name: l.name, campaign_id: l.campaign_id, active: l.active }
+}
+
+fn lead_from_pb(l: pb::Lead) -> Lead {
+    Lead {
+        phone_number: l.phone_number,
+        first_name: l.first_name,
+        last_name: l.last_name,
+        email: l.email,
+        city: l.city,
+        postal_code: l.postal_code,
+        vendor_lead_code: l.vendor_lead_code,
+    }
+}
+
+fn summary_pb(s: ExportSummary) -> pb::ExportLeadsResponse {
+    pb::ExportLeadsResponse {
+        list_id: s.list_id,
+        accepted: s.accepted,
+        rejected: s.rejected,
+        results: s
+            .results
+            .into_iter()
+            .map(|r| pb::LeadResult {
+                index: r.index,
+                phone_number: r.phone_number,
+                lead_id: r.lead_id,
+                error: r.error,
+            })
+            .collect(),
+    }
+}
+
+fn target_from_pb(t: pb::ExportTarget) -> Result<Target, ApiError> {
+    match t.list {
+        Some(export_target::List::ExistingListId(id)) => Ok(Target::Existing(id)),
+        Some(export_target::List::NewList(l)) => Ok(Target::New(list_from_pb(l))),
+        None => Err(ApiError::invalid_field("target", "set `existing_list_id` or `new_list`")),
+    }
+}
+
+fn required(field: &str, what: &str) -> ApiError {
+    ApiError::invalid_field(field, format!("required: {what}"))
+}
+
+impl DialerGrpc {
+    /// The caller's dialer provider: the trigger's name (for audit rows) and its client.
+    fn provider(call: &TenantCall) -> Result<(&'static str, Arc<dyn super::provider::DialerProvider>), ApiError> {
+        let trigger = call.tenant.enabled_trigger::<DialerArea>()?;
+        Ok((trigger.provider, Arc::clone(&trigger.inner)))
+    }
+
+    async fn export(
+        &self,
+        call: &TenantCall,
+        provider: Arc<dyn super::provider::DialerProvider>,
+        first: pb::ExportLeadsRequest,
+        stream: Streaming<pb::ExportLeadsRequest>,
+    ) -> Result<ExportSummary, ApiError> {
+        let target = match first.part {
+            Some(Part::Target(t)) => target_from_pb(t)?,
+            _ => return Err(ApiError::invalid_field("target", "the first message must name the target")),
+        };
+        check_request_id(&first.request_id)?;
+        let (tenant, request_id) = (first.tenant, first.request_id);
+        // Later messages may repeat the tenant and request_id, not change them.
+        let (t, r) = (tenant.clone(), request_id.clone());
+        let leads = stream.map(move |msg| {
+            let msg = msg.map_err(|s| {
+                ApiError::new(
+                    if s.code() == Code::Unknown { Code::Cancelled } else { s.code() },
+                    "EXPORT_STREAM_BROKEN",
+                    format!("the export stream broke: {}", s.message()),
+                )
+            })?;
+            if !msg.tenant.is_empty() && msg.tenant != t {
+                return Err(ApiError::invalid_field("tenant", "must be empty or the first message's tenant"));
+            }
+            if !msg.request_id.is_empty() && msg.request_id != r {
+                return Err(ApiError::invalid_field("request_id", "must be empty or the first message's request_id"));
+            }
+            match msg.part {
+                Some(Part::Batch(batch)) => Ok(batch.leads.into_iter().map(lead_from_pb).collect()),
+                Some(Part::Target(_)) => {
+                    Err(ApiError::invalid_field("target", "only the first message may name the target"))
+                }
+                None => Ok(Vec::new()),
+            }
+        });
+        let req = ExportRequest { tenant: call.tenant.id.clone(), request_id, target };
+        // Its own task: if the caller goes away mid-export, the batches already read are still
+        // sent and recorded, and a repeat of the export finds them.
+        tokio::spawn(export::run(self.state.db.clone(), provider, req, leads))
+            .await
+            .map_err(|e| ApiError::internal("lead export task", &e))?
+    }
+}
+
+#[tonic::async_trait]
+impl DialerService for DialerGrpc {
+    async fn create_agent(&self, req: Request<pb::CreateAgentRequest>) -> Result<Response<pb::AgentResponse>, Status> {
+        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
+        let (name, provider) = Self::provider(&call)?;
+        let msg = req.get_ref();
+        let resp = call
+            .mutate(&self.state, name, &msg.request_id, msg, || async {
+                let agent_pb = msg.agent.clone().ok_or_else(|| required("agent", "the agent to create"))?;
+                let agent = agent_from_pb(&agent_pb);
+                validate::new_agent(&agent)?;
+                let ack = provider.create_agent(&agent).await?;
+                Ok(pb::AgentResponse { agent: Some(public_agent(agent_pb)), vendor_message: ack.vendor_message })
+            })
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn update_agent(&self, req: Request<pb::UpdateAgentRequest>) -> Result<Response<pb::AgentResponse>, Status> {
+        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
+        let (name, provider) = Self::provider(&call)?;
+        let msg = req.get_ref();
+        let resp = call
+            .mutate(&self.state, name, &msg.request_id, msg, || async {
+                let agent_pb =
+                    msg.agent.clone().ok_or_else(|| required("agent", "the agent's user and the fields to change"))?;
+                let agent = agent_from_pb(&agent_pb);
+                validate::agent_update(&agent)?;
+                let ack = provider.update_agent(&agent).await?;
+                Ok(pb::AgentResponse { agent: Some(public_agent(agent_pb)), vendor_message: ack.vendor_message })
+            })
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn create_list(&self, req: Request<pb::CreateListRequest>) -> Result<Response<pb::DialList>, Status> {
+        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
+        let (name, provider) = Self::provider(&call)?;
+        let msg = req.get_ref();
+        let resp = call
+            .mutate(&self.state, name, &msg.request_id, msg, || async {
+                let list = list_from_pb(msg.list.clone().ok_or_else(|| required("list", "the list to create"))?);
+                validate::list(&list)?;
+                provider.create_list(&list).await?;
+                Ok(list_pb(list))
+            })
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn list_active_lists(
+        &self,
+        req: Request<pb::ListActiveListsRequest>,
+    ) -> Result<Response<pb::ListActiveListsResponse>, Status> {
+        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
+        let (_, provider) = Self::provider(&call)?;
+        let lists = provider.active_lists().await.map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListActiveListsResponse { lists: lists.into_iter().map(list_pb).collect() }))
+    }
+
+    async fn export_leads(
+        &self,
+        req: Request<Streaming<pb::ExportLeadsRequest>>,
+    ) -> Result<Response<pb::ExportLeadsResponse>, Status> {
+        let method = method_of(&req);
+        let (metadata, _, mut stream) = req.into_parts();
+        let first = stream.message().await?.ok_or_else(|| {
+            ApiError::invalid_field("target", "the stream is empty: its first message names the target")
+        })?;
+        let call = self.state.authorize(&metadata, method, &first.tenant)?;
+        let started = Instant::now();
+        let request_id = first.request_id.clone();
+        let (name, result) = match Self::provider(&call) {
+            Ok((name, provider)) => (name, self.export(&call, provider, first, stream).await),
+            Err(e) => ("", Err(e)),
+        };
+        call.audit(&self.state, name, &request_id, result.as_ref().map(|s| s.replayed), started).await;
+        Ok(Response::new(summary_pb(result?)))
+    }
+}

@@ -1,0 +1,268 @@
+//! The export tables (migrations/0003_dialer.sql): one row per export, holding its lease and its
+//! list's state, and one row per lead outcome. They make a repeated export (same tenant and
+//! request_id) add no lead twice, let an interrupted one resume, and spool an export's answer
+//! out of memory.
+
+use std::{collections::HashMap, time::Duration};
+
+use futures::TryStreamExt;
+use sqlx::PgPool;
+
+use crate::store::idempotency::RETENTION;
+
+/// How long an export holds its request_id without renewing the lease.
+pub const LEASE: Duration = Duration::from_secs(60);
+
+/// One export's key.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportKey<'a> {
+    pub tenant: &'a str,
+    pub request_id: &'a str,
+}
+
+/// What starting an export found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// A new export: nothing recorded.
+    Fresh,
+    /// The same export again (or resumed): recorded outcomes stand; `list_ready` if its list was made.
+    Resume { list_ready: bool },
+    /// Another stream with this request_id is running.
+    InProgress,
+    /// This request_id was used for an export to another target.
+    Mismatch,
+}
+
+/// How a lead's export ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Rejected,
+    /// Sent, answer lost: never sent again.
+    Unknown,
+    /// Not taken by the dialer: a repeated export sends it again.
+    Failed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::Unknown => "unknown",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "accepted" => Self::Accepted,
+            "rejected" => Self::Rejected,
+            "unknown" => Self::Unknown,
+            _ => Self::Failed,
+        }
+    }
+
+    /// Whether a repeat keeps this outcome rather than sending the lead again.
+    pub fn settled(self) -> bool {
+        self != Self::Failed
+    }
+}
+
+/// One lead's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadRow {
+    pub idx: i32,
+    pub phone: String,
+    pub outcome: Outcome,
+    pub lead_id: String,
+    pub error: String,
+}
+
+/// Starts (or resumes) an export and takes its lease.
+pub async fn begin(
+    pool: &PgPool,
+    key: ExportKey<'_>,
+    target_digest: &[u8],
+    list_id: &str,
+) -> Result<Begin, sqlx::Error> {
+    // An expired export's id may be used afresh.
+    sqlx::query("DELETE FROM dialer_exports WHERE tenant = $1 AND request_id = $2 AND expires_at < now()")
+        .bind(key.tenant)
+        .bind(key.request_id)
+        .execute(pool)
+        .await?;
+    let taken: Option<(bool, bool)> = sqlx::query_as(
+        "INSERT INTO dialer_exports (tenant, request_id, target_digest, list_id, lease_until, expires_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), now() + make_interval(secs => $6))
+         ON CONFLICT (tenant, request_id) DO UPDATE
+            SET lease_until = EXCLUDED.lease_until, expires_at = EXCLUDED.expires_at
+          WHERE dialer_exports.target_digest = EXCLUDED.target_digest AND dialer_exports.lease_until < now()
+         RETURNING (xmax = 0), list_ready",
+    )
+    .bind(key.tenant)
+    .bind(key.request_id)
+    .bind(target_digest)
+    .bind(list_id)
+    .bind(LEASE.as_secs_f64())
+    .bind(RETENTION.as_secs_f64())
+    .fetch_optional(pool)
+    .await?;
+    if let Some((inserted, list_ready)) = taken {
+        return Ok(if inserted { Begin::Fresh } else { Begin::Resume { list_ready } });
+    }
+    let digest: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT target_digest FROM dialer_exports WHERE tenant = $1 AND request_id = $2")
+            .bind(key.tenant)
+            .bind(key.request_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(match digest {
+        // Deleted between the two statements: start again.
+        None => return Box::pin(begin(pool, key, target_digest, list_id)).await,
+        Some(d) if d != target_digest => Begin::Mismatch,
+        Some(_) => Begin::InProgress,
+    })
+}
+
+/// The export's list exists at the dialer.
+pub async fn mark_list_ready(pool: &PgPool, key: ExportKey<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE dialer_exports SET list_ready = true WHERE tenant = $1 AND request_id = $2")
+        .bind(key.tenant)
+        .bind(key.request_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Extends the lease of a running export.
+pub async fn renew_lease(pool: &PgPool, key: ExportKey<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE dialer_exports SET lease_until = now() + make_interval(secs => $3) WHERE tenant = $1 AND request_id = $2",
+    )
+    .bind(key.tenant)
+    .bind(key.request_id)
+    .bind(LEASE.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Ends the lease: a repeat may run at once.
+pub async fn release(pool: &PgPool, key: ExportKey<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE dialer_exports SET lease_until = now() WHERE tenant = $1 AND request_id = $2")
+        .bind(key.tenant)
+        .bind(key.request_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Forgets an export and its outcomes.
+pub async fn delete(pool: &PgPool, key: ExportKey<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM dialer_exports WHERE tenant = $1 AND request_id = $2")
+        .bind(key.tenant)
+        .bind(key.request_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Outcomes already recorded for the leads `from..=to`, by index: (phone, outcome).
+pub async fn recorded(
+    pool: &PgPool,
+    key: ExportKey<'_>,
+    from: i32,
+    to: i32,
+) -> Result<HashMap<i32, (String, Outcome)>, sqlx::Error> {
+    let rows: Vec<(i32, String, String)> = sqlx::query_as(
+        "SELECT idx, phone, outcome FROM dialer_export_leads
+          WHERE tenant = $1 AND request_id = $2 AND idx BETWEEN $3 AND $4",
+    )
+    .bind(key.tenant)
+    .bind(key.request_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(idx, phone, outcome)| (idx, (phone, Outcome::parse(&outcome)))).collect())
+}
+
+/// Records outcomes in one statement. A settled outcome is never overwritten; a `failed` one is
+/// replaced by the outcome of its retry.
+pub async fn record(pool: &PgPool, key: ExportKey<'_>, rows: &[LeadRow]) -> Result<(), sqlx::Error> {
+    let mut idx = Vec::with_capacity(rows.len());
+    let mut phone = Vec::with_capacity(rows.len());
+    let mut outcome = Vec::with_capacity(rows.len());
+    let mut lead_id = Vec::with_capacity(rows.len());
+    let mut error = Vec::with_capacity(rows.len());
+    for r in rows {
+        idx.push(r.idx);
+        phone.push(r.phone.as_str());
+        outcome.push(r.outcome.as_str());
+        lead_id.push(r.lead_id.as_str());
+        error.push(r.error.as_str());
+    }
+    sqlx::query(
+        "INSERT INTO dialer_export_leads (tenant, request_id, idx, phone, outcome, lead_id, error)
+         SELECT $1, $2, * FROM UNNEST($3::int4[], $4::text[], $5::text[], $6::text[], $7::text[])
+         ON CONFLICT (tenant, request_id, idx) DO UPDATE
+            SET phone = EXCLUDED.phone, outcome = EXCLUDED.outcome, lead_id = EXCLUDED.lead_id, error = EXCLUDED.error
+          WHERE dialer_export_leads.outcome = 'failed'",
+    )
+    .bind(key.tenant)
+    .bind(key.request_id)
+    .bind(&idx)
+    .bind(&phone)
+    .bind(&outcome)
+    .bind(&lead_id)
+    .bind(&error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Calls `each` with the outcomes of leads `0..count`, in index order, streamed from the
+/// database (never all rows buffered twice).
+pub async fn each_outcome(
+    pool: &PgPool,
+    key: ExportKey<'_>,
+    count: i32,
+    mut each: impl FnMut(LeadRow),
+) -> Result<(), sqlx::Error> {
+    let mut rows = sqlx::query_as::<_, (i32, String, String, String, String)>(
+        "SELECT idx, phone, outcome, lead_id, error FROM dialer_export_leads
+          WHERE tenant = $1 AND request_id = $2 AND idx < $3 ORDER BY idx",
+    )
+    .bind(key.tenant)
+    .bind(key.request_id)
+    .bind(count)
+    .fetch(pool);
+    while let Some((idx, phone, outcome, lead_id, error)) = rows.try_next().await? {
+        each(LeadRow { idx, phone, outcome: Outcome::parse(&outcome), lead_id, error });
+    }
+    Ok(())
+}
+
+/// Deletes exports older than their retention; returns how many.
+pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM dialer_exports WHERE expires_at < now()").execute(pool).await?.rows_affected())
+}
+
+/// Drops expired exports hourly (a worker of `patchbay serve`).
+pub fn spawn_purge(state: &crate::app::AppState) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = state.shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    if let Err(e) = purge_expired(&state.db).await {
+                        tracing::warn!(error = %e, "purging expired dialer exports failed");
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,18 @@
+//! Delacon, the first provider of ProvisioningService: everything that knows the Delacon
+//! Provisioning API's wire format lives in this folder.
+//!
+//! - [`config`]: the tenant keys (`api_url`, `auth_token`, `callback_secret`), validation, build;
+//! - [`client`]: the API client (form-encoded POSTs with the `Auth` header);
+//! - [`wire`]: form parameters and JSON answers, with the vendor's spellings;
+//! - [`callback`]: the receiver of Delacon's order callbacks on the HTTP listener;
+//! - [`sim`]: a simulator of the API, for tests, benches and the demo.
+
+pub mod callback;
+pub mod client;
+pub mod config;
+pub mod sim;
+pub mod wire;
+
+pub use callback::CALLBACK_PREFIX;
+pub use client::{DelaconClient, PROVIDER};
+pub use sim::DelaconSim;

@@ -1,0 +1,860 @@
+//! ProvisioningService: the gRPC edge. Requests are authenticated for their tenant, validated
+//! field by field (every problem in one answer) before any vendor call, turned into domain types,
+//! and mutations run under their idempotency key with an audit row. Generated types stop here.
+
+use std::{pin::Pin, time::Duration};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tonic::{Code, Request, Response, Status};
+
+use super::{
+    ProvisioningArea, ProvisioningTrigger,
+    provider::{
+        CallTrack, CustomerUpdate, ErrorKind, Feature, NewCustomer, NumberOrder, OrderFor, OrderState, ProviderError,
+        Region, TransferType,
+    },
+    store::{self, StoredOrder, Submission},
+    watch::OrderHub,
+};
+use crate::{
+    app::AppState,
+    ops::{ApiError, TenantCall, Violations, page},
+    proto::v1::{self as pb, provision_numbers_request::Who, provisioning_service_server::ProvisioningService},
+    registry::Trigger,
+};
+
+/// The ProvisioningService implementation.
+pub struct ProvisioningGrpc {
+    state: AppState,
+    hub: OrderHub,
+}
+
+impl ProvisioningGrpc {
+    /// Also starts this process's order watch hub (one LISTEN connection), which stops with the server.
+    pub fn new(state: AppState) -> Self {
+        let hub = OrderHub::start(state.db.clone(), state.shutdown.clone());
+        Self { state, hub }
+    }
+
+    /// The watch hub, for tests and metrics.
+    pub fn hub(&self) -> &OrderHub {
+        &self.hub
+    }
+}
+
+fn db_error(e: sqlx::Error) -> ApiError {
+    ApiError::internal("provisioning store", &e)
+}
+
+// ---- validation ----
+
+const MAX_TEXT: usize = 255;
+
+/// A plausible email address: one `@`, something before it, a dotted domain after, no spaces.
+pub fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    email.len() <= 254
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A phone number: 6-15 digits, optionally a leading `+`, spaces allowed between digits.
+fn valid_phone(number: &str) -> bool {
+    let body = number.trim().strip_prefix('+').unwrap_or(number.trim());
+    let digits = body.chars().filter(char::is_ascii_digit).count();
+    body.chars().all(|c| c.is_ascii_digit() || c == ' ') && (6..=15).contains(&digits)
+}
+
+/// The vendor's company id: 1-18 digits.
+fn valid_company_id(id: &str) -> bool {
+    (1..=18).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+const COMPANY_ID_RULE: &str = "the vendor's company id (CID): 1-18 digits";
+const EMAIL_RULE: &str = "must be an email address such as ops@example.com";
+const PHONE_RULE: &str = "must be a phone number: 6-15 digits, optionally with a leading + and spaces";
+
+fn check_text(v: &mut Violations, field: &str, value: &str, required: bool, max: usize) {
+    if value.trim().is_empty() {
+        if required {
+            v.add(field, "required");
+        }
+    } else if value.chars().count() > max {
+        v.add(field, format!("at most {max} characters"));
+    } else if value.chars().any(char::is_control) {
+        v.add(field, "must not contain control characters");
+    }
+}
+
+fn region_of(value: i32) -> Result<Option<Region>, ()> {
+    match pb::Region::try_from(value) {
+        Ok(pb::Region::Unspecified) => Ok(None),
+        Ok(pb::Region::Australia) => Ok(Some(Region::Australia)),
+        Ok(pb::Region::China) => Ok(Some(Region::China)),
+        Ok(pb::Region::HongKong) => Ok(Some(Region::HongKong)),
+        Ok(pb::Region::Japan) => Ok(Some(Region::Japan)),
+        Ok(pb::Region::NewZealand) => Ok(Some(Region::NewZealand)),
+        Ok(pb::Region::Singapore) => Ok(Some(Region::Singapore)),
+        Ok(pb::Region::UnitedKingdom) => Ok(Some(Region::UnitedKingdom)),
+        Ok(pb::Region::UnitedStates) => Ok(Some(Region::UnitedStates)),
+        Err(_) => Err(()),
+    }
+}
+
+const REGION_RULE: &str = "required: one of REGION_AUSTRALIA, REGION_CHINA, REGION_HONG_KONG, REGION_JAPAN, \
+                           REGION_NEW_ZEALAND, REGION_SINGAPORE, REGION_UNITED_KINGDOM, REGION_UNITED_STATES";
+
+/// The order a request describes, with every pure rule checked; the number type is checked
+/// against the region's list afterwards.
+fn check_provision(req: &pb::ProvisionNumbersRequest, v: &mut Violations) -> Option<NumberOrder> {
+    if req.request_id.trim().is_empty() {
+        v.add("request_id", "required: ordering numbers is only safe to retry with an idempotency key (a UUID)");
+    }
+    let who = match &req.who {
+        None => {
+            v.add("who", "required: new_customer, or company_id of an existing customer");
+            None
+        }
+        Some(Who::CompanyId(id)) => {
+            if !valid_company_id(id) {
+                v.add("company_id", COMPANY_ID_RULE);
+            }
+            // The vendor disregards these for an existing company: its numbers come in the
+            // company's own region and type, with its own features. Refuse rather than ignore.
+            let why = "must be unset with company_id: the vendor orders an existing company's numbers in its \
+                       own region, number type and features";
+            v.check(req.features.is_empty(), "features", why);
+            v.check(req.region == 0, "region", why);
+            v.check(req.number_type.is_empty(), "number_type", why);
+            Some(OrderFor::Company(id.clone()))
+        }
+        Some(Who::NewCustomer(c)) => {
+            check_text(v, "new_customer.business_name", &c.business_name, true, MAX_TEXT);
+            check_text(v, "new_customer.business_category", &c.business_category, false, MAX_TEXT);
+            if c.email.trim().is_empty() {
+                v.add("new_customer.email", format!("required; {EMAIL_RULE}"));
+            } else if !valid_email(&c.email) {
+                v.add("new_customer.email", EMAIL_RULE);
+            }
+            if !c.termination_number.is_empty() && !valid_phone(&c.termination_number) {
+                v.add("new_customer.termination_number", PHONE_RULE);
+            }
+            check_text(v, "new_customer.business_id", &c.business_id, false, 64);
+            Some(OrderFor::NewCustomer(NewCustomer {
+                business_name: c.business_name.trim().to_owned(),
+                business_category: c.business_category.trim().to_owned(),
+                email: c.email.trim().to_owned(),
+                termination_number: c.termination_number.trim().to_owned(),
+                business_id: c.business_id.trim().to_owned(),
+            }))
+        }
+    };
+    let new_customer = matches!(who, Some(OrderFor::NewCustomer(_)));
+    let mut features = Vec::new();
+    if new_customer {
+        for (i, f) in req.features.iter().enumerate() {
+            let feature = match pb::Feature::try_from(*f) {
+                Ok(pb::Feature::CallRecording) => Feature::CallRecording,
+                Ok(pb::Feature::CallFeedbackSurvey) => Feature::CallFeedbackSurvey,
+                _ => {
+                    v.add(format!("features[{i}]"), "must be FEATURE_CALL_RECORDING or FEATURE_CALL_FEEDBACK_SURVEY");
+                    continue;
+                }
+            };
+            if features.contains(&feature) {
+                v.add(format!("features[{i}]"), "listed twice");
+            } else {
+                features.push(feature);
+            }
+        }
+    }
+    let region = if new_customer {
+        match region_of(req.region) {
+            Ok(Some(r)) => Some(r),
+            _ => {
+                v.add("region", REGION_RULE);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if new_customer && req.number_type.trim().is_empty() {
+        v.add("number_type", "required: a key GetRegionNumberTypes lists for the region");
+    }
+    let count = u8::try_from(req.count).ok().filter(|c| (1..=10).contains(c));
+    if count.is_none() {
+        v.add("count", "must be 1-10 (numbers in one order)");
+    }
+    if !req.order_summary_email.is_empty() && !valid_email(&req.order_summary_email) {
+        v.add("order_summary_email", EMAIL_RULE);
+    }
+    v.check(req.terms_accepted, "terms_accepted", "must be true: the vendor's terms must be accepted to order");
+    Some(NumberOrder {
+        who: who?,
+        features,
+        region,
+        number_type: new_customer.then(|| req.number_type.trim().to_owned()),
+        count: count?,
+        order_summary_email: Some(req.order_summary_email.trim().to_owned()).filter(|e| !e.is_empty()),
+        terms_accepted: req.terms_accepted,
+    })
+}
+
+fn check_update(req: &pb::UpdateCustomerRequest) -> Result<CustomerUpdate, ApiError> {
+    let mut v = Violations::new();
+    if req.company_id.is_empty() {
+        v.add("company_id", format!("required: {COMPANY_ID_RULE}"));
+    } else if !valid_company_id(&req.company_id) {
+        v.add("company_id", COMPANY_ID_RULE);
+    }
+    let unset_hint = "must not be empty when set (leave it unset to keep the current value)";
+    let mut text = |field: &str, value: &Option<String>, max: usize| {
+        if let Some(value) = value {
+            if value.trim().is_empty() {
+                v.add(field, unset_hint);
+            } else {
+                check_text(&mut v, field, value, false, max);
+            }
+        }
+    };
+    text("business_name", &req.business_name, MAX_TEXT);
+    text("business_category", &req.business_category, MAX_TEXT);
+    text("business_id", &req.business_id, 64);
+    text("email", &req.email, 254);
+    if let Some(email) = req.email.as_deref().filter(|e| !e.trim().is_empty())
+        && !valid_email(email)
+    {
+        v.add("email", EMAIL_RULE);
+    }
+    for (field, value) in
+        [("one_three_hundred_number", &req.one_three_hundred_number), ("termination_number", &req.termination_number)]
+    {
+        if let Some(n) = value
+            && !valid_phone(n)
+        {
+            v.add(field, PHONE_RULE);
+        }
+    }
+    let transfer_type = match pb::TransferType::try_from(req.transfer_type) {
+        Ok(pb::TransferType::Unspecified) => None,
+        Ok(pb::TransferType::EmailOnly) => Some(TransferType::EmailOnly),
+        Ok(pb::TransferType::TransferOnly) => Some(TransferType::TransferOnly),
+        Ok(pb::TransferType::TransferAndEmail) => Some(TransferType::TransferAndEmail),
+        Err(_) => {
+            v.add(
+                "transfer_type",
+                "must be TRANSFER_TYPE_EMAIL_ONLY, TRANSFER_TYPE_TRANSFER_ONLY or TRANSFER_TYPE_TRANSFER_AND_EMAIL",
+            );
+            None
+        }
+    };
+    let transfer_time = match req.transfer_time {
+        None => None,
+        Some(t) => match u16::try_from(t).ok().filter(|t| *t <= 999) {
+            Some(t) => Some(t),
+            None => {
+                v.add("transfer_time", "must be 0-999 seconds (at most 3 digits)");
+                None
+            }
+        },
+    };
+    if let Some(sms) = &req.sms_message {
+        if sms.trim().is_empty() {
+            v.add("sms_message", unset_hint);
+        } else if sms.chars().count() > 160 {
+            v.add("sms_message", format!("at most 160 characters (this one has {})", sms.chars().count()));
+        }
+    }
+    let call_track = match pb::CallTrack::try_from(req.call_track) {
+        Ok(pb::CallTrack::Unspecified) => None,
+        Ok(pb::CallTrack::GooglePaid) => Some(CallTrack::GooglePaid),
+        Ok(pb::CallTrack::AllPaidOnly) => Some(CallTrack::AllPaidOnly),
+        Ok(pb::CallTrack::All) => Some(CallTrack::All),
+        Ok(pb::CallTrack::Selected) => Some(CallTrack::Selected),
+        Ok(pb::CallTrack::AllUtmMediumCpc) => Some(CallTrack::AllUtmMediumCpc),
+        Err(_) => {
+            v.add(
+                "call_track",
+                "must be CALL_TRACK_GOOGLE_PAID, CALL_TRACK_ALL_PAID_ONLY, CALL_TRACK_ALL, CALL_TRACK_SELECTED or \
+                 CALL_TRACK_ALL_UTM_MEDIUM_CPC",
+            );
+            None
+        }
+    };
+    v.into_result()?;
+    let trimmed = |s: &Option<String>| s.as_ref().map(|s| s.trim().to_owned());
+    let update = CustomerUpdate {
+        company_id: req.company_id.clone(),
+        business_name: trimmed(&req.business_name),
+        business_category: trimmed(&req.business_category),
+        email: trimmed(&req.email),
+        one_three_hundred_number: trimmed(&req.one_three_hundred_number),
+        termination_number: trimmed(&req.termination_number),
+        business_id: trimmed(&req.business_id),
+        whisper: req.whisper,
+        dnis: req.dnis,
+        transfer_type,
+        voicemail: req.voicemail,
+        transfer_time,
+        music_on_hold: req.music_on_hold,
+        sms_message: req.sms_message.clone(),
+        call_track,
+        call_recording: req.call_recording,
+        call_feedback_survey: req.call_feedback_survey,
+        ivr: req.ivr,
+    };
+    if update.changed().is_empty() {
+        return Err(ApiError::new(
+            Code::InvalidArgument,
+            "NOTHING_TO_UPDATE",
+            "nothing to update: set at least one field besides company_id",
+        ));
+    }
+    Ok(update)
+}
+
+// ---- errors ----
+
+/// What a vendor call was doing, for the caller's message.
+#[derive(Clone, Copy)]
+enum Action {
+    Order,
+    Update,
+    Read,
+}
+
+/// The caller's error for a vendor's failure.
+fn vendor_error(provider: &str, action: Action, err: ProviderError) -> ApiError {
+    let detail = &err.message;
+    let api = match &err.kind {
+        ErrorKind::Invalid => ApiError::new(
+            Code::InvalidArgument,
+            "VENDOR_VALIDATION_FAILED",
+            format!("{provider} refused the request: {detail}"),
+        ),
+        ErrorKind::AuthFailed => ApiError::failed_precondition(
+            "VENDOR_AUTH_FAILED",
+            format!(
+                "{provider} refused the tenant's credentials (triggers.provisioning.auth_token); \
+                 an operator must fix the tenant file: {detail}"
+            ),
+        ),
+        ErrorKind::Failed => ApiError::unavailable(
+            "VENDOR_FAILED",
+            format!("{provider} could not do it: {detail}"),
+            Duration::from_secs(30),
+        ),
+        ErrorKind::Unavailable { retry_after } => {
+            ApiError::unavailable("VENDOR_UNAVAILABLE", format!("{provider} is unavailable: {detail}"), *retry_after)
+        }
+        ErrorKind::OutcomeUnknown { timed_out } => {
+            let code = if *timed_out { Code::DeadlineExceeded } else { Code::Unknown };
+            let message = match action {
+                Action::Order => format!(
+                    "{provider} gave no clear answer ({detail}): the order may or may not have been placed. \
+                     patchbay will not send it again under this request_id; check the order in the vendor's \
+                     portal before ordering again with a new request_id"
+                ),
+                Action::Update => format!(
+                    "{provider} gave no clear answer ({detail}): the update may or may not have been applied; \
+                     it only sets values, so sending it again (with a new request_id) is safe"
+                ),
+                Action::Read => format!("{provider} gave no clear answer: {detail}"),
+            };
+            ApiError::new(code, "VENDOR_OUTCOME_UNKNOWN", message)
+        }
+    };
+    api.with_domain(err.domain)
+        .with_metadata("vendor_code", err.vendor_code)
+        .with_metadata("vendor_message", err.message)
+}
+
+fn order_not_found(order_id: &str) -> ApiError {
+    ApiError::not_found("ORDER_NOT_FOUND", format!("no order `{order_id}` for this tenant"))
+        .with_metadata("order_id", order_id.to_owned())
+}
+
+// ---- conversions ----
+
+fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn state_pb(state: OrderState) -> pb::OrderState {
+    match state {
+        OrderState::Pending => pb::OrderState::Pending,
+        OrderState::Completed => pb::OrderState::Completed,
+        OrderState::Failed => pb::OrderState::Failed,
+    }
+}
+
+fn order_pb(o: &StoredOrder) -> pb::Order {
+    pb::Order {
+        order_id: o.order_id.clone(),
+        state: state_pb(o.state).into(),
+        company_id: o.company_id.clone(),
+        numbers: o.numbers.clone(),
+        message: o.message.clone(),
+        history: o
+            .history
+            .iter()
+            .map(|e| pb::OrderEvent {
+                state: state_pb(e.state).into(),
+                message: e.message.clone(),
+                at: rfc3339(&e.at),
+                source: e.source.clone(),
+            })
+            .collect(),
+        created_at: rfc3339(&o.created_at),
+        updated_at: rfc3339(&o.updated_at),
+    }
+}
+
+fn check_order_id(order_id: &str) -> Result<(), ApiError> {
+    if order_id.trim().is_empty() || order_id.len() > 64 {
+        return Err(ApiError::invalid_field("order_id", "required: the vendor's order id (at most 64 characters)"));
+    }
+    Ok(())
+}
+
+type Provisioning = Trigger<ProvisioningTrigger>;
+
+impl ProvisioningGrpc {
+    /// Authenticates a request for its tenant.
+    fn call<T>(&self, req: &Request<T>, tenant: &str) -> Result<TenantCall, ApiError> {
+        self.state.tenant_call(req, tenant)
+    }
+
+    fn trigger<'a>(&self, call: &'a TenantCall) -> Result<&'a Provisioning, ApiError> {
+        call.tenant.enabled_trigger::<ProvisioningArea>()
+    }
+
+    async fn provision(
+        &self,
+        call: &TenantCall,
+        trigger: &Provisioning,
+        req: &pb::ProvisionNumbersRequest,
+    ) -> Result<pb::Order, ApiError> {
+        let mut v = Violations::new();
+        let order = check_provision(req, &mut v);
+        // The number type is checked against the region's list (cached), once the rest is sound.
+        if let Some(NumberOrder { region: Some(region), number_type: Some(number_type), .. }) = &order
+            && v.is_empty()
+        {
+            let types = trigger
+                .number_types(*region, &self.state.metrics)
+                .await
+                .map_err(|e| vendor_error(trigger.provider, Action::Read, e))?;
+            if !types.types.iter().any(|t| &t.key == number_type) {
+                let keys: Vec<&str> = types.types.iter().map(|t| t.key.as_str()).collect();
+                v.add(
+                    "number_type",
+                    format!("`{number_type}` is not a number type of {region}; it offers: {}", keys.join(", ")),
+                );
+            }
+        }
+        v.into_result()?;
+        let order = order.expect("no violations, so an order");
+
+        let tenant = &call.tenant.id;
+        let hash = Sha256::digest(req.encode_to_vec());
+        let id =
+            match store::claim_submission(&self.state.db, tenant, &req.request_id, &hash).await.map_err(db_error)? {
+                Submission::New(id) => id,
+                Submission::Existing(order) => return Ok(order_pb(&order)),
+                Submission::Unknown { message } => {
+                    return Err(ApiError::failed_precondition(
+                        "ORDER_OUTCOME_UNKNOWN",
+                        format!(
+                            "this request_id was sent to {} before and no clear answer came back ({message}); it may \
+                         have placed the order, so it is not sent again. Check the vendor's portal; to order \
+                         anyway, use a new request_id",
+                            trigger.provider
+                        ),
+                    ));
+                }
+                Submission::Mismatch => {
+                    return Err(ApiError::invalid_field(
+                        "request_id",
+                        "was already used for a different order; use a new id for a new order",
+                    )
+                    .with_metadata("rule", "IDEMPOTENCY_KEY_REUSED"));
+                }
+            };
+        match trigger.vendor.provision(&order, &self.state.metrics).await {
+            Ok(answer) => match store::record_answer(&self.state.db, id, tenant, &answer).await {
+                Ok(stored) => Ok(order_pb(&stored)),
+                Err(e) => {
+                    // The vendor has the order; say which, so an operator can reconcile it.
+                    tracing::error!(
+                        %tenant, request_id = %req.request_id, order_id = %answer.order_id,
+                        state = answer.state.as_str(), error = %e,
+                        "the vendor took an order but storing it failed"
+                    );
+                    let reason = format!("the vendor answered order {} but storing it failed", answer.order_id);
+                    if let Err(e) = store::mark_unknown(&self.state.db, id, &reason).await {
+                        tracing::error!(error = %e, "marking the order unknown failed too");
+                    }
+                    Err(ApiError::internal("storing the vendor's order", &e).with_metadata("order_id", answer.order_id))
+                }
+            },
+            Err(err) => {
+                if let ErrorKind::OutcomeUnknown { .. } = err.kind {
+                    tracing::warn!(
+                        %tenant, request_id = %req.request_id, vendor_code = %err.vendor_code, detail = %err.message,
+                        "an order's outcome is unknown; it will not be sent again under this request_id"
+                    );
+                }
+                let kept = match err.kind {
+                    ErrorKind::OutcomeUnknown { .. } => store::mark_unknown(&self.state.db, id, &err.message).await,
+                    // Refused or never delivered: nothing was ordered, the request may be fixed and retried.
+                    _ => store::abandon(&self.state.db, id).await,
+                };
+                if let Err(e) = kept {
+                    tracing::error!(error = %e, %tenant, "recording a failed submission failed");
+                }
+                Err(vendor_error(trigger.provider, Action::Order, err))
+            }
+        }
+    }
+
+    async fn watch(
+        &self,
+        call: TenantCall,
+        order_id: String,
+    ) -> Result<<Self as ProvisioningService>::WatchOrderStream, ApiError> {
+        let tenant = call.tenant.id.clone();
+        // Subscribed before the first read, so no change falls in between.
+        let mut subscription = self
+            .hub
+            .subscribe(&tenant, &order_id)
+            .await
+            .map_err(|e| ApiError::unavailable("WATCH_UNAVAILABLE", e.to_string(), Duration::from_secs(1)))?;
+        let first = store::get_order(&self.state.db, &tenant, &order_id)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| order_not_found(&order_id))?;
+        let (tx, rx) = mpsc::channel::<Result<pb::Order, Status>>(8);
+        let db = self.state.db.clone();
+        let shutdown = self.state.shutdown.clone();
+        tokio::spawn(async move {
+            let mut seen = (first.state, first.history.len(), first.updated_at);
+            let done = first.state.is_final();
+            if tx.send(Ok(order_pb(&first))).await.is_err() || done {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        let err = ApiError::unavailable(
+                            "SERVER_SHUTTING_DOWN",
+                            "the server is shutting down; call WatchOrder again (on another replica)",
+                            Duration::from_secs(1),
+                        );
+                        let _ = tx.send(Err(err.into())).await;
+                        return;
+                    }
+                    _ = tx.closed() => return,
+                    _ = subscription.changed() => {}
+                }
+                let order = match store::get_order(&db, &tenant, &order_id).await {
+                    Ok(Some(o)) => o,
+                    Ok(None) => {
+                        let _ = tx.send(Err(order_not_found(&order_id).into())).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(db_error(e).into())).await;
+                        return;
+                    }
+                };
+                let now = (order.state, order.history.len(), order.updated_at);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                if tx.send(Ok(order_pb(&order))).await.is_err() || order.state.is_final() {
+                    return;
+                }
+            }
+        });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+#[tonic::async_trait]
+impl ProvisioningService for ProvisioningGrpc {
+    async fn provision_numbers(
+        &self,
+        req: Request<pb::ProvisionNumbersRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let call = self.call(&req, &req.get_ref().tenant)?;
+        let trigger = self.trigger(&call)?;
+        let req = req.into_inner();
+        let order = call
+            .mutate(&self.state, trigger.provider, &req.request_id, &req, || self.provision(&call, trigger, &req))
+            .await?;
+        Ok(Response::new(order))
+    }
+
+    async fn update_customer(
+        &self,
+        req: Request<pb::UpdateCustomerRequest>,
+    ) -> Result<Response<pb::UpdateCustomerResponse>, Status> {
+        let call = self.call(&req, &req.get_ref().tenant)?;
+        let trigger = self.trigger(&call)?;
+        let req = req.into_inner();
+        let resp = call
+            .mutate(&self.state, trigger.provider, &req.request_id, &req, || async {
+                let update = check_update(&req)?;
+                let steps = trigger
+                    .vendor
+                    .update_customer(&update, &self.state.metrics)
+                    .await
+                    .map_err(|e| vendor_error(trigger.provider, Action::Update, e))?;
+                Ok(pb::UpdateCustomerResponse {
+                    steps: steps
+                        .into_iter()
+                        .map(|s| pb::UpdateStep {
+                            parameters: s.parameters.into_iter().map(str::to_owned).collect(),
+                            ok: s.ok,
+                            message: s.message,
+                        })
+                        .collect(),
+                })
+            })
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn get_region_number_types(
+        &self,
+        req: Request<pb::GetRegionNumberTypesRequest>,
+    ) -> Result<Response<pb::GetRegionNumberTypesResponse>, Status> {
+        let call = self.call(&req, &req.get_ref().tenant)?;
+        let trigger = self.trigger(&call)?;
+        let Ok(Some(region)) = region_of(req.get_ref().region) else {
+            return Err(ApiError::invalid_field("region", REGION_RULE).into());
+        };
+        let types = trigger
+            .number_types(region, &self.state.metrics)
+            .await
+            .map_err(|e| vendor_error(trigger.provider, Action::Read, e))?;
+        Ok(Response::new(pb::GetRegionNumberTypesResponse {
+            region_code: types.region_code.clone(),
+            number_types: types
+                .types
+                .iter()
+                .map(|t| pb::NumberType { key: t.key.clone(), description: t.description.clone() })
+                .collect(),
+        }))
+    }
+
+    async fn get_order(&self, req: Request<pb::GetOrderRequest>) -> Result<Response<pb::Order>, Status> {
+        let call = self.call(&req, &req.get_ref().tenant)?;
+        self.trigger(&call)?;
+        let order_id = &req.get_ref().order_id;
+        check_order_id(order_id)?;
+        let order = store::get_order(&self.state.db, &call.tenant.id, order_id)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| order_not_found(order_id))?;
+        Ok(Response::new(order_pb(&order)))
+    }
+
+    async fn list_orders(
+        &self,
+        req: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let call = self.call(&req, &req.get_ref().tenant)?;
+        self.trigger(&call)?;
+        let req = req.into_inner();
+        let mut v = Violations::new();
+        let state = match pb::OrderState::try_from(req.state) {
+            Ok(pb::OrderState::Unspecified) => None,
+            Ok(pb::OrderState::Pending) => Some(OrderState::Pending),
+            Ok(pb::OrderState::Completed) => Some(OrderState::Completed),
+            Ok(pb::OrderState::Failed) => Some(OrderState::Failed),
+            Err(_) => {
+                v.add("state", "must be ORDER_STATE_PENDING, ORDER_STATE_COMPLETED, ORDER_STATE_FAILED or unset");
+                None
+            }
+        };
+        let size = page::page_size(req.page_size, 50, 1000);
+        if let Err(e) = &size {
+            v.add(
+                "page_size",
+                e.violations.first().map_or("must not be negative".to_owned(), |f| f.description.clone()),
+            );
+        }
+        v.into_result()?;
+        let size = size?;
+        let filter = format!("tenant={};state={}", call.tenant.id, state.map_or("any", OrderState::as_str));
+        let before = match page::decode(&req.page_token, &filter)? {
+            None => None,
+            Some(after) => Some(after.parse::<i64>().map_err(|_| {
+                ApiError::invalid_field("page_token", "not a token from a previous answer to this same query")
+            })?),
+        };
+        let mut orders =
+            store::list_orders(&self.state.db, &call.tenant.id, state, before, size + 1).await.map_err(db_error)?;
+        let more = orders.len() as i64 > size;
+        orders.truncate(size as usize);
+        let next_page_token = match orders.last() {
+            Some(last) if more => page::encode(&last.seq.to_string(), &filter),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListOrdersResponse { orders: orders.iter().map(order_pb).collect(), next_page_token }))
+    }
+
+    type WatchOrderStream = Pin<Box<dyn Stream<Item = Result<pb::Order, Status>> + Send + 'static>>;
+
+    async fn watch_order(
+        &self,
+        req: Request<pb::WatchOrderRequest>,
+    ) -> Result<Response<Self::WatchOrderStream>, Status> {
+        let call = self.call(&req, &req.get_ref().tenant)?;
+        self.trigger(&call)?;
+        let order_id = req.into_inner().order_id;
+        check_order_id(&order_id)?;
+        Ok(Response::new(self.watch(call, order_id).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good_order() -> pb::ProvisionNumbersRequest {
+        pb::ProvisionNumbersRequest {
+            tenant: "demo".into(),
+            who: Some(Who::NewCustomer(pb::NumberCustomer {
+                business_name: "Acme Plumbing".into(),
+                email: "ops@acme.example".into(),
+                ..Default::default()
+            })),
+            features: vec![pb::Feature::CallRecording as i32],
+            region: pb::Region::Japan as i32,
+            number_type: "0120".into(),
+            count: 2,
+            order_summary_email: String::new(),
+            terms_accepted: true,
+            request_id: "r-1".into(),
+        }
+    }
+
+    fn violations(req: &pb::ProvisionNumbersRequest) -> Vec<String> {
+        let mut v = Violations::new();
+        let order = check_provision(req, &mut v);
+        match v.into_result() {
+            Ok(()) => {
+                assert!(order.is_some());
+                Vec::new()
+            }
+            Err(e) => e.fields().into_iter().map(str::to_owned).collect(),
+        }
+    }
+
+    #[test]
+    fn a_complete_order_is_valid() {
+        assert!(violations(&good_order()).is_empty());
+    }
+
+    #[test]
+    fn every_bad_field_of_an_order_is_reported_at_once() {
+        let mut req = good_order();
+        req.who = Some(Who::NewCustomer(pb::NumberCustomer { email: "nope".into(), ..Default::default() }));
+        req.features = vec![1, 1, 9];
+        req.region = 42;
+        req.number_type.clear();
+        req.count = 11;
+        req.order_summary_email = "a@b".into();
+        req.terms_accepted = false;
+        req.request_id.clear();
+        assert_eq!(
+            violations(&req),
+            [
+                "request_id",
+                "new_customer.business_name",
+                "new_customer.email",
+                "features[1]",
+                "features[2]",
+                "region",
+                "number_type",
+                "count",
+                "order_summary_email",
+                "terms_accepted"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_existing_company_takes_no_region_type_or_features() {
+        let mut req = good_order();
+        req.who = Some(Who::CompanyId("12x".into()));
+        assert_eq!(violations(&req), ["company_id", "features", "region", "number_type"]);
+        req.who = Some(Who::CompanyId("1001".into()));
+        req.features.clear();
+        req.region = 0;
+        req.number_type.clear();
+        assert!(violations(&req).is_empty());
+    }
+
+    #[test]
+    fn updates_check_every_rule() {
+        let req = pb::UpdateCustomerRequest {
+            company_id: "1001".into(),
+            business_name: Some(" ".into()),
+            email: Some("x".into()),
+            one_three_hundred_number: Some("13".into()),
+            transfer_time: Some(1000),
+            sms_message: Some("x".repeat(161)),
+            transfer_type: 9,
+            call_track: 9,
+            ..Default::default()
+        };
+        let err = check_update(&req).unwrap_err();
+        assert_eq!(
+            err.fields(),
+            [
+                "business_name",
+                "email",
+                "one_three_hundred_number",
+                "transfer_type",
+                "transfer_time",
+                "sms_message",
+                "call_track"
+            ]
+        );
+        let nothing = check_update(&pb::UpdateCustomerRequest { company_id: "1001".into(), ..Default::default() });
+        assert_eq!(nothing.unwrap_err().reason, "NOTHING_TO_UPDATE");
+        let ok = pb::UpdateCustomerRequest {
+            company_id: "1001".into(),
+            transfer_time: Some(999),
+            sms_message: Some("é".repeat(160)),
+            ..Default::default()
+        };
+        assert_eq!(check_update(&ok).unwrap().changed(), ["transfer_time", "sms_message"]);
+    }
+
+    #[test]
+    fn emails_and_phone_numbers() {
+        assert!(valid_email("ops@acme.example"));
+        for bad in ["", "ops", "@acme.example", "ops@acme", "ops@.example", "o ps@acme.example", "a@b@c.d"] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+        assert!(valid_phone("+61 2 9999 0000"));
+        assert!(valid_phone("1300123456"));
+        assert!(!valid_phone("12345"));
+        assert!(!valid_phone("02-9999-0000"));
+    }
+}

@@ -1,0 +1,414 @@
+//! Orders and their history in PostgreSQL, and the inbox of vendor callbacks.
+//!
+//! An order's row is written *before* the vendor is called (state `submitting`, keyed by the
+//! tenant and the request_id), so that:
+//! - a retried order never reaches the vendor twice: the request_id is claimed here first, and a
+//!   submission whose answer never came is kept as `unknown` rather than sent again;
+//! - a callback that arrives before the vendor's WAIT answer was stored is not lost: while a
+//!   tenant has a submission in flight, an unmatched callback is kept in the inbox and applied
+//!   when the order's row gets its order id.
+//!
+//! Both writers of an order (storing the vendor's answer, applying a callback) take a
+//! transaction-scoped advisory lock on (tenant, order id), so one always sees the other's
+//! committed work. Every change is announced with `NOTIFY` in its transaction (delivered on
+//! commit), which WatchOrder clients on every replica hear.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use super::provider::{OrderOutcome, OrderState, VendorOrder};
+
+/// The NOTIFY channel; the payload is `<tenant> <order id>`.
+pub const CHANNEL: &str = "patchbay_provisioning_orders";
+
+/// Where a state change came from.
+pub const SOURCE_PROVISION: &str = "provision";
+pub const SOURCE_CALLBACK: &str = "callback";
+
+/// A stored order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    /// Position in the tenant's list (newest is highest).
+    pub seq: i64,
+    pub order_id: String,
+    pub state: OrderState,
+    pub company_id: String,
+    pub numbers: Vec<String>,
+    pub message: String,
+    /// Oldest first.
+    pub history: Vec<OrderEvent>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One state an order went through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEvent {
+    pub state: OrderState,
+    pub message: String,
+    pub source: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What claiming a request_id found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submission {
+    /// Ours to submit: the row's id.
+    New(i64),
+    /// This request already placed this order.
+    Existing(Box<StoredOrder>),
+    /// This request was submitted before and its outcome is unknown (no answer came, or the
+    /// process died while waiting): it must not be sent again.
+    Unknown { message: String },
+    /// The request_id was used for another request.
+    Mismatch,
+}
+
+/// What a callback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackEffect {
+    /// The pending order took the callback's state.
+    Applied,
+    /// The order was already final: nothing changed. `conflicting` if the callback says otherwise.
+    Duplicate { conflicting: bool },
+    /// No order has this id yet, but one is being submitted: kept until its answer is stored.
+    Held,
+    /// No such order, and nothing in flight that could become it.
+    UnknownOrder,
+}
+
+/// Why storing the vendor's answer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("order id {0} is already stored for this tenant")]
+    DuplicateOrderId(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// An order with its history, read in one query (the history as parallel arrays).
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: i64,
+    order_id: Option<String>,
+    state: String,
+    company_id: String,
+    numbers: Vec<String>,
+    message: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    event_states: Vec<String>,
+    event_messages: Vec<String>,
+    event_sources: Vec<String>,
+    event_ats: Vec<DateTime<Utc>>,
+}
+
+/// Selects orders (`o`) with their history; append `WHERE ...` and `GROUP BY o.id`.
+const SELECT_ORDERS: &str =
+    "SELECT o.id, o.order_id, o.state, o.company_id, o.numbers, o.message, o.created_at, o.updated_at,
+        COALESCE(array_agg(e.state ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}') AS event_states,
+        COALESCE(array_agg(e.message ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}') AS event_messages,
+        COALESCE(array_agg(e.source ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}') AS event_sources,
+        COALESCE(array_agg(e.at ORDER BY e.id) FILTER (WHERE e.id IS NOT NULL), '{}') AS event_ats
+   FROM provisioning_orders o LEFT JOIN provisioning_order_events e ON e.order_ref = o.id";
+
+fn state_of(text: &str) -> OrderState {
+    // The CHECK constraint allows only these and the two internal states, which are never read here.
+    OrderState::parse(text).unwrap_or(OrderState::Pending)
+}
+
+/// Claims `request_id` for a new submission, or finds what it already did.
+pub async fn claim_submission(
+    pool: &PgPool,
+    tenant: &str,
+    request_id: &str,
+    request_hash: &[u8],
+) -> Result<Submission, sqlx::Error> {
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO provisioning_orders (tenant, request_id, request_hash, state)
+         VALUES ($1, $2, $3, 'submitting')
+         ON CONFLICT (tenant, request_id) DO NOTHING
+         RETURNING id",
+    )
+    .bind(tenant)
+    .bind(request_id)
+    .bind(request_hash)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(id) = inserted {
+        return Ok(Submission::New(id));
+    }
+    let (id, hash, state, message): (i64, Vec<u8>, String, String) = sqlx::query_as(
+        "SELECT id, request_hash, state, message FROM provisioning_orders WHERE tenant = $1 AND request_id = $2",
+    )
+    .bind(tenant)
+    .bind(request_id)
+    .fetch_one(pool)
+    .await?;
+    if hash != request_hash {
+        return Ok(Submission::Mismatch);
+    }
+    match state.as_str() {
+        // The idempotency key serialises calls with one request_id, so a row still
+        // `submitting` belongs to a call that died waiting for the vendor.
+        "submitting" => {
+            let message = "an earlier attempt ended while waiting for the vendor's answer".to_owned();
+            mark_unknown(pool, id, &message).await?;
+            Ok(Submission::Unknown { message })
+        }
+        "unknown" => Ok(Submission::Unknown { message }),
+        _ => Ok(Submission::Existing(Box::new(load(pool, id).await?))),
+    }
+}
+
+/// Forgets a submission the vendor certainly did not take (it refused it, or it was never sent),
+/// so the request may be corrected and sent again with the same request_id.
+pub async fn abandon(pool: &PgPool, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM provisioning_orders WHERE id = $1 AND state = 'submitting'")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Keeps a submission whose outcome is unknown, so that it is never sent again.
+pub async fn mark_unknown(pool: &PgPool, id: i64, message: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE provisioning_orders SET state = 'unknown', message = $2, updated_at = clock_timestamp()
+          WHERE id = $1 AND state IN ('submitting', 'unknown')",
+    )
+    .bind(id)
+    .bind(message)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+async fn lock_order(tx: &mut Transaction<'_, Postgres>, tenant: &str, order_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || ' ' || $2, 0))")
+        .bind(tenant)
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn add_event(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    state: OrderState,
+    message: &str,
+    source: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO provisioning_order_events (order_ref, state, message, source, at)
+         VALUES ($1, $2, $3, $4, clock_timestamp())",
+    )
+    .bind(id)
+    .bind(state.as_str())
+    .bind(message)
+    .bind(source)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn notify(tx: &mut Transaction<'_, Postgres>, tenant: &str, order_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2 || ' ' || $3)")
+        .bind(CHANNEL)
+        .bind(tenant)
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Moves a pending order to a callback's outcome, inside `tx`.
+async fn apply_outcome(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    state: OrderState,
+    message: &str,
+) -> Result<(), sqlx::Error> {
+    // clock_timestamp(), not now(): updated_at is as close to the commit as can be (the
+    // benchmark measures commit-to-watcher latency from it).
+    sqlx::query(
+        "UPDATE provisioning_orders SET state = $2, message = $3, updated_at = clock_timestamp() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(state.as_str())
+    .bind(message)
+    .execute(&mut **tx)
+    .await?;
+    add_event(tx, id, state, message, SOURCE_CALLBACK).await
+}
+
+/// Stores the vendor's answer to the submission `id`, applying a callback that came first.
+pub async fn record_answer(
+    pool: &PgPool,
+    id: i64,
+    tenant: &str,
+    answer: &VendorOrder,
+) -> Result<StoredOrder, RecordError> {
+    let mut tx = pool.begin().await?;
+    lock_order(&mut tx, tenant, &answer.order_id).await?;
+    let updated = sqlx::query(
+        "UPDATE provisioning_orders
+            SET order_id = $2, state = $3, company_id = $4, numbers = $5, message = $6, updated_at = clock_timestamp()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&answer.order_id)
+    .bind(answer.state.as_str())
+    .bind(answer.company_id.as_deref().unwrap_or_default())
+    .bind(&answer.numbers)
+    .bind(&answer.message)
+    .execute(&mut *tx)
+    .await;
+    if let Err(sqlx::Error::Database(e)) = &updated
+        && e.is_unique_violation()
+    {
+        return Err(RecordError::DuplicateOrderId(answer.order_id.clone()));
+    }
+    updated?;
+    add_event(&mut tx, id, answer.state, &answer.message, SOURCE_PROVISION).await?;
+    if answer.state == OrderState::Pending {
+        let held: Option<(String, String)> = sqlx::query_as(
+            "UPDATE provisioning_callbacks SET applied_at = clock_timestamp()
+              WHERE tenant = $1 AND order_id = $2 AND applied_at IS NULL
+              RETURNING result, message",
+        )
+        .bind(tenant)
+        .bind(&answer.order_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((result, message)) = held {
+            apply_outcome(&mut tx, id, state_of(&result), &message).await?;
+        }
+    }
+    notify(&mut tx, tenant, &answer.order_id).await?;
+    tx.commit().await?;
+    Ok(load(pool, id).await?)
+}
+
+/// Applies a vendor callback. Committed when this returns.
+pub async fn apply_callback(
+    pool: &PgPool,
+    tenant: &str,
+    outcome: &OrderOutcome,
+) -> Result<CallbackEffect, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    lock_order(&mut tx, tenant, &outcome.order_id).await?;
+    let order: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, state FROM provisioning_orders WHERE tenant = $1 AND order_id = $2 FOR UPDATE")
+            .bind(tenant)
+            .bind(&outcome.order_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let effect = match order {
+        Some((id, state)) if state == OrderState::Pending.as_str() => {
+            apply_outcome(&mut tx, id, outcome.state, &outcome.message).await?;
+            notify(&mut tx, tenant, &outcome.order_id).await?;
+            CallbackEffect::Applied
+        }
+        Some((_, state)) => CallbackEffect::Duplicate { conflicting: state != outcome.state.as_str() },
+        None => {
+            let in_flight: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM provisioning_orders WHERE tenant = $1 AND state = 'submitting')",
+            )
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+            if !in_flight {
+                return Ok(CallbackEffect::UnknownOrder);
+            }
+            CallbackEffect::Held
+        }
+    };
+    // Every delivery is counted; the first one's content is kept.
+    sqlx::query(
+        "INSERT INTO provisioning_callbacks (tenant, order_id, result, message, applied_at)
+         VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN clock_timestamp() END)
+         ON CONFLICT (tenant, order_id) DO UPDATE
+            SET deliveries = provisioning_callbacks.deliveries + 1, last_received_at = clock_timestamp()",
+    )
+    .bind(tenant)
+    .bind(&outcome.order_id)
+    .bind(outcome.state.as_str())
+    .bind(&outcome.message)
+    .bind(effect == CallbackEffect::Applied)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(effect)
+}
+
+impl From<OrderRow> for StoredOrder {
+    fn from(r: OrderRow) -> Self {
+        let history = r
+            .event_states
+            .iter()
+            .zip(r.event_messages)
+            .zip(r.event_sources)
+            .zip(r.event_ats)
+            .map(|(((state, message), source), at)| OrderEvent { state: state_of(state), message, source, at })
+            .collect();
+        StoredOrder {
+            seq: r.id,
+            order_id: r.order_id.unwrap_or_default(),
+            state: state_of(&r.state),
+            company_id: r.company_id,
+            numbers: r.numbers,
+            message: r.message,
+            history,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+async fn load(pool: &PgPool, id: i64) -> Result<StoredOrder, sqlx::Error> {
+    let row: OrderRow =
+        sqlx::query_as(&format!("{SELECT_ORDERS} WHERE o.id = $1 GROUP BY o.id")).bind(id).fetch_one(pool).await?;
+    Ok(row.into())
+}
+
+/// A tenant's order by the vendor's order id.
+pub async fn get_order(pool: &PgPool, tenant: &str, order_id: &str) -> Result<Option<StoredOrder>, sqlx::Error> {
+    let row: Option<OrderRow> = sqlx::query_as(&format!(
+        "{SELECT_ORDERS}
+          WHERE o.tenant = $1 AND o.order_id = $2 AND o.state IN ('pending', 'completed', 'failed')
+          GROUP BY o.id"
+    ))
+    .bind(tenant)
+    .bind(order_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// A page of a tenant's orders, newest first: those with `seq < before` (all when `None`), in
+/// `state` (any when `None`), at most `limit`.
+pub async fn list_orders(
+    pool: &PgPool,
+    tenant: &str,
+    state: Option<OrderState>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<StoredOrder>, sqlx::Error> {
+    let rows: Vec<OrderRow> = sqlx::query_as(&format!(
+        "{SELECT_ORDERS}
+          WHERE o.tenant = $1 AND o.state IN ('pending', 'completed', 'failed')
+            AND ($2::text IS NULL OR o.state = $2) AND ($3::bigint IS NULL OR o.id < $3)
+          GROUP BY o.id
+          ORDER BY o.id DESC
+          LIMIT $4"
+    ))
+    .bind(tenant)
+    .bind(state.map(OrderState::as_str))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}

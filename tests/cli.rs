@@ -1,0 +1,185 @@
+//! The `patchbay` command as operators run it: `validate`, `schema`, `hash-token`.
+
+use std::{path::Path, process::Command};
+
+const TOKEN_HASH: &str = "sha256:7c43ef5ae21d43ce2743f770c68e24def1a43ee2f416d2438410c8af7af2ff2c";
+
+fn patchbay(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_patchbay")).args(args).env("RUST_LOG", "off").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn dir_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    dir
+}
+
+fn validate(dir: &Path) -> (i32, String, String) {
+    patchbay(&["validate", dir.to_str().unwrap()])
+}
+
+fn valid(tenant: &str) -> String {
+    format!("tenant: {tenant}\naccess:\n  tokens: [\"{TOKEN_HASH}\"]\n")
+}
+
+#[test]
+fn validate_accepts_the_shipped_providers_directory() {
+    let (code, stdout, stderr) = patchbay(&["validate", concat!(env!("CARGO_MANIFEST_DIR"), "/providers.d")]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("all valid"), "{stdout}");
+}
+
+#[test]
+fn validate_accepts_the_commented_example_with_its_secrets_unresolved() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/providers.d/examples");
+    let (code, stdout, stderr) = patchbay(&["validate", "--skip-secrets", dir]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+#[test]
+fn validate_reports_every_problem_of_every_file_with_positions_and_exits_1() {
+    let dir = dir_with(&[
+        ("acme.yaml", b"tenant: acme\naccess:\n  tokens: [\"not-a-hash\"]\nnmae: typo\n"),
+        ("beta.yaml", b"tenant: beta\naccess: {tokens: [\n"),
+        ("gamma.yaml", valid("gamma").as_bytes()),
+    ]);
+    let (code, stdout, stderr) = validate(dir.path());
+    assert_eq!(code, 1);
+    let acme = format!("{}/acme.yaml", dir.path().display());
+    assert!(stdout.contains(&format!("{acme}:3:12: access.tokens[0]: must be `sha256:`")), "{stdout}");
+    assert!(stdout.contains(&format!("{acme}:4:1: nmae: unknown field `nmae`")), "{stdout}");
+    assert!(stdout.contains("beta.yaml:3:1: "), "malformed YAML is positioned: {stdout}");
+    assert!(!stdout.contains("gamma.yaml"), "{stdout}");
+    assert!(stderr.contains("3 problem(s) in 2 file(s)"), "{stderr}");
+}
+
+#[test]
+fn validate_names_wrong_types_and_missing_keys() {
+    let dir = dir_with(&[("acme.yaml", b"tenant: acme\nname: [1, 2]\n")]);
+    let (code, stdout, _) = validate(dir.path());
+    assert_eq!(code, 1);
+    assert!(stdout.contains("acme.yaml:2:7: name: invalid type: sequence, expected a string"), "{stdout}");
+    assert!(stdout.contains("acme.yaml:1:1: missing field `access`"), "{stdout}");
+}
+
+#[test]
+fn validate_refuses_a_tenant_that_does_not_match_its_file_name() {
+    let dir = dir_with(&[("acme.yaml", valid("other").as_bytes())]);
+    let (code, stdout, _) = validate(dir.path());
+    assert_eq!(code, 1);
+    assert!(
+        stdout.contains("acme.yaml:1:9: tenant: must equal the file name without its extension: `acme`"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_refuses_two_files_claiming_one_tenant() {
+    let dir = dir_with(&[("acme.yaml", valid("acme").as_bytes()), ("acme.yml", valid("acme").as_bytes())]);
+    let (code, stdout, _) = validate(dir.path());
+    assert_eq!(code, 1);
+    assert!(stdout.contains("keep exactly one file per tenant"), "{stdout}");
+}
+
+#[test]
+fn validate_refuses_an_empty_directory() {
+    let dir = dir_with(&[("README.txt", b"not a tenant")]);
+    let (code, stdout, _) = validate(dir.path());
+    assert_eq!(code, 1);
+    assert!(stdout.contains("no tenant files (*.yaml or *.yml) in this directory"), "{stdout}");
+}
+
+#[test]
+fn validate_refuses_a_missing_directory() {
+    let (code, stdout, _) = patchbay(&["validate", "/nonexistent/providers.d"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("cannot read the providers directory"), "{stdout}");
+}
+
+#[test]
+fn validate_points_at_the_first_byte_that_is_not_utf8() {
+    let dir = dir_with(&[("acme.yaml", b"tenant: acme\nname: caf\xe9\n")]);
+    let (code, stdout, _) = validate(dir.path());
+    assert_eq!(code, 1);
+    assert!(stdout.contains("acme.yaml:2:10: the file is not UTF-8 text; save it as UTF-8"), "{stdout}");
+}
+
+#[test]
+fn validate_explains_an_empty_file() {
+    let dir = dir_with(&[("acme.yaml", b"# nothing yet\n")]);
+    let (code, stdout, _) = validate(dir.path());
+    assert_eq!(code, 1);
+    assert!(stdout.contains("the file is empty"), "{stdout}");
+}
+
+#[test]
+fn schema_prints_a_json_schema_of_the_tenant_file() {
+    let (code, stdout, _) = patchbay(&["schema"]);
+    assert_eq!(code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(schema["title"], "patchbay tenant file");
+    assert_eq!(schema["additionalProperties"], false);
+    for key in ["tenant", "name", "access", "triggers"] {
+        assert!(schema["properties"].get(key).is_some(), "{key} missing from {stdout}");
+    }
+}
+
+#[test]
+fn hash_token_prints_the_form_tenant_files_take() {
+    let (code, stdout, _) = patchbay(&["hash-token", "demo-token"]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout.trim(), TOKEN_HASH);
+}
+
+/// `patchbay sim <vendor>`: starts, prints its URL, answers as the vendor does, stops on SIGINT.
+fn run_sim(vendor: &str, check: impl FnOnce(&str)) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patchbay"))
+        .args(["sim", vendor])
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut url).unwrap();
+    check(url.trim());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn sim_elision_serves_the_dialer_api_with_the_demo_data() {
+    run_sim("elision", |url| {
+        let body = reqwest::blocking::Client::new()
+            .post(url)
+            .form(&[("function", "active_lists"), ("source", "test"), ("user", "api"), ("pass", "1234")])
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(body.contains(r#""success":true"#), "{body}");
+    });
+}
+
+#[test]
+fn sim_delacon_serves_the_provisioning_api_with_the_demo_data() {
+    run_sim("delacon", |url| {
+        let body = reqwest::blocking::Client::new()
+            .post(format!("{url}/getnumbertypes/Japan"))
+            .header("Auth", "demo-delacon-token")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(body.contains(r#""Region":"ja-jp""#) && body.contains("NumberTypes"), "{body}");
+    });
+}

@@ -1,0 +1,720 @@
+//! DialerService end to end: a real gRPC client, the real server, the Elision simulator over
+//! HTTP, and PostgreSQL. Nothing of ours is mocked.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{DEMO_TOKEN, TestApp, authed, bad_fields, reason, tenant_yaml};
+use patchbay::{
+    dialer::elision::{
+        sim::{ElisionSim, Permissions},
+        wire::MAX_LEADS_PER_CALL,
+    },
+    proto::v1::{
+        self as pb, dialer_service_client::DialerServiceClient, export_leads_request::Part, export_target::List,
+    },
+    sim::{Fault, FaultRule},
+};
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+fn client(app: &TestApp) -> DialerServiceClient<Channel> {
+    DialerServiceClient::new(app.channel.clone())
+}
+
+/// The in-process simulator the demo tenant (`api_url: simulator`) talks to.
+fn sim(app: &TestApp) -> Arc<ElisionSim> {
+    app.sims.get::<ElisionSim>().expect("the demo tenant starts the Elision simulator")
+}
+
+/// A tenant `acme` (token `acme-token`) whose dialer is at `api_url` with this API password.
+fn acme_on(api_url: &str, password: &str) -> String {
+    format!(
+        "{}triggers:\n  dialer:\n    provider: elision\n    api_url: {api_url}\n    source: test\n    \
+         username: api\n    password: \"{password}\"\n",
+        tenant_yaml("acme", "acme-token")
+    )
+}
+
+fn agent(user: &str) -> pb::Agent {
+    pb::Agent {
+        user: user.into(),
+        password: "9999".into(),
+        level: 1,
+        full_name: "Testing Person".into(),
+        group: "AGENTS".into(),
+        ..Default::default()
+    }
+}
+
+fn create_agent(agent: pb::Agent) -> tonic::Request<pb::CreateAgentRequest> {
+    authed(pb::CreateAgentRequest { tenant: "demo".into(), agent: Some(agent), request_id: String::new() }, DEMO_TOKEN)
+}
+
+fn update_agent(agent: pb::Agent) -> tonic::Request<pb::UpdateAgentRequest> {
+    authed(pb::UpdateAgentRequest { tenant: "demo".into(), agent: Some(agent), request_id: String::new() }, DEMO_TOKEN)
+}
+
+fn dial_list(list_id: &str, name: &str, campaign_id: &str) -> pb::DialList {
+    pb::DialList { list_id: list_id.into(), name: name.into(), campaign_id: campaign_id.into(), active: true }
+}
+
+fn create_list(list: pb::DialList) -> tonic::Request<pb::CreateListRequest> {
+    authed(pb::CreateListRequest { tenant: "demo".into(), list: Some(list), request_id: String::new() }, DEMO_TOKEN)
+}
+
+fn metadata(status: &Status, key: &str) -> String {
+    status.get_error_details().error_info().and_then(|i| i.metadata.get(key).cloned()).unwrap_or_default()
+}
+
+fn domain(status: &Status) -> String {
+    status.get_error_details().error_info().map(|i| i.domain.clone()).unwrap_or_default()
+}
+
+/// The phone of lead `i` of a test export.
+fn phone(i: usize) -> String {
+    format!("555{i:07}")
+}
+
+fn leads(range: std::ops::Range<usize>) -> Vec<pb::Lead> {
+    range.map(|i| pb::Lead { phone_number: phone(i), first_name: format!("Lead {i}"), ..Default::default() }).collect()
+}
+
+/// Sends an export: the target, then the leads in messages of `per_message`.
+async fn export(
+    channel: &Channel,
+    token: &str,
+    tenant: &str,
+    request_id: &str,
+    target: List,
+    leads: Vec<pb::Lead>,
+    per_message: usize,
+) -> Result<pb::ExportLeadsResponse, Status> {
+    let mut msgs = vec![pb::ExportLeadsRequest {
+        tenant: tenant.into(),
+        request_id: request_id.into(),
+        part: Some(Part::Target(pb::ExportTarget { list: Some(target) })),
+    }];
+    for chunk in leads.chunks(per_message.max(1)) {
+        msgs.push(pb::ExportLeadsRequest {
+            part: Some(Part::Batch(pb::LeadBatch { leads: chunk.to_vec() })),
+            ..Default::default()
+        });
+    }
+    DialerServiceClient::new(channel.clone())
+        .export_leads(authed(tokio_stream::iter(msgs), token))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn demo_export(
+    app: &TestApp,
+    request_id: &str,
+    target: List,
+    leads: Vec<pb::Lead>,
+) -> Result<pb::ExportLeadsResponse, Status> {
+    export(&app.channel, DEMO_TOKEN, "demo", request_id, target, leads, 37).await
+}
+
+fn existing(id: &str) -> List {
+    List::ExistingListId(id.into())
+}
+
+// ---- CreateAgent ----
+
+#[tokio::test]
+async fn create_agent_adds_the_agent_at_the_dialer_and_answers_without_passwords() {
+    let app = TestApp::builder().demo().spawn().await;
+    let mut a = agent("1000");
+    a.phone_login = "1000".into();
+    a.phone_password = "phonepw".into();
+    a.email = "agent@example.com".into();
+    let resp = client(&app).create_agent(create_agent(a)).await.unwrap().into_inner();
+    let answered = resp.agent.unwrap();
+    assert_eq!(
+        (answered.user.as_str(), answered.password.as_str(), answered.phone_password.as_str()),
+        ("1000", "", "")
+    );
+    assert_eq!(resp.vendor_message, "SUCCESS: add_user USER HAS BEEN ADDED - api|1000|***|1|Testing Person|AGENTS");
+    let at_dialer = sim(&app).user("1000").unwrap();
+    assert_eq!((at_dialer.pass.as_str(), at_dialer.phone_pass.as_str()), ("9999", "phonepw"));
+    assert_eq!((at_dialer.level, at_dialer.group.as_str()), (1, "AGENTS"));
+    assert_eq!(at_dialer.email, "agent@example.com");
+}
+
+#[tokio::test]
+async fn create_agent_returns_already_exists_when_the_user_exists() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).add_agent("2000", 1, "AGENTS");
+    let status = client(&app).create_agent(create_agent(agent("2000"))).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(reason(&status), "AGENT_ALREADY_EXISTS");
+    assert_eq!(domain(&status), "elision.com");
+    assert_eq!(metadata(&status, "vendor_code"), "USER ALREADY EXISTS");
+    assert_eq!(metadata(&status, "vendor_message"), "ERROR: add_user USER ALREADY EXISTS - api|2000");
+}
+
+#[tokio::test]
+async fn create_agent_returns_failed_precondition_when_the_user_group_does_not_exist() {
+    let app = TestApp::builder().demo().spawn().await;
+    let mut a = agent("1000");
+    a.group = "NOSUCHGROUP".into();
+    let status = client(&app).create_agent(create_agent(a)).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "USER_GROUP_NOT_FOUND");
+    assert!(metadata(&status, "vendor_message").contains("USER GROUP DOES NOT EXIST"));
+}
+
+#[tokio::test]
+async fn create_agent_returns_vendor_permission_denied_when_the_api_user_may_not_modify_users() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).set_permissions("api", Permissions { modify_users: false, ..Permissions::ALL });
+    let status = client(&app).create_agent(create_agent(agent("1000"))).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "VENDOR_PERMISSION_DENIED");
+    assert_eq!(metadata(&status, "vendor_code"), "USER DOES NOT HAVE PERMISSION TO ADD USERS");
+}
+
+#[tokio::test]
+async fn create_agent_returns_vendor_permission_denied_when_the_level_is_not_below_the_api_users() {
+    let app = TestApp::builder().demo().spawn().await;
+    let mut a = agent("1000");
+    a.level = 9;
+    let status = client(&app).create_agent(create_agent(a)).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "VENDOR_PERMISSION_DENIED");
+    assert!(metadata(&status, "vendor_message").contains("IN THIS USER LEVEL"));
+    assert!(sim(&app).user("1000").is_none());
+}
+
+#[tokio::test]
+async fn a_refused_login_is_vendor_auth_failed_and_never_shows_the_password() {
+    let app = TestApp::builder().file("acme.yaml", acme_on("simulator", "wrong-password")).spawn().await;
+    let req = authed(
+        pb::CreateAgentRequest { tenant: "acme".into(), agent: Some(agent("1000")), request_id: String::new() },
+        "acme-token",
+    );
+    let status = client(&app).create_agent(req).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "VENDOR_AUTH_FAILED");
+    let shown = format!("{} {:?}", status.message(), status.get_error_details());
+    assert!(shown.contains("Login incorrect"), "{shown}");
+    assert!(!shown.contains("wrong-password"), "{shown}");
+
+    let req = authed(pb::ListActiveListsRequest { tenant: "acme".into() }, "acme-token");
+    let status = client(&app).list_active_lists(req).await.unwrap_err();
+    assert_eq!(reason(&status), "VENDOR_AUTH_FAILED");
+}
+
+#[tokio::test]
+async fn a_garbage_answer_is_unavailable_and_the_server_keeps_serving() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).faults().plan(FaultRule::new(Fault::Garbage).matching("add_user").times(1));
+    let status = client(&app).create_agent(create_agent(agent("1000"))).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(reason(&status), "VENDOR_BAD_RESPONSE");
+    assert!(status.get_error_details().retry_info().is_some());
+    client(&app).create_agent(create_agent(agent("1001"))).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_create_agent_repeated_with_its_request_id_reaches_the_dialer_once() {
+    let app = TestApp::builder().demo().spawn().await;
+    let req = || {
+        authed(
+            pb::CreateAgentRequest { tenant: "demo".into(), agent: Some(agent("1000")), request_id: "req-1".into() },
+            DEMO_TOKEN,
+        )
+    };
+    let first = client(&app).create_agent(req()).await.unwrap().into_inner();
+    let again = client(&app).create_agent(req()).await.unwrap().into_inner();
+    assert_eq!(first, again);
+    assert_eq!(sim(&app).calls().get("add_user"), 1);
+}
+
+#[tokio::test]
+async fn mutations_are_audited_and_no_password_reaches_the_audit_trail() {
+    let app = TestApp::builder().demo().spawn().await;
+    let mut a = agent("1000");
+    a.password = "Secr3tAgentPw".into();
+    a.phone_password = "Secr3tPhonePw".into();
+    client(&app).create_agent(create_agent(a)).await.unwrap();
+    client(&app).create_list(create_list(dial_list("5001", "Spring promo", "NOPE"))).await.unwrap_err();
+    export(&app.channel, DEMO_TOKEN, "demo", "exp-1", existing("20042018"), leads(0..3), 10).await.unwrap();
+
+    let events = patchbay::store::audit::page(&app.state.db, Some("demo"), None, 10).await.unwrap();
+    let rows: Vec<(String, String, String)> =
+        events.iter().map(|e| (e.method.clone(), e.outcome.clone(), e.reason.clone())).collect();
+    assert_eq!(
+        rows,
+        [
+            ("patchbay.v1.DialerService/ExportLeads".into(), "OK".into(), String::new()),
+            ("patchbay.v1.DialerService/CreateList".into(), "FAILED_PRECONDITION".into(), "CAMPAIGN_NOT_FOUND".into()),
+            ("patchbay.v1.DialerService/CreateAgent".into(), "OK".into(), String::new()),
+        ]
+    );
+    assert!(events.iter().all(|e| e.provider == "elision"));
+    let dump = format!("{events:?}");
+    assert!(!dump.contains("Secr3t"), "{dump}");
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT response FROM idempotency_keys WHERE response IS NOT NULL")
+        .fetch_all(&app.state.db)
+        .await
+        .unwrap();
+    assert!(stored.iter().all(|r| !String::from_utf8_lossy(r).contains("Secr3t")));
+}
+
+// ---- the field rules ----
+
+#[tokio::test]
+async fn every_field_rule_is_a_bad_request_naming_the_field_before_any_dialer_call() {
+    let app = TestApp::builder().demo().spawn().await;
+    let mut c = client(&app);
+    type Breaks = fn(&mut pb::Agent);
+    let agent_cases: Vec<(&str, Breaks)> = vec![
+        ("agent.user", |a| a.user = "1".into()),
+        ("agent.user", |a| a.user = "u".repeat(21)),
+        ("agent.password", |a| a.password = "p".repeat(21)),
+        ("agent.password", |a| a.password.clear()),
+        ("agent.level", |a| a.level = 10),
+        ("agent.level", |a| a.level = -1),
+        ("agent.level", |a| a.level = 0),
+        ("agent.full_name", |a| a.full_name = "n".repeat(51)),
+        ("agent.full_name", |a| a.full_name.clear()),
+        ("agent.group", |a| a.group = "g".repeat(21)),
+        ("agent.phone_login", |a| a.phone_login = "l".repeat(21)),
+        ("agent.phone_password", |a| a.phone_password = "p".repeat(21)),
+        ("agent.voicemail_id", |a| a.voicemail_id = "12345678901".into()),
+        ("agent.voicemail_id", |a| a.voicemail_id = "8000a".into()),
+        ("agent.email", |a| a.email = "not-an-address".into()),
+        ("agent.email", |a| a.email = format!("{}@example.com", "e".repeat(90))),
+    ];
+    for (field, breaks) in &agent_cases {
+        let mut a = agent("1000");
+        breaks(&mut a);
+        let status = c.create_agent(create_agent(a)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert_eq!(bad_fields(&status), [*field], "{field}: {}", status.message());
+    }
+    // UpdateAgent checks the fields it is given, and needs something to change.
+    let status =
+        c.update_agent(update_agent(pb::Agent { user: "1000".into(), ..Default::default() })).await.unwrap_err();
+    assert_eq!(bad_fields(&status), ["agent"]);
+    let status = c
+        .update_agent(update_agent(pb::Agent { user: "1000".into(), email: "x@".into(), ..Default::default() }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&status), ["agent.email"]);
+
+    let list_cases = [
+        ("list.list_id", dial_list("1", "Test API list", "TESTCAMP")),
+        ("list.list_id", dial_list("123456789012345", "Test API list", "TESTCAMP")),
+        ("list.list_id", dial_list("11a1", "Test API list", "TESTCAMP")),
+        ("list.name", dial_list("1101", "short", "TESTCAMP")),
+        ("list.name", dial_list("1101", &"n".repeat(31), "TESTCAMP")),
+        ("list.campaign_id", dial_list("1101", "Test API list", "T")),
+        ("list.campaign_id", dial_list("1101", "Test API list", "TESTCAMP9")),
+    ];
+    for (field, list) in list_cases {
+        let status = c.create_list(create_list(list)).await.unwrap_err();
+        assert_eq!(bad_fields(&status), [field]);
+    }
+    let status = c
+        .create_list(authed(
+            pb::CreateListRequest { tenant: "demo".into(), list: None, request_id: String::new() },
+            DEMO_TOKEN,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&status), ["list"]);
+
+    let status = demo_export(&app, "", existing("1"), leads(0..1)).await.unwrap_err();
+    assert_eq!(bad_fields(&status), ["target.existing_list_id"]);
+    let status =
+        demo_export(&app, "", List::NewList(dial_list("1101", "short", "TESTCAMP")), leads(0..1)).await.unwrap_err();
+    assert_eq!(bad_fields(&status), ["target.new_list.name"]);
+
+    // Several bad fields are all reported at once.
+    let status = c
+        .create_agent(create_agent(pb::Agent { user: "x".into(), level: 12, ..Default::default() }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&status), ["agent.user", "agent.password", "agent.full_name", "agent.group", "agent.level"]);
+    assert_eq!(sim(&app).calls().total(), 0, "{:?}", sim(&app).calls().snapshot());
+}
+
+// ---- UpdateAgent ----
+
+#[tokio::test]
+async fn update_agent_changes_only_the_fields_sent() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).add_agent("2000", 1, "AGENTS");
+    let changes = pb::Agent { user: "2000".into(), full_name: "Renamed Person".into(), level: 3, ..Default::default() };
+    let resp = client(&app).update_agent(update_agent(changes)).await.unwrap().into_inner();
+    assert_eq!(resp.vendor_message, "SUCCESS: update_user USER HAS BEEN UPDATED - api|2000");
+    let at_dialer = sim(&app).user("2000").unwrap();
+    assert_eq!((at_dialer.full_name.as_str(), at_dialer.level), ("Renamed Person", 3));
+    assert_eq!((at_dialer.group.as_str(), at_dialer.pass.as_str(), at_dialer.active), ("AGENTS", "agentpass", true));
+}
+
+#[tokio::test]
+async fn update_agent_with_active_false_deactivates_the_agent_and_true_reactivates_it() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).add_agent("2000", 1, "AGENTS");
+    let set_active =
+        |active| update_agent(pb::Agent { user: "2000".into(), active: Some(active), ..Default::default() });
+    client(&app).update_agent(set_active(false)).await.unwrap();
+    assert!(!sim(&app).user("2000").unwrap().active);
+    client(&app).update_agent(set_active(true)).await.unwrap();
+    assert!(sim(&app).user("2000").unwrap().active);
+}
+
+#[tokio::test]
+async fn update_agent_returns_not_found_for_a_user_the_dialer_does_not_have() {
+    let app = TestApp::builder().demo().spawn().await;
+    let changes = pb::Agent { user: "78789".into(), full_name: "Nobody".into(), ..Default::default() };
+    let status = client(&app).update_agent(update_agent(changes)).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(reason(&status), "AGENT_NOT_FOUND");
+    assert_eq!(metadata(&status, "vendor_message"), "ERROR: update_user USER DOES NOT EXIST - api|78789");
+}
+
+#[tokio::test]
+async fn update_agent_returns_failed_precondition_for_a_group_the_dialer_does_not_have() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).add_agent("2000", 1, "AGENTS");
+    let changes = pb::Agent { user: "2000".into(), group: "FAKEGROUP".into(), ..Default::default() };
+    let status = client(&app).update_agent(update_agent(changes)).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "USER_GROUP_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn update_agent_returns_vendor_permission_denied_for_an_agent_at_the_api_users_level() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).add_agent("boss", 9, "ADMIN");
+    let changes = pb::Agent { user: "boss".into(), active: Some(false), ..Default::default() };
+    let status = client(&app).update_agent(update_agent(changes)).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "VENDOR_PERMISSION_DENIED");
+    assert!(sim(&app).user("boss").unwrap().active);
+}
+
+#[tokio::test]
+async fn update_agent_returns_vendor_permission_denied_when_the_api_user_may_not_modify_users() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).add_agent("2000", 1, "AGENTS");
+    sim(&app).set_level("api", 7);
+    let changes = pb::Agent { user: "2000".into(), full_name: "X".into(), ..Default::default() };
+    let status = client(&app).update_agent(update_agent(changes)).await.unwrap_err();
+    assert_eq!(reason(&status), "VENDOR_PERMISSION_DENIED");
+    assert_eq!(metadata(&status, "vendor_code"), "USER DOES NOT HAVE PERMISSION TO UPDATE USERS");
+}
+
+// ---- CreateList and ListActiveLists ----
+
+#[tokio::test]
+async fn create_list_creates_the_list_at_the_dialer() {
+    let app = TestApp::builder().demo().spawn().await;
+    let created = client(&app).create_list(create_list(dial_list("1101", "Test API list", "TESTCAMP"))).await.unwrap();
+    assert_eq!(created.into_inner(), dial_list("1101", "Test API list", "TESTCAMP"));
+    let at_dialer = sim(&app).list("1101").unwrap();
+    assert_eq!(
+        (at_dialer.name.as_str(), at_dialer.campaign_id.as_str(), at_dialer.active),
+        ("Test API list", "TESTCAMP", true)
+    );
+}
+
+#[tokio::test]
+async fn create_list_returns_already_exists_for_a_list_id_the_dialer_has() {
+    let app = TestApp::builder().demo().spawn().await;
+    let status =
+        client(&app).create_list(create_list(dial_list("20042018", "Another list", "TESTING"))).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(reason(&status), "LIST_ALREADY_EXISTS");
+    assert_eq!(metadata(&status, "vendor_message"), "20042018 list already exist");
+}
+
+#[tokio::test]
+async fn create_list_returns_failed_precondition_when_the_campaign_does_not_exist() {
+    let app = TestApp::builder().demo().spawn().await;
+    let status = client(&app).create_list(create_list(dial_list("1101", "Test API list", "NOCAMP"))).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "CAMPAIGN_NOT_FOUND");
+    assert_eq!(metadata(&status, "vendor_message"), "NOCAMP campaign does not exist");
+}
+
+#[tokio::test]
+async fn create_list_without_the_modify_lists_permission_is_denied_and_the_api_password_is_not_echoed() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).set_permissions("api", Permissions { modify_lists: false, ..Permissions::ALL });
+    let status =
+        client(&app).create_list(create_list(dial_list("1101", "Test API list", "TESTCAMP"))).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "VENDOR_PERMISSION_DENIED");
+    let shown = format!("{} {:?}", status.message(), status.get_error_details());
+    assert!(!shown.contains("1234"), "{shown}");
+}
+
+#[tokio::test]
+async fn list_active_lists_splits_campaign_list_id_and_names_with_dashes() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).add_list("7001", "Spring - promo - 2024", "SALES", true);
+    let resp = client(&app)
+        .list_active_lists(authed(pb::ListActiveListsRequest { tenant: "demo".into() }, DEMO_TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    let find = |id: &str| resp.lists.iter().find(|l| l.list_id == id).cloned();
+    assert_eq!(find("20042018").unwrap(), dial_list("20042018", "20042018-hardik", "TESTING"));
+    assert_eq!(find("26042018").unwrap(), dial_list("26042018", "26042018_custom-form", "NIKHIL"));
+    assert_eq!(find("7001").unwrap(), dial_list("7001", "Spring - promo - 2024", "SALES"));
+    assert!(find("3001").is_none(), "inactive lists are not listed");
+}
+
+#[tokio::test]
+async fn list_active_lists_retries_a_failing_dialer_and_reports_unavailable_when_it_stays_down() {
+    let app = TestApp::builder().demo().spawn().await;
+    let s = sim(&app);
+    s.faults().plan(FaultRule::new(Fault::Status(500)).matching("active_lists").times(2));
+    let req = || authed(pb::ListActiveListsRequest { tenant: "demo".into() }, DEMO_TOKEN);
+    assert!(!client(&app).list_active_lists(req()).await.unwrap().into_inner().lists.is_empty());
+    assert_eq!(s.calls().get("active_lists"), 3);
+
+    s.faults().plan(FaultRule::new(Fault::Status(503)).matching("active_lists"));
+    let status = client(&app).list_active_lists(req()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(reason(&status), "VENDOR_UNAVAILABLE");
+    assert!(status.get_error_details().retry_info().is_some());
+}
+
+// ---- ExportLeads ----
+
+#[tokio::test]
+async fn export_to_an_existing_list_adds_every_lead_and_answers_in_stream_order() {
+    let app = TestApp::builder().demo().spawn().await;
+    let resp = demo_export(&app, "", existing("20042018"), leads(0..250)).await.unwrap();
+    assert_eq!((resp.list_id.as_str(), resp.accepted, resp.rejected), ("20042018", 250, 0));
+    assert_eq!(resp.results.iter().map(|r| r.index).collect::<Vec<_>>(), (0..250).collect::<Vec<_>>());
+    assert!(resp.results.iter().all(|r| !r.lead_id.is_empty() && r.error.is_empty()));
+    let at_dialer = sim(&app).leads_in("20042018");
+    assert_eq!(at_dialer.len(), 250);
+    let by_phone: std::collections::HashMap<_, _> =
+        at_dialer.iter().map(|l| (l.phone_number.clone(), l.lead_id.to_string())).collect();
+    for r in &resp.results {
+        assert_eq!(by_phone[&r.phone_number], r.lead_id, "lead {}", r.index);
+    }
+    assert_eq!(at_dialer[7].first_name, "Lead 7");
+}
+
+#[tokio::test]
+async fn export_to_a_new_list_creates_it_first() {
+    let app = TestApp::builder().demo().spawn().await;
+    let new = List::NewList(dial_list("1101", "Test API list", "TESTCAMP"));
+    let resp = demo_export(&app, "exp-new", new, leads(0..5)).await.unwrap();
+    assert_eq!((resp.list_id.as_str(), resp.accepted), ("1101", 5));
+    let s = sim(&app);
+    assert_eq!(s.list("1101").unwrap().name, "Test API list");
+    assert_eq!(s.lead_count("1101"), 5);
+    assert_eq!((s.calls().get("add_list"), s.calls().get("add_multi_lead")), (1, 1));
+}
+
+#[tokio::test]
+async fn export_to_a_new_list_whose_campaign_is_missing_fails_before_any_lead() {
+    let app = TestApp::builder().demo().spawn().await;
+    let new = List::NewList(dial_list("1101", "Test API list", "NOCAMP"));
+    let status = demo_export(&app, "exp-nocamp", new, leads(0..5)).await.unwrap_err();
+    assert_eq!(reason(&status), "CAMPAIGN_NOT_FOUND");
+    assert_eq!(sim(&app).calls().get("add_multi_lead"), 0);
+    // Nothing was done, so the same request_id may be used again once the campaign exists.
+    sim(&app).add_campaign("NOCAMP");
+    let new = List::NewList(dial_list("1101", "Test API list", "NOCAMP"));
+    assert_eq!(demo_export(&app, "exp-nocamp", new, leads(0..5)).await.unwrap().accepted, 5);
+}
+
+#[tokio::test]
+async fn export_mixing_good_and_bad_leads_reports_each_by_its_index() {
+    let app = TestApp::builder().demo().spawn().await;
+    let mut all = leads(0..10);
+    all[2].phone_number = "12-34".into(); // 4 digits: patchbay refuses it
+    all[5].phone_number = "+1 (555) 010-0199".into(); // normalised to 11 digits
+    all[7].phone_number = "1".repeat(17); // 17 digits: patchbay refuses it
+    let resp = demo_export(&app, "", existing("20042018"), all).await.unwrap();
+    assert_eq!((resp.accepted, resp.rejected), (8, 2));
+    let r = &resp.results;
+    assert_eq!((r[2].index, r[2].phone_number.as_str(), r[2].lead_id.as_str()), (2, "1234", ""));
+    assert!(r[2].error.contains("6-16 digits"), "{}", r[2].error);
+    assert!(r[7].error.contains("has 17"), "{}", r[7].error);
+    assert_eq!(r[5].phone_number, "15550100199");
+    assert!(!r[5].lead_id.is_empty());
+    assert_eq!(sim(&app).lead_count("20042018"), 8);
+    assert_eq!(sim(&app).calls().get("add_multi_lead"), 1, "the good leads go in one batch");
+}
+
+#[tokio::test]
+async fn export_whose_vendor_batch_fails_once_is_sent_again_and_succeeds() {
+    let app = TestApp::builder().demo().spawn().await;
+    let s = sim(&app);
+    s.faults().plan(FaultRule::new(Fault::Status(500)).matching("add_multi_lead").times(1));
+    let resp = demo_export(&app, "exp-retry", existing("20042018"), leads(0..150)).await.unwrap();
+    assert_eq!((resp.accepted, resp.rejected), (150, 0));
+    assert_eq!(s.calls().get("add_multi_lead"), 3, "two batches, one of them sent twice");
+    assert_eq!(s.lead_count("20042018"), 150);
+}
+
+#[tokio::test]
+async fn export_whose_batch_fails_every_attempt_is_reported_for_exactly_its_leads_and_a_repeat_sends_them() {
+    let app = TestApp::builder().demo().spawn().await;
+    let s = sim(&app);
+    // Fail every attempt at the second batch (leads 100..200), whose first lead is lead 100.
+    s.faults().plan(FaultRule::new(Fault::Status(500)).matching(format!("add_multi_lead {}", phone(100))).times(3));
+    let resp = demo_export(&app, "exp-fail", existing("20042018"), leads(0..250)).await.unwrap();
+    assert_eq!((resp.accepted, resp.rejected), (150, 100));
+    for r in &resp.results {
+        let in_failed_batch = (100..200).contains(&r.index);
+        assert_eq!(r.lead_id.is_empty(), in_failed_batch, "lead {}", r.index);
+        if in_failed_batch {
+            assert!(r.error.contains("HTTP 500") && r.error.contains("3 attempts"), "{}", r.error);
+        }
+    }
+    assert_eq!(s.calls().get("add_multi_lead"), 5);
+
+    // The same export again: only the failed batch is sent.
+    let again = demo_export(&app, "exp-fail", existing("20042018"), leads(0..250)).await.unwrap();
+    assert_eq!((again.accepted, again.rejected), (250, 0));
+    assert_eq!(s.calls().get("add_multi_lead"), 6);
+    assert_eq!(s.lead_count("20042018"), 250);
+    assert_eq!(again.results[0], resp.results[0], "settled outcomes are answered as recorded");
+}
+
+#[tokio::test]
+async fn export_sent_twice_with_one_request_id_adds_no_lead_twice() {
+    let app = TestApp::builder().demo().spawn().await;
+    let s = sim(&app);
+    let mut all = leads(0..120);
+    all[3].phone_number = "123".into();
+    let new = || List::NewList(dial_list("1101", "Test API list", "TESTCAMP"));
+    let first = demo_export(&app, "exp-twice", new(), all.clone()).await.unwrap();
+    let calls = s.calls().snapshot();
+    let second = demo_export(&app, "exp-twice", new(), all).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!((second.accepted, second.rejected), (119, 1));
+    assert_eq!(s.lead_count("1101"), 119);
+    assert_eq!(s.calls().snapshot(), calls, "the repeat makes no dialer call at all");
+
+    let events = patchbay::store::audit::page(&app.state.db, Some("demo"), None, 1).await.unwrap();
+    assert_eq!(events[0].reason, "IDEMPOTENT_REPLAY");
+}
+
+#[tokio::test]
+async fn a_repeat_that_carries_more_leads_sends_only_the_new_ones() {
+    let app = TestApp::builder().demo().spawn().await;
+    demo_export(&app, "exp-grow", existing("20042018"), leads(0..60)).await.unwrap();
+    let resp = demo_export(&app, "exp-grow", existing("20042018"), leads(0..90)).await.unwrap();
+    assert_eq!(resp.accepted, 90);
+    assert_eq!(sim(&app).lead_count("20042018"), 90);
+    let events = patchbay::store::audit::page(&app.state.db, Some("demo"), None, 1).await.unwrap();
+    assert_eq!(events[0].reason, "", "a repeat that sent leads is not a replay");
+}
+
+#[tokio::test]
+async fn a_request_id_reused_for_another_target_or_other_leads_is_invalid_argument() {
+    let app = TestApp::builder().demo().spawn().await;
+    demo_export(&app, "exp-reuse", existing("20042018"), leads(0..3)).await.unwrap();
+    let status = demo_export(&app, "exp-reuse", existing("26042018"), leads(0..3)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["request_id"]);
+    let status = demo_export(&app, "exp-reuse", existing("20042018"), leads(10..13)).await.unwrap_err();
+    assert_eq!(bad_fields(&status), ["request_id"]);
+    assert_eq!(sim(&app).lead_count("20042018"), 3);
+}
+
+#[tokio::test]
+async fn export_batches_stay_within_the_dialers_limits() {
+    let app = TestApp::builder().demo().spawn().await;
+    // The simulator refuses a batch above its limit, so an oversized batch would show as rejected leads.
+    let n = MAX_LEADS_PER_CALL * 4 + 50;
+    let resp = export(&app.channel, DEMO_TOKEN, "demo", "", existing("20042018"), leads(0..n), 7).await.unwrap();
+    assert_eq!(resp.accepted as usize, n);
+    assert_eq!(sim(&app).calls().get("add_multi_lead"), 5);
+}
+
+#[tokio::test]
+async fn export_to_a_list_that_is_not_active_is_failed_precondition() {
+    let app = TestApp::builder().demo().spawn().await;
+    let status = demo_export(&app, "", existing("3001"), leads(0..3)).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "LIST_NOT_ACTIVE");
+    assert_eq!(sim(&app).calls().get("add_multi_lead"), 0);
+}
+
+#[tokio::test]
+async fn export_with_a_refused_login_is_vendor_auth_failed() {
+    let app = TestApp::builder().file("acme.yaml", acme_on("simulator", "wrong-password")).spawn().await;
+    let status =
+        export(&app.channel, "acme-token", "acme", "", existing("20042018"), leads(0..3), 10).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "VENDOR_AUTH_FAILED");
+}
+
+#[tokio::test]
+async fn export_stops_at_the_first_batch_the_api_user_may_not_send() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).set_permissions("api", Permissions { modify_leads: false, ..Permissions::ALL });
+    let status = demo_export(&app, "", existing("20042018"), leads(0..500)).await.unwrap_err();
+    assert_eq!(reason(&status), "VENDOR_PERMISSION_DENIED");
+    assert!(sim(&app).calls().get("add_multi_lead") < 5, "the export stopped early");
+}
+
+#[tokio::test]
+async fn an_export_stream_must_start_with_its_target_and_keep_its_tenant() {
+    let app = TestApp::builder().demo().spawn().await;
+    let batch_first = vec![pb::ExportLeadsRequest {
+        tenant: "demo".into(),
+        request_id: String::new(),
+        part: Some(Part::Batch(pb::LeadBatch { leads: leads(0..1) })),
+    }];
+    let status = client(&app).export_leads(authed(tokio_stream::iter(batch_first), DEMO_TOKEN)).await.unwrap_err();
+    assert_eq!(bad_fields(&status), ["target"]);
+
+    let target = pb::ExportLeadsRequest {
+        tenant: "demo".into(),
+        request_id: String::new(),
+        part: Some(Part::Target(pb::ExportTarget { list: Some(existing("20042018")) })),
+    };
+    let other_tenant = pb::ExportLeadsRequest {
+        tenant: "other".into(),
+        request_id: String::new(),
+        part: Some(Part::Batch(pb::LeadBatch { leads: leads(0..1) })),
+    };
+    let status = client(&app)
+        .export_leads(authed(tokio_stream::iter(vec![target, other_tenant]), DEMO_TOKEN))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_fields(&status), ["tenant"]);
+
+    let status = client(&app).export_leads(authed(tokio_stream::iter(Vec::new()), DEMO_TOKEN)).await.unwrap_err();
+    assert_eq!(bad_fields(&status), ["target"]);
+    let unauthenticated = export(&app.channel, "bad-token", "demo", "", existing("20042018"), leads(0..1), 1).await;
+    assert_eq!(unauthenticated.unwrap_err().code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn a_repeated_export_after_a_restart_adds_no_lead_twice() {
+    common::init_tracing();
+    let dialer = ElisionSim::start(([127, 0, 0, 1], 0).into()).unwrap();
+    let app = TestApp::builder().file("acme.yaml", acme_on(&dialer.url(), "1234")).spawn().await;
+    let send = |app: &TestApp| {
+        let channel = app.channel.clone();
+        async move { export(&channel, "acme-token", "acme", "exp-restart", existing("20042018"), leads(0..150), 40).await }
+    };
+    let first = send(&app).await.unwrap();
+    let (dir, database) = app.stop().await;
+    let calls = dialer.calls().get("add_multi_lead");
+
+    let app = TestApp::builder().providers_dir(dir).database(database).spawn().await;
+    let second = send(&app).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(dialer.lead_count("20042018"), 150);
+    assert_eq!(dialer.calls().get("add_multi_lead"), calls);
+}

@@ -1,0 +1,132 @@
+//! Helpers for the ProvisioningService end-to-end tests: a tenant on the Delacon simulator,
+//! typed clients, orders, and waiting on streams.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::{sync::Arc, time::Duration};
+
+use patchbay::{
+    proto::v1::{self as pb, provision_numbers_request::Who, provisioning_service_client::ProvisioningServiceClient},
+    provisioning::delacon::DelaconSim,
+};
+use tonic::{Streaming, transport::Channel};
+
+use crate::common::{TestApp, authed, tenant_yaml};
+
+/// The CRM's bearer token for tenant `acme`.
+pub const TOKEN: &str = "acme-crm-token";
+/// acme's Delacon API key.
+pub const API_KEY: &str = "acme-delacon-api-key";
+/// acme's callback secret.
+pub const SECRET: &str = "acme-callback-secret-0123456789abcdef";
+
+/// acme's tenant file with a Delacon trigger on `api_url`, plus `extra` trigger lines
+/// (`"    timeout_ms: 300\n"`).
+pub fn tenant_file(api_url: &str, extra: &str) -> String {
+    format!(
+        "{}triggers:\n  provisioning:\n    provider: delacon\n    api_url: {api_url}\n    auth_token: {API_KEY}\n    \
+         callback_secret: {SECRET}\n{extra}",
+        tenant_yaml("acme", TOKEN)
+    )
+}
+
+/// A server with tenant acme on the in-process simulator.
+pub async fn spawn() -> TestApp {
+    spawn_with("").await
+}
+
+pub async fn spawn_with(extra: &str) -> TestApp {
+    TestApp::builder().file("acme.yaml", tenant_file("simulator", extra)).spawn().await
+}
+
+/// The in-process Delacon simulator of `app`.
+pub fn sim(app: &TestApp) -> Arc<DelaconSim> {
+    app.sims.get::<DelaconSim>().expect("the tenant uses `api_url: simulator`")
+}
+
+pub fn client(app: &TestApp) -> ProvisioningServiceClient<Channel> {
+    ProvisioningServiceClient::new(app.channel.clone())
+}
+
+/// A valid order of `count` Japanese toll-free numbers for a new customer.
+pub fn new_customer_order(request_id: &str, count: i32) -> pb::ProvisionNumbersRequest {
+    pb::ProvisionNumbersRequest {
+        tenant: "acme".into(),
+        who: Some(Who::NewCustomer(pb::NumberCustomer {
+            business_name: "Sakura Ramen".into(),
+            business_category: "Restaurant".into(),
+            email: "owner@sakura-ramen.example".into(),
+            termination_number: "+81 3 1234 5678".into(),
+            business_id: "CRM-42".into(),
+        })),
+        features: vec![pb::Feature::CallRecording as i32],
+        region: pb::Region::Japan as i32,
+        number_type: "0120".into(),
+        count,
+        order_summary_email: "orders@isp.example".into(),
+        terms_accepted: true,
+        request_id: request_id.into(),
+    }
+}
+
+/// An order for an existing company.
+pub fn company_order(request_id: &str, company_id: &str, count: i32) -> pb::ProvisionNumbersRequest {
+    pb::ProvisionNumbersRequest {
+        tenant: "acme".into(),
+        who: Some(Who::CompanyId(company_id.into())),
+        features: vec![],
+        region: 0,
+        number_type: String::new(),
+        count,
+        order_summary_email: String::new(),
+        terms_accepted: true,
+        request_id: request_id.into(),
+    }
+}
+
+pub async fn provision(app: &TestApp, req: pb::ProvisionNumbersRequest) -> Result<pb::Order, tonic::Status> {
+    client(app).provision_numbers(authed(req, TOKEN)).await.map(|r| r.into_inner())
+}
+
+pub async fn get_order(app: &TestApp, order_id: &str) -> pb::Order {
+    let req = pb::GetOrderRequest { tenant: "acme".into(), order_id: order_id.into() };
+    client(app).get_order(authed(req, TOKEN)).await.unwrap().into_inner()
+}
+
+pub async fn watch(app: &TestApp, order_id: &str) -> Streaming<pb::Order> {
+    let req = pb::WatchOrderRequest { tenant: "acme".into(), order_id: order_id.into() };
+    client(app).watch_order(authed(req, TOKEN)).await.unwrap().into_inner()
+}
+
+/// The stream's next order, within 10 s.
+pub async fn next(stream: &mut Streaming<pb::Order>) -> Option<pb::Order> {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("a message within 10 s")
+        .expect("no stream error")
+}
+
+/// Follows an order until it is final.
+pub async fn until_final(app: &TestApp, order_id: &str) -> pb::Order {
+    let mut stream = watch(app, order_id).await;
+    let mut last = None;
+    while let Some(order) = next(&mut stream).await {
+        last = Some(order);
+    }
+    let last = last.expect("at least the current order");
+    assert_ne!(last.state, pb::OrderState::Pending as i32, "the stream ended before the order was final");
+    last
+}
+
+/// The states of an order's history, oldest first, with their sources.
+pub fn history(order: &pb::Order) -> Vec<(pb::OrderState, String)> {
+    order.history.iter().map(|e| (e.state(), e.source.clone())).collect()
+}
+
+/// POSTs a callback to `app` as Delacon would.
+pub async fn post_callback(app: &TestApp, tenant: &str, secret: &str, form: &[(&str, &str)]) -> (u16, String) {
+    let url = app.http_url(&format!("/callbacks/delacon/{tenant}/{secret}"));
+    let resp = reqwest::Client::new().post(url).form(form).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
