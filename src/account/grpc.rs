@@ -23,6 +23,7 @@ use crate::{
 };
 
 /// The AccountService implementation.
+#[derive(Clone)]
 pub struct AccountGrpc {
     state: AppState,
 }
@@ -73,6 +74,7 @@ impl Feature {
 }
 
 /// An authorised call with the tenant's trigger.
+#[derive(Clone)]
 struct Ctx {
     call: TenantCall,
     settings: Arc<AccountSettings>,
@@ -368,9 +370,11 @@ impl AccountService for AccountGrpc {
         let req = req.into_inner();
         let new = new_account(&req, &ctx.settings)?;
         let provider = ctx.provider.name();
+        let run_ctx = ctx.clone();
         let answer = ctx
             .call
-            .mutate(&self.state, provider, &req.request_id, &req, || async {
+            .mutate(&self.state, provider, &req.request_id, &req, move || async move {
+                let ctx = run_ctx;
                 let account = ctx.provider.create_account(&new).await?;
                 tracing::info!(tenant = ctx.tenant(), account = %account.number, "account created");
                 Ok(status_pb(account, Vec::new(), Vec::new(), &ctx.settings))
@@ -390,10 +394,11 @@ impl AccountService for AccountGrpc {
         let mode = sync_mode(req.mode, &mut v);
         v.into_result()?;
         ctx.sip_table()?;
+        let (this, run_ctx, dry_run) = (self.clone(), ctx.clone(), req.dry_run);
         let answer = ctx
             .call
-            .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, || {
-                self.sync(&ctx, &number, mode, req.dry_run)
+            .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, move || async move {
+                this.sync(&run_ctx, &number, mode, dry_run).await
             })
             .await?;
         Ok(Response::new(answer))
@@ -427,12 +432,14 @@ impl AccountService for AccountGrpc {
         }
         v.into_result()?;
         let desired = ctx.settings.status_map.map(crm_status);
+        let (state, run_ctx) = (self.state.clone(), ctx.clone());
         let answer = ctx
             .call
-            .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, || async {
+            .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, move || async move {
+                let ctx = run_ctx;
                 // Stored first: from here on the change survives a vendor outage or a restart.
                 let delivered =
-                    reconciler::desire(&self.state.db, ctx.provider.as_ref(), ctx.tenant(), &number, desired).await;
+                    reconciler::desire(&state.db, ctx.provider.as_ref(), ctx.tenant(), &number, desired).await;
                 let delivery = match delivered {
                     Ok(Delivery::Applied(applied)) if applied == desired => pb::Delivery::Applied,
                     Ok(_) => pb::Delivery::Pending,
@@ -458,11 +465,13 @@ impl AccountService for AccountGrpc {
         let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);
         v.check(req.confirm, "confirm", "must be true: deleting an account cannot be undone");
         v.into_result()?;
+        let (state, run_ctx) = (self.state.clone(), ctx.clone());
         let answer = ctx
             .call
-            .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, || async {
+            .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, move || async move {
+                let ctx = run_ctx;
                 let tenant = ctx.tenant();
-                let mut tx = self.state.db.begin().await.map_err(db("deleting an account"))?;
+                let mut tx = state.db.begin().await.map_err(db("deleting an account"))?;
                 // Under the SIP table's lock, so that a sync cannot write rows back meanwhile.
                 store::lock_customer(&mut tx, tenant, &number).await.map_err(db("locking the SIP table"))?;
                 ctx.provider.delete_account(&number).await?;

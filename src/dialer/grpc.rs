@@ -57,6 +57,34 @@ fn agent_from_pb(a: &pb::Agent) -> Agent {
     }
 }
 
+/// What the idempotency store hashes of an agent request: the request without its passwords,
+/// so that no password (often a few digits) can be guessed back from a stored hash. A retry with
+/// the same `request_id` that changes only a password counts as the same request.
+fn without_passwords<M: Clone + prost::Message + HasAgent>(agent: &Option<pb::Agent>, msg: &M) -> M {
+    let mut copy = msg.clone();
+    if let Some(a) = agent {
+        copy.set_agent(public_agent(a.clone()));
+    }
+    copy
+}
+
+/// The agent of an agent request.
+trait HasAgent {
+    fn set_agent(&mut self, agent: pb::Agent);
+}
+
+impl HasAgent for pb::CreateAgentRequest {
+    fn set_agent(&mut self, agent: pb::Agent) {
+        self.agent = Some(agent);
+    }
+}
+
+impl HasAgent for pb::UpdateAgentRequest {
+    fn set_agent(&mut self, agent: pb::Agent) {
+        self.agent = Some(agent);
+    }
+}
+
 /// The agent as answered: passwords are write-only.
 fn public_agent(mut a: pb::Agent) -> pb::Agent {
     a.password.clear();
@@ -172,9 +200,9 @@ impl DialerService for DialerGrpc {
     async fn create_agent(&self, req: Request<pb::CreateAgentRequest>) -> Result<Response<pb::AgentResponse>, Status> {
         let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
         let (name, provider) = Self::provider(&call)?;
-        let msg = req.get_ref();
+        let msg = req.into_inner();
         let resp = call
-            .mutate(&self.state, name, &msg.request_id, msg, || async {
+            .mutate(&self.state, name, &msg.request_id, &without_passwords(&msg.agent, &msg), move || async move {
                 let agent_pb = msg.agent.clone().ok_or_else(|| required("agent", "the agent to create"))?;
                 let agent = agent_from_pb(&agent_pb);
                 validate::new_agent(&agent)?;
@@ -188,9 +216,9 @@ impl DialerService for DialerGrpc {
     async fn update_agent(&self, req: Request<pb::UpdateAgentRequest>) -> Result<Response<pb::AgentResponse>, Status> {
         let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
         let (name, provider) = Self::provider(&call)?;
-        let msg = req.get_ref();
+        let msg = req.into_inner();
         let resp = call
-            .mutate(&self.state, name, &msg.request_id, msg, || async {
+            .mutate(&self.state, name, &msg.request_id, &without_passwords(&msg.agent, &msg), move || async move {
                 let agent_pb =
                     msg.agent.clone().ok_or_else(|| required("agent", "the agent's user and the fields to change"))?;
                 let agent = agent_from_pb(&agent_pb);
@@ -205,9 +233,9 @@ impl DialerService for DialerGrpc {
     async fn create_list(&self, req: Request<pb::CreateListRequest>) -> Result<Response<pb::DialList>, Status> {
         let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
         let (name, provider) = Self::provider(&call)?;
-        let msg = req.get_ref();
+        let msg = req.into_inner();
         let resp = call
-            .mutate(&self.state, name, &msg.request_id, msg, || async {
+            .mutate(&self.state, name, &msg.request_id, &msg.clone(), move || async move {
                 let list = list_from_pb(msg.list.clone().ok_or_else(|| required("list", "the list to create"))?);
                 validate::list(&list)?;
                 provider.create_list(&list).await?;

@@ -65,7 +65,12 @@ impl TenantCall {
     ///
     /// With a `request_id`, a retry of the same request gets the stored answer without running
     /// again; the same id with another request is `INVALID_ARGUMENT`; a retry racing the first
-    /// call is `ABORTED` (retry shortly). Without one, the call simply runs.
+    /// call is `ABORTED` (retry shortly). Without one, the call simply runs. `request` is only
+    /// hashed, to tell a retry from another request: pass a copy without secrets when it has any.
+    ///
+    /// The mutation runs in a task of its own: a caller that gives up (deadline, disconnect) does
+    /// not cut it off half-way, so a vendor change never goes without its stored state, its
+    /// idempotent answer or its audit row. Hence the `'static` bounds: `run` owns what it uses.
     pub async fn mutate<Req, Resp, F, Fut>(
         &self,
         state: &AppState,
@@ -76,37 +81,41 @@ impl TenantCall {
     ) -> Result<Resp, ApiError>
     where
         Req: prost::Message,
-        Resp: prost::Message + Default,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Resp, ApiError>>,
+        Resp: prost::Message + Default + Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Resp, ApiError>> + Send + 'static,
     {
-        let started = Instant::now();
-        let result = self.mutate_inner(state, request_id, request, run).await;
-        self.audit(state, provider, request_id, result.as_ref().map(|(_, replay)| *replay), started).await;
-        result.map(|(resp, _)| resp)
+        check_request_id(request_id)?;
+        let hash: [u8; 32] = Sha256::digest(request.encode_to_vec()).into();
+        let (call, state, provider, request_id) =
+            (self.clone(), state.clone(), provider.to_owned(), request_id.to_owned());
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let result = call.mutate_inner(&state, &request_id, &hash, run).await;
+            call.audit(&state, &provider, &request_id, result.as_ref().map(|(_, replay)| *replay), started).await;
+            result.map(|(resp, _)| resp)
+        });
+        task.await.unwrap_or_else(|e| Err(ApiError::internal("a mutation's task", &e)))
     }
 
-    async fn mutate_inner<Req, Resp, F, Fut>(
+    async fn mutate_inner<Resp, F, Fut>(
         &self,
         state: &AppState,
         request_id: &str,
-        request: &Req,
+        hash: &[u8],
         run: F,
     ) -> Result<(Resp, bool), ApiError>
     where
-        Req: prost::Message,
         Resp: prost::Message + Default,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Resp, ApiError>>,
     {
-        check_request_id(request_id)?;
         if request_id.is_empty() {
             return run().await.map(|r| (r, false));
         }
         let key = Key { tenant: &self.tenant.id, method: &self.method, request_id };
-        let hash = Sha256::digest(request.encode_to_vec());
         let db = |e: sqlx::Error| ApiError::internal("idempotency store", &e);
-        match idempotency::claim(&state.db, key, &hash).await.map_err(db)? {
+        match idempotency::claim(&state.db, key, hash).await.map_err(db)? {
             Claim::Owned => {}
             Claim::Done(bytes) => {
                 let resp = Resp::decode(bytes.as_slice()).map_err(|e| ApiError::internal("stored response", &e))?;

@@ -111,6 +111,14 @@ impl ApiError {
         err
     }
 
+    /// `UNKNOWN`, reason `VENDOR_OUTCOME_UNKNOWN`: a change was sent to the vendor and no clear
+    /// answer came back (a timeout, a 5xx, an unreadable body), so it may or may not have been
+    /// applied. Not `UNAVAILABLE`, which tells callers a retry is safe: here a blind retry could
+    /// apply the change twice. The message should say how to find out (which read to make).
+    pub fn outcome_unknown(provider: &str, message: impl Into<String>) -> Self {
+        Self::new(Code::Unknown, "VENDOR_OUTCOME_UNKNOWN", message).with_metadata("provider", provider)
+    }
+
     /// `INTERNAL`: the cause is logged with an error id; the caller gets only the id.
     pub fn internal(context: &str, cause: &dyn fmt::Display) -> Self {
         let error_id = uuid::Uuid::new_v4().simple().to_string();

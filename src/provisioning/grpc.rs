@@ -28,6 +28,7 @@ use crate::{
 };
 
 /// The ProvisioningService implementation.
+#[derive(Clone)]
 pub struct ProvisioningGrpc {
     state: AppState,
     hub: OrderHub,
@@ -600,8 +601,12 @@ impl ProvisioningService for ProvisioningGrpc {
         let call = self.call(&req, &req.get_ref().tenant)?;
         let trigger = self.trigger(&call)?;
         let req = req.into_inner();
+        let (this, run_call, run_req) = (self.clone(), call.clone(), req.clone());
         let order = call
-            .mutate(&self.state, trigger.provider, &req.request_id, &req, || self.provision(&call, trigger, &req))
+            .mutate(&self.state, trigger.provider, &req.request_id, &req, move || async move {
+                let trigger = this.trigger(&run_call)?;
+                this.provision(&run_call, trigger, &run_req).await
+            })
             .await?;
         Ok(Response::new(order))
     }
@@ -613,12 +618,14 @@ impl ProvisioningService for ProvisioningGrpc {
         let call = self.call(&req, &req.get_ref().tenant)?;
         let trigger = self.trigger(&call)?;
         let req = req.into_inner();
+        let (this, run_call, run_req) = (self.clone(), call.clone(), req.clone());
         let resp = call
-            .mutate(&self.state, trigger.provider, &req.request_id, &req, || async {
+            .mutate(&self.state, trigger.provider, &req.request_id, &req, move || async move {
+                let (req, trigger) = (run_req, this.trigger(&run_call)?);
                 let update = check_update(&req)?;
                 let steps = trigger
                     .vendor
-                    .update_customer(&update, &self.state.metrics)
+                    .update_customer(&update, &this.state.metrics)
                     .await
                     .map_err(|e| vendor_error(trigger.provider, Action::Update, e))?;
                 Ok(pb::UpdateCustomerResponse {

@@ -264,7 +264,37 @@ fn redacted_view(triggers: Option<&Value>, secrets: &[SecretSeen]) -> serde_json
             *node = serde_json::Value::String(redacted);
         }
     }
+    redact_secret_looking_keys(&mut json);
     json
+}
+
+/// A safety net behind the providers' own secret marking (which a provider could miss, e.g. under
+/// an alias): any value under a key that names a secret is shown only as a reference, never as a
+/// literal.
+fn redact_secret_looking_keys(node: &mut serde_json::Value) {
+    const SECRET_WORDS: &[&str] = &["password", "passwd", "secret", "token", "apikey", "api_key", "auth"];
+    match node {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                let lower = key.to_ascii_lowercase();
+                let secret_key = SECRET_WORDS.iter().any(|w| lower.contains(w));
+                if secret_key && !value.is_object() && !value.is_array() && !value.is_null() && !value.is_boolean() {
+                    let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+                    let shown = match super::secrets::SecretRef::parse(&text) {
+                        Ok(r @ (super::secrets::SecretRef::Env { .. } | super::secrets::SecretRef::File(_))) => {
+                            r.redacted()
+                        }
+                        _ => "<redacted>".to_owned(),
+                    };
+                    *value = serde_json::Value::String(shown);
+                } else {
+                    redact_secret_looking_keys(value);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_secret_looking_keys),
+        _ => {}
+    }
 }
 
 fn to_json(value: &Value) -> serde_json::Value {
@@ -384,6 +414,20 @@ mod tests {
     #[test]
     fn an_empty_file_is_explained() {
         assert!(errors("acme", "")[0].contains("the file is empty"));
+    }
+
+    #[test]
+    fn values_under_secret_looking_keys_are_redacted_even_when_no_provider_marked_them() {
+        let triggers: Value = serde_yaml::from_str(
+            "x:\n  AuthToken: hunter2\n  api_password: 1234\n  token_file: ${file:/run/t}\n  username: alice\n  auth_enabled: true\n",
+        )
+        .unwrap();
+        let view = redacted_view(Some(&triggers), &[]);
+        assert_eq!(view["x"]["AuthToken"], "<redacted>");
+        assert_eq!(view["x"]["api_password"], "<redacted>");
+        assert_eq!(view["x"]["token_file"], "${file:/run/t}");
+        assert_eq!(view["x"]["username"], "alice");
+        assert_eq!(view["x"]["auth_enabled"], true);
     }
 
     #[test]
