@@ -189,24 +189,13 @@ impl Registry {
     /// The first load. `strict`: any problem in any file serves nothing and returns them all.
     /// Otherwise the valid tenants are served and the problems reported.
     pub fn load(&self, strict: bool) -> Result<ReloadReport, Vec<Diagnostic>> {
-        if strict {
-            let paths = self.list_dir().map_err(|e| vec![self.dir_error(&e)])?;
-            let mut diagnostics = Vec::new();
-            for (path, result) in self.validate_files(&paths) {
-                if let Err(d) = result {
-                    diagnostics.extend(d);
-                } else if let Some(twin) = twin_file(&path) {
-                    diagnostics.push(Diagnostic::whole_file(
-                        &path.display().to_string(),
-                        format!("this tenant is also defined by {}; keep exactly one file per tenant", twin.display()),
-                    ));
-                }
-            }
-            if !diagnostics.is_empty() {
-                return Err(diagnostics);
-            }
-        }
-        Ok(self.reload_all())
+        let paths = match self.list_dir() {
+            Ok(paths) => paths,
+            Err(err) if strict => return Err(vec![self.dir_error(&err)]),
+            Err(_) => return Ok(self.reload_all()),
+        };
+        let mut files = self.inner.files.lock().unwrap_or_else(|e| e.into_inner());
+        self.apply(&mut files, &paths, true, strict)
     }
 
     /// Re-reads every file (SIGHUP, RegistryService.ReloadConfig). Secrets are resolved again, so
@@ -226,14 +215,16 @@ impl Registry {
         all.extend(paths);
         all.sort();
         all.dedup();
-        self.apply(&mut files, &all, true)
+        self.apply(&mut files, &all, true, false)
+            .unwrap_or_else(|diagnostics| ReloadReport { diagnostics, ..Default::default() })
     }
 
     /// Re-reads the named files (the file watcher). Files whose bytes did not change are skipped.
     pub fn reload_paths(&self, paths: &[PathBuf]) -> ReloadReport {
         let mut files = self.inner.files.lock().unwrap_or_else(|e| e.into_inner());
         let wanted: Vec<PathBuf> = paths.iter().filter(|p| is_tenant_file(p)).cloned().collect();
-        self.apply(&mut files, &wanted, false)
+        self.apply(&mut files, &wanted, false, false)
+            .unwrap_or_else(|diagnostics| ReloadReport { diagnostics, ..Default::default() })
     }
 
     /// Validates YAML text as if it were the file `file_name` (RegistryService.ValidateConfig).
@@ -330,16 +321,6 @@ impl Registry {
         )
     }
 
-    /// Reads and validates files in parallel (the cold load of thousands of tenants).
-    fn validate_files(&self, paths: &[PathBuf]) -> Vec<(PathBuf, Result<TenantSpec, Vec<Diagnostic>>)> {
-        parallel_map(paths, |path| {
-            let result = fs::read(path)
-                .map_err(|e| vec![Diagnostic::whole_file(&path.display().to_string(), format!("cannot read: {e}"))])
-                .and_then(|bytes| self.validate_bytes(path, &bytes));
-            (path.clone(), result)
-        })
-    }
-
     fn validate_bytes(&self, path: &Path, bytes: &[u8]) -> Result<TenantSpec, Vec<Diagnostic>> {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         file::validate(&path.display().to_string(), stem, bytes, self.inner.secrets.as_ref())
@@ -347,7 +328,15 @@ impl Registry {
 
     /// Reads, validates and builds `paths`, then swaps the results in. `full`: validate even files
     /// whose bytes did not change (their secrets may have).
-    fn apply(&self, files: &mut HashMap<PathBuf, FileState>, paths: &[PathBuf], full: bool) -> ReloadReport {
+    /// `all_or_nothing`: if any file has a problem, swap nothing in and return every problem (the
+    /// strict first load; one pass, so each file is read and validated once).
+    fn apply(
+        &self,
+        files: &mut HashMap<PathBuf, FileState>,
+        paths: &[PathBuf],
+        full: bool,
+        all_or_nothing: bool,
+    ) -> Result<ReloadReport, Vec<Diagnostic>> {
         let mut report = ReloadReport::default();
         let snapshot: HashMap<&Path, ([u8; 32], Option<[u8; 32]>)> = paths
             .iter()
@@ -362,6 +351,29 @@ impl Registry {
             (path.clone(), self.examine(path, known, full))
         });
 
+        if all_or_nothing {
+            let mut problems = Vec::new();
+            for (path, outcome) in &outcomes {
+                match outcome {
+                    Outcome::Invalid(d) => problems.extend(d.iter().cloned()),
+                    Outcome::Valid { .. } => {
+                        if let Some(twin) = twin_file(path) {
+                            problems.push(Diagnostic::whole_file(
+                                &path.display().to_string(),
+                                format!(
+                                    "this tenant is also defined by {}; keep exactly one file per tenant",
+                                    twin.display()
+                                ),
+                            ));
+                        }
+                    }
+                    Outcome::Gone | Outcome::Same => {}
+                }
+            }
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+        }
         for (path, outcome) in outcomes {
             match outcome {
                 Outcome::Gone => {
@@ -424,7 +436,7 @@ impl Registry {
             );
         }
         self.inner.generation.send_modify(|g| *g += 1);
-        report
+        Ok(report)
     }
 
     /// Reads one file and decides what to do with it. Runs in parallel: touches no shared state
