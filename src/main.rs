@@ -168,6 +168,11 @@ fn validate(dir: &std::path::Path, skip_secrets: bool) -> ExitCode {
 fn sim(vendor: SimVendor, addr: SocketAddr) -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("starting the Tokio runtime");
     runtime.block_on(async {
+        // Installed before the URL is printed: whoever reads the URL may send SIGINT at once.
+        let Ok(mut interrupt) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()) else {
+            eprintln!("patchbay: cannot install a SIGINT handler");
+            return ExitCode::FAILURE;
+        };
         // Each simulator stops when dropped: keep it alive until Ctrl-C.
         let (url, _sim): (String, Box<dyn std::any::Any>) = match vendor {
             SimVendor::Alianza => match patchbay::account::alianza::AlianzaSim::start(addr) {
@@ -193,7 +198,7 @@ fn sim(vendor: SimVendor, addr: SocketAddr) -> ExitCode {
         };
         println!("{url}");
         eprintln!("simulator serving at {url} (demo data); Ctrl-C stops it");
-        let _ = tokio::signal::ctrl_c().await;
+        interrupt.recv().await;
         ExitCode::SUCCESS
     })
 }
