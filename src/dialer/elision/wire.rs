@@ -130,7 +130,7 @@ struct LineData<'a> {
 fn login_status(raw: &str) -> Option<&'static str> {
     let (_, data) = split_line(raw);
     let data = data.filter(|d| d.login)?;
-    let last = data.text.split('|').map(str::trim).filter(|f| !f.is_empty()).next_back()?;
+    let last = data.text.split('|').map(str::trim).rfind(|f| !f.is_empty())?;
     ["BAD", "LOCK", "IPBLOCK"].into_iter().find(|s| *s == last)
 }
 
