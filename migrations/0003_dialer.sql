@@ -23,9 +23,11 @@ CREATE INDEX dialer_exports_expiry ON dialer_exports (expires_at);
 -- The outcome of each lead of an export, by its index in the stream.
 --   accepted: the dialer took it (lead_id is the dialer's id);
 --   rejected: patchbay's checks or the dialer refused it (error says why);
---   unknown:  the dialer's answer was lost after the batch was sent (timeout, unreadable answer);
---             never sent again, so that it cannot be added twice;
---   failed:   the dialer did not take the batch (5xx after every retry); a repeated export sends it again.
+--   unknown:  the batch was sent and no clear answer came back (a timeout, a 5xx other than 503,
+--             an unreadable answer): the leads may be in the list; never sent again, so that none
+--             can be added twice;
+--   failed:   the dialer provably did not take the batch (no connection, HTTP 503 or 429, after
+--             every retry); a repeated export sends it again.
 CREATE TABLE dialer_export_leads (
     tenant      TEXT    NOT NULL,
     request_id  TEXT    NOT NULL,

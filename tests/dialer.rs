@@ -30,11 +30,22 @@ fn sim(app: &TestApp) -> Arc<ElisionSim> {
 
 /// A tenant `acme` (token `acme-token`) whose dialer is at `api_url` with this API password.
 fn acme_on(api_url: &str, password: &str) -> String {
+    tenant_on("acme", "acme-token", api_url, password)
+}
+
+/// A tenant whose dialer is at `api_url`, API user `api` with this password.
+fn tenant_on(tenant: &str, token: &str, api_url: &str, password: &str) -> String {
     format!(
         "{}triggers:\n  dialer:\n    provider: elision\n    api_url: {api_url}\n    source: test\n    \
-         username: api\n    password: \"{password}\"\n",
-        tenant_yaml("acme", "acme-token")
+         username: api\n    password: '{}'\n",
+        tenant_yaml(tenant, token),
+        password.replace('\'', "''")
     )
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn agent(user: &str) -> pb::Agent {
@@ -177,15 +188,33 @@ async fn create_agent_returns_vendor_permission_denied_when_the_api_user_may_not
 }
 
 #[tokio::test]
-async fn create_agent_returns_vendor_permission_denied_when_the_level_is_not_below_the_api_users() {
+async fn create_agent_returns_invalid_argument_on_agent_level_when_the_level_is_not_below_the_api_users() {
     let app = TestApp::builder().demo().spawn().await;
     let mut a = agent("1000");
     a.level = 9;
     let status = client(&app).create_agent(create_agent(a)).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "VENDOR_PERMISSION_DENIED");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["agent.level"]);
+    let details = status.get_error_details();
+    let description = &details.bad_request().unwrap().field_violations[0].description;
+    assert!(description.contains("below the dialer API user's own user level"), "{description}");
     assert!(metadata(&status, "vendor_message").contains("IN THIS USER LEVEL"));
     assert!(sim(&app).user("1000").is_none());
+}
+
+#[tokio::test]
+async fn create_agent_classifies_the_dialers_message_never_the_callers_values_it_echoes() {
+    let app = TestApp::builder().demo().spawn().await;
+    // A user named like a permission problem that already exists: ALREADY_EXISTS.
+    sim(&app).add_agent("permission1", 1, "AGENTS");
+    let status = client(&app).create_agent(create_agent(agent("permission1"))).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::AlreadyExists, "AGENT_ALREADY_EXISTS".into()));
+    // A group holding VICIdial's lockout word: the group is missing, the login is fine.
+    let mut a = agent("1000");
+    a.group = "x|LOCK|y".into();
+    let status = client(&app).create_agent(create_agent(a)).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "USER_GROUP_NOT_FOUND".into()));
+    assert_eq!(metadata(&status, "vendor_message"), "ERROR: add_user USER GROUP DOES NOT EXIST - api|x|LOCK|y");
 }
 
 #[tokio::test]
@@ -208,14 +237,100 @@ async fn a_refused_login_is_vendor_auth_failed_and_never_shows_the_password() {
 }
 
 #[tokio::test]
-async fn a_garbage_answer_is_unavailable_and_the_server_keeps_serving() {
+async fn a_garbage_answer_to_create_agent_is_outcome_unknown_and_the_server_keeps_serving() {
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).faults().plan(FaultRule::new(Fault::Garbage).matching("add_user").times(1));
     let status = client(&app).create_agent(create_agent(agent("1000"))).await.unwrap_err();
-    assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(reason(&status), "VENDOR_BAD_RESPONSE");
-    assert!(status.get_error_details().retry_info().is_some());
+    assert_eq!(status.code(), Code::Unknown);
+    assert_eq!(reason(&status), "VENDOR_OUTCOME_UNKNOWN");
+    assert!(status.get_error_details().retry_info().is_none(), "a blind retry is not safe");
+    assert!(status.message().contains("AGENT_ALREADY_EXISTS"), "says how to find out: {}", status.message());
     client(&app).create_agent(create_agent(agent("1001"))).await.unwrap();
+}
+
+#[tokio::test]
+async fn create_agent_answered_500_502_or_504_after_it_ran_is_outcome_unknown_and_sent_once() {
+    let app = TestApp::builder().demo().spawn().await;
+    let s = sim(&app);
+    for (i, status) in [500, 502, 504].into_iter().enumerate() {
+        s.faults_after().plan(FaultRule::new(Fault::Status(status)).matching("add_user").times(1));
+        let user = format!("100{i}");
+        let err = client(&app).create_agent(create_agent(agent(&user))).await.unwrap_err();
+        assert_eq!((err.code(), reason(&err)), (Code::Unknown, "VENDOR_OUTCOME_UNKNOWN".into()), "{status}");
+        assert!(err.message().contains(&format!("HTTP {status}")), "{}", err.message());
+        assert!(s.user(&user).is_some(), "the dialer did add it: a resend would have met ALREADY_EXISTS");
+    }
+    assert_eq!(s.calls().get("add_user"), 3);
+}
+
+#[tokio::test]
+async fn create_agent_refused_with_503_is_unavailable_with_retry_info_and_a_retry_succeeds() {
+    let app = TestApp::builder().demo().spawn().await;
+    sim(&app).faults().plan(FaultRule::new(Fault::Status(503)).matching("add_user").times(1));
+    let status = client(&app).create_agent(create_agent(agent("1000"))).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::Unavailable, "VENDOR_UNAVAILABLE".into()));
+    assert!(status.get_error_details().retry_info().is_some());
+    assert!(sim(&app).user("1000").is_none());
+    client(&app).create_agent(create_agent(agent("1000"))).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dialer_that_refuses_connections_is_unavailable_with_retry_info_for_reads_and_mutations() {
+    let url = format!("http://127.0.0.1:{}/dialer/elision_api.php", closed_port());
+    let app = TestApp::builder().file("acme.yaml", acme_on(&url, "1234")).spawn().await;
+    let req = authed(
+        pb::CreateAgentRequest { tenant: "acme".into(), agent: Some(agent("1000")), request_id: String::new() },
+        "acme-token",
+    );
+    let status = client(&app).create_agent(req).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::Unavailable, "VENDOR_UNAVAILABLE".into()));
+    assert!(status.get_error_details().retry_info().is_some());
+    let req = authed(pb::ListActiveListsRequest { tenant: "acme".into() }, "acme-token");
+    let status = client(&app).list_active_lists(req).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::Unavailable, "VENDOR_UNAVAILABLE".into()));
+    assert!(status.get_error_details().retry_info().is_some());
+}
+
+#[tokio::test]
+async fn an_api_url_that_is_not_the_api_script_is_vendor_misconfigured_naming_the_key() {
+    let dialer = ElisionSim::start(([127, 0, 0, 1], 0).into()).unwrap();
+    let url = format!("http://{}/dialer/elision.php", dialer.addr());
+    let app = TestApp::builder().file("acme.yaml", acme_on(&url, "1234")).spawn().await;
+    let req = authed(pb::ListActiveListsRequest { tenant: "acme".into() }, "acme-token");
+    let status = client(&app).list_active_lists(req).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "VENDOR_MISCONFIGURED".into()));
+    assert_eq!(metadata(&status, "tenant_key"), "triggers.dialer.api_url");
+    assert!(status.message().contains("triggers.dialer.api_url") && status.message().contains("HTTP 404"));
+    assert_eq!(dialer.calls().total(), 0);
+}
+
+#[tokio::test]
+async fn a_dialer_answer_echoing_the_api_password_json_escaped_never_reaches_the_caller() {
+    use axum::{Router, routing::any};
+    // PHP's json_encode writes `"` as \" and `/` as \/, which an exact-text scrubber misses.
+    let router = Router::new().route(
+        "/api.php",
+        any(|| async { r#"{"success":"no","message":"bad pass pa\"ss\/w0rd","data":{"password":"pa\"ss\/w0rd"}}"# }),
+    );
+    let dialer = patchbay::sim::SimServer::start(router, ([127, 0, 0, 1], 0).into()).unwrap();
+    let app = TestApp::builder()
+        .file("acme.yaml", acme_on(&format!("{}/api.php", dialer.url()), "pa\"ss/w0rd"))
+        .spawn()
+        .await;
+    let req = authed(
+        pb::CreateListRequest {
+            tenant: "acme".into(),
+            list: Some(dial_list("5001", "Spring promo", "TESTCAMP")),
+            request_id: String::new(),
+        },
+        "acme-token",
+    );
+    let status = client(&app).create_list(req).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unknown);
+    let shown = format!("{} {:?}", status.message(), status.get_error_details());
+    for form in ["pa\"ss", "pa\\\"ss", "ss/w0rd", "ss\\/w0rd", "w0rd"] {
+        assert!(!shown.contains(form), "{form} in {shown}");
+    }
 }
 
 #[tokio::test]
@@ -231,6 +346,77 @@ async fn a_create_agent_repeated_with_its_request_id_reaches_the_dialer_once() {
     let again = client(&app).create_agent(req()).await.unwrap().into_inner();
     assert_eq!(first, again);
     assert_eq!(sim(&app).calls().get("add_user"), 1);
+}
+
+#[tokio::test]
+async fn create_agent_idempotency_holds_with_passwords_left_out_of_the_request_fingerprint() {
+    let app = TestApp::builder().demo().spawn().await;
+    let req = |agent: pb::Agent| {
+        authed(
+            pb::CreateAgentRequest { tenant: "demo".into(), agent: Some(agent), request_id: "req-pw".into() },
+            DEMO_TOKEN,
+        )
+    };
+    let first = client(&app).create_agent(req(agent("1000"))).await.unwrap().into_inner();
+    // The same request again: the stored answer, no second add_user.
+    let again = client(&app).create_agent(req(agent("1000"))).await.unwrap().into_inner();
+    assert_eq!(first, again);
+    // Only a password differs: still the same request (passwords are not fingerprinted).
+    let mut other_password = agent("1000");
+    other_password.password = "4321".into();
+    other_password.phone_password = "phone-pw".into();
+    let replay = client(&app).create_agent(req(other_password)).await.unwrap().into_inner();
+    assert_eq!(first, replay);
+    assert_eq!(sim(&app).calls().get("add_user"), 1);
+    assert_eq!(sim(&app).user("1000").unwrap().pass, "9999", "the first call's password stands");
+    // Another agent under the same request_id: refused on request_id, nothing sent.
+    let mut renamed = agent("1000");
+    renamed.full_name = "Someone Else".into();
+    let status = client(&app).create_agent(req(renamed)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&status), ["request_id"]);
+    assert_eq!(sim(&app).calls().get("add_user"), 1);
+}
+
+#[tokio::test]
+async fn ten_refused_logins_lock_the_api_user_and_calls_then_say_it_is_locked() {
+    let dialer = ElisionSim::start(([127, 0, 0, 1], 0).into()).unwrap();
+    let app = TestApp::builder()
+        .file("acme.yaml", acme_on(&dialer.url(), "wrong-password"))
+        .file("good.yaml", tenant_on("good", "good-token", &dialer.url(), "1234"))
+        .spawn()
+        .await;
+    for attempt in 1..=10 {
+        let req = authed(pb::ListActiveListsRequest { tenant: "acme".into() }, "acme-token");
+        let status = client(&app).list_active_lists(req).await.unwrap_err();
+        assert_eq!(reason(&status), "VENDOR_AUTH_FAILED", "attempt {attempt}");
+        assert!(status.message().contains("Login incorrect"), "attempt {attempt}: {}", status.message());
+    }
+    assert!(dialer.is_locked("api"));
+
+    // Now even the right password is refused, and the caller is told why.
+    let req = authed(
+        pb::CreateAgentRequest { tenant: "good".into(), agent: Some(agent("1000")), request_id: String::new() },
+        "good-token",
+    );
+    let status = client(&app).create_agent(req).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&status), "VENDOR_AUTH_FAILED");
+    assert!(status.message().contains("locked the tenant's API user"), "{}", status.message());
+    assert_eq!(metadata(&status, "api_user_locked"), "true");
+    assert!(metadata(&status, "vendor_message").contains("Too many login attempts"));
+    assert!(dialer.user("1000").is_none());
+    let req = authed(pb::ListActiveListsRequest { tenant: "good".into() }, "good-token");
+    let status = client(&app).list_active_lists(req).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "VENDOR_AUTH_FAILED".into()));
+    assert_eq!(metadata(&status, "api_user_locked"), "true");
+    let export = export(&app.channel, "good-token", "good", "", existing("20042018"), leads(0..3), 3).await;
+    assert_eq!(metadata(&export.unwrap_err(), "api_user_locked"), "true");
+
+    // Once the dialer's admin lifts the lock, the tenant with the right password works again.
+    dialer.unlock("api");
+    let req = authed(pb::ListActiveListsRequest { tenant: "good".into() }, "good-token");
+    client(&app).list_active_lists(req).await.unwrap();
 }
 
 #[tokio::test]
@@ -390,13 +576,16 @@ async fn update_agent_returns_failed_precondition_for_a_group_the_dialer_does_no
 }
 
 #[tokio::test]
-async fn update_agent_returns_vendor_permission_denied_for_an_agent_at_the_api_users_level() {
+async fn update_agent_returns_failed_precondition_naming_an_agent_at_the_api_users_level() {
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).add_agent("boss", 9, "ADMIN");
     let changes = pb::Agent { user: "boss".into(), active: Some(false), ..Default::default() };
     let status = client(&app).update_agent(update_agent(changes)).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "VENDOR_PERMISSION_DENIED");
+    assert_eq!(reason(&status), "AGENT_LEVEL_TOO_HIGH", "the agent's level, not the tenant's rights");
+    assert_eq!(metadata(&status, "agent"), "boss");
+    assert!(status.message().contains("agent boss"), "{}", status.message());
+    assert!(metadata(&status, "vendor_message").contains("UPDATE THIS USER"));
     assert!(sim(&app).user("boss").unwrap().active);
 }
 
@@ -552,10 +741,11 @@ async fn export_mixing_good_and_bad_leads_reports_each_by_its_index() {
 }
 
 #[tokio::test]
-async fn export_whose_vendor_batch_fails_once_is_sent_again_and_succeeds() {
+async fn export_whose_vendor_batch_fails_once_with_503_not_taken_is_sent_again_and_succeeds() {
     let app = TestApp::builder().demo().spawn().await;
     let s = sim(&app);
-    s.faults().plan(FaultRule::new(Fault::Status(500)).matching("add_multi_lead").times(1));
+    // 503: the web server or proxy answered without running the script, so a resend is safe.
+    s.faults().plan(FaultRule::new(Fault::Status(503)).matching("add_multi_lead").times(1));
     let resp = demo_export(&app, "exp-retry", existing("20042018"), leads(0..150)).await.unwrap();
     assert_eq!((resp.accepted, resp.rejected), (150, 0));
     assert_eq!(s.calls().get("add_multi_lead"), 3, "two batches, one of them sent twice");
@@ -563,18 +753,19 @@ async fn export_whose_vendor_batch_fails_once_is_sent_again_and_succeeds() {
 }
 
 #[tokio::test]
-async fn export_whose_batch_fails_every_attempt_is_reported_for_exactly_its_leads_and_a_repeat_sends_them() {
+async fn export_whose_batch_is_refused_with_503_every_attempt_is_reported_for_exactly_its_leads_and_a_repeat_sends_them()
+ {
     let app = TestApp::builder().demo().spawn().await;
     let s = sim(&app);
-    // Fail every attempt at the second batch (leads 100..200), whose first lead is lead 100.
-    s.faults().plan(FaultRule::new(Fault::Status(500)).matching(format!("add_multi_lead {}", phone(100))).times(3));
+    // Refuse every attempt at the second batch (leads 100..200), whose first lead is lead 100.
+    s.faults().plan(FaultRule::new(Fault::Status(503)).matching(format!("add_multi_lead {}", phone(100))).times(3));
     let resp = demo_export(&app, "exp-fail", existing("20042018"), leads(0..250)).await.unwrap();
     assert_eq!((resp.accepted, resp.rejected), (150, 100));
     for r in &resp.results {
         let in_failed_batch = (100..200).contains(&r.index);
         assert_eq!(r.lead_id.is_empty(), in_failed_batch, "lead {}", r.index);
         if in_failed_batch {
-            assert!(r.error.contains("HTTP 500") && r.error.contains("3 attempts"), "{}", r.error);
+            assert!(r.error.contains("HTTP 503") && r.error.contains("3 attempts"), "{}", r.error);
         }
     }
     assert_eq!(s.calls().get("add_multi_lead"), 5);
@@ -585,6 +776,58 @@ async fn export_whose_batch_fails_every_attempt_is_reported_for_exactly_its_lead
     assert_eq!(s.calls().get("add_multi_lead"), 6);
     assert_eq!(s.lead_count("20042018"), 250);
     assert_eq!(again.results[0], resp.results[0], "settled outcomes are answered as recorded");
+}
+
+#[tokio::test]
+async fn export_whose_batch_is_answered_500_502_or_504_reports_its_leads_outcome_unknown_and_never_resends_them() {
+    let app = TestApp::builder().demo().spawn().await;
+    let s = sim(&app);
+    for (round, status) in [500u16, 502, 504].into_iter().enumerate() {
+        // Each round exports 250 leads of its own; the dialer adds the second batch (100..200)
+        // and then fails to say so, as PHP failing after the insert or a proxy timing out would.
+        let offset = round * 1000;
+        let request_id = format!("exp-unknown-{status}");
+        s.faults_after().plan(
+            FaultRule::new(Fault::Status(status)).matching(format!("add_multi_lead {}", phone(offset + 100))).times(1),
+        );
+        let (calls, count) = (s.calls().get("add_multi_lead"), s.lead_count("20042018"));
+        let resp = demo_export(&app, &request_id, existing("20042018"), leads(offset..offset + 250)).await.unwrap();
+        assert_eq!((resp.accepted, resp.rejected), (150, 100), "{status}");
+        for r in &resp.results[100..200] {
+            assert!(r.lead_id.is_empty(), "lead {}", r.index);
+            assert!(
+                r.error.starts_with("outcome unknown") && r.error.contains(&format!("HTTP {status}")),
+                "{}",
+                r.error
+            );
+            assert!(r.error.contains("not sent again") && r.error.contains("list 20042018"), "{}", r.error);
+        }
+        assert_eq!(s.calls().get("add_multi_lead") - calls, 3, "{status}: the batch was sent once");
+        assert_eq!(s.lead_count("20042018") - count, 250, "{status}: every lead is at the dialer once");
+
+        // The same export again sends nothing: the unknown leads are settled, not failed.
+        let again = demo_export(&app, &request_id, existing("20042018"), leads(offset..offset + 250)).await.unwrap();
+        assert_eq!(again, resp, "{status}");
+        assert_eq!(s.calls().get("add_multi_lead") - calls, 3, "{status}: the repeat sent nothing");
+        assert_eq!(s.lead_count("20042018") - count, 250, "{status}: no lead added twice");
+    }
+}
+
+#[tokio::test]
+async fn export_to_a_new_list_whose_add_list_answer_is_lost_is_outcome_unknown_and_a_repeat_goes_on_with_the_list() {
+    let app = TestApp::builder().demo().spawn().await;
+    let s = sim(&app);
+    s.faults_after().plan(FaultRule::new(Fault::Status(502)).matching("add_list").times(1));
+    let new = || List::NewList(dial_list("1101", "Test API list", "TESTCAMP"));
+    let status = demo_export(&app, "exp-lost-list", new(), leads(0..5)).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::Unknown, "VENDOR_OUTCOME_UNKNOWN".into()));
+    assert!(status.message().contains("same request_id"), "{}", status.message());
+    assert!(s.list("1101").is_some());
+    assert_eq!(s.calls().get("add_multi_lead"), 0);
+
+    let resp = demo_export(&app, "exp-lost-list", new(), leads(0..5)).await.unwrap();
+    assert_eq!(resp.accepted, 5);
+    assert_eq!(s.lead_count("1101"), 5);
 }
 
 #[tokio::test]

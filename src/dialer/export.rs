@@ -10,9 +10,11 @@
 //! - Chunks are sized by the vendor's [`ExportShape`] (leads and bytes per call), so no call
 //!   exceeds the vendor's limits. A lead that fails patchbay's checks is recorded as rejected
 //!   and never sent; it never fails its neighbours.
-//! - A batch the dialer did not take (5xx, no connection) is sent again a bounded number of
-//!   times, then recorded as `failed` for exactly its leads. A batch whose answer was lost
-//!   (timeout, unreadable answer) is not sent again: its leads are recorded as `unknown`.
+//! - A batch the dialer provably did not take (no connection, HTTP 503 or 429) is sent again a
+//!   bounded number of times, then recorded as `failed` for exactly its leads (a repeat of the
+//!   export sends them again). A batch sent without a clear answer (a timeout, any other 5xx such
+//!   as a PHP 500 after a partial insert or a proxy's 502/504, an unreadable answer) is never sent
+//!   again, in this run or a repeat: its leads are recorded as `unknown`, each saying so.
 //! - Idempotent by (tenant, request_id): a repeated export sends only the leads that have no
 //!   settled outcome yet (so a finished export sends nothing, and an interrupted one resumes),
 //!   and answers every lead from the records.
@@ -40,7 +42,7 @@ use super::{
 };
 use crate::ops::{ApiError, Violations, retry::Backoff};
 
-/// A batch the dialer did not take is sent this many times in all.
+/// A batch the dialer provably did not take is sent this many times in all.
 pub const BATCH_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2), 3);
 /// Outcomes written in one statement, at most.
 const MAX_ROWS_PER_WRITE: usize = 5_000;
@@ -166,8 +168,8 @@ where
     let result = match export.prepare_list(&req.target, resume.unwrap_or(false)).await {
         Ok(()) => export.pipeline(leads).await,
         Err(e) => {
-            // Refused before any lead went out (and no list was made): nothing to remember.
-            if resume.is_none() && matches!(e, Prepare::Refused(_)) {
+            // Nothing was done at the dialer and no lead went out: nothing to remember.
+            if resume.is_none() && matches!(e, Prepare::NothingDone(_)) {
                 let _ = store::delete(&pool, key).await;
             }
             Err(e.into())
@@ -186,16 +188,16 @@ fn db(e: sqlx::Error) -> ApiError {
 
 /// Why the list could not be made ready.
 enum Prepare {
-    /// The dialer said no (or the list is not active): nothing happened.
-    Refused(ApiError),
-    /// Anything else (unavailable dialer, database).
+    /// The dialer said no, the list is not active, or the dialer was not reached: nothing happened.
+    NothingDone(ApiError),
+    /// Anything else (a list creation of unknown outcome, the database).
     Other(ApiError),
 }
 
 impl From<Prepare> for ApiError {
     fn from(p: Prepare) -> Self {
         match p {
-            Prepare::Refused(e) | Prepare::Other(e) => e,
+            Prepare::NothingDone(e) | Prepare::Other(e) => e,
         }
     }
 }
@@ -285,12 +287,10 @@ impl Export<'_> {
         }
         match target {
             Target::Existing(id) => {
-                let lists = self.provider.active_lists().await.map_err(|e| match e {
-                    e @ DialerError::Refused { .. } => Prepare::Refused(e.into()),
-                    e => Prepare::Other(e.into()),
-                })?;
+                // A read: whatever its error, nothing was done.
+                let lists = self.provider.active_lists().await.map_err(|e| Prepare::NothingDone(e.into()))?;
                 if !lists.iter().any(|l| &l.list_id == id) {
-                    return Err(Prepare::Refused(
+                    return Err(Prepare::NothingDone(
                         ApiError::failed_precondition(
                             "LIST_NOT_ACTIVE",
                             format!("list {id} is not among the dialer's active lists (ListActiveLists shows them)"),
@@ -303,8 +303,23 @@ impl Export<'_> {
                 Ok(_) => {}
                 // A resumed export whose add_list answer was lost: the list is ours.
                 Err(DialerError::Refused { kind: Refusal::ListExists, .. }) if self.resume => {}
-                Err(e @ DialerError::Refused { .. }) => return Err(Prepare::Refused(under_target(e.into()))),
-                Err(e) => return Err(Prepare::Other(e.into())),
+                Err(e @ (DialerError::Refused { .. } | DialerError::Unavailable { .. })) => {
+                    return Err(Prepare::NothingDone(under_target(e.into())));
+                }
+                Err(DialerError::OutcomeUnknown { provider, domain, message, .. }) => {
+                    // The record stays, so that a repeat of this export knows the list may be its own.
+                    return Err(Prepare::Other(
+                        ApiError::outcome_unknown(
+                            provider,
+                            format!(
+                                "{message}; list {} may or may not have been created and no lead was sent: send \
+                                 the export again with the same request_id, which goes on with the list if it exists",
+                                list.list_id
+                            ),
+                        )
+                        .with_domain(domain),
+                    ));
+                }
             },
         }
         store::mark_list_ready(self.pool, self.key).await.map_err(|e| Prepare::Other(db(e)))
@@ -545,18 +560,21 @@ impl Export<'_> {
                 }
                 // Every further batch would meet the same refusal: stop the export.
                 Err(e) if e.is_tenant_problem() => return Err(e.into()),
-                Err(e) if e.safe_to_resend() && BATCH_RETRY.allows(made) => {
+                // Provably not taken: safe to send again, a bounded number of times.
+                Err(e @ DialerError::Unavailable { .. }) if BATCH_RETRY.allows(made) => {
                     tracing::info!(attempt = made, error = %e, leads = leads.len(), "a lead batch was not taken; sending it again");
                     tokio::time::sleep(BATCH_RETRY.delay(made)).await;
                 }
-                Err(e) if e.safe_to_resend() => {
+                Err(e @ DialerError::Unavailable { .. }) => {
                     let error = format!(
                         "not exported: {e} ({made} attempts); send the export again with the same request_id to retry"
                     );
                     return Ok(settle(Outcome::Failed, "", &error));
                 }
-                Err(e @ DialerError::Unavailable { .. }) => {
-                    return Ok(settle(Outcome::Unknown, "", &self.unknown_error(&e.to_string())));
+                // Sent without a clear answer: the leads may be in the list already. Recorded as
+                // settled, so that neither this run nor a repeat sends them again.
+                Err(DialerError::OutcomeUnknown { message, .. }) => {
+                    return Ok(settle(Outcome::Unknown, "", &self.unknown_error(&message)));
                 }
                 Err(DialerError::Refused { message, .. }) => {
                     return Ok(settle(Outcome::Rejected, "", &format!("refused by the dialer: {message}")));

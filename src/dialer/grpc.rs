@@ -206,7 +206,7 @@ impl DialerService for DialerGrpc {
                 let agent_pb = msg.agent.clone().ok_or_else(|| required("agent", "the agent to create"))?;
                 let agent = agent_from_pb(&agent_pb);
                 validate::new_agent(&agent)?;
-                let ack = provider.create_agent(&agent).await?;
+                let ack = provider.create_agent(&agent).await.map_err(|e| e.for_agent(&agent.user))?;
                 Ok(pb::AgentResponse { agent: Some(public_agent(agent_pb)), vendor_message: ack.vendor_message })
             })
             .await?;
@@ -223,7 +223,7 @@ impl DialerService for DialerGrpc {
                     msg.agent.clone().ok_or_else(|| required("agent", "the agent's user and the fields to change"))?;
                 let agent = agent_from_pb(&agent_pb);
                 validate::agent_update(&agent)?;
-                let ack = provider.update_agent(&agent).await?;
+                let ack = provider.update_agent(&agent).await.map_err(|e| e.for_agent(&agent.user))?;
                 Ok(pb::AgentResponse { agent: Some(public_agent(agent_pb)), vendor_message: ack.vendor_message })
             })
             .await?;

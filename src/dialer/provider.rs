@@ -103,7 +103,8 @@ pub trait DialerProvider: Send + Sync + 'static {
     /// The dialer's active lists. A read: safe to retry, and the provider does.
     async fn active_lists(&self) -> Result<Vec<DialList>, DialerError>;
     /// Adds a batch of leads to `list_id`; one outcome per lead, in order. Not retried by the
-    /// provider: the caller decides from [`Delivery`] whether a retry could add a lead twice.
+    /// provider: the caller decides from the error whether a retry could add a lead twice
+    /// ([`DialerError::safe_to_resend`]).
     async fn add_leads(&self, list_id: &str, leads: &[Lead]) -> Result<Vec<LeadOutcome>, DialerError>;
     fn export_shape(&self) -> ExportShape;
     /// The bytes `lead` takes in a batch call (`None`: too big for any call).
@@ -118,23 +119,26 @@ pub enum Refusal {
     AgentNotFound,
     UserGroupNotFound,
     CampaignNotFound,
-    /// The dialer refused the tenant's API login (wrong credentials, or locked out).
+    /// The dialer refused the tenant's API login (wrong user name or password).
     AuthFailed,
+    /// The dialer has locked the tenant's API user after too many failed logins: even the right
+    /// password is refused until the lock runs out or the dialer's admin lifts it.
+    ApiUserLocked,
     /// The tenant's API user lacks a permission (or a high enough user level) for this.
     PermissionDenied,
+    /// The agent's requested level is not below the API user's own: a dialer API user may only
+    /// create agents below itself. The request's `agent.level` is at fault, not the tenant.
+    LevelNotBelowApiUser,
+    /// The agent to change is at or above the API user's own level, so the API user may not
+    /// change it: the agent's level is the obstacle, not the tenant's rights or the request.
+    AgentOutranksApiUser,
     /// The dialer refused a field of the request: its proto path.
     InvalidField(&'static str),
+    /// The answer shows that the tenant's dialer settings point at the wrong place (a 404 on the
+    /// API script, a web server refusing access): the named tenant key must be checked.
+    Misconfigured(&'static str),
     /// Anything else the dialer said no to.
     Other,
-}
-
-/// Whether a call whose answer did not come back may have been carried out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// The dialer did not take it (no connection, or it answered 5xx): safe to send again.
-    NotTaken,
-    /// Sent, answer lost (timeout, unreadable answer): sending again could apply it twice.
-    Unknown,
 }
 
 /// A vendor call that did not succeed.
@@ -151,26 +155,66 @@ pub enum DialerError {
         /// The vendor's answer, secrets removed.
         message: String,
     },
-    /// The dialer did not answer usably.
+    /// The dialer could not be used and nothing was changed: a read that kept failing after its
+    /// retries, or a mutation the dialer provably did not take (no connection; an HTTP 503 or
+    /// 429, which web servers and proxies answer without running the API script). Safe to retry.
     #[error("{message}")]
-    Unavailable {
-        /// `VENDOR_UNAVAILABLE`, `VENDOR_TIMEOUT` or `VENDOR_BAD_RESPONSE`.
-        reason: &'static str,
+    Unavailable { domain: &'static str, message: String },
+    /// A mutation was sent and no clear answer came back (a timeout; any other 5xx, such as a PHP
+    /// 500 after a partial insert or a proxy's 502/504; an unreadable or oversized answer): it may
+    /// or may not have been applied, so it is never sent again blindly.
+    #[error("{message}")]
+    OutcomeUnknown {
+        /// The provider's registry name (`elision`).
+        provider: &'static str,
         domain: &'static str,
+        /// What happened, secrets removed.
         message: String,
-        delivery: Delivery,
+        /// Which read (or repeat) tells whether the change was made.
+        check: String,
     },
 }
 
 impl DialerError {
     /// Whether a mutation that failed this way may be sent again without risk of applying it twice.
     pub fn safe_to_resend(&self) -> bool {
-        matches!(self, Self::Unavailable { delivery: Delivery::NotTaken, .. })
+        matches!(self, Self::Unavailable { .. })
     }
 
     /// Whether the tenant's configuration must be fixed before any call can work.
     pub fn is_tenant_problem(&self) -> bool {
-        matches!(self, Self::Refused { kind: Refusal::AuthFailed | Refusal::PermissionDenied, .. })
+        matches!(
+            self,
+            Self::Refused {
+                kind: Refusal::AuthFailed
+                    | Refusal::ApiUserLocked
+                    | Refusal::PermissionDenied
+                    | Refusal::Misconfigured(_),
+                ..
+            }
+        )
+    }
+
+    /// The caller's error for a call about agent `user`: as the [`From`] mapping, naming the
+    /// agent where the agent itself is the obstacle.
+    pub fn for_agent(self, user: &str) -> ApiError {
+        match self {
+            Self::Refused { kind: Refusal::AgentOutranksApiUser, domain, vendor_code, message } => {
+                ApiError::failed_precondition(
+                    "AGENT_LEVEL_TOO_HIGH",
+                    format!(
+                        "the dialer refused to change agent {user}: its user level is not below the dialer API \
+                         user's own, and an API user may only change agents below it (the dialer's admin can \
+                         change this agent) [{message}]"
+                    ),
+                )
+                .with_domain(domain)
+                .with_metadata("agent", user)
+                .with_metadata("vendor_code", vendor_code)
+                .with_metadata("vendor_message", message)
+            }
+            other => other.into(),
+        }
     }
 }
 
@@ -193,25 +237,60 @@ impl From<DialerError> for ApiError {
                         "VENDOR_AUTH_FAILED",
                         format!("{text} (the tenant's dialer username or password must be fixed)"),
                     ),
+                    Refusal::ApiUserLocked => ApiError::failed_precondition(
+                        "VENDOR_AUTH_FAILED",
+                        format!(
+                            "{text} (the dialer has locked the tenant's API user after too many failed logins: \
+                             fix the tenant's dialer password if it is wrong, then wait for the lock to run out \
+                             or ask the dialer's admin to lift it)"
+                        ),
+                    )
+                    .with_metadata("api_user_locked", "true"),
                     Refusal::PermissionDenied => ApiError::failed_precondition(
                         "VENDOR_PERMISSION_DENIED",
                         format!("{text} (the tenant's dialer API user needs more rights)"),
+                    ),
+                    Refusal::LevelNotBelowApiUser => {
+                        let mut e = ApiError::invalid_field(
+                            "agent.level",
+                            format!(
+                                "must be below the dialer API user's own user level (the dialer refused: {message})"
+                            ),
+                        );
+                        e.message = text;
+                        e
+                    }
+                    Refusal::AgentOutranksApiUser => ApiError::failed_precondition(
+                        "AGENT_LEVEL_TOO_HIGH",
+                        format!("{text} (the agent's user level is not below the dialer API user's own)"),
                     ),
                     Refusal::InvalidField(field) => {
                         let mut e = ApiError::invalid_field(field, format!("refused by the dialer: {message}"));
                         e.message = text;
                         e
                     }
+                    Refusal::Misconfigured(key) => ApiError::failed_precondition(
+                        "VENDOR_MISCONFIGURED",
+                        format!("{message} (check the tenant's {key})"),
+                    )
+                    .with_metadata("tenant_key", key),
                     Refusal::Other => ApiError::failed_precondition("VENDOR_REJECTED", text),
                 };
                 base.with_domain(domain)
                     .with_metadata("vendor_code", vendor_code)
                     .with_metadata("vendor_message", message)
             }
-            DialerError::Unavailable { reason, domain, message, .. } => {
-                ApiError::unavailable(reason, format!("the dialer is unavailable: {message}"), RETRY_AFTER)
-                    .with_domain(domain)
-            }
+            DialerError::Unavailable { domain, message } => ApiError::unavailable(
+                "VENDOR_UNAVAILABLE",
+                format!("the dialer is unavailable: {message}"),
+                RETRY_AFTER,
+            )
+            .with_domain(domain),
+            DialerError::OutcomeUnknown { provider, domain, message, check } => ApiError::outcome_unknown(
+                provider,
+                format!("{message}; the change may or may not have been made and was not sent again: {check}"),
+            )
+            .with_domain(domain),
         }
     }
 }
@@ -263,15 +342,55 @@ mod tests {
     }
 
     #[test]
-    fn an_unavailable_dialer_is_unavailable_with_retry_info() {
-        let err = ApiError::from(DialerError::Unavailable {
-            reason: "VENDOR_TIMEOUT",
+    fn refusals_about_the_request_or_the_agent_are_not_blamed_on_the_tenant() {
+        let refused = |kind| DialerError::Refused {
+            kind,
             domain: "elision.com",
-            message: "no answer in 30 s".into(),
-            delivery: Delivery::Unknown,
-        });
+            vendor_code: "CODE".into(),
+            message: "msg".into(),
+        };
+        let level = ApiError::from(refused(Refusal::LevelNotBelowApiUser));
+        assert_eq!((level.code, level.fields()), (Code::InvalidArgument, vec!["agent.level"]));
+        assert!(level.violations[0].description.contains("below the dialer API user's own user level"));
+        let outranks = refused(Refusal::AgentOutranksApiUser).for_agent("boss");
+        assert_eq!((outranks.code, outranks.reason.as_ref()), (Code::FailedPrecondition, "AGENT_LEVEL_TOO_HIGH"));
+        assert!(outranks.message.contains("agent boss"), "{}", outranks.message);
+        assert_eq!(outranks.metadata["agent"], "boss");
+        assert!(!refused(Refusal::AgentOutranksApiUser).is_tenant_problem());
+        let locked = ApiError::from(refused(Refusal::ApiUserLocked));
+        assert_eq!(locked.reason, "VENDOR_AUTH_FAILED");
+        assert!(locked.message.contains("locked the tenant's API user"), "{}", locked.message);
+        let misconfigured = ApiError::from(refused(Refusal::Misconfigured("triggers.dialer.api_url")));
+        assert_eq!(
+            (misconfigured.code, misconfigured.reason.as_ref()),
+            (Code::FailedPrecondition, "VENDOR_MISCONFIGURED")
+        );
+        assert_eq!(misconfigured.metadata["tenant_key"], "triggers.dialer.api_url");
+    }
+
+    #[test]
+    fn an_unavailable_dialer_is_unavailable_with_retry_info_and_safe_to_resend() {
+        let e = DialerError::Unavailable { domain: "elision.com", message: "cannot connect".into() };
+        assert!(e.safe_to_resend());
+        let err = ApiError::from(e);
         assert_eq!(err.code, Code::Unavailable);
-        assert_eq!(err.reason, "VENDOR_TIMEOUT");
+        assert_eq!(err.reason, "VENDOR_UNAVAILABLE");
         assert_eq!(err.retry_after, Some(RETRY_AFTER));
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_unknown_without_retry_info_and_says_what_to_check() {
+        let e = DialerError::OutcomeUnknown {
+            provider: "elision",
+            domain: "elision.com",
+            message: "add_user: the dialer answered HTTP 502".into(),
+            check: "send CreateAgent again".into(),
+        };
+        assert!(!e.safe_to_resend());
+        let err = ApiError::from(e);
+        assert_eq!((err.code, err.reason.as_ref()), (Code::Unknown, "VENDOR_OUTCOME_UNKNOWN"));
+        assert_eq!(err.retry_after, None);
+        assert_eq!(err.metadata["provider"], "elision");
+        assert!(err.message.contains("HTTP 502") && err.message.contains("send CreateAgent again"), "{}", err.message);
     }
 }

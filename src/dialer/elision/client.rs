@@ -1,16 +1,25 @@
 //! The Elision client: every call is one POST of a form body to the one API script, carrying
 //! `function`, `source`, `user` and `pass`. Form bodies rather than the documents' query strings,
 //! so that lead batches are not limited by URL length and passwords stay out of access logs.
+//!
+//! What a call that brings no usable answer becomes:
+//! - a read (active_lists) is retried with backoff, then is [`DialerError::Unavailable`];
+//! - a mutation is sent once. If the dialer provably did not take it (no connection; HTTP 503,
+//!   429 or 408, which web servers and proxies answer without running the API script) it is
+//!   [`DialerError::Unavailable`], safe to send again. Otherwise (a timeout, any other 5xx, an
+//!   unreadable or oversized answer) it is [`DialerError::OutcomeUnknown`]: a PHP 500 may come
+//!   after a partial insert and a proxy's 502/504 after the script ran, so it is never resent.
+//!
+//! No message ever quotes an answer's body (it may echo a password in any encoding) or the
+//! endpoint's credentials or query string.
 
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::wire::{self, Answer, Envelope, LeadsAnswer, Prefix, Scrubber, Subject, WireLead, classify};
+use super::wire::{self, Answer, Envelope, LeadsAnswer, Prefix, Scrubber, Subject, WireLead, classify, classify_line};
 use crate::{
-    dialer::provider::{
-        Ack, Agent, Delivery, DialList, DialerError, DialerProvider, ExportShape, Lead, LeadOutcome, Refusal,
-    },
+    dialer::provider::{Ack, Agent, DialList, DialerError, DialerProvider, ExportShape, Lead, LeadOutcome, Refusal},
     ops::retry::Backoff,
 };
 
@@ -20,17 +29,46 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const READ_RETRY: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2), 3);
 /// Batches in flight at once: one dialer box serves the call centre too, so patchbay stays polite.
 pub const EXPORT_CONCURRENCY: usize = 4;
+/// The largest answer read (an add_multi_lead answer for 100 leads is about 10 KB; active_lists
+/// of 50,000 lists about 2 MB). A bigger one is not read, and counts as an unreadable answer.
+pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+/// The registry name of this provider, for outcome-unknown errors.
+const PROVIDER: &str = "elision";
+/// The tenant key that a misconfiguration visible in an answer points at.
+const API_URL_KEY: &str = "triggers.dialer.api_url";
 
 /// A client of one tenant's Elision dialer.
 #[derive(Debug, Clone)]
 pub struct ElisionClient {
     http: reqwest::Client,
     endpoint: reqwest::Url,
+    /// The endpoint as messages may show it: no credentials, query or fragment.
+    shown_endpoint: String,
     source: String,
     user: SecretString,
     pass: SecretString,
     timeout: Duration,
     read_retry: Backoff,
+}
+
+/// Why a call brought back nothing usable, before the read or mutation it was decides what
+/// that means for the caller.
+#[derive(Debug)]
+enum Failure {
+    /// The dialer answered, and said no (or its answer shows a misconfiguration).
+    Refused(DialerError),
+    /// No usable answer. `maybe_applied: false` only when the dialer provably did not run the call.
+    NoAnswer { maybe_applied: bool, message: String },
+}
+
+/// `url` without what must never be shown: user name, password, query and fragment.
+fn shown_url(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
 }
 
 impl ElisionClient {
@@ -41,7 +79,16 @@ impl ElisionClient {
         user: SecretString,
         pass: SecretString,
     ) -> Self {
-        Self { http, endpoint, source: source.into(), user, pass, timeout: DEFAULT_TIMEOUT, read_retry: READ_RETRY }
+        Self {
+            http,
+            shown_endpoint: shown_url(&endpoint),
+            endpoint,
+            source: source.into(),
+            user,
+            pass,
+            timeout: DEFAULT_TIMEOUT,
+            read_retry: READ_RETRY,
+        }
     }
 
     /// How long to wait for one answer (default 30 s).
@@ -57,12 +104,12 @@ impl ElisionClient {
     }
 
     /// Removes from answers the secrets they may echo: the API password, plus the call's own.
-    fn scrubber<'a>(&'a self, extra: impl IntoIterator<Item = &'a str>) -> Scrubber<'a> {
+    fn scrubber<'a>(&'a self, extra: impl IntoIterator<Item = &'a str>) -> Scrubber {
         Scrubber::new(std::iter::once(self.pass.expose_secret()).chain(extra))
     }
 
     /// One call: the answer's body, or why there is none usable.
-    async fn post(&self, function: &str, params: &[(&str, &str)]) -> Result<String, DialerError> {
+    async fn post(&self, function: &str, params: &[(&str, &str)]) -> Result<String, Failure> {
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(params.len() + 4);
         form.extend([
             ("function", function),
@@ -72,37 +119,57 @@ impl ElisionClient {
         ]);
         form.extend_from_slice(params);
         let sent = self.http.post(self.endpoint.clone()).timeout(self.timeout).form(&form).send().await;
-        let resp = sent.map_err(|e| transport_error(function, &e, self.timeout))?;
+        let resp = sent.map_err(|e| transport_failure(function, &e, self.timeout))?;
         let status = resp.status();
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            // A dialer answering 5xx has not run the function (PHP failed before or the proxy
-            // in front refused it): the call may be sent again.
-            return Err(unavailable(
-                "VENDOR_UNAVAILABLE",
-                format!("{function}: the dialer answered HTTP {status}"),
-                Delivery::NotTaken,
-            ));
-        }
         if !status.is_success() {
-            return Err(refused(
-                Refusal::Other,
-                format!("HTTP {}", status.as_u16()),
-                format!(
-                    "{function}: the dialer answered HTTP {status} (check the tenant's dialer api_url: {})",
-                    self.endpoint
-                ),
-            ));
+            return Err(self.status_failure(function, status));
         }
-        let bytes = resp.bytes().await.map_err(|e| transport_error(function, &e, self.timeout))?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        let body = read_capped(resp, function, self.timeout).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
-    /// A read, retried with backoff while the dialer is unavailable.
+    /// What an HTTP status other than 2xx says (VICIdial answers 200 even for its errors, so any
+    /// other status comes from PHP failing or from the web server or proxy in front of it).
+    fn status_failure(&self, function: &str, status: reqwest::StatusCode) -> Failure {
+        let code = status.as_u16();
+        let misconfigured = |what: &str| {
+            Failure::Refused(refused(
+                Refusal::Misconfigured(API_URL_KEY),
+                format!("HTTP {code}"),
+                format!("{function}: {what} (HTTP {code} from {})", self.shown_endpoint),
+            ))
+        };
+        match code {
+            // Service Unavailable, Too Many Requests, Request Timeout: answered by the web server
+            // or a proxy in place of the script (overload, maintenance, rate limit, a request not
+            // received in full); PHP's own failures are 500. The call did not run.
+            503 | 429 | 408 => Failure::NoAnswer {
+                maybe_applied: false,
+                message: format!("{function}: the dialer answered HTTP {status} (it did not run the call)"),
+            },
+            // A PHP 500 may follow a partial insert, a proxy's 502/504 a script that ran on.
+            500..=599 => Failure::NoAnswer {
+                maybe_applied: true,
+                message: format!("{function}: the dialer answered HTTP {status}"),
+            },
+            404 | 410 => misconfigured("there is no dialer API script at this address"),
+            405 => misconfigured("the address does not take POST calls: it is not the dialer's API script"),
+            401 | 403 => misconfigured("the web server in front of the dialer refused access to the API script"),
+            300..=399 => misconfigured("the address redirects elsewhere: use the API script's final address"),
+            _ => Failure::Refused(refused(
+                Refusal::Other,
+                format!("HTTP {code}"),
+                format!("{function}: the dialer refused the call with HTTP {status}"),
+            )),
+        }
+    }
+
+    /// A read, retried with backoff while no usable answer comes back.
     async fn read<T>(
         &self,
         function: &str,
         params: &[(&str, &str)],
-        parse: impl Fn(&str, &Scrubber<'_>) -> Result<T, DialerError>,
+        parse: impl Fn(&str, &Scrubber) -> Result<T, Failure>,
     ) -> Result<T, DialerError> {
         let scrub = self.scrubber([]);
         let mut made = 0;
@@ -113,89 +180,137 @@ impl ElisionClient {
                 Err(e) => Err(e),
             };
             match result {
-                Err(e @ DialerError::Unavailable { .. }) if self.read_retry.allows(made) => {
-                    tracing::debug!(function, attempt = made, error = %e, "dialer read failed; retrying");
+                Ok(value) => return Ok(value),
+                Err(Failure::Refused(e)) => return Err(e),
+                Err(Failure::NoAnswer { message, .. }) if self.read_retry.allows(made) => {
+                    tracing::debug!(function, attempt = made, error = %message, "dialer read failed; retrying");
                     tokio::time::sleep(self.read_retry.delay(made)).await;
                 }
-                other => return other,
+                Err(Failure::NoAnswer { message, .. }) => {
+                    return Err(DialerError::Unavailable {
+                        domain: wire::DOMAIN,
+                        message: format!("{message} ({made} attempts)"),
+                    });
+                }
             }
         }
     }
 
-    /// add_user / update_user / add_list: a mutation, sent once.
-    async fn mutate(
+    /// A mutation, sent once. `check` says which read tells whether it was applied when no
+    /// clear answer comes back.
+    async fn mutate<T>(
         &self,
         function: &str,
         params: &[(&str, &str)],
-        subject: Subject,
-        scrub: Scrubber<'_>,
-    ) -> Result<Ack, DialerError> {
-        let body = self.post(function, params).await?;
-        ack(&body, subject, &scrub)
+        check: impl FnOnce() -> String,
+        parse: impl FnOnce(&str) -> Result<T, Failure>,
+    ) -> Result<T, DialerError> {
+        let result = match self.post(function, params).await {
+            Ok(body) => parse(&body),
+            Err(e) => Err(e),
+        };
+        result.map_err(|failure| match failure {
+            Failure::Refused(e) => e,
+            Failure::NoAnswer { maybe_applied: false, message } => {
+                DialerError::Unavailable { domain: wire::DOMAIN, message }
+            }
+            Failure::NoAnswer { maybe_applied: true, message } => {
+                DialerError::OutcomeUnknown { provider: PROVIDER, domain: wire::DOMAIN, message, check: check() }
+            }
+        })
     }
 }
 
+/// Reads a body of at most [`MAX_ANSWER_BYTES`]; a bigger one is an unreadable answer.
+async fn read_capped(mut resp: reqwest::Response, function: &str, timeout: Duration) -> Result<Vec<u8>, Failure> {
+    let too_big = || Failure::NoAnswer {
+        maybe_applied: true,
+        message: format!(
+            "{function}: the dialer's answer is larger than {} MiB, so it was not read",
+            MAX_ANSWER_BYTES / (1024 * 1024)
+        ),
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_failure(function, &e, timeout))? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// A mutation's answer, in either style.
-fn ack(body: &str, subject: Subject, scrub: &Scrubber<'_>) -> Result<Ack, DialerError> {
+fn ack(body: &str, subject: Subject, scrub: &Scrubber) -> Result<Ack, Failure> {
     match wire::parse(body) {
         Ok(Answer::Text(lines)) => {
-            let decisive = Answer::decisive(&lines).ok_or_else(|| bad_response("no answer line", body, scrub))?;
+            let decisive = Answer::decisive(&lines).ok_or_else(|| bad_answer("no answer line", body))?;
             if decisive.prefix == Prefix::Error {
-                return Err(refused(
-                    classify(&decisive.raw, subject),
-                    scrub.scrub(&decisive.what()),
-                    scrub.scrub(&decisive.raw),
-                ));
+                return Err(refused_line(&decisive.raw, &decisive.what(), subject, scrub));
             }
             let text = lines.iter().map(|l| l.raw.as_str()).collect::<Vec<_>>().join("\n");
             Ok(Ack { vendor_message: scrub.scrub(&text) })
         }
         Ok(Answer::Json(json)) => {
-            let env = envelope(json, body, scrub)?;
+            let env = envelope(json, body)?;
             if env.success {
                 Ok(Ack { vendor_message: scrub.scrub(&env.message) })
             } else {
-                Err(refused(classify(&env.message, subject), scrub.scrub(&env.message), scrub.scrub(&env.message)))
+                let m = scrub.scrub(&env.message);
+                Err(Failure::Refused(refused(classify(&env.message, subject), m.clone(), m)))
             }
         }
-        Err(why) => Err(bad_response(&why, body, scrub)),
+        Err(why) => Err(bad_answer(&why, body)),
     }
 }
 
-fn envelope(json: serde_json::Value, body: &str, scrub: &Scrubber<'_>) -> Result<Envelope, DialerError> {
-    serde_json::from_value(json).map_err(|e| bad_response(&format!("not the JSON envelope: {e}"), body, scrub))
+fn envelope(json: serde_json::Value, body: &str) -> Result<Envelope, Failure> {
+    serde_json::from_value(json)
+        .map_err(|e| bad_answer(&format!("not the JSON envelope ({})", wire::json_why(&e)), body))
 }
 
 fn refused(kind: Refusal, vendor_code: impl Into<String>, message: String) -> DialerError {
     DialerError::Refused { kind, domain: wire::DOMAIN, vendor_code: vendor_code.into(), message }
 }
 
-fn unavailable(reason: &'static str, message: String, delivery: Delivery) -> DialerError {
-    DialerError::Unavailable { reason, domain: wire::DOMAIN, message, delivery }
+/// An `ERROR` line of a text answer.
+fn refused_line(raw: &str, what: &str, subject: Subject, scrub: &Scrubber) -> Failure {
+    Failure::Refused(refused(classify_line(raw, subject), scrub.scrub(what), scrub.scrub(raw)))
 }
 
-/// An answer that is not one: the call may or may not have been carried out.
-fn bad_response(why: &str, body: &str, scrub: &Scrubber<'_>) -> DialerError {
-    let start: String = body.chars().take(80).filter(|c| !c.is_control()).collect();
-    unavailable(
-        "VENDOR_BAD_RESPONSE",
-        format!("the dialer's answer could not be read ({why}); it begins {:?}", scrub.scrub(&start)),
-        Delivery::Unknown,
-    )
+/// An answer that is not one: the call may or may not have been carried out. Its body is never
+/// quoted (it may echo a password in a form no scrubber knows); its size and shape help debugging.
+fn bad_answer(why: &str, body: &str) -> Failure {
+    let shape = match body.trim_start_matches('\u{feff}').trim_start().chars().next() {
+        None => "empty",
+        Some('<') => "it looks like an HTML or XML page",
+        Some('{' | '[') => "it looks like JSON",
+        Some(_) => "text",
+    };
+    Failure::NoAnswer {
+        maybe_applied: true,
+        message: format!("the dialer's answer could not be read: {why} ({} bytes; {shape})", body.len()),
+    }
 }
 
-fn transport_error(function: &str, e: &reqwest::Error, timeout: Duration) -> DialerError {
-    // reqwest's errors name the URL, never the form body, so they hold no password.
+fn transport_failure(function: &str, e: &reqwest::Error, timeout: Duration) -> Failure {
+    // Messages are made here, never from reqwest's (which name the URL).
     if e.is_connect() {
-        unavailable("VENDOR_UNAVAILABLE", format!("{function}: cannot connect to the dialer"), Delivery::NotTaken)
+        // Before any byte of the request went out (refused, unreachable, TLS handshake).
+        Failure::NoAnswer { maybe_applied: false, message: format!("{function}: cannot connect to the dialer") }
     } else if e.is_timeout() {
-        unavailable(
-            "VENDOR_TIMEOUT",
-            format!("{function}: no answer from the dialer within {} s", timeout.as_secs_f32()),
-            Delivery::Unknown,
-        )
+        Failure::NoAnswer {
+            maybe_applied: true,
+            message: format!("{function}: no answer from the dialer within {} s", timeout.as_secs_f32()),
+        }
     } else {
-        unavailable("VENDOR_UNAVAILABLE", format!("{function}: the connection to the dialer failed"), Delivery::Unknown)
+        Failure::NoAnswer {
+            maybe_applied: true,
+            message: format!("{function}: the connection to the dialer broke before its answer was read"),
+        }
     }
 }
 
@@ -244,12 +359,24 @@ fn wire_lead<'a>(lead: &'a Lead, list_id: &'a str) -> WireLead<'a> {
 impl DialerProvider for ElisionClient {
     async fn create_agent(&self, agent: &Agent) -> Result<Ack, DialerError> {
         let params = agent_params(agent);
-        self.mutate(wire::ADD_USER, &as_refs(&params), Subject::Agent, self.scrubber(agent_secrets(agent))).await
+        let scrub = self.scrubber(agent_secrets(agent));
+        let check = || {
+            format!("send the CreateAgent again: AGENT_ALREADY_EXISTS then means that agent {} was added", agent.user)
+        };
+        self.mutate(wire::ADD_USER, &as_refs(&params), check, |body| ack(body, Subject::Agent, &scrub)).await
     }
 
     async fn update_agent(&self, agent: &Agent) -> Result<Ack, DialerError> {
         let params = agent_params(agent);
-        self.mutate(wire::UPDATE_USER, &as_refs(&params), Subject::Agent, self.scrubber(agent_secrets(agent))).await
+        let scrub = self.scrubber(agent_secrets(agent));
+        let check = || {
+            format!(
+                "an update only sets values, so the same UpdateAgent of agent {} may be sent again once the dialer \
+                 answers",
+                agent.user
+            )
+        };
+        self.mutate(wire::UPDATE_USER, &as_refs(&params), check, |body| ack(body, Subject::Agent, &scrub)).await
     }
 
     async fn create_list(&self, list: &DialList) -> Result<Ack, DialerError> {
@@ -259,34 +386,43 @@ impl DialerProvider for ElisionClient {
             ("campaign_id", list.campaign_id.as_str()),
             ("active", if list.active { "Y" } else { "N" }),
         ];
-        self.mutate(wire::ADD_LIST, &params, Subject::List, self.scrubber([])).await
+        let scrub = self.scrubber([]);
+        let check = || {
+            format!(
+                "ListActiveLists shows list {} if it was created active, and a CreateList of it answers \
+                 LIST_ALREADY_EXISTS if it was created",
+                list.list_id
+            )
+        };
+        self.mutate(wire::ADD_LIST, &params, check, |body| ack(body, Subject::List, &scrub)).await
     }
 
     async fn active_lists(&self) -> Result<Vec<DialList>, DialerError> {
         self.read(wire::ACTIVE_LISTS, &[], |body, scrub| {
             let env = match wire::parse(body) {
-                Ok(Answer::Json(json)) => envelope(json, body, scrub)?,
+                Ok(Answer::Json(json)) => envelope(json, body)?,
                 Ok(Answer::Text(lines)) => {
-                    let line = Answer::decisive(&lines).ok_or_else(|| bad_response("no answer line", body, scrub))?;
-                    return Err(refused(classify(&line.raw, Subject::List), scrub.scrub(&line.what()), scrub.scrub(&line.raw)));
+                    let line = Answer::decisive(&lines).ok_or_else(|| bad_answer("no answer line", body))?;
+                    return Err(refused_line(&line.raw, &line.what(), Subject::List, scrub));
                 }
-                Err(why) => return Err(bad_response(&why, body, scrub)),
+                Err(why) => return Err(bad_answer(&why, body)),
             };
             if !env.success {
                 let m = scrub.scrub(&env.message);
-                return Err(refused(classify(&env.message, Subject::List), m.clone(), m));
+                return Err(Failure::Refused(refused(classify(&env.message, Subject::List), m.clone(), m)));
             }
             let entries = match env.data {
                 serde_json::Value::Array(entries) => entries,
                 serde_json::Value::Null => Vec::new(),
-                _ => return Err(bad_response("active_lists data is not a list", body, scrub)),
+                _ => return Err(bad_answer("active_lists data is not a list", body)),
             };
             Ok(entries
                 .iter()
-                .filter_map(|entry| {
+                .enumerate()
+                .filter_map(|(i, entry)| {
                     let parsed = entry.as_str().and_then(wire::parse_active_list);
                     if parsed.is_none() {
-                        tracing::warn!(entry = %entry, "skipping an active_lists entry that is not CAMPAIGN-LISTID-NAME");
+                        tracing::warn!(entry = i, "skipping an active_lists entry that is not CAMPAIGN-LISTID-NAME");
                     }
                     parsed
                 })
@@ -299,35 +435,34 @@ impl DialerProvider for ElisionClient {
     async fn add_leads(&self, list_id: &str, leads: &[Lead]) -> Result<Vec<LeadOutcome>, DialerError> {
         let wire: Vec<WireLead<'_>> = leads.iter().map(|l| wire_lead(l, list_id)).collect();
         let json = serde_json::to_string(&wire).expect("strings always serialise");
-        let body = self.post(wire::ADD_MULTI_LEAD, &[("multi_leads", json.as_str())]).await?;
         let scrub = self.scrubber([]);
-        let json = match wire::parse(&body) {
-            Ok(Answer::Json(json)) => json,
-            Ok(Answer::Text(lines)) => {
-                let line = Answer::decisive(&lines).ok_or_else(|| bad_response("no answer line", &body, &scrub))?;
-                return Err(refused(
-                    classify(&line.raw, Subject::Leads),
-                    scrub.scrub(&line.what()),
-                    scrub.scrub(&line.raw),
-                ));
+        let check = || format!("list {list_id} at the dialer shows whether these leads were added");
+        let parse = |body: &str| {
+            let json = match wire::parse(body) {
+                Ok(Answer::Json(json)) => json,
+                Ok(Answer::Text(lines)) => {
+                    let line = Answer::decisive(&lines).ok_or_else(|| bad_answer("no answer line", body))?;
+                    return Err(refused_line(&line.raw, &line.what(), Subject::Leads, &scrub));
+                }
+                Err(why) => return Err(bad_answer(&why, body)),
+            };
+            match wire::lead_outcomes(json, leads.len()) {
+                Ok(LeadsAnswer::Outcomes(outcomes)) => Ok(outcomes
+                    .into_iter()
+                    .map(|o| match o {
+                        LeadOutcome::Rejected { error } => LeadOutcome::Rejected { error: scrub.scrub(&error) },
+                        other => other,
+                    })
+                    .collect()),
+                Ok(LeadsAnswer::Refused(message)) => {
+                    let m = scrub.scrub(&message);
+                    let code = m.strip_prefix("add_multi_lead ").unwrap_or(&m).to_owned();
+                    Err(Failure::Refused(refused(classify(&message, Subject::Leads), code, m)))
+                }
+                Err(why) => Err(bad_answer(&why, body)),
             }
-            Err(why) => return Err(bad_response(&why, &body, &scrub)),
         };
-        match wire::lead_outcomes(json, leads.len()) {
-            Ok(LeadsAnswer::Outcomes(outcomes)) => Ok(outcomes
-                .into_iter()
-                .map(|o| match o {
-                    LeadOutcome::Rejected { error } => LeadOutcome::Rejected { error: scrub.scrub(&error) },
-                    other => other,
-                })
-                .collect()),
-            Ok(LeadsAnswer::Refused(message)) => {
-                let m = scrub.scrub(&message);
-                let code = m.strip_prefix("add_multi_lead ").unwrap_or(&m).to_owned();
-                Err(refused(classify(&message, Subject::Leads), code, m))
-            }
-            Err(why) => Err(bad_response(&why, &body, &scrub)),
-        }
+        self.mutate(wire::ADD_MULTI_LEAD, &[("multi_leads", json.as_str())], check, parse).await
     }
 
     fn export_shape(&self) -> ExportShape {
@@ -411,7 +546,7 @@ mod tests {
         assert!(sim.is_locked("api"));
         let err = client(&sim, "1234").active_lists().await.unwrap_err();
         let DialerError::Refused { kind, message, .. } = &err else { panic!("{err:?}") };
-        assert_eq!(*kind, Refusal::AuthFailed);
+        assert_eq!(*kind, Refusal::ApiUserLocked);
         assert!(message.contains("Too many login attempts"), "{message}");
         sim.unlock("api");
         assert!(client(&sim, "1234").active_lists().await.is_ok());
@@ -448,42 +583,150 @@ mod tests {
         let sim = sim();
         sim.faults().plan(FaultRule::new(Fault::Status(503)).matching("active_lists"));
         let err = client(&sim, "1234").active_lists().await.unwrap_err();
-        assert!(matches!(err, DialerError::Unavailable { reason: "VENDOR_UNAVAILABLE", .. }), "{err:?}");
+        assert!(matches!(&err, DialerError::Unavailable { message, .. } if message.contains("HTTP 503")), "{err:?}");
         assert_eq!(sim.calls().get("active_lists"), 3);
+        // Whatever the failure: a read changes nothing, so it ends as unavailable.
+        sim.faults().clear();
+        sim.faults().plan(FaultRule::new(Fault::Garbage).matching("active_lists"));
+        let err = client(&sim, "1234").active_lists().await.unwrap_err();
+        assert!(
+            matches!(&err, DialerError::Unavailable { message, .. } if message.contains("could not be read")),
+            "{err:?}"
+        );
+    }
+
+    /// A fake dialer at `/api.php` that answers every call with this status and body.
+    fn fake_dialer(status: u16, body: impl Into<String>) -> crate::sim::SimServer {
+        use axum::{Router, http::StatusCode, routing::any};
+        let body: String = body.into();
+        let status = StatusCode::from_u16(status).unwrap();
+        let router = Router::new().route("/api.php", any(move || async move { (status, body) }));
+        crate::sim::SimServer::start(router, ([127, 0, 0, 1], 0).into()).unwrap()
+    }
+
+    fn client_at(url: &str, pass: &str) -> ElisionClient {
+        ElisionClient::new(
+            reqwest::Client::new(),
+            url.parse().unwrap(),
+            "test",
+            "api".to_owned().into(),
+            pass.to_owned().into(),
+        )
+        .with_read_retry(Backoff::new(Duration::from_millis(5), Duration::from_millis(20), 3))
+    }
+
+    fn list() -> DialList {
+        DialList { list_id: "5001".into(), name: "Spring promo".into(), campaign_id: "TESTCAMP".into(), active: true }
     }
 
     #[tokio::test]
-    async fn a_timeout_is_unavailable_with_an_unknown_delivery_and_mutations_are_not_retried() {
+    async fn a_timeout_is_an_unknown_outcome_and_mutations_are_not_retried() {
         let sim = sim();
         sim.faults().set_hang_for(Duration::from_secs(5));
         sim.faults().plan(FaultRule::new(Fault::Hang).matching("add_user").times(1));
         let c = client(&sim, "1234").with_timeout(Duration::from_millis(200));
         let err = c.create_agent(&agent("1000")).await.unwrap_err();
-        assert!(
-            matches!(err, DialerError::Unavailable { reason: "VENDOR_TIMEOUT", delivery: Delivery::Unknown, .. }),
-            "{err:?}"
-        );
+        let DialerError::OutcomeUnknown { message, check, .. } = &err else { panic!("{err:?}") };
+        assert!(message.contains("no answer from the dialer within"), "{message}");
+        assert!(check.contains("AGENT_ALREADY_EXISTS") && check.contains("1000"), "{check}");
         assert!(!err.safe_to_resend());
         assert_eq!(sim.calls().get("add_user"), 1);
     }
 
     #[tokio::test]
-    async fn a_garbage_answer_to_a_mutation_is_a_bad_response() {
+    async fn a_garbage_answer_to_a_mutation_is_an_unknown_outcome() {
         let sim = sim();
         sim.faults().plan(FaultRule::new(Fault::Garbage).matching("add_multi_lead").times(1));
         let lead = Lead { phone_number: "5550100".into(), ..Lead::default() };
         let err = client(&sim, "1234").add_leads("20042018", &[lead]).await.unwrap_err();
-        assert!(matches!(err, DialerError::Unavailable { reason: "VENDOR_BAD_RESPONSE", .. }), "{err:?}");
+        let DialerError::OutcomeUnknown { message, .. } = &err else { panic!("{err:?}") };
+        assert!(message.contains("could not be read"), "{message}");
     }
 
     #[tokio::test]
-    async fn a_5xx_answer_to_a_batch_is_safe_to_resend() {
+    async fn a_503_or_429_answer_to_a_batch_is_safe_to_resend() {
         let sim = sim();
-        sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("add_multi_lead").times(1));
         let lead = Lead { phone_number: "5550100".into(), ..Lead::default() };
-        let err = client(&sim, "1234").add_leads("20042018", std::slice::from_ref(&lead)).await.unwrap_err();
-        assert!(err.safe_to_resend());
+        for status in [503, 429] {
+            sim.faults().plan(FaultRule::new(Fault::Status(status)).matching("add_multi_lead").times(1));
+            let err = client(&sim, "1234").add_leads("20042018", std::slice::from_ref(&lead)).await.unwrap_err();
+            assert!(err.safe_to_resend(), "{status}: {err:?}");
+            assert!(matches!(&err, DialerError::Unavailable { message, .. } if message.contains(&status.to_string())));
+        }
         assert_eq!(sim.lead_count("20042018"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_500_502_or_504_answer_to_a_mutation_is_an_unknown_outcome_never_safe_to_resend() {
+        let sim = sim();
+        let lead = Lead { phone_number: "5550100".into(), ..Lead::default() };
+        for status in [500, 502, 504] {
+            sim.faults().plan(FaultRule::new(Fault::Status(status)).matching("add_multi_lead").times(1));
+            let err = client(&sim, "1234").add_leads("20042018", std::slice::from_ref(&lead)).await.unwrap_err();
+            assert!(!err.safe_to_resend(), "{status}: {err:?}");
+            let DialerError::OutcomeUnknown { message, check, .. } = &err else { panic!("{status}: {err:?}") };
+            assert!(message.contains(&format!("HTTP {status}")), "{message}");
+            assert!(check.contains("list 20042018"), "{check}");
+            sim.faults().plan(FaultRule::new(Fault::Status(status)).matching("add_list").times(1));
+            let err = client(&sim, "1234").create_list(&list()).await.unwrap_err();
+            assert!(matches!(&err, DialerError::OutcomeUnknown { check, .. } if check.contains("ListActiveLists")));
+        }
+        assert_eq!(sim.calls().get("add_multi_lead"), 3, "none of them sent twice");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unavailable_and_safe_to_resend() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let c = client_at(&format!("http://127.0.0.1:{port}/api.php"), "1234");
+        let err = c.create_agent(&agent("1000")).await.unwrap_err();
+        assert!(err.safe_to_resend(), "{err:?}");
+        assert!(matches!(&err, DialerError::Unavailable { message, .. } if message.contains("cannot connect")));
+        let err = c.active_lists().await.unwrap_err();
+        assert!(matches!(&err, DialerError::Unavailable { message, .. } if message.contains("3 attempts")), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_404_is_a_misconfigured_api_url_and_never_shows_credentials_or_the_query() {
+        let sim = sim();
+        let url = format!("http://someone:urlpw123@{}/wrong/elision_api.php?token=querysecret", sim.addr());
+        let err = client_at(&url, "1234").create_list(&list()).await.unwrap_err();
+        let DialerError::Refused { kind, message, vendor_code, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(*kind, Refusal::Misconfigured("triggers.dialer.api_url"));
+        assert_eq!(vendor_code, "HTTP 404");
+        assert!(message.contains(&format!("http://{}/wrong/elision_api.php", sim.addr())), "{message}");
+        assert!(!message.contains("urlpw123") && !message.contains("someone") && !message.contains("querysecret"));
+        assert_eq!(sim.calls().total(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_answer_never_quotes_a_password_in_any_encoding() {
+        // PHP's json_encode writes `"` as \" and `/` as \/: an exact-text scrubber misses both.
+        let dialer = fake_dialer(200, r#"{"success":"pa\"ss\/w0rd!","message":"pa\"ss\/w0rd!"}"#);
+        let c = client_at(&format!("{}/api.php", dialer.url()), "pa\"ss/w0rd!");
+        let err = c.create_list(&list()).await.unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(matches!(err, DialerError::OutcomeUnknown { .. }), "{shown}");
+        for form in ["pa\"ss", "pa\\\"ss", "ss/w0rd", "ss\\/w0rd", "w0rd"] {
+            assert!(!shown.contains(form), "{form} in {shown}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_above_the_size_cap_is_not_read_and_counts_as_unreadable() {
+        let huge = format!(
+            "SUCCESS: add_user USER HAS BEEN ADDED - api|1000\n{}",
+            "NOTICE: x\n".repeat(MAX_ANSWER_BYTES / 10)
+        );
+        let dialer = fake_dialer(200, huge);
+        let c = client_at(&format!("{}/api.php", dialer.url()), "1234");
+        let err = c.create_agent(&agent("1000")).await.unwrap_err();
+        assert!(
+            matches!(&err, DialerError::OutcomeUnknown { message, .. } if message.contains("larger than 4 MiB")),
+            "{err:?}"
+        );
+        let just_fits =
+            fake_dialer(200, format!("SUCCESS: add_user USER HAS BEEN ADDED - api|1000\n{}", " ".repeat(1024)));
+        client_at(&format!("{}/api.php", just_fits.url()), "1234").create_agent(&agent("1000")).await.unwrap();
     }
 
     #[tokio::test]

@@ -32,6 +32,9 @@ pub struct ElisionConfig {
     pub enabled: Option<bool>,
     /// The dialer's API script, e.g. `http://dialer.example.net/dialer/elision_api.php`, or
     /// `simulator` for patchbay's built-in Elision simulator (demo data: API user `api` / `1234`).
+    /// No `user:pass@` (the API user goes in `username` and `password`, which are kept secret;
+    /// a URL is shown in messages) and no `?query` or `#fragment` (the dialer reads parameters
+    /// from the query string before the form body, so they would override patchbay's).
     pub api_url: String,
     /// The `source` sent with every call: names this integration in the dialer's logs. 2-20 characters.
     pub source: String,
@@ -61,10 +64,29 @@ struct ElisionBuild {
 pub fn validate(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn BuildTrigger<Arc<dyn DialerProvider>>>> {
     let cfg: ElisionConfig = ctx.deserialize(value)?;
     let before = ctx.problem_count();
+    // Diagnostics never quote the URL: it may hold a password.
     let endpoint = match cfg.api_url.trim() {
         "simulator" => Some(Endpoint::Simulator),
         url => match reqwest::Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(Endpoint::Url(u)),
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                if !u.username().is_empty() || u.password().is_some() {
+                    ctx.problem(
+                        "api_url",
+                        "must not hold a user name or password (`user:pass@`): the dialer's API user goes in \
+                         `username` and `password`, which are kept secret, while the URL is shown in messages",
+                    );
+                    None
+                } else if u.query().is_some() || u.fragment().is_some() {
+                    ctx.problem(
+                        "api_url",
+                        "must not have a query string or fragment (`?...`, `#...`): the dialer reads its \
+                         parameters from the query string first, so they would override patchbay's",
+                    );
+                    None
+                } else {
+                    Some(Endpoint::Url(u))
+                }
+            }
             _ => {
                 ctx.problem(
                     "api_url",
@@ -143,6 +165,44 @@ mod tests {
         assert_eq!(e.len(), 2, "{e:#?}");
         assert!(e[0].starts_with("providers.d/acme.yaml:7:14: triggers.dialer.api_url: must be `simulator`"), "{e:#?}");
         assert!(e[1].starts_with("providers.d/acme.yaml:8:13: triggers.dialer.source: must be 2-20"), "{e:#?}");
+    }
+
+    #[test]
+    fn an_api_url_with_credentials_is_refused_without_quoting_them() {
+        for url in [
+            "http://api:s3cretpw@dialer.example.net/dialer/elision_api.php",
+            "https://api@dialer.example.net/dialer/elision_api.php",
+            "http://:s3cretpw@dialer.example.net/dialer/elision_api.php",
+        ] {
+            let e = check(&format!(
+                "    provider: elision\n    api_url: {url}\n    source: crm\n    username: api\n    password: x\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.len(), 1, "{e:#?}");
+            assert!(
+                e[0].starts_with(
+                    "providers.d/acme.yaml:7:14: triggers.dialer.api_url: must not hold a user name or password"
+                ),
+                "{e:#?}"
+            );
+            assert!(!e[0].contains("s3cretpw") && !e[0].contains("dialer.example.net"), "{e:#?}");
+        }
+    }
+
+    #[test]
+    fn an_api_url_with_a_query_or_fragment_is_refused() {
+        for url in [
+            "http://dialer.example.net/dialer/elision_api.php?function=add_user",
+            "http://dialer.example.net/dialer/elision_api.php?",
+            "http://dialer.example.net/dialer/elision_api.php#x",
+        ] {
+            let e = check(&format!(
+                "    provider: elision\n    api_url: \"{url}\"\n    source: crm\n    username: api\n    password: x\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.len(), 1, "{e:#?}");
+            assert!(e[0].contains("triggers.dialer.api_url: must not have a query string or fragment"), "{e:#?}");
+        }
     }
 
     #[test]

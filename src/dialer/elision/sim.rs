@@ -11,6 +11,9 @@
 //!   line whatever the function.
 //! - Faults are planned per function name; add_multi_lead's key also names the phone of the
 //!   batch's first lead (`add_multi_lead 5550100`), so one batch of an export can be failed.
+//!   [`ElisionSim::faults`] strike before the call runs (a proxy refusing it, a dialer that is
+//!   down); [`ElisionSim::faults_after`] strike after it ran and changed the state (PHP failing
+//!   with a 500 after a partial insert, a proxy answering 504 for a script that ran on).
 //!
 //! [`ElisionSim::start`] seeds the demo data the README examples use: API user `api` / `1234`
 //! (level 9, every permission), user groups ADMIN and AGENTS, campaigns TESTCAMP, TESTING,
@@ -116,6 +119,8 @@ struct SimState {
 struct Shared {
     state: Arc<Mutex<SimState>>,
     faults: Faults,
+    /// Faults answered in place of the answer of a call that has run.
+    faults_after: Faults,
     calls: Calls,
 }
 
@@ -141,7 +146,8 @@ impl std::fmt::Debug for ElisionSim {
 impl ElisionSim {
     /// Starts on `addr` (port 0: a free port) with the demo data, on the current Tokio runtime.
     pub fn start(addr: SocketAddr) -> io::Result<Self> {
-        let shared = Shared { state: Arc::default(), faults: Faults::new(), calls: Calls::new() };
+        let shared =
+            Shared { state: Arc::default(), faults: Faults::new(), faults_after: Faults::new(), calls: Calls::new() };
         seed_demo(&mut shared.state());
         let router = Router::new()
             .route(PATH, any(handle))
@@ -163,6 +169,12 @@ impl ElisionSim {
     /// Faults to plan, keyed by function name (`add_multi_lead <first phone>` for batches).
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
+    }
+
+    /// Faults that strike after the call has run: the dialer's state changed, and the answer
+    /// that says so is replaced by the fault. Same keys as [`ElisionSim::faults`].
+    pub fn faults_after(&self) -> &Faults {
+        &self.shared.faults_after
     }
 
     /// Calls received, by function name (faulted calls included).
@@ -314,8 +326,11 @@ async fn handle(State(sim): State<Shared>, method: Method, uri: Uri, body: Bytes
     if let Some(resp) = sim.faults.intercept(&key).await {
         return resp;
     }
-    let mut state = sim.state();
-    state.handle(&function, &params, leads, Instant::now()).into_response()
+    let answer = sim.state().handle(&function, &params, leads, Instant::now());
+    if let Some(resp) = sim.faults_after.intercept(&key).await {
+        return resp;
+    }
+    answer.into_response()
 }
 
 fn parse_leads(raw: Option<&String>) -> Result<Vec<Value>, ()> {
@@ -622,6 +637,7 @@ fn optional_field_error<'a>(function: &str, api: &str, get: &impl Fn(&str) -> &'
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::{Fault, FaultRule};
 
     fn sim() -> ElisionSim {
         ElisionSim::start(([127, 0, 0, 1], 0).into()).unwrap()
@@ -685,6 +701,19 @@ mod tests {
         let missing = call(vec![("list_name", "Test API list"), ("campaign_id", "TESTCAMP")]).await;
         assert_eq!(missing["message"], "Please send list id , campaign id and list name");
         assert!(!sim.list("1101").unwrap().active, "active defaults to N");
+    }
+
+    #[tokio::test]
+    async fn a_fault_after_the_call_replaces_the_answer_of_a_call_that_ran() {
+        let sim = sim();
+        sim.faults_after().plan(FaultRule::new(Fault::Status(500)).matching("add_user").times(1));
+        let url = format!(
+            "{}?source=test&user=api&pass=1234&function=add_user&agent_user=1000&agent_pass=9999\
+             &agent_user_level=1&agent_full_name=Testing+Person&agent_user_group=AGENTS",
+            sim.url()
+        );
+        assert_eq!(reqwest::get(&url).await.unwrap().status(), 500);
+        assert_eq!(sim.user("1000").unwrap().full_name, "Testing Person", "the call ran before the fault");
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 //! Elision's JSON envelopes). Shared by the client and the simulator, so they cannot drift.
 //!
 //! Answers are classified by their prefix (or `success` flag); the wording only refines which
-//! error it is, since it differs between dialer versions. Nothing here panics on any input.
+//! error it is, since it differs between dialer versions. Only an answer's message part is ever
+//! read for that, never its data (which echoes the caller's values: a user named "permission..."
+//! must not turn into a permission problem). Nothing here panics on any input.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -49,12 +51,11 @@ impl Line {
     /// What the line says, without its prefix, function name and data:
     /// `USER ALREADY EXISTS`, `Login incorrect, please try again`.
     pub fn what(&self) -> String {
-        let rest = match self.raw.split_once(':') {
-            Some(("SUCCESS" | "ERROR" | "NOTICE", rest)) => rest.trim_start(),
-            _ => self.raw.as_str(),
+        let (message, _) = split_line(&self.raw);
+        let rest = match message.split_once(':') {
+            Some(("SUCCESS" | "ERROR" | "NOTICE", rest)) => rest.trim(),
+            _ => message.trim(),
         };
-        let rest = rest.split(" - ").next().unwrap_or(rest);
-        let rest = rest.split(": |").next().unwrap_or(rest).trim();
         // `add_user USER ALREADY EXISTS`: the function name is a lowercase word.
         match rest.split_once(' ') {
             Some((func, tail)) if func.chars().all(|c| c.is_ascii_lowercase() || c == '_') && func.contains('_') => {
@@ -92,12 +93,45 @@ fn line_prefix(line: &str) -> Option<Prefix> {
         Some(Prefix::Error)
     } else if line.starts_with("NOTICE:") {
         Some(Prefix::Notice)
-    } else if line.contains("|LOCK|") || line.contains("|IPBLOCK|") {
+    } else if login_status(line).is_some() {
         // VICIdial's lock-out answer has no prefix: `Too many login attempts, ...: |api|LOCK|`.
         Some(Prefix::Error)
     } else {
         None
     }
+}
+
+/// A text line's message part and its data. `ERROR: add_user USER ALREADY EXISTS - api|1000` is
+/// message `ERROR: add_user USER ALREADY EXISTS` and data `api|1000`; the login answers put
+/// their data after `: |` instead (`ERROR: Login incorrect, please try again: |api|1234|BAD|`).
+/// Whichever separator comes first ends the message: what follows echoes values (the API user,
+/// the agent, its group, a password), which may contain either separator themselves.
+fn split_line(raw: &str) -> (&str, Option<LineData<'_>>) {
+    let dash = raw.find(" - ");
+    let login = raw.find(": |");
+    match (dash, login) {
+        (Some(d), Some(l)) if l < d => (&raw[..l], Some(LineData { text: &raw[l + 2..], login: true })),
+        (Some(d), _) => (&raw[..d], Some(LineData { text: &raw[d + 3..], login: false })),
+        (None, Some(l)) => (&raw[..l], Some(LineData { text: &raw[l + 2..], login: true })),
+        (None, None) => (raw, None),
+    }
+}
+
+/// The `|`-separated data of a text line.
+struct LineData<'a> {
+    text: &'a str,
+    /// In a login answer's place (after `: |`), which ends with VICIdial's authorisation result.
+    login: bool,
+}
+
+/// The result word that ends a login answer's data (`|api|1234|BAD|`, `|api|LOCK|`): the one
+/// piece of data read, because it is VICIdial's own (`user_authorization`), not an echo, and
+/// keeps the lockout recognised whatever the message's wording.
+fn login_status(raw: &str) -> Option<&'static str> {
+    let (_, data) = split_line(raw);
+    let data = data.filter(|d| d.login)?;
+    let last = data.text.split('|').map(str::trim).rfind(|f| !f.is_empty())?;
+    ["BAD", "LOCK", "IPBLOCK"].into_iter().find(|s| *s == last)
 }
 
 /// Parses an answer body. `Err` says why it is not an answer (a garbage body).
@@ -107,7 +141,9 @@ pub fn parse(body: &str) -> Result<Answer, String> {
         return Err("an empty answer".into());
     }
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return serde_json::from_str(trimmed).map(Answer::Json).map_err(|e| format!("invalid JSON: {e}"));
+        let mut json: Value = serde_json::from_str(trimmed).map_err(|e| json_why(&e))?;
+        drop_passwords(&mut json);
+        return Ok(Answer::Json(json));
     }
     let mut lines = Vec::new();
     for (i, line) in trimmed.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
@@ -140,13 +176,37 @@ pub enum Subject {
     Leads,
 }
 
-/// What an error message means. Keyed on stable fragments of VICIdial's and Elision's wording,
-/// case-insensitively; anything unrecognised is [`Refusal::Other`].
+/// What an error line of a text answer means: its login result if it is a login answer, else
+/// what its message part says ([`classify`]). Its data is never read otherwise.
+pub fn classify_line(raw: &str, subject: Subject) -> Refusal {
+    match login_status(raw) {
+        Some("LOCK" | "IPBLOCK") => Refusal::ApiUserLocked,
+        Some(_) => Refusal::AuthFailed,
+        None => classify(split_line(raw).0, subject),
+    }
+}
+
+/// What an error message means: a text line's message part, or a JSON answer's `message`
+/// (whose only echoed values are a campaign id of at most 8 characters or a list id of digits,
+/// too short to hold any of the fragments below). Keyed on stable fragments of VICIdial's and
+/// Elision's wording, case-insensitively; anything unrecognised is [`Refusal::Other`].
 pub fn classify(message: &str, subject: Subject) -> Refusal {
     let m = message.to_ascii_uppercase();
     let has = |s: &str| m.contains(s);
-    if has("LOGIN INCORRECT") || has("TOO MANY LOGIN ATTEMPTS") || has("|LOCK|") || has("|BAD|") || has("|IPBLOCK|") {
+    if has("TOO MANY LOGIN ATTEMPTS") {
+        return Refusal::ApiUserLocked;
+    }
+    if has("LOGIN INCORRECT") {
         return Refusal::AuthFailed;
+    }
+    // `... PERMISSION TO ADD USERS IN THIS USER LEVEL`: the agent's requested level is not below
+    // the API user's; `... PERMISSION TO UPDATE THIS USER`: the agent to change is not below it.
+    // Both are about the request's agent, not the tenant's rights.
+    if has("IN THIS USER LEVEL") {
+        return Refusal::LevelNotBelowApiUser;
+    }
+    if has("UPDATE THIS USER") {
+        return Refusal::AgentOutranksApiUser;
     }
     if has("PERMISSION") {
         return Refusal::PermissionDenied;
@@ -193,56 +253,162 @@ pub fn classify(message: &str, subject: Subject) -> Refusal {
 /// Removes secrets from a vendor answer before it goes anywhere (ErrorInfo, answers, logs).
 /// VICIdial echoes passwords: `SUCCESS: add_user USER HAS BEEN ADDED - api|1000|9999|...`,
 /// `ERROR: Login incorrect, please try again: |api|1234|BAD|`, add_list's `"password":"1234"`.
+/// An echo may be encoded: JSON-escaped (`\"`, `\\`, PHP's `\/` and `\u00e9`), form- or
+/// percent-encoded, or HTML-escaped; every one of those forms is removed too.
 #[derive(Debug, Default)]
-pub struct Scrubber<'a> {
-    secrets: Vec<&'a str>,
+pub struct Scrubber {
+    /// Every form of every secret, longest first; `true` for the forms of a short secret.
+    forms: Vec<(String, bool)>,
 }
 
-/// Secrets this short are replaced only where they stand alone between separators, so that a
-/// one-digit password does not blank every digit of a message.
+/// Secrets this short are replaced only where they stand alone (not inside a longer run of
+/// letters and digits), so that a one-digit password does not blank every digit of a message.
 const SUBSTRING_MIN: usize = 4;
 
-impl<'a> Scrubber<'a> {
-    pub fn new(secrets: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut secrets: Vec<&str> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+impl Scrubber {
+    pub fn new<'s>(secrets: impl IntoIterator<Item = &'s str>) -> Self {
+        let mut forms: Vec<(String, bool)> = Vec::new();
+        for secret in secrets.into_iter().filter(|s| !s.is_empty()) {
+            let short = secret.chars().count() < SUBSTRING_MIN;
+            for form in encodings(secret) {
+                if !forms.iter().any(|(f, _)| *f == form) {
+                    forms.push((form, short));
+                }
+            }
+        }
         // Longest first, so that a secret containing another is removed whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Self { secrets }
+        forms.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
+        Self { forms }
     }
 
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for secret in &self.secrets {
-            if secret.len() >= SUBSTRING_MIN {
-                out = out.replace(secret, "***");
-            } else {
-                out = replace_tokens(&out, secret);
+        for (form, short) in &self.forms {
+            if !out.contains(form.as_str()) {
+                continue;
             }
+            out = if *short { replace_standalone(&out, form) } else { out.replace(form.as_str(), "***") };
         }
         out
     }
 }
 
-/// Replaces the tokens of `text` equal to `secret`; tokens are split at `|`, spaces and JSON or
-/// form punctuation.
-fn replace_tokens(text: &str, secret: &str) -> String {
-    let is_sep = |c: char| matches!(c, '|' | ' ' | ':' | ',' | '"' | '{' | '}' | '[' | ']' | '=' | '&' | '\t');
-    let mut out = String::with_capacity(text.len());
-    let mut token = String::new();
-    let flush = |token: &mut String, out: &mut String| {
-        out.push_str(if token == secret { "***" } else { token });
-        token.clear();
-    };
-    for c in text.chars() {
-        if is_sep(c) {
-            flush(&mut token, &mut out);
-            out.push(c);
-        } else {
-            token.push(c);
+/// The ways an answer may spell `secret`: as is, JSON-escaped (serde's and PHP's styles, with
+/// `\/` and `\uXXXX` in either case), form- and percent-encoded, and HTML-escaped.
+fn encodings(secret: &str) -> Vec<String> {
+    let mut out = vec![secret.to_owned()];
+    for slash in [false, true] {
+        for unicode in [None, Some(false), Some(true)] {
+            out.push(json_escaped(secret, slash, unicode));
         }
     }
-    flush(&mut token, &mut out);
+    out.push(percent_encoded(secret, true));
+    out.push(percent_encoded(secret, false));
+    out.push(html_escaped(secret));
+    out.sort();
+    out.dedup();
     out
+}
+
+/// `s` as inside a JSON string: `slash` escapes `/` (PHP's default); `unicode` escapes every
+/// non-ASCII character as `\uXXXX` (`Some(true)`: upper-case hex), as PHP does by default.
+fn json_escaped(s: &str, slash: bool, unicode: Option<bool>) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len() + 8);
+    let hex = |out: &mut String, unit: u16, upper: bool| {
+        let _ = if upper { write!(out, "\\u{unit:04X}") } else { write!(out, "\\u{unit:04x}") };
+    };
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '/' if slash => out.push_str("\\/"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c.is_control() && (c as u32) < 0x20 => hex(&mut out, c as u16, unicode == Some(true)),
+            c if !c.is_ascii() && unicode.is_some() => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    hex(&mut out, *unit, unicode == Some(true));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` as `application/x-www-form-urlencoded` (`plus`: space as `+`) or percent-encoded (`%20`).
+fn percent_encoded(s: &str, plus: bool) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b' ' if plus => out.push('+'),
+            b if b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_') => out.push(b as char),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `s` as PHP's `htmlspecialchars` writes it.
+fn html_escaped(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#039;")
+}
+
+/// Replaces the occurrences of `form` that are not part of a longer run of letters and digits.
+fn replace_standalone(text: &str, form: &str) -> String {
+    let glued = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in text.match_indices(form) {
+        if at < last {
+            continue;
+        }
+        let before = text[..at].chars().next_back();
+        let after = text[at + form.len()..].chars().next();
+        if !glued(before) && !glued(after) {
+            out.push_str(&text[last..at]);
+            out.push_str("***");
+            last = at + form.len();
+        }
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Whether a JSON key names a password (VICIdial's `pass`, `agent_pass`, `phone_pass`, Elision's
+/// `password`, ...).
+fn is_password_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("pass") || k.contains("pwd") || k.contains("secret")
+}
+
+/// Drops every password field from a parsed JSON answer, at any depth, so that no later use of
+/// the answer (a message, a log line) can quote one.
+pub fn drop_passwords(json: &mut Value) {
+    match json {
+        Value::Object(map) => {
+            map.retain(|k, _| !is_password_key(k));
+            map.values_mut().for_each(drop_passwords);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_passwords),
+        _ => {}
+    }
+}
+
+/// Why JSON could not be read, without quoting any of it (serde's messages quote values, which
+/// may be secrets).
+pub fn json_why(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof => format!("invalid JSON at line {} column {}", e.line(), e.column()),
+        Category::Data => "JSON of an unexpected shape".to_owned(),
+        Category::Io => "unreadable JSON".to_owned(),
+    }
 }
 
 /// One lead as add_multi_lead takes it. Optional fields are left out when empty.
@@ -293,7 +459,8 @@ pub fn lead_outcomes(json: Value, n: usize) -> Result<LeadsAnswer, String> {
         }
         Value::Object(mut map) => {
             if map.contains_key("success") {
-                let env: Envelope = serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())?;
+                let env: Envelope = serde_json::from_value(Value::Object(map))
+                    .map_err(|e| format!("not the JSON envelope ({})", json_why(&e)))?;
                 return if env.success {
                     Err("a bare success envelope instead of one entry per lead".into())
                 } else {
@@ -307,9 +474,9 @@ pub fn lead_outcomes(json: Value, n: usize) -> Result<LeadsAnswer, String> {
                     Some(entry) => match serde_json::from_value::<Envelope>(entry) {
                         Ok(e) if e.success => LeadOutcome::Accepted { lead_id: lead_id_of(&e.data) },
                         Ok(e) => LeadOutcome::Rejected { error: rejection(&e) },
-                        Err(err) => {
-                            LeadOutcome::Unknown { error: format!("unreadable entry in the dialer's answer: {err}") }
-                        }
+                        Err(err) => LeadOutcome::Unknown {
+                            error: format!("unreadable entry in the dialer's answer ({})", json_why(&err)),
+                        },
                     },
                 };
                 outcomes.push(outcome);
@@ -384,10 +551,49 @@ mod tests {
     fn login_and_lockout_lines_are_errors() {
         let lines = text("ERROR: Login incorrect, please try again: |api|wrong|BAD|\n");
         assert_eq!(lines[0].what(), "Login incorrect, please try again");
-        assert_eq!(classify(&lines[0].raw, Subject::Agent), Refusal::AuthFailed);
+        assert_eq!(classify_line(&lines[0].raw, Subject::Agent), Refusal::AuthFailed);
         let lines = text("Too many login attempts, try again in 15 minutes: |api|LOCK|\n");
         assert_eq!(lines[0].prefix, Prefix::Error);
-        assert_eq!(classify(&lines[0].raw, Subject::Leads), Refusal::AuthFailed);
+        assert_eq!(classify_line(&lines[0].raw, Subject::Leads), Refusal::ApiUserLocked);
+        // The lockout is recognised by VICIdial's result word whatever the wording, and with a
+        // password that holds the data separators.
+        assert_eq!(
+            classify_line("ERROR: Account temporarily unavailable: |api|LOCK|", Subject::Agent),
+            Refusal::ApiUserLocked
+        );
+        assert_eq!(classify_line("ERROR: Login incorrect: |api|IPBLOCK|", Subject::List), Refusal::ApiUserLocked);
+        assert_eq!(
+            classify_line("ERROR: Login incorrect, please try again: |api|pa - ss|LOCK|BAD|", Subject::Agent),
+            Refusal::AuthFailed
+        );
+    }
+
+    #[test]
+    fn the_callers_data_in_an_answer_never_decides_its_meaning() {
+        use Refusal::*;
+        let cases = [
+            // A user named like an error wording.
+            ("ERROR: add_user USER ALREADY EXISTS - api|permission1", AgentExists),
+            ("ERROR: update_user USER DOES NOT EXIST - api|Login incorrect", AgentNotFound),
+            // A group holding VICIdial's lockout and login result words.
+            ("ERROR: add_user USER GROUP DOES NOT EXIST - api|x|LOCK|y", UserGroupNotFound),
+            ("ERROR: add_user USER GROUP DOES NOT EXIST - api|x: |BAD|", UserGroupNotFound),
+            ("ERROR: add_user USER ALREADY EXISTS - api|TOO MANY LOGIN ATTEMPTS", AgentExists),
+            (
+                "ERROR: update_user YOU MUST USE A VALID USER GROUP, THIS IS AN OPTIONAL FIELD - api|IN THIS USER LEVEL|0",
+                UserGroupNotFound,
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(classify_line(line, Subject::Agent), want, "{line}");
+        }
+        // A success line whose data holds `|LOCK|` stays a success.
+        let lines = text("SUCCESS: add_user USER HAS BEEN ADDED - api|1000|9999|1|x|LOCK|\n");
+        assert_eq!(Answer::decisive(&lines).unwrap().prefix, Prefix::Success);
+        assert_eq!(lines[0].what(), "USER HAS BEEN ADDED");
+        // An unprefixed stray line is an error only if it is a login answer.
+        let lines = text("SUCCESS: update_user USER HAS BEEN UPDATED - api|1000\nsome note - a|LOCK|\n");
+        assert_eq!(lines.len(), 1);
     }
 
     #[test]
@@ -409,7 +615,7 @@ mod tests {
             (
                 "ERROR: add_user USER DOES NOT HAVE PERMISSION TO ADD USERS IN THIS USER LEVEL - api|8",
                 Subject::Agent,
-                PermissionDenied,
+                LevelNotBelowApiUser,
             ),
             ("ERROR: add_user USER GROUP DOES NOT EXIST - api|ADFHR", Subject::Agent, UserGroupNotFound),
             ("ERROR: add_user USER ALREADY EXISTS - api|api", Subject::Agent, AgentExists),
@@ -417,7 +623,7 @@ mod tests {
             (
                 "ERROR: update_user USER DOES NOT HAVE PERMISSION TO UPDATE THIS USER - api|7878",
                 Subject::Agent,
-                PermissionDenied,
+                AgentOutranksApiUser,
             ),
             (
                 "ERROR: update_user YOU MUST USE A VALID FULL NAME, THIS IS AN OPTIONAL FIELD - api|",
@@ -462,7 +668,7 @@ mod tests {
             ("something new in version 3", Subject::Agent, Other),
         ];
         for (message, subject, want) in cases {
-            assert_eq!(classify(message, subject), want, "{message}");
+            assert_eq!(classify_line(message, subject), want, "{message}");
         }
     }
 
@@ -513,6 +719,58 @@ mod tests {
         assert_eq!(s.scrub(r#"{"user":"api","password":"7"}"#), r#"{"user":"api","password":"***"}"#);
         // A short secret inside a longer token is left alone: it is not the secret.
         assert_eq!(s.scrub("list 1701"), "list 1701");
+    }
+
+    #[test]
+    fn escaped_echoes_of_a_secret_are_scrubbed_too() {
+        let secret = "pa/ss\"w\\ö rd&<";
+        let s = Scrubber::new([secret]);
+        let echoes = [
+            // serde_json's and PHP's json_encode (\/ and \u00f6 by default, either hex case).
+            serde_json::to_string(&json!({ "p": secret })).unwrap(),
+            r#"{"p":"pa\/ss\"w\\\u00f6 rd&<"}"#.to_owned(),
+            r#"{"p":"pa\/ss\"w\\\u00F6 rd&<"}"#.to_owned(),
+            r#"{"p":"pa/ss\"w\\\u00f6 rd&<"}"#.to_owned(),
+            // Form- and percent-encoded, and HTML-escaped.
+            "pass=pa%2Fss%22w%5C%C3%B6+rd%26%3C".to_owned(),
+            "pass=pa%2Fss%22w%5C%C3%B6%20rd%26%3C".to_owned(),
+            "<b>pa/ss&quot;w\\ö rd&amp;&lt;</b>".to_owned(),
+        ];
+        for echo in echoes {
+            let scrubbed = s.scrub(&echo);
+            assert!(scrubbed.contains("***"), "{echo} -> {scrubbed}");
+            assert!(!scrubbed.contains("rd") && !scrubbed.contains('w'), "{echo} -> {scrubbed}");
+        }
+        // Short secrets are matched standalone in their escaped forms too.
+        let s = Scrubber::new(["é"]);
+        assert_eq!(s.scrub(r#"{"pass":"\u00e9","word":"caf\u00e9s"}"#), r#"{"pass":"***","word":"caf\u00e9s"}"#);
+    }
+
+    #[test]
+    fn password_fields_are_dropped_from_json_answers() {
+        let Answer::Json(json) = parse(
+            r#"{"success":false,"message":"api User does not have permission","data":{"user":"api","password":"x","nested":[{"agent_pass":"y","phone_pass":"z","ok":1}]}}"#,
+        )
+        .unwrap() else {
+            panic!("not JSON")
+        };
+        assert_eq!(json["data"], json!({"user": "api", "nested": [{"ok": 1}]}));
+    }
+
+    #[test]
+    fn json_errors_never_quote_the_answer() {
+        let err = serde_json::from_value::<Envelope>(json!({"success": "hunter2"})).unwrap_err();
+        assert!(err.to_string().contains("hunter2"), "serde quotes values: the reason for json_why");
+        assert!(!json_why(&err).contains("hunter2"));
+        assert_eq!(
+            lead_outcomes(json!({"success": "hunter2"}), 1).unwrap_err(),
+            "not the JSON envelope (JSON of an unexpected shape)"
+        );
+        let LeadsAnswer::Outcomes(o) = lead_outcomes(json!({"lead 1": {"success": "hunter2"}}), 1).unwrap() else {
+            panic!()
+        };
+        assert!(matches!(&o[0], LeadOutcome::Unknown { error } if !error.contains("hunter2")), "{o:?}");
+        assert!(!parse(r#"{"p":"hunter2" x}"#).unwrap_err().contains("hunter2"));
     }
 
     #[test]
