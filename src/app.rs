@@ -139,6 +139,9 @@ impl App {
             .timeout(Duration::from_secs(30))
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
+            // A vendor API never redirects; a redirect means a wrong `api_url` (http for https, an
+            // old host), and following it would turn a POST into a GET without its body.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("a TLS backend is compiled in");
         let sims = Arc::new(SimHost::new());
