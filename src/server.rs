@@ -127,23 +127,10 @@ pub async fn serve_http(
 
 /// Background work that must survive a call (status follow-up, order updates), one line per area.
 pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
-    let purge = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            // Expired idempotency keys are dropped hourly; the rows are small, so this is housekeeping.
-            let mut tick = tokio::time::interval(Duration::from_secs(3600));
-            loop {
-                tokio::select! {
-                    _ = state.shutdown.cancelled() => return,
-                    _ = tick.tick() => {
-                        if let Err(e) = crate::store::idempotency::purge_expired(&state.db).await {
-                            tracing::warn!(error = %e, "purging expired idempotency keys failed");
-                        }
-                    }
-                }
-            }
-        })
-    };
+    const HOURLY: Duration = Duration::from_secs(3600);
+    let purge = crate::ops::periodic::spawn(state, "expired idempotency keys", HOURLY, |db| async move {
+        crate::store::idempotency::purge_expired(&db).await
+    });
     #[allow(unused_mut)] // areas push theirs below
     let mut workers = vec![purge];
 
@@ -151,7 +138,9 @@ pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
     workers.push(crate::account::reconciler::spawn(state.clone()));
 
     // dialer
-    workers.push(crate::dialer::store::spawn_purge(state));
+    workers.push(crate::ops::periodic::spawn(state, "expired dialer exports", HOURLY, |db| async move {
+        crate::dialer::store::purge_expired(&db).await
+    }));
 
     // provisioning
 

@@ -248,21 +248,3 @@ pub async fn each_outcome(
 pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query("DELETE FROM dialer_exports WHERE expires_at < now()").execute(pool).await?.rows_affected())
 }
-
-/// Drops expired exports hourly (a worker of `patchbay serve`).
-pub fn spawn_purge(state: &crate::app::AppState) -> tokio::task::JoinHandle<()> {
-    let state = state.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tokio::select! {
-                _ = state.shutdown.cancelled() => return,
-                _ = tick.tick() => {
-                    if let Err(e) = purge_expired(&state.db).await {
-                        tracing::warn!(error = %e, "purging expired dialer exports failed");
-                    }
-                }
-            }
-        }
-    })
-}

@@ -6,6 +6,7 @@ pub mod call;
 pub mod error;
 pub mod metrics;
 pub mod page;
+pub mod periodic;
 pub mod retry;
 
 pub use call::TenantCall;
