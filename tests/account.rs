@@ -521,7 +521,6 @@ async fn create_account_whose_caller_gives_up_still_completes_is_audited_and_rep
         err.code() == Code::DeadlineExceeded || (err.code() == Code::Cancelled && err.message().contains("Timeout")),
         "{err:?}"
     );
-    assert!(sim.account(PARTITION, "555000122").is_none(), "the caller gave up before Alianza answered");
 
     // The creation goes on without its caller, and is audited with its real outcome.
     eventually(Duration::from_secs(30), "the account is created at the vendor", async || {
