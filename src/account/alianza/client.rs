@@ -695,22 +695,27 @@ fn domain_account(a: wire::Account, names: &HashMap<String, String>) -> Account 
 /// Device lines as SIP lines: the display name is the owner's name (else the device name), the
 /// dial number the owner's caller-id number (else the line's emergency number).
 fn sip_lines(users: &[wire::User], lines: Vec<wire::DeviceLine>) -> Vec<SipLine> {
-    let by_id: HashMap<&str, &wire::User> = users.iter().map(|u| (u.id.as_str(), u)).collect();
+    // An account has a handful of users; a map pays off only for many (a status panel is built
+    // on every GetAccountStatus, so this is the hot path).
+    let by_id: Option<HashMap<&str, &wire::User>> =
+        (users.len() > 16).then(|| users.iter().map(|u| (u.id.as_str(), u)).collect());
+    let owner_of = |id: &str| match &by_id {
+        Some(map) => map.get(id).copied(),
+        None => users.iter().find(|u| u.id == id),
+    };
     lines
         .into_iter()
         .map(|l| {
-            let owner = by_id.get(l.user_id.as_str());
-            let owner_name = owner
-                .map(|u| format!("{} {}", u.first_name.trim(), u.last_name.trim()).trim().to_owned())
-                .unwrap_or_default();
+            let owner = if l.user_id.is_empty() { None } else { owner_of(&l.user_id) };
+            let owner_name = owner.map(|u| full_name(&u.first_name, &u.last_name)).unwrap_or_default();
             let caller_id = owner
                 .and_then(|u| u.caller_id_config.as_ref())
-                .map(|c| c.caller_id_number.trim().to_owned())
-                .unwrap_or_default();
+                .map(|c| c.caller_id_number.trim())
+                .filter(|n| !n.is_empty());
             SipLine {
                 line_number: l.line_number,
                 display_name: if owner_name.is_empty() { l.device_name } else { owner_name },
-                dial_number: if caller_id.is_empty() { l.emergency_number.clone() } else { caller_id },
+                dial_number: caller_id.map_or_else(|| l.emergency_number.clone(), str::to_owned),
                 sip_username: l.sip_username,
                 sip_password: l.sip_password,
                 emergency_number: l.emergency_number,
@@ -718,6 +723,18 @@ fn sip_lines(users: &[wire::User], lines: Vec<wire::DeviceLine>) -> Vec<SipLine>
             }
         })
         .collect()
+}
+
+/// `First Last`, either part possibly empty, with one allocation.
+fn full_name(first: &str, last: &str) -> String {
+    let (first, last) = (first.trim(), last.trim());
+    let mut name = String::with_capacity(first.len() + last.len() + 1);
+    name.push_str(first);
+    if !first.is_empty() && !last.is_empty() {
+        name.push(' ');
+    }
+    name.push_str(last);
+    name
 }
 
 #[cfg(test)]
@@ -756,6 +773,15 @@ mod tests {
         assert_eq!((lines[0].display_name.as_str(), lines[0].dial_number.as_str()), ("Jane Smith", "8015550100"));
         assert_eq!((lines[1].display_name.as_str(), lines[1].dial_number.as_str()), ("Kitchen", "8015550199"));
         assert_eq!((lines[2].display_name.as_str(), lines[2].dial_number.as_str()), ("Fax", "8015550198"));
+    }
+
+    #[test]
+    fn owners_are_found_among_many_users_too() {
+        let mut users: Vec<wire::User> = (0..40).map(|i| user(&format!("u{i}"), "", &format!("L{i}"), "")).collect();
+        users.push(user("boss", " Ann ", " Lee ", " 8015550177 "));
+        let lines = sip_lines(&users, vec![line("boss", "Desk", "911"), line("u7", "Hall", "8015550100")]);
+        assert_eq!((lines[0].display_name.as_str(), lines[0].dial_number.as_str()), ("Ann Lee", "8015550177"));
+        assert_eq!((lines[1].display_name.as_str(), lines[1].dial_number.as_str()), ("L7", "8015550100"));
     }
 
     #[test]
