@@ -35,17 +35,25 @@ use patchbay::{
 /// Rounds each side of a comparison is measured in.
 const ROUNDS: usize = 6;
 
-/// Latencies of one run, and how long the run took.
+/// Latencies of one run, how long the run took, and the process CPU time it used.
 #[derive(Default)]
 struct Run {
     latencies: Vec<Duration>,
     wall: Duration,
+    /// CPU time of the whole process (client, patchbay and simulator alike), all threads.
+    cpu: Duration,
 }
 
 impl Run {
     fn extend(&mut self, other: Run) {
         self.latencies.extend(other.latencies);
         self.wall += other.wall;
+        self.cpu += other.cpu;
+    }
+
+    /// Process CPU time per call: what a CPU-bound throughput is made of on a shared machine.
+    fn cpu_per_call(&self) -> Duration {
+        self.cpu / u32::try_from(self.latencies.len().max(1)).unwrap_or(u32::MAX)
     }
 
     fn percentile(&self, p: f64) -> Duration {
@@ -66,7 +74,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = ()>,
 {
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), process_cpu());
     let latencies = futures::stream::iter(0..n)
         .map(|_| {
             let call = op();
@@ -79,7 +87,21 @@ where
         .buffer_unordered(concurrency)
         .collect::<Vec<_>>()
         .await;
-    Run { latencies, wall: started.elapsed() }
+    Run { latencies, wall: started.elapsed(), cpu: process_cpu().saturating_sub(cpu) }
+}
+
+/// User and system CPU time of this process so far (Linux `/proc/self/stat`; zero elsewhere).
+fn process_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return Duration::ZERO };
+    // Fields after the `(comm)`: state is the first, utime and stime the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(") ").map_or(Vec::new(), |(_, rest)| rest.split(' ').collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // The kernel reports clock ticks, 100 per second on Linux.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} us", d.as_secs_f64() * 1e6)
 }
 
 fn ms(d: Duration) -> String {
@@ -199,7 +221,7 @@ async fn run() {
         }
     };
     println!("2. GetAccountStatus through patchbay vs the same Alianza requests made directly (reqwest)");
-    println!("   {:<24} {:>10} {:>10} {:>9} {:>13}", "", "median", "p99", "calls/s", "median added");
+    println!("   {:<24} {:>10} {:>10} {:>9} {:>13} {:>9}", "", "median", "p99", "calls/s", "median added", "CPU/call");
     for (concurrency, connections, n) in [(1usize, 1usize, 3_000usize), (32, 1, 12_000), (32, 4, 12_000)] {
         let pool = if connections == 1 { &one } else { &four };
         // Warm both paths (connections, caches), then measure them in alternating rounds (ABBA),
@@ -220,11 +242,12 @@ async fn run() {
         let label = format!("c={concurrency}, {connections} conn");
         for (name, r) in [("direct", &d), ("patchbay", &g)] {
             println!(
-                "   {label:<14} {name:<9} {:>10} {:>10} {:>9.0} {:>13}",
+                "   {label:<14} {name:<9} {:>10} {:>10} {:>9.0} {:>13} {:>9}",
                 ms(r.percentile(0.5)),
                 ms(r.percentile(0.99)),
                 r.throughput(),
-                if name == "patchbay" { ms(added) } else { String::new() }
+                if name == "patchbay" { ms(added) } else { String::new() },
+                us(r.cpu_per_call())
             );
         }
         let ratio = g.throughput() / d.throughput();
@@ -249,9 +272,10 @@ async fn run() {
     measure(200, 32, check).await;
     let floor = measure(12_000, 32, check).await;
     println!(
-        "   for scale, grpc.health.v1.Health/Check at c=32 on the same server: median {}, {:.0} calls/s",
+        "   for scale, grpc.health.v1.Health/Check at c=32 on the same server: median {}, {:.0} calls/s, {} CPU/call",
         ms(floor.percentile(0.5)),
-        floor.throughput()
+        floor.throughput(),
+        us(floor.cpu_per_call())
     );
     // And patchbay's Alianza client alone (the library call GetAccountStatus makes, no gRPC).
     let trigger = app.state.registry.get(TENANT).unwrap().trigger::<AccountArea>().unwrap().inner.clone();
@@ -264,9 +288,31 @@ async fn run() {
     measure(200, 32, library).await;
     let lib = measure(12_000, 32, library).await;
     println!(
-        "   for scale, the Alianza client alone (no gRPC) at c=32: median {}, {:.0} calls/s",
+        "   for scale, the Alianza client alone (no gRPC) at c=32: median {}, {:.0} calls/s, {} CPU/call",
         ms(lib.percentile(0.5)),
-        lib.throughput()
+        lib.throughput(),
+        us(lib.cpu_per_call())
+    );
+    // A server runs each call in a task of its own; the loop above polls all 32 in one task, whose
+    // wake-ups batch. The same client call, one task per call:
+    let spawned = || {
+        let provider = trigger.provider.clone();
+        async move {
+            let panel = tokio::spawn(async move { provider.account_panel(demo::ACCOUNT).await }).await;
+            assert_eq!(panel.unwrap().unwrap().sip_lines.len(), 3);
+        }
+    };
+    measure(200, 32, spawned).await;
+    let own_task = measure(12_000, 32, spawned).await;
+    println!(
+        "   for scale, the Alianza client alone, one task per call, at c=32: median {}, {:.0} calls/s, {} CPU/call",
+        ms(own_task.percentile(0.5)),
+        own_task.throughput(),
+        us(own_task.cpu_per_call())
+    );
+    println!(
+        "   (at c=32 both paths are CPU-bound on this machine, so the throughput ratio is about the ratio of\n    \
+         CPU/call: patchbay's = its Alianza client in a task of its own + a gRPC call, each measured above)"
     );
     println!();
 

@@ -4,7 +4,13 @@
 mod account_support;
 mod common;
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use account_support::{
     PARTITION, TENANT, TOKEN, client, customer, demo_customer, eventually, serve, tenant_file, vendor,
@@ -16,10 +22,12 @@ use patchbay::{
             AlianzaSim,
             sim::{SimAccount, SimLine, SimUser, demo},
         },
-        store,
+        provider::DesiredStatus,
+        store::{self, Finish},
     },
     proto::v1::{self as pb},
     sim::{Fault, FaultRule},
+    store::{Database, DatabaseConfig},
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -66,6 +74,22 @@ fn usernames(lines: &[pb::SipLine]) -> Vec<&str> {
 
 fn error_info(status: &tonic::Status) -> tonic_types::ErrorInfo {
     status.get_error_details().error_info().cloned().expect("every error carries ErrorInfo")
+}
+
+fn list_request(number: &str) -> pb::ListSipLinesRequest {
+    pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(customer(number)) }
+}
+
+async fn audit_events(app: &TestApp) -> Vec<pb::AuditEvent> {
+    app.registry_client()
+        .list_audit_events(authed(
+            pb::ListAuditEventsRequest { tenant: TENANT.into(), ..Default::default() },
+            ADMIN_TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .events
 }
 
 /// A customer account with three SIP lines, two users: `sip-a`, `sip-b`, `sip-c`.
@@ -202,34 +226,82 @@ async fn a_transient_vendor_500_on_a_read_is_retried_and_succeeds() {
 }
 
 #[tokio::test]
-async fn a_vendor_timeout_is_unavailable_vendor_timeout() {
+async fn a_vendor_timeout_on_a_read_is_unavailable_with_the_vendor_code_timeout() {
     let sim = vendor();
     let app = serve(&sim, &[("timeout_ms", "300")]).await;
     sim.faults().set_hang_for(Duration::from_secs(5));
     sim.faults().plan(FaultRule::new(Fault::Hang).matching("/account/"));
     let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
-    assert_eq!(reason(&err), "VENDOR_TIMEOUT");
+    let info = error_info(&err);
+    assert_eq!((info.reason.as_str(), info.metadata["vendor_code"].as_str()), ("VENDOR_UNAVAILABLE", "TIMEOUT"));
+    assert!(err.get_error_details().retry_info().is_some());
 }
 
 #[tokio::test]
-async fn a_garbage_vendor_body_is_unavailable_vendor_bad_response() {
+async fn a_garbage_vendor_body_on_a_read_is_unavailable_after_its_retries() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    sim.faults().plan(FaultRule::new(Fault::Garbage).matching("/user").times(1));
+    sim.faults().plan(FaultRule::new(Fault::Garbage).matching("/user"));
     let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
-    assert_eq!(reason(&err), "VENDOR_BAD_RESPONSE");
+    let info = error_info(&err);
+    assert_eq!((info.reason.as_str(), info.metadata["vendor_code"].as_str()), ("VENDOR_UNAVAILABLE", "BAD_RESPONSE"));
+    assert!(err.get_error_details().retry_info().is_some());
 }
 
 #[tokio::test]
-async fn a_vendor_404_in_the_middle_of_the_panel_is_not_found() {
+async fn a_plain_404_from_the_vendor_url_is_failed_precondition_vendor_misconfigured() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
+    // Not Alianza's own error shape: whatever answered does not have the path.
     sim.faults().plan(FaultRule::new(Fault::Status(404)).matching("/deviceline").times(1));
     let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
-    assert_eq!(reason(&err), "ACCOUNT_NOT_ENABLED");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let info = error_info(&err);
+    assert_eq!((info.reason.as_str(), info.metadata["tenant_keys"].as_str()), ("VENDOR_MISCONFIGURED", "api_url"));
+}
+
+#[tokio::test]
+async fn a_wrong_api_url_is_vendor_misconfigured_not_an_auth_failure() {
+    let sim = vendor();
+    let app = serve(&sim, &[("api_url", &format!("{}/wrong-base", sim.url()))]).await;
+    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let info = error_info(&err);
+    assert_eq!((info.reason.as_str(), info.metadata["http_status"].as_str()), ("VENDOR_MISCONFIGURED", "404"));
+    assert!(err.message().contains("api_url"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn create_account_on_a_misconfigured_partition_url_is_failed_precondition_not_invalid_argument() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    sim.faults().plan(FaultRule::new(Fault::Status(404)).matching("POST /v2/partition").times(1));
+    let err = client(&app).create_account(authed(create_request("555000120"), TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    let info = error_info(&err);
+    assert_eq!(
+        (info.reason.as_str(), info.metadata["tenant_keys"].as_str()),
+        ("VENDOR_MISCONFIGURED", "api_url, partition_id")
+    );
+}
+
+#[tokio::test]
+async fn create_account_without_a_clear_vendor_answer_is_unknown_outcome_and_never_repeated() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    sim.faults().plan(FaultRule::new(Fault::Status(502)).matching("POST /v2/partition").times(1));
+    let mut req = create_request("555000121");
+    req.request_id = "create-555000121".into();
+    let err = client(&app).create_account(authed(req, TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unknown);
+    let info = error_info(&err);
+    assert_eq!((info.reason.as_str(), info.metadata["http_status"].as_str()), ("VENDOR_OUTCOME_UNKNOWN", "502"));
+    assert!(err.get_error_details().retry_info().is_none(), "a blind retry is not safe");
+    assert!(err.message().contains("GetAccountStatus"), "{}", err.message());
+    assert_eq!(sim.calls().get("account.create"), 0);
+    assert!(sim.account(PARTITION, "555000121").is_none(), "the client did not try again on its own");
 }
 
 #[tokio::test]
@@ -431,6 +503,48 @@ async fn create_account_is_idempotent_by_request_id_and_audited() {
     assert!(creates.iter().any(|e| e.reason == "IDEMPOTENT_REPLAY"));
 }
 
+#[tokio::test]
+async fn create_account_whose_caller_gives_up_still_completes_is_audited_and_replays_to_a_retry() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    // Every vendor request takes 1.5 s; the caller waits 300 ms.
+    sim.faults().set_latency(Duration::from_millis(1500));
+    let mut req = create_request("555000122");
+    req.request_id = "create-555000122".into();
+    let mut call = authed(req.clone(), TOKEN);
+    call.set_timeout(Duration::from_millis(300));
+    let err = c.create_account(call).await.unwrap_err();
+    // The deadline expired. (tonic, on both ends, reports an expired deadline as CANCELLED
+    // "Timeout expired"; grpc-go and grpcurl callers see DEADLINE_EXCEEDED.)
+    assert!(
+        err.code() == Code::DeadlineExceeded || (err.code() == Code::Cancelled && err.message().contains("Timeout")),
+        "{err:?}"
+    );
+
+    // The creation goes on without its caller, and is audited with its real outcome.
+    eventually(Duration::from_secs(30), "the account is created at the vendor", async || {
+        sim.account(PARTITION, "555000122").is_some()
+    })
+    .await;
+    let mut audited = Vec::new();
+    eventually(Duration::from_secs(10), "the creation is audited", async || {
+        audited = audit_events(&app).await.into_iter().filter(|e| e.request_id == "create-555000122").collect();
+        !audited.is_empty()
+    })
+    .await;
+    assert_eq!((audited[0].outcome.as_str(), audited[0].reason.as_str()), ("OK", ""));
+    assert_eq!(audited[0].provider, "alianza");
+
+    // A retry with the same request_id gets the stored answer: no second creation.
+    sim.faults().clear();
+    let again = c.create_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    assert_eq!((again.account_number.as_str(), again.name.as_str()), ("555000122", "New Customer"));
+    assert_eq!(sim.calls().get("account.create"), 1);
+    let replays = audit_events(&app).await.into_iter().filter(|e| e.reason == "IDEMPOTENT_REPLAY").count();
+    assert_eq!(replays, 1);
+}
+
 // ---- SyncSipLines / ListSipLines ----
 
 #[tokio::test]
@@ -552,6 +666,102 @@ async fn two_syncs_of_one_customer_at_once_never_interleave() {
     // Serialised: one sync added the three rows, the other found them in place.
     assert_eq!(added, [0, 3]);
     assert_eq!(a.unchanged.len() + b.unchanged.len(), 3);
+}
+
+#[tokio::test]
+async fn slow_vendor_syncs_hold_no_database_connection_while_they_wait() {
+    let sim = vendor();
+    let app = serve(&sim, &[("timeout_ms", "10000")]).await;
+    // More syncs than the server's pool has connections (10 in tests).
+    let numbers: Vec<String> = (0..12).map(|i| format!("63000{i:04}")).collect();
+    for number in &numbers {
+        sim.seed_account(PARTITION, SimAccount::new(number, "Slow Sync"));
+    }
+    // Each sync's line read hangs 8 s (then gets a 504, and its retry an answer).
+    sim.faults().set_hang_for(Duration::from_secs(8));
+    sim.faults().plan(FaultRule::new(Fault::Hang).matching("/deviceline").times(numbers.len() as u32));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let syncs: Vec<_> = numbers
+        .iter()
+        .map(|number| {
+            let (mut c, finished, number) = (client(&app), finished.clone(), number.clone());
+            tokio::spawn(async move {
+                let answer = c.sync_sip_lines(authed(sync_request(&number, pb::SyncMode::Full, false), TOKEN)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                answer
+            })
+        })
+        .collect();
+    // Users are read alongside the lines: once all are read, every sync is waiting for its lines.
+    eventually(Duration::from_secs(20), "every sync waits for Alianza", async || {
+        sim.calls().get("user.list") >= numbers.len() as u64
+    })
+    .await;
+    let rows = client(&app).list_sip_lines(authed(list_request(demo::ACCOUNT), TOKEN)).await.unwrap();
+    assert!(rows.get_ref().rows.is_empty());
+    assert_eq!(finished.load(Ordering::SeqCst), 0, "the database answered while every sync still waited for Alianza");
+    for sync in syncs {
+        sync.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_sync_that_read_the_vendor_before_a_delete_never_writes_the_deleted_rows_back() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let number = "600000006";
+    seed_lines_account(&sim, number);
+    let db = app.state.db.clone();
+    // The customer's table is locked, as by a delete's clean-up under way.
+    let mut held = db.begin().await.unwrap();
+    store::lock_customer(&mut held, TENANT, number).await.unwrap();
+    let sync = tokio::spawn({
+        let mut c = client(&app);
+        async move { c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await }
+    });
+    eventually(Duration::from_secs(10), "the sync has read the vendor's lines", async || {
+        sim.calls().get("deviceline.list") == 1
+    })
+    .await;
+    // Meanwhile the account is deleted: at the vendor, then here, as DeleteAccount does it.
+    assert!(sim.remove_account(PARTITION, number));
+    let ticket = store::sip_ticket(&db).await.unwrap();
+    store::delete_rows(&mut held, TENANT, number).await.unwrap();
+    store::record_write(&mut held, TENANT, number, ticket).await.unwrap();
+    held.commit().await.unwrap();
+
+    let err = sync.await.unwrap().unwrap_err();
+    assert_eq!(reason(&err), "ACCOUNT_NOT_ENABLED", "it read the vendor again and found the account gone");
+    let rows = client(&app).list_sip_lines(authed(list_request(number), TOKEN)).await.unwrap().into_inner().rows;
+    assert!(rows.is_empty(), "{rows:?}");
+}
+
+#[tokio::test]
+async fn sync_answers_replay_by_request_id_without_keeping_sip_passwords_in_the_idempotency_store() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    let number = "600000007";
+    seed_lines_account(&sim, number);
+    let mut req = sync_request(number, pb::SyncMode::Full, false);
+    req.request_id = "sync-600000007".into();
+    let first = c.sync_sip_lines(authed(req.clone(), TOKEN)).await.unwrap().into_inner();
+    assert_eq!(first.added.len(), 3);
+    assert!(first.added.iter().all(|l| l.sip_password.starts_with("pw-sip-")), "{:?}", first.added);
+
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT response FROM idempotency_keys WHERE request_id = 'sync-600000007'")
+            .fetch_one(&app.state.db)
+            .await
+            .unwrap();
+    for line in &first.added {
+        let secret = line.sip_password.as_bytes();
+        assert!(!stored.windows(secret.len()).any(|w| w == secret), "a SIP password is in the idempotency store");
+    }
+
+    let again = c.sync_sip_lines(authed(req, TOKEN)).await.unwrap().into_inner();
+    assert_eq!(again, first, "the replay has the passwords again, from the stored table");
+    assert_eq!(sim.calls().get("deviceline.list"), 1, "replayed, not synced again");
 }
 
 #[tokio::test]
@@ -681,6 +891,75 @@ async fn a_status_change_pending_when_the_server_stops_is_delivered_after_the_re
     assert_eq!(sim.calls().get("account.update"), 1);
 }
 
+#[tokio::test]
+async fn a_delivery_whose_lease_ran_out_can_neither_finish_nor_release_the_next_holders_claim() {
+    // A database of its own, with no worker claiming rows behind the test's back.
+    let db = Database::open(&DatabaseConfig::Url(common::fresh_database().await), 4).await.unwrap().pool;
+    let number = "620000001";
+    let stale = store::record_desired(&db, TENANT, number, DesiredStatus::Disabled, Duration::from_millis(1))
+        .await
+        .unwrap()
+        .expect("claimed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let current = store::claim_one(&db, TENANT, number, Duration::from_secs(60)).await.unwrap().expect("free again");
+    assert_ne!(stale.token, current.token);
+
+    // The stale holder finishes late (its PATCH landed long after its lease ran out).
+    assert_eq!(store::finish_applied(&db, &stale).await.unwrap(), Finish::LeaseLost);
+    assert!(!store::release(&db, &stale, Duration::ZERO, "late").await.unwrap());
+    assert_eq!(store::finish_rejected(&db, &stale, "late").await.unwrap(), Finish::LeaseLost);
+    let intent = store::intent(&db, TENANT, number).await.unwrap().unwrap();
+    assert_eq!((intent.state.as_str(), intent.leased), ("pending", true), "the current holder keeps its lease");
+    assert_eq!(intent.last_error, "");
+
+    assert_eq!(store::finish_applied(&db, &current).await.unwrap(), Finish::Done);
+    assert_eq!(store::intent(&db, TENANT, number).await.unwrap().unwrap().state, "applied");
+}
+
+#[tokio::test]
+async fn a_status_its_tenant_can_no_longer_deliver_backs_off_then_is_rejected_instead_of_retried_forever() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let db = app.state.db.clone();
+    sim.faults().plan(FaultRule::new(Fault::Status(503)).matching("/v2/partition"));
+    let answer =
+        client(&app).set_customer_status(authed(set_status_request(demo::ACCOUNT, "closed"), TOKEN)).await.unwrap();
+    assert_eq!(answer.get_ref().delivery(), pb::Delivery::Pending);
+
+    // The operator switches the status follow-up off: nothing can deliver the change any more.
+    let reloaded = app.next_reload();
+    std::fs::write(app.providers_dir().join("acme.yaml"), tenant_file(&sim.url(), &[("customer_status", "false")]))
+        .unwrap();
+    reloaded.await;
+    // Tried a few times already, and due now: it is parked for longer each time.
+    sqlx::query("UPDATE account_status_intents SET attempts = 6, next_attempt_at = now(), lease_until = NULL")
+        .execute(&db)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "the worker parks it", async || {
+        let i = store::intent(&db, TENANT, demo::ACCOUNT).await.unwrap().unwrap();
+        i.attempts == 7 && !i.leased
+    })
+    .await;
+    let parked = store::intent(&db, TENANT, demo::ACCOUNT).await.unwrap().unwrap();
+    assert_eq!(parked.state, "pending");
+    assert!(parked.due_in > Duration::from_secs(10 * 60), "backs off beyond a fixed minute: {:?}", parked.due_in);
+    assert!(parked.last_error.contains("customer_status"), "{}", parked.last_error);
+
+    // A day later it is still undeliverable: it ends, rejected, with the reason.
+    sqlx::query("UPDATE account_status_intents SET desired_at = now() - interval '25 hours', next_attempt_at = now()")
+        .execute(&db)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(20), "the worker gives it up", async || {
+        store::intent(&db, TENANT, demo::ACCOUNT).await.unwrap().unwrap().state == "rejected"
+    })
+    .await;
+    let ended = store::intent(&db, TENANT, demo::ACCOUNT).await.unwrap().unwrap();
+    assert!(ended.last_error.contains("given up after 24 hours"), "{}", ended.last_error);
+    assert_eq!(sim.calls().get("account.update"), 0);
+}
+
 // ---- DeleteAccount ----
 
 #[tokio::test]
@@ -745,6 +1024,61 @@ async fn delete_account_deletes_the_vendor_account_and_the_stored_rows() {
         .rows;
     assert!(rows.is_empty());
     assert!(store::intent(&app.state.db, TENANT, number).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn delete_account_of_an_account_the_vendor_no_longer_has_still_removes_the_stored_rows() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    let number = "600000008";
+    seed_lines_account(&sim, number);
+    c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap();
+    c.set_customer_status(authed(set_status_request(number, "current"), TOKEN)).await.unwrap();
+    // Deleted at Alianza already (earlier, or by someone else).
+    assert!(sim.remove_account(PARTITION, number));
+    let req = pb::DeleteAccountRequest {
+        tenant: TENANT.into(),
+        customer: Some(customer(number)),
+        confirm: true,
+        request_id: String::new(),
+    };
+    let deleted = c.delete_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    assert_eq!((deleted.deleted_sip_lines, deleted.already_deleted), (3, true));
+    assert!(c.list_sip_lines(authed(list_request(number), TOKEN)).await.unwrap().into_inner().rows.is_empty());
+    assert!(store::intent(&app.state.db, TENANT, number).await.unwrap().is_none());
+    assert_eq!(sim.calls().get("account.delete"), 0);
+}
+
+#[tokio::test]
+async fn a_delete_whose_local_clean_up_fails_after_the_vendor_deleted_is_finished_by_a_retry() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    let mut c = client(&app);
+    let number = "600000009";
+    seed_lines_account(&sim, number);
+    c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap();
+    let req = pb::DeleteAccountRequest {
+        tenant: TENANT.into(),
+        customer: Some(customer(number)),
+        confirm: true,
+        request_id: "delete-600000009".into(),
+    };
+    // The customer's table stays locked longer than a writer waits, so the clean-up fails.
+    let mut held = app.state.db.begin().await.unwrap();
+    store::lock_customer(&mut held, TENANT, number).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(60), c.delete_account(authed(req.clone(), TOKEN)))
+        .await
+        .expect("the delete does not wait for the lock forever");
+    let err = first.unwrap_err();
+    assert_eq!((err.code(), reason(&err).as_str()), (Code::Aborted, "CUSTOMER_BUSY"));
+    assert!(sim.account(PARTITION, number).is_none(), "Alianza deleted it");
+    held.rollback().await.unwrap();
+    assert_eq!(c.list_sip_lines(authed(list_request(number), TOKEN)).await.unwrap().into_inner().rows.len(), 3);
+
+    let retried = c.delete_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    assert_eq!((retried.deleted_sip_lines, retried.already_deleted), (3, true));
+    assert!(c.list_sip_lines(authed(list_request(number), TOKEN)).await.unwrap().into_inner().rows.is_empty());
 }
 
 // ---- the trigger's switches ----

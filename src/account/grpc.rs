@@ -4,13 +4,17 @@
 //! switch (`customer_status` / `synchro_console`), validate the whole request (every bad field at
 //! once), and only then call the vendor. Mutations run inside their idempotency key and audit row.
 
-use std::sync::Arc;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::{
     AccountArea, AccountProvider, AccountSettings,
-    provider::{Account, AccountState, AccountType, DialingBehavior, NewAccount, SipLine},
+    provider::{Account, AccountState, AccountType, DialingBehavior, NewAccount, ProviderError, SipLine},
     reconciler::{self, Delivery, DeliveryError},
     settings::{AccountNumberField, SipTable},
     sip_sync::{self, StoredRow, SyncMode, SyncPlan},
@@ -307,9 +311,49 @@ fn sync_response(plan: SyncPlan, table: &SipTable, dry_run: bool) -> pb::SyncSip
     }
 }
 
+/// Attempts of a sync that finds its vendor read older than the table (a sync or a delete that
+/// read the vendor later has written meanwhile).
+const SYNC_ATTEMPTS: u32 = 3;
+
+/// A failure to take a customer's SIP-table lock: busy (another writer held it too long), or the
+/// database failing.
+fn lock_error(e: sqlx::Error) -> ApiError {
+    if store::is_lock_timeout(&e) {
+        return ApiError::new(
+            Code::Aborted,
+            "CUSTOMER_BUSY",
+            "another sync or delete of this customer's SIP table is running; retry shortly",
+        )
+        .with_retry_after(Duration::from_secs(1));
+    }
+    ApiError::internal("locking the SIP table", &e)
+}
+
+/// A sync's answer as the idempotency store keeps it: without SIP passwords, which are secrets.
+fn without_passwords(resp: &pb::SyncSipLinesResponse) -> pb::SyncSipLinesResponse {
+    let mut copy = resp.clone();
+    for line in sync_lines_mut(&mut copy) {
+        line.sip_password.clear();
+    }
+    copy
+}
+
+fn sync_lines_mut(resp: &mut pb::SyncSipLinesResponse) -> impl Iterator<Item = &mut pb::SipLine> {
+    resp.added
+        .iter_mut()
+        .chain(resp.updated.iter_mut())
+        .chain(resp.deleted.iter_mut())
+        .chain(resp.unchanged.iter_mut())
+        .chain(resp.kept.iter_mut())
+}
+
 impl AccountGrpc {
-    /// A sync: the vendor's lines are read and the table written under the customer's lock, in
-    /// one transaction, so two syncs never interleave and a failure half-way writes nothing.
+    /// A sync. The vendor is read first, holding no database connection, lock or transaction
+    /// (a slow vendor must not starve the pool); then one short transaction under the customer's
+    /// lock re-reads the stored rows and writes the plan, so two syncs never interleave their
+    /// writes and a vendor failure writes nothing. A ticket taken before the vendor read keeps an
+    /// older read from overwriting a newer one (or rows of a deleted account from coming back):
+    /// such a sync reads the vendor again.
     async fn sync(
         &self,
         ctx: &Ctx,
@@ -325,26 +369,67 @@ impl AccountGrpc {
             let stored = store::rows(&mut conn, tenant, number).await.map_err(db("reading the SIP table"))?;
             return Ok(sync_response(sip_sync::plan(stored, &lines, &table, mode), &table, true));
         }
-        let mut tx = self.state.db.begin().await.map_err(db("syncing the SIP table"))?;
-        store::lock_customer(&mut tx, tenant, number).await.map_err(db("locking the SIP table"))?;
-        // Read under the lock: a sync that waited for another sees the vendor as it is now.
-        let lines = ctx.provider.sip_lines(number).await?;
-        let stored = store::rows(&mut tx, tenant, number).await.map_err(db("reading the SIP table"))?;
-        let plan = sip_sync::plan(stored, &lines, &table, mode);
-        if !plan.is_noop() {
-            store::apply(&mut tx, tenant, number, &plan, &table).await.map_err(db("writing the SIP table"))?;
+        for _ in 0..SYNC_ATTEMPTS {
+            let ticket = store::sip_ticket(&self.state.db).await.map_err(db("taking a sync ticket"))?;
+            let lines = ctx.provider.sip_lines(number).await?;
+            let mut tx = self.state.db.begin().await.map_err(db("syncing the SIP table"))?;
+            store::lock_customer(&mut tx, tenant, number).await.map_err(lock_error)?;
+            if store::written_since(&mut tx, tenant, number, ticket).await.map_err(db("reading the sync ticket"))? {
+                tx.rollback().await.map_err(db("syncing the SIP table"))?;
+                tracing::debug!(
+                    tenant,
+                    account = number,
+                    "a later sync or delete wrote first; reading the vendor again"
+                );
+                continue;
+            }
+            let stored = store::rows(&mut tx, tenant, number).await.map_err(db("reading the SIP table"))?;
+            let plan = sip_sync::plan(stored, &lines, &table, mode);
+            if !plan.is_noop() {
+                store::apply(&mut tx, tenant, number, &plan, &table).await.map_err(db("writing the SIP table"))?;
+            }
+            store::record_write(&mut tx, tenant, number, ticket).await.map_err(db("recording the sync ticket"))?;
+            tx.commit().await.map_err(db("committing the SIP table"))?;
+            tracing::info!(
+                tenant,
+                account = number,
+                added = plan.added.len(),
+                updated = plan.updated.len(),
+                deleted = plan.deleted.len(),
+                unchanged = plan.unchanged.len(),
+                "SIP lines synced"
+            );
+            return Ok(sync_response(plan, &table, false));
         }
-        tx.commit().await.map_err(db("committing the SIP table"))?;
-        tracing::info!(
-            tenant,
-            account = number,
-            added = plan.added.len(),
-            updated = plan.updated.len(),
-            deleted = plan.deleted.len(),
-            unchanged = plan.unchanged.len(),
-            "SIP lines synced"
-        );
-        Ok(sync_response(plan, &table, false))
+        Err(ApiError::new(
+            Code::Aborted,
+            "CONCURRENT_SYNC",
+            "other syncs or a delete of this customer kept writing the SIP table first; retry shortly",
+        )
+        .with_retry_after(Duration::from_secs(1)))
+    }
+
+    /// A replayed sync answer, its SIP passwords (never kept in the idempotency store) filled in
+    /// from the stored table as it is now. Lines no longer in the table keep an empty password.
+    async fn with_stored_passwords(
+        &self,
+        ctx: &Ctx,
+        number: &str,
+        mut resp: pb::SyncSipLinesResponse,
+    ) -> Result<pb::SyncSipLinesResponse, ApiError> {
+        let table = ctx.sip_table()?;
+        let mut conn = self.state.db.acquire().await.map_err(db("reading the SIP table"))?;
+        let rows = store::rows(&mut conn, ctx.tenant(), number).await.map_err(db("reading the SIP table"))?;
+        let passwords: HashMap<&str, &str> = rows
+            .iter()
+            .filter_map(|r| r.fields.get(&table.password).map(|p| (r.sip_username.as_str(), p.as_str())))
+            .collect();
+        for line in sync_lines_mut(&mut resp) {
+            if let Some(password) = passwords.get(line.sip_username.as_str()) {
+                (*password).clone_into(&mut line.sip_password);
+            }
+        }
+        Ok(resp)
     }
 }
 
@@ -394,13 +479,25 @@ impl AccountService for AccountGrpc {
         let mode = sync_mode(req.mode, &mut v);
         v.into_result()?;
         ctx.sip_table()?;
-        let (this, run_ctx, dry_run) = (self.clone(), ctx.clone(), req.dry_run);
+        // The caller gets the answer with SIP passwords; the idempotency store keeps it without
+        // them (a replay fills them in from the stored table).
+        let fresh: Arc<Mutex<Option<pb::SyncSipLinesResponse>>> = Arc::default();
+        let (this, run_ctx, dry_run, slot, run_number) =
+            (self.clone(), ctx.clone(), req.dry_run, fresh.clone(), number.clone());
         let answer = ctx
             .call
             .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, move || async move {
-                this.sync(&run_ctx, &number, mode, dry_run).await
+                let resp = this.sync(&run_ctx, &run_number, mode, dry_run).await?;
+                let stored = without_passwords(&resp);
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(resp);
+                Ok(stored)
             })
             .await?;
+        let fresh = fresh.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let answer = match fresh {
+            Some(resp) => resp,
+            None => self.with_stored_passwords(&ctx, &number, answer).await?,
+        };
         Ok(Response::new(answer))
     }
 
@@ -471,15 +568,28 @@ impl AccountService for AccountGrpc {
             .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, move || async move {
                 let ctx = run_ctx;
                 let tenant = ctx.tenant();
+                // The vendor first, holding no connection or lock. An account already gone counts
+                // as deleted: a retry after a failure below (or a delete made elsewhere) still
+                // clears the stored rows.
+                let already_deleted = match ctx.provider.delete_account(&number).await {
+                    Ok(()) => false,
+                    Err(ProviderError::NoAccount { .. }) => true,
+                    Err(e) => return Err(e.into()),
+                };
+                // Taken after the vendor deleted the account: a sync that read it before cannot
+                // write its rows back (its ticket is older).
+                let ticket = store::sip_ticket(&state.db).await.map_err(db("taking a delete ticket"))?;
                 let mut tx = state.db.begin().await.map_err(db("deleting an account"))?;
-                // Under the SIP table's lock, so that a sync cannot write rows back meanwhile.
-                store::lock_customer(&mut tx, tenant, &number).await.map_err(db("locking the SIP table"))?;
-                ctx.provider.delete_account(&number).await?;
+                store::lock_customer(&mut tx, tenant, &number).await.map_err(lock_error)?;
                 let deleted = store::delete_rows(&mut tx, tenant, &number).await.map_err(db("deleting SIP rows"))?;
                 store::delete_intent(&mut tx, tenant, &number).await.map_err(db("deleting the desired status"))?;
+                store::record_write(&mut tx, tenant, &number, ticket).await.map_err(db("recording the delete"))?;
                 tx.commit().await.map_err(db("committing an account deletion"))?;
-                tracing::info!(tenant, account = %number, deleted_sip_lines = deleted, "account deleted");
-                Ok(pb::DeleteAccountResponse { deleted_sip_lines: i32::try_from(deleted).unwrap_or(i32::MAX) })
+                tracing::info!(tenant, account = %number, deleted_sip_lines = deleted, already_deleted, "account deleted");
+                Ok(pb::DeleteAccountResponse {
+                    deleted_sip_lines: i32::try_from(deleted).unwrap_or(i32::MAX),
+                    already_deleted,
+                })
             })
             .await?;
         Ok(Response::new(answer))

@@ -199,36 +199,55 @@ pub enum Rejection {
 }
 
 /// A provider's failure.
+///
+/// The area's error policy, which every vendor client follows: a read that still fails after its
+/// bounded retries is [`ProviderError::Unavailable`] or [`ProviderError::BadResponse`] (both
+/// `UNAVAILABLE` with RetryInfo); a change the vendor provably never received is `Unavailable`
+/// too; a change sent without a clear answer (timeout, 5xx, unreadable answer) is
+/// [`ProviderError::OutcomeUnknown`], never retried blindly.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
     #[error("{vendor} has no account with this account number")]
     NoAccount { vendor: &'static str },
     #[error("{} refused the request: {} {}", .fault.domain, .fault.code, .fault.message)]
     Rejected { kind: Rejection, fault: VendorFault },
+    /// The vendor is down, slow or unreachable; trying again later is safe.
     #[error("{} is unavailable: {} {}", .fault.domain, .fault.code, .fault.message)]
-    Unavailable { fault: VendorFault, retry_after: Duration, outcome_unknown: bool },
+    Unavailable { fault: VendorFault, retry_after: Duration },
+    /// A read's answer was unreadable (or too large), also after its retries.
     #[error("{} answered something unreadable: {}", .fault.domain, .fault.message)]
-    BadResponse { fault: VendorFault, outcome_unknown: bool },
+    BadResponse { fault: VendorFault },
+    /// A change was sent and no clear answer came back: it may or may not have been made.
+    /// `check` says how a caller finds out.
+    #[error("{} gave no clear answer to a change ({} {}); it may or may not have been made: {check}", .fault.domain, .fault.code, .fault.message)]
+    OutcomeUnknown { provider: &'static str, fault: VendorFault, check: &'static str },
     #[error("{} refused the tenant's credentials: {}", .fault.domain, .fault.message)]
     Credentials { fault: VendorFault },
     #[error("{} denied the tenant's user this operation: {}", .fault.domain, .fault.message)]
     Forbidden { fault: VendorFault },
+    /// The vendor's answer shows the tenant's connection settings are wrong (a 404 on a base
+    /// path, an unknown partition): `keys` names the tenant keys to check.
+    #[error("{} answered {} {}: check the tenant's {keys}", .fault.domain, .fault.code, .fault.message)]
+    VendorMisconfigured { fault: VendorFault, keys: &'static str },
     #[error("the tenant's account trigger lacks a setting: {0}")]
     Misconfigured(String),
 }
 
 impl ProviderError {
     /// Whether trying the same thing later may succeed (status follow-up keeps retrying these).
+    /// An unknown outcome counts: a status delivery looks the account up before it changes it.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::BadResponse { .. })
+        matches!(self, Self::Unavailable { .. } | Self::BadResponse { .. } | Self::OutcomeUnknown { .. })
     }
 }
 
 fn vendor_error(code: Code, reason: &'static str, message: String, fault: &VendorFault) -> ApiError {
-    let mut err = ApiError::new(code, reason, message)
-        .with_domain(fault.domain)
-        .with_metadata("vendor_code", fault.code.clone())
-        .with_metadata("vendor_message", fault.message.clone());
+    with_fault(ApiError::new(code, reason, message).with_domain(fault.domain), fault)
+}
+
+/// ErrorInfo metadata of what the vendor said.
+fn with_fault(mut err: ApiError, fault: &VendorFault) -> ApiError {
+    err = err.with_metadata("vendor_code", fault.code.clone()).with_metadata("vendor_message", fault.message.clone());
     if let Some(status) = fault.http_status {
         err = err.with_metadata("http_status", status.to_string());
     }
@@ -261,27 +280,26 @@ impl From<ProviderError> for ApiError {
                 ),
                 fault,
             ),
-            ProviderError::Unavailable { fault, retry_after, outcome_unknown } => {
-                let reason = if fault.code == "TIMEOUT" { "VENDOR_TIMEOUT" } else { "VENDOR_UNAVAILABLE" };
-                let mut message = err.to_string();
-                if *outcome_unknown {
-                    message.push_str("; the change may or may not have been made: check before retrying");
-                }
-                vendor_error(Code::Unavailable, reason, message, fault).with_retry_after(*retry_after)
+            ProviderError::Unavailable { fault, retry_after } => {
+                vendor_error(Code::Unavailable, "VENDOR_UNAVAILABLE", err.to_string(), fault)
+                    .with_retry_after(*retry_after)
             }
-            ProviderError::BadResponse { fault, outcome_unknown } => {
-                let mut message = err.to_string();
-                if *outcome_unknown {
-                    message.push_str("; the change may or may not have been made: check before retrying");
-                }
-                vendor_error(Code::Unavailable, "VENDOR_BAD_RESPONSE", message, fault)
+            ProviderError::BadResponse { fault } => {
+                vendor_error(Code::Unavailable, "VENDOR_UNAVAILABLE", err.to_string(), fault)
                     .with_retry_after(Duration::from_secs(5))
+            }
+            ProviderError::OutcomeUnknown { provider, fault, .. } => {
+                with_fault(ApiError::outcome_unknown(provider, err.to_string()), fault)
             }
             ProviderError::Credentials { fault } => {
                 vendor_error(Code::FailedPrecondition, "VENDOR_AUTH_FAILED", err.to_string(), fault)
             }
             ProviderError::Forbidden { fault } => {
                 vendor_error(Code::FailedPrecondition, "VENDOR_PERMISSION_DENIED", err.to_string(), fault)
+            }
+            ProviderError::VendorMisconfigured { fault, keys } => {
+                vendor_error(Code::FailedPrecondition, "VENDOR_MISCONFIGURED", err.to_string(), fault)
+                    .with_metadata("tenant_keys", *keys)
             }
             ProviderError::Misconfigured(_) => ApiError::failed_precondition("TRIGGER_MISCONFIGURED", err.to_string()),
         }
@@ -334,16 +352,40 @@ mod tests {
     }
 
     #[test]
-    fn outages_are_unavailable_with_retry_info_and_say_when_the_outcome_is_unknown() {
+    fn outages_are_unavailable_with_retry_info() {
         let err: ApiError = ProviderError::Unavailable {
             fault: VendorFault { code: "TIMEOUT".into(), http_status: None, ..fault("") },
             retry_after: Duration::from_secs(2),
-            outcome_unknown: true,
         }
         .into();
-        assert_eq!((err.code, err.reason.as_ref()), (Code::Unavailable, "VENDOR_TIMEOUT"));
+        assert_eq!((err.code, err.reason.as_ref()), (Code::Unavailable, "VENDOR_UNAVAILABLE"));
+        assert_eq!(err.metadata["vendor_code"], "TIMEOUT");
         assert_eq!(err.retry_after, Some(Duration::from_secs(2)));
-        assert!(err.message.contains("may or may not"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_change_without_a_clear_answer_is_unknown_and_says_how_to_find_out() {
+        let err: ApiError = ProviderError::OutcomeUnknown {
+            provider: "alianza",
+            fault: VendorFault { code: "HTTP_502".into(), http_status: Some(502), ..fault("") },
+            check: "GetAccountStatus tells",
+        }
+        .into();
+        assert_eq!((err.code, err.reason.as_ref()), (Code::Unknown, "VENDOR_OUTCOME_UNKNOWN"));
+        assert_eq!(err.retry_after, None, "not a safe retry");
+        assert_eq!((err.metadata["provider"].as_str(), err.metadata["http_status"].as_str()), ("alianza", "502"));
+        assert!(err.message.contains("GetAccountStatus tells"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_misconfigured_vendor_names_the_tenant_keys() {
+        let err: ApiError = ProviderError::VendorMisconfigured {
+            fault: VendorFault { code: "HTTP_404".into(), http_status: Some(404), ..fault("") },
+            keys: "api_url",
+        }
+        .into();
+        assert_eq!((err.code, err.reason.as_ref()), (Code::FailedPrecondition, "VENDOR_MISCONFIGURED"));
+        assert_eq!(err.metadata["tenant_keys"], "api_url");
     }
 
     #[test]

@@ -2,10 +2,18 @@
 //! SetCustomerStatus) or later (the background worker), until the vendor agrees.
 //!
 //! Desired statuses are stored before delivery (store.rs). A delivery holds a lease on its row,
-//! claimed through `FOR UPDATE SKIP LOCKED`, so that no two replicas (or a call and the worker)
-//! deliver one customer's status at once and an older status can never land after a newer one.
-//! A delivery that finds a newer desire when it finishes delivers that one too. Transient failures
-//! are retried with jittered exponential backoff, forever: a change is never lost.
+//! claimed through `FOR UPDATE SKIP LOCKED` and named by a token, so that no two replicas (or a
+//! call and the worker) deliver one customer's status at once and an older status can never land
+//! after a newer one: a delivery's vendor work is cut off at [`DELIVERY_BUDGET`], well inside the
+//! [`LEASE`], and only the token's holder may finish or release the row, so a holder that lost its
+//! lease (a stalled process) changes nothing. A delivery that finds a newer desire when it
+//! finishes delivers that one too.
+//!
+//! Vendor outages are retried with jittered exponential backoff for as long as they last: a change
+//! is never lost to an outage. A refusal (no such account) ends the desire as `rejected` at once.
+//! What only an operator can fix (credentials, a tenant whose trigger is gone or switched off) is
+//! retried with a capped backoff for [`GIVE_UP_AFTER`], then ends as `rejected` with the reason
+//! in `last_error` and in a warning.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,21 +23,29 @@ use tokio::task::JoinHandle;
 use super::{
     AccountArea,
     provider::{AccountProvider, DesiredStatus, ProviderError},
-    store::{self, Claimed},
+    store::{self, Claimed, Finish},
 };
 use crate::{app::AppState, ops::retry::Backoff};
 
-/// How long a delivery may hold a customer's row. Longer than any delivery (a lookup with its
-/// retries and one PATCH, each with its timeout); a crashed holder's rows are free after it.
-pub const LEASE: Duration = Duration::from_secs(120);
-/// Retry delays after failed deliveries: 0.5 s doubling to 5 minutes, jittered, never giving up.
+/// The longest a delivery may spend on the vendor (its lookup, logins and PATCH, with their
+/// retries); it is abandoned then and retried later. Vendor clients keep their own worst case
+/// inside it (the Alianza trigger caps `timeout_ms` for this).
+pub const DELIVERY_BUDGET: Duration = Duration::from_secs(110);
+/// How long a delivery holds a customer's row: the budget, plus a margin for finishing the row.
+/// A crashed holder's rows are free after it.
+pub const LEASE: Duration = Duration::from_secs(150);
+/// Retry delays after failed deliveries: 0.5 s doubling to 5 minutes, jittered.
 pub const RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(300), u32::MAX);
+/// Retry delays of a status its tenant cannot deliver (trigger gone or switched off): 1 minute
+/// doubling to 1 hour.
+pub const PARKED: Backoff = Backoff::new(Duration::from_secs(60), Duration::from_secs(3600), u32::MAX);
+/// A desire that only an operator could unblock, still undelivered this long after it was
+/// recorded, is given up (`rejected`).
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How often the worker looks for due deliveries.
 pub const POLL: Duration = Duration::from_millis(500);
 /// Deliveries claimed per poll.
 const BATCH: i64 = 32;
-/// How long a status waits when its tenant cannot deliver it (trigger gone or switched off).
-const PARKED: Duration = Duration::from_secs(60);
 
 /// What a delivery achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,9 +90,10 @@ async fn deliver_from(
     mut claimed: Claimed,
 ) -> Result<Delivery, DeliveryError> {
     loop {
-        match provider.set_status(&claimed.account_number, claimed.desired).await {
-            Ok(change) => {
-                if store::finish_applied(db, &claimed).await? {
+        let sent = tokio::time::timeout(DELIVERY_BUDGET, provider.set_status(&claimed.account_number, claimed.desired));
+        let failure = match sent.await {
+            Ok(Ok(change)) => match store::finish_applied(db, &claimed).await? {
+                Finish::Done => {
                     tracing::info!(
                         tenant = %claimed.tenant, account = %claimed.account_number, status = claimed.desired.as_str(),
                         ?change, attempts = claimed.attempts, "customer status delivered"
@@ -84,32 +101,75 @@ async fn deliver_from(
                     return Ok(Delivery::Applied(claimed.desired));
                 }
                 // A newer desire arrived while this one was on its way: deliver it now.
-                match store::claim_one(db, &claimed.tenant, &claimed.account_number, LEASE).await? {
-                    Some(next) => claimed = next,
+                Finish::Newer => match store::claim_one(db, &claimed.tenant, &claimed.account_number, LEASE).await? {
+                    Some(next) => {
+                        claimed = next;
+                        continue;
+                    }
                     None => return Ok(Delivery::Pending),
+                },
+                Finish::LeaseLost => {
+                    lease_lost(&claimed);
+                    return Ok(Delivery::Pending);
                 }
-            }
-            Err(err @ (ProviderError::NoAccount { .. } | ProviderError::Rejected { .. })) => {
+            },
+            Ok(Err(err @ (ProviderError::NoAccount { .. } | ProviderError::Rejected { .. }))) => {
                 tracing::warn!(
-                    tenant = %claimed.tenant, account = %claimed.account_number, error = %err,
-                    "customer status refused by the vendor"
+                    tenant = %claimed.tenant, account = %claimed.account_number, status = claimed.desired.as_str(),
+                    error = %err, "customer status refused by the vendor: rejected, not retried"
                 );
-                store::finish_rejected(db, &claimed, &err.to_string()).await?;
+                if store::finish_rejected(db, &claimed, &err.to_string()).await? == Finish::LeaseLost {
+                    lease_lost(&claimed);
+                }
                 return Err(err.into());
             }
-            Err(err) => {
-                // Outages, but also refused credentials: an operator fixes those, and the
-                // change must still arrive then.
-                let retry_in = RETRY.delay(u32::try_from(claimed.attempts).unwrap_or(1).max(1));
-                tracing::warn!(
-                    tenant = %claimed.tenant, account = %claimed.account_number, error = %err,
-                    retry_in_ms = retry_in.as_millis() as u64, "customer status not delivered yet"
-                );
-                store::release(db, &claimed, retry_in, &err.to_string()).await?;
-                return Ok(Delivery::Pending);
-            }
-        }
+            Ok(Err(err)) => Failure { operator: !err.is_transient(), error: err.to_string() },
+            Err(_) => Failure {
+                operator: false,
+                error: format!("no answer within the delivery budget of {} s", DELIVERY_BUDGET.as_secs()),
+            },
+        };
+        retry_later(db, &claimed, failure).await?;
+        return Ok(Delivery::Pending);
     }
+}
+
+/// Why a delivery did not happen this time.
+struct Failure {
+    /// Only an operator can fix it (credentials, settings): retried for [`GIVE_UP_AFTER`] only.
+    operator: bool,
+    error: String,
+}
+
+/// Releases `claimed` for a retry after a backoff, or gives it up if an operator has not fixed
+/// what blocks it for [`GIVE_UP_AFTER`].
+async fn retry_later(db: &PgPool, claimed: &Claimed, failure: Failure) -> Result<(), sqlx::Error> {
+    let (tenant, account) = (&claimed.tenant, &claimed.account_number);
+    if failure.operator && claimed.age >= GIVE_UP_AFTER {
+        let why = format!("given up after {} hours undelivered: {}", GIVE_UP_AFTER.as_secs() / 3600, failure.error);
+        tracing::warn!(%tenant, %account, status = claimed.desired.as_str(), error = %why, "customer status rejected");
+        if store::finish_rejected(db, claimed, &why).await? == Finish::LeaseLost {
+            lease_lost(claimed);
+        }
+        return Ok(());
+    }
+    let retry = u32::try_from(claimed.attempts).unwrap_or(1).max(1);
+    let retry_in = if failure.operator { PARKED.delay(retry) } else { RETRY.delay(retry) };
+    tracing::warn!(
+        %tenant, %account, error = %failure.error, retry_in_ms = retry_in.as_millis() as u64,
+        "customer status not delivered yet"
+    );
+    if !store::release(db, claimed, retry_in, &failure.error).await? {
+        lease_lost(claimed);
+    }
+    Ok(())
+}
+
+fn lease_lost(claimed: &Claimed) {
+    tracing::warn!(
+        tenant = %claimed.tenant, account = %claimed.account_number, generation = claimed.generation,
+        "status follow-up: this delivery's lease ran out and another holds the row; nothing recorded"
+    );
 }
 
 /// The background worker: delivers due statuses until the server shuts down. Rows it holds at
@@ -137,6 +197,7 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
             tokio::select! {
                 _ = work => {}
                 _ = state.shutdown.cancelled() => {
+                    // Only rows this worker still holds (by their tokens) are given back.
                     for c in &claimed {
                         if let Err(e) = store::release(&state.db, c, Duration::ZERO, "").await {
                             tracing::warn!(error = %e, "status follow-up: releasing a delivery at shutdown failed");
@@ -154,8 +215,11 @@ async fn deliver_claimed(state: &AppState, claimed: Claimed) {
         t.trigger::<AccountArea>().filter(|t| t.enabled && t.settings.customer_status).map(|t| t.inner.clone())
     });
     let Some(trigger) = trigger else {
-        let why = "the tenant has no enabled account trigger with customer_status: true";
-        if let Err(e) = store::release(&state.db, &claimed, PARKED, why).await {
+        let failure = Failure {
+            operator: true,
+            error: "the tenant has no enabled account trigger with customer_status: true".to_owned(),
+        };
+        if let Err(e) = retry_later(&state.db, &claimed, failure).await {
             tracing::warn!(error = %e, "status follow-up: parking a delivery failed");
         }
         return;
@@ -164,5 +228,22 @@ async fn deliver_claimed(state: &AppState, claimed: Claimed) {
     match deliver_from(&state.db, provider.as_ref(), claimed).await {
         Ok(_) | Err(DeliveryError::Refused(_)) => {}
         Err(DeliveryError::Store(e)) => tracing::warn!(error = %e, "status follow-up: the status store failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_outlasts_the_delivery_budget_with_a_margin() {
+        assert!(LEASE >= DELIVERY_BUDGET + Duration::from_secs(30));
+    }
+
+    #[test]
+    fn parked_statuses_back_off_to_an_hour() {
+        assert_eq!(PARKED.ceiling(1), Duration::from_secs(60));
+        assert!(PARKED.delay(3) >= Duration::from_secs(120));
+        assert_eq!(PARKED.ceiling(40), Duration::from_secs(3600));
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool, types::Json};
+use uuid::Uuid;
 
 use super::{
     provider::DesiredStatus,
@@ -14,10 +15,63 @@ use super::{
 
 // ---- the custom SIP table ----
 
+/// How long a writer waits for another writer of the same customer's SIP table. Writers hold the
+/// lock for a few statements only (never across a vendor call), so a longer wait means trouble.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// Serialises every writer of one customer's SIP table (syncs, deletes) until the transaction
 /// ends, on any replica: a transaction-scoped advisory lock keyed by tenant and account number.
+/// Waits at most [`LOCK_WAIT`]; then fails with [`is_lock_timeout`].
 pub async fn lock_customer(conn: &mut PgConnection, tenant: &str, number: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+        .bind(format!("{}ms", LOCK_WAIT.as_millis()))
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(lock_key(tenant, number)).execute(conn).await?;
+    Ok(())
+}
+
+/// Whether `e` is [`lock_customer`] giving up after [`LOCK_WAIT`].
+pub fn is_lock_timeout(e: &sqlx::Error) -> bool {
+    e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "55P03")
+}
+
+/// A ticket ordering the writers of SIP tables (migrations/0005): a sync takes one before it reads
+/// the vendor, a delete after the vendor deleted the account.
+pub async fn sip_ticket(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT nextval('account_sip_ticket')").fetch_one(pool).await
+}
+
+/// Under the customer's lock: whether a writer holding a newer ticket than `ticket` already wrote
+/// the customer's table (so what `ticket`'s holder read from the vendor is older than the table).
+pub async fn written_since(
+    conn: &mut PgConnection,
+    tenant: &str,
+    number: &str,
+    ticket: i64,
+) -> Result<bool, sqlx::Error> {
+    let newer: Option<bool> =
+        sqlx::query_scalar("SELECT ticket > $3 FROM account_sip_tables WHERE tenant = $1 AND account_number = $2")
+            .bind(tenant)
+            .bind(number)
+            .bind(ticket)
+            .fetch_optional(conn)
+            .await?;
+    Ok(newer.unwrap_or(false))
+}
+
+/// Under the customer's lock: records that `ticket`'s holder wrote the customer's table.
+pub async fn record_write(conn: &mut PgConnection, tenant: &str, number: &str, ticket: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO account_sip_tables (tenant, account_number, ticket) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant, account_number) DO UPDATE
+            SET ticket = GREATEST(account_sip_tables.ticket, EXCLUDED.ticket), written_at = now()",
+    )
+    .bind(tenant)
+    .bind(number)
+    .bind(ticket)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -97,7 +151,7 @@ pub async fn delete_rows(conn: &mut PgConnection, tenant: &str, number: &str) ->
 
 // ---- desired statuses ----
 
-/// A desired status claimed for delivery: the claimer holds its lease.
+/// A desired status claimed for delivery: the claimer holds its lease, named by `token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     pub tenant: String,
@@ -106,6 +160,10 @@ pub struct Claimed {
     pub generation: i64,
     /// Delivery attempts so far, this one included.
     pub attempts: i32,
+    /// The lease holder's token: only a call presenting it may finish or release the delivery.
+    pub token: Uuid,
+    /// How long ago this desire was recorded (when it was claimed).
+    pub age: Duration,
 }
 
 /// A desired status as stored.
@@ -117,14 +175,41 @@ pub struct Intent {
     pub state: String,
     pub attempts: i32,
     pub last_error: String,
+    /// Whether a delivery holds a live lease on it now.
+    pub leased: bool,
+    /// How long until the next attempt is due (zero when it is due now or not pending).
+    pub due_in: Duration,
 }
 
-type ClaimRow = (String, String, String, i64, i32);
+/// How finishing a delivery went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Recorded.
+    Done,
+    /// A newer desire arrived meanwhile: the lease is given back, due at once.
+    Newer,
+    /// The lease ran out and someone else holds the row now: nothing was written.
+    LeaseLost,
+}
+
+type ClaimRow = (String, String, String, i64, i32, Uuid, f64);
 
 fn claimed(row: ClaimRow) -> Option<Claimed> {
-    let (tenant, account_number, desired, generation, attempts) = row;
-    Some(Claimed { tenant, account_number, desired: DesiredStatus::parse(&desired)?, generation, attempts })
+    let (tenant, account_number, desired, generation, attempts, token, age) = row;
+    Some(Claimed {
+        tenant,
+        account_number,
+        desired: DesiredStatus::parse(&desired)?,
+        generation,
+        attempts,
+        token,
+        age: Duration::try_from_secs_f64(age).unwrap_or_default(),
+    })
 }
+
+/// What a claim returns, in [`ClaimRow`] order.
+const CLAIM_RETURNING: &str = "tenant, account_number, desired, generation, attempts, lease_token,
+                               GREATEST(EXTRACT(EPOCH FROM now() - desired_at), 0)::float8";
 
 /// Stores `desired` as the customer's latest desired status, pending delivery, and claims its
 /// delivery in the same statement unless another delivery holds the lease (that delivery then
@@ -137,24 +222,29 @@ pub async fn record_desired(
     desired: DesiredStatus,
     lease: Duration,
 ) -> Result<Option<Claimed>, sqlx::Error> {
+    let token = Uuid::new_v4();
     let (generation, attempts, claimed): (i64, i32, bool) = sqlx::query_as(
         "INSERT INTO account_status_intents
-                (tenant, account_number, desired, generation, state, attempts, lease_until)
-         VALUES ($1, $2, $3, 1, 'pending', 1, now() + make_interval(secs => $4))
+                (tenant, account_number, desired, generation, state, attempts, lease_until, lease_token, desired_at)
+         VALUES ($1, $2, $3, 1, 'pending', 1, now() + make_interval(secs => $4), $5, now())
          ON CONFLICT (tenant, account_number) DO UPDATE
             SET desired = EXCLUDED.desired, generation = account_status_intents.generation + 1,
-                state = 'pending', next_attempt_at = now(), last_error = '', updated_at = now(),
+                state = 'pending', next_attempt_at = now(), last_error = '', updated_at = now(), desired_at = now(),
                 attempts = CASE WHEN account_status_intents.lease_until IS NULL
                                   OR account_status_intents.lease_until < now() THEN 1 ELSE 0 END,
+                lease_token = CASE WHEN account_status_intents.lease_until IS NULL
+                                     OR account_status_intents.lease_until < now()
+                                   THEN EXCLUDED.lease_token ELSE account_status_intents.lease_token END,
                 lease_until = CASE WHEN account_status_intents.lease_until IS NULL
                                      OR account_status_intents.lease_until < now()
                                    THEN EXCLUDED.lease_until ELSE account_status_intents.lease_until END
-         RETURNING generation, attempts, lease_until = now() + make_interval(secs => $4)",
+         RETURNING generation, attempts, lease_token IS NOT DISTINCT FROM $5",
     )
     .bind(tenant)
     .bind(number)
     .bind(desired.as_str())
     .bind(lease.as_secs_f64())
+    .bind(token)
     .fetch_one(pool)
     .await?;
     Ok(claimed.then(|| Claimed {
@@ -163,6 +253,8 @@ pub async fn record_desired(
         desired,
         generation,
         attempts,
+        token,
+        age: Duration::ZERO,
     }))
 }
 
@@ -173,13 +265,14 @@ pub async fn claim_one(
     number: &str,
     lease: Duration,
 ) -> Result<Option<Claimed>, sqlx::Error> {
-    let row: Option<ClaimRow> = sqlx::query_as(
+    let row: Option<ClaimRow> = sqlx::query_as(&format!(
         "UPDATE account_status_intents
-            SET lease_until = now() + make_interval(secs => $3), attempts = attempts + 1
+            SET lease_until = now() + make_interval(secs => $3), lease_token = gen_random_uuid(),
+                attempts = attempts + 1
           WHERE tenant = $1 AND account_number = $2 AND state = 'pending'
             AND (lease_until IS NULL OR lease_until < now())
-         RETURNING tenant, account_number, desired, generation, attempts",
-    )
+         RETURNING {CLAIM_RETURNING}"
+    ))
     .bind(tenant)
     .bind(number)
     .bind(lease.as_secs_f64())
@@ -191,9 +284,10 @@ pub async fn claim_one(
 /// Claims up to `limit` pending statuses that are due, skipping rows another replica is
 /// claiming at this moment (FOR UPDATE SKIP LOCKED) or holds the lease of.
 pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claimed>, sqlx::Error> {
-    let rows: Vec<ClaimRow> = sqlx::query_as(
+    let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
         "UPDATE account_status_intents AS i
-            SET lease_until = now() + make_interval(secs => $2), attempts = i.attempts + 1
+            SET lease_until = now() + make_interval(secs => $2), lease_token = gen_random_uuid(),
+                attempts = i.attempts + 1
            FROM (SELECT tenant, account_number FROM account_status_intents
                   WHERE state = 'pending' AND next_attempt_at <= now()
                     AND (lease_until IS NULL OR lease_until < now())
@@ -201,8 +295,9 @@ pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec
                   LIMIT $1
                   FOR UPDATE SKIP LOCKED) AS due
           WHERE i.tenant = due.tenant AND i.account_number = due.account_number
-         RETURNING i.tenant, i.account_number, i.desired, i.generation, i.attempts",
-    )
+         RETURNING {}",
+        CLAIM_RETURNING.replace("tenant, account_number,", "i.tenant, i.account_number,")
+    ))
     .bind(limit)
     .bind(lease.as_secs_f64())
     .fetch_all(pool)
@@ -210,75 +305,92 @@ pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec
     Ok(rows.into_iter().filter_map(claimed).collect())
 }
 
-/// Marks a claimed status applied, if it is still the latest. `false`: a newer desired status
-/// arrived meanwhile; the lease is released so that it is delivered next.
-pub async fn finish_applied(pool: &PgPool, c: &Claimed) -> Result<bool, sqlx::Error> {
+/// Marks a claimed status applied, if the claimer still holds the lease and it is still the
+/// latest desire. [`Finish::Newer`]: the lease is given back, so that the newer one goes next.
+pub async fn finish_applied(pool: &PgPool, c: &Claimed) -> Result<Finish, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE account_status_intents
-            SET state = 'applied', applied_at = now(), lease_until = NULL, last_error = '', updated_at = now()
-          WHERE tenant = $1 AND account_number = $2 AND generation = $3",
+            SET state = 'applied', applied_at = now(), lease_until = NULL, lease_token = NULL, last_error = '',
+                updated_at = now()
+          WHERE tenant = $1 AND account_number = $2 AND lease_token = $3 AND generation = $4",
     )
     .bind(&c.tenant)
     .bind(&c.account_number)
+    .bind(c.token)
     .bind(c.generation)
     .execute(pool)
     .await?;
     if done.rows_affected() == 1 {
-        return Ok(true);
+        return Ok(Finish::Done);
     }
-    release(pool, c, Duration::ZERO, "").await?;
-    Ok(false)
+    Ok(if release(pool, c, Duration::ZERO, "").await? { Finish::Newer } else { Finish::LeaseLost })
 }
 
-/// Gives a claimed status back, pending, to be tried again after `retry_in`.
-pub async fn release(pool: &PgPool, c: &Claimed, retry_in: Duration, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+/// Gives a claimed status back, pending, to be tried again after `retry_in`. `false`: the
+/// claimer no longer held the lease, and nothing was changed.
+pub async fn release(pool: &PgPool, c: &Claimed, retry_in: Duration, error: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "UPDATE account_status_intents
-            SET lease_until = NULL, next_attempt_at = now() + make_interval(secs => $3),
-                last_error = CASE WHEN $4::text = '' THEN last_error ELSE $4::text END, updated_at = now()
-          WHERE tenant = $1 AND account_number = $2",
+            SET lease_until = NULL, lease_token = NULL, next_attempt_at = now() + make_interval(secs => $4),
+                last_error = CASE WHEN $5::text = '' THEN last_error ELSE $5::text END, updated_at = now()
+          WHERE tenant = $1 AND account_number = $2 AND lease_token = $3",
     )
     .bind(&c.tenant)
     .bind(&c.account_number)
+    .bind(c.token)
     .bind(retry_in.as_secs_f64())
     .bind(error)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-/// The vendor refused the status for good (e.g. the account is gone): stop retrying it, unless a
-/// newer desired status arrived meanwhile.
-pub async fn finish_rejected(pool: &PgPool, c: &Claimed, error: &str) -> Result<(), sqlx::Error> {
+/// Stops delivering a claimed status for good (the vendor refused it, e.g. the account is gone;
+/// or it could not be delivered for too long), unless a newer desire arrived meanwhile.
+pub async fn finish_rejected(pool: &PgPool, c: &Claimed, error: &str) -> Result<Finish, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE account_status_intents
-            SET state = 'rejected', lease_until = NULL, last_error = $4, updated_at = now()
-          WHERE tenant = $1 AND account_number = $2 AND generation = $3",
+            SET state = 'rejected', lease_until = NULL, lease_token = NULL, last_error = $5, updated_at = now()
+          WHERE tenant = $1 AND account_number = $2 AND lease_token = $3 AND generation = $4",
     )
     .bind(&c.tenant)
     .bind(&c.account_number)
+    .bind(c.token)
     .bind(c.generation)
     .bind(error)
     .execute(pool)
     .await?;
-    if done.rows_affected() == 0 {
-        release(pool, c, Duration::ZERO, "").await?;
+    if done.rows_affected() == 1 {
+        return Ok(Finish::Done);
     }
-    Ok(())
+    Ok(if release(pool, c, Duration::ZERO, "").await? { Finish::Newer } else { Finish::LeaseLost })
 }
 
 /// The stored desired status of a customer.
 pub async fn intent(pool: &PgPool, tenant: &str, number: &str) -> Result<Option<Intent>, sqlx::Error> {
-    let row: Option<(String, i64, String, i32, String)> = sqlx::query_as(
-        "SELECT desired, generation, state, attempts, last_error FROM account_status_intents
+    type Row = (String, i64, String, i32, String, bool, f64);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT desired, generation, state, attempts, last_error,
+                COALESCE(lease_until > now(), false),
+                CASE WHEN state = 'pending' THEN GREATEST(EXTRACT(EPOCH FROM next_attempt_at - now()), 0)::float8
+                     ELSE 0 END
+           FROM account_status_intents
           WHERE tenant = $1 AND account_number = $2",
     )
     .bind(tenant)
     .bind(number)
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(desired, generation, state, attempts, last_error)| {
-        Some(Intent { desired: DesiredStatus::parse(&desired)?, generation, state, attempts, last_error })
+    Ok(row.and_then(|(desired, generation, state, attempts, last_error, leased, due_in)| {
+        Some(Intent {
+            desired: DesiredStatus::parse(&desired)?,
+            generation,
+            state,
+            attempts,
+            last_error,
+            leased,
+            due_in: Duration::try_from_secs_f64(due_in).unwrap_or_default(),
+        })
     }))
 }
 

@@ -18,10 +18,20 @@ pub struct Metrics {
 
 #[derive(Debug, Default)]
 struct Counters {
-    /// (method, code) -> (calls, total seconds)
-    grpc: BTreeMap<(String, String), (u64, f64)>,
+    /// method -> code -> (calls, total seconds). Nested, so that counting a call looks its keys up
+    /// by `&str` and allocates only the first time a (method, code) pair is seen.
+    grpc: BTreeMap<String, BTreeMap<String, (u64, f64)>>,
     /// (provider, outcome) -> vendor HTTP calls
     vendor: BTreeMap<(String, String), u64>,
+}
+
+impl Counters {
+    /// (method, code, counts), sorted by method then code.
+    fn grpc_rows(&self) -> impl Iterator<Item = (&str, &str, &(u64, f64))> {
+        self.grpc
+            .iter()
+            .flat_map(|(method, codes)| codes.iter().map(move |(code, n)| (method.as_str(), code.as_str(), n)))
+    }
 }
 
 impl Metrics {
@@ -32,7 +42,14 @@ impl Metrics {
     /// One finished gRPC call.
     pub fn grpc_call(&self, method: &str, code: &str, elapsed: Duration) {
         let mut c = self.lock();
-        let entry = c.grpc.entry((method.to_owned(), code.to_owned())).or_default();
+        let codes = match c.grpc.get_mut(method) {
+            Some(codes) => codes,
+            None => c.grpc.entry(method.to_owned()).or_default(),
+        };
+        let entry = match codes.get_mut(code) {
+            Some(entry) => entry,
+            None => codes.entry(code.to_owned()).or_default(),
+        };
         entry.0 += 1;
         entry.1 += elapsed.as_secs_f64();
     }
@@ -44,7 +61,7 @@ impl Metrics {
 
     /// Calls of `method` that ended with `code` so far.
     pub fn grpc_count(&self, method: &str, code: &str) -> u64 {
-        self.lock().grpc.get(&(method.to_owned(), code.to_owned())).map_or(0, |e| e.0)
+        self.lock().grpc.get(method).and_then(|codes| codes.get(code)).map_or(0, |e| e.0)
     }
 
     /// The text exposition; `gauges` are process-wide values read at scrape time.
@@ -53,12 +70,12 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP patchbay_grpc_requests_total gRPC calls by method and status code.\n");
         out.push_str("# TYPE patchbay_grpc_requests_total counter\n");
-        for ((method, code), (n, _)) in &c.grpc {
+        for (method, code, (n, _)) in c.grpc_rows() {
             let _ = writeln!(out, "patchbay_grpc_requests_total{{method=\"{method}\",code=\"{code}\"}} {n}");
         }
         out.push_str("# HELP patchbay_grpc_request_seconds_total Time spent in gRPC calls by method and code.\n");
         out.push_str("# TYPE patchbay_grpc_request_seconds_total counter\n");
-        for ((method, code), (_, secs)) in &c.grpc {
+        for (method, code, (_, secs)) in c.grpc_rows() {
             let _ = writeln!(out, "patchbay_grpc_request_seconds_total{{method=\"{method}\",code=\"{code}\"}} {secs}");
         }
         out.push_str("# HELP patchbay_vendor_requests_total Vendor HTTP calls by provider and outcome.\n");
@@ -95,5 +112,25 @@ mod tests {
         assert!(text.contains("patchbay_vendor_requests_total{provider=\"alianza\",outcome=\"200\"} 1"));
         assert!(text.contains("patchbay_tenants 3"));
         assert_eq!(m.grpc_count("patchbay.v1.RegistryService/ListTenants", "OK"), 2);
+    }
+
+    #[test]
+    fn counters_are_listed_by_method_then_code() {
+        let m = Metrics::new();
+        for (method, code) in [("b/X", "OK"), ("a/Y", "UNAVAILABLE"), ("a/Y", "INTERNAL"), ("b/X", "OK")] {
+            m.grpc_call(method, code, Duration::from_millis(1));
+        }
+        let text = m.render(&[]);
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("patchbay_grpc_requests_total{")).collect();
+        assert_eq!(
+            rows,
+            [
+                "patchbay_grpc_requests_total{method=\"a/Y\",code=\"INTERNAL\"} 1",
+                "patchbay_grpc_requests_total{method=\"a/Y\",code=\"UNAVAILABLE\"} 1",
+                "patchbay_grpc_requests_total{method=\"b/X\",code=\"OK\"} 2",
+            ]
+        );
+        assert_eq!(m.grpc_count("b/X", "OK"), 2);
+        assert_eq!(m.grpc_count("b/X", "INTERNAL"), 0);
     }
 }

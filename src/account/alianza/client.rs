@@ -2,10 +2,16 @@
 //!
 //! Sessions: one login per tenant, reused until Alianza says 401 (the token's lifetime slides
 //! with use); concurrent calls that find no token share one login (single flight); on 401 the
-//! client logs in again and retries that request once. Every request has a timeout. Reads are
-//! retried with jittered backoff on 5xx, timeouts and connection failures (bounded); mutations are
-//! retried only when the request provably never reached Alianza (connection refused) or was
-//! refused for its token (401).
+//! client logs in again and retries that request once. Every request has a timeout, and every
+//! answer is read up to [`MAX_BODY`] only.
+//!
+//! The error policy (see [`ProviderError`]): reads are retried with jittered backoff on 5xx,
+//! timeouts, connection failures and unreadable answers (bounded), then `Unavailable` /
+//! `BadResponse`. Changes are repeated only when the request provably never reached Alianza
+//! (connection refused) or was refused for its token (401); a change sent without a clear answer
+//! (timeout, 5xx, unreadable answer) is `OutcomeUnknown`. A 404 in Alianza's own error shape means
+//! the entity is absent; a 404 or 405 in any other shape means the URL is not Alianza's API
+//! (`VendorMisconfigured`).
 
 use std::{
     collections::HashMap,
@@ -17,6 +23,7 @@ use std::{
 };
 
 use futures::future::{BoxFuture, FutureExt, Shared};
+use prost::bytes::Bytes;
 use reqwest::{Method, StatusCode, Url, header::HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -44,6 +51,16 @@ const NUMBERS_ASSIGNED_CODES: &[&str] = &["AccountHasTelephoneNumbers", "Telepho
 const PLAN_NAMES_TTL: Duration = Duration::from_secs(300);
 /// An account naming a product the cache lacks refreshes it, at most this often.
 const PLAN_NAMES_MIN_REFRESH: Duration = Duration::from_secs(10);
+
+/// Vendor answers are read up to this many bytes; a longer one is treated as unreadable.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// How a caller learns whether a change without a clear answer was made.
+const CHECK_CREATE: &str = "GetAccountStatus for this customer tells: NOT_FOUND (ACCOUNT_NOT_ENABLED) means it was \
+                            not created; if it was, CreateAccount again answers ALREADY_EXISTS";
+const CHECK_STATUS: &str = "GetAccountStatus shows the account's status";
+const CHECK_DELETE: &str = "GetAccountStatus tells (NOT_FOUND means it is gone); DeleteAccount again is safe: an \
+                            account already gone counts as deleted";
 
 /// What account creation takes from the tenant's `account_defaults`.
 #[derive(Debug, Clone)]
@@ -124,11 +141,14 @@ struct Inner {
     logins: AtomicU64,
 }
 
-/// Whether a request may be repeated when its outcome is unknown.
+/// What a request is, for the error policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    /// Safe to repeat: retried (bounded) when the vendor fails.
     Read,
-    Mutation,
+    /// A change: never repeated once it may have reached the vendor. `check` tells a caller how
+    /// to find out whether it was made when no clear answer came back.
+    Mutation { check: &'static str },
 }
 
 /// A failed request: 404 is kept apart, since its meaning depends on the call.
@@ -143,12 +163,61 @@ impl From<ProviderError> for CallError {
     }
 }
 
-/// Account-scoped calls: a 404 means the account is not there.
+/// Whether a 404 came from Alianza's API itself (its JSON error shapes carry a code, e.g.
+/// `EntityNotFound`), rather than from a server that has no such path.
+fn from_the_api(m: &VendorMessage) -> bool {
+    !m.code.is_empty()
+}
+
+/// A 404 that is not the API's: the base URL (or partition) is wrong.
+fn wrong_url(m: VendorMessage, keys: &'static str) -> ProviderError {
+    let code = if m.code.is_empty() { "HTTP_404".to_owned() } else { m.code };
+    ProviderError::VendorMisconfigured {
+        fault: VendorFault { domain: DOMAIN, http_status: Some(404), code, message: m.message },
+        keys,
+    }
+}
+
+/// Account-scoped calls: Alianza's 404 means the account is not there.
 fn account_scoped(e: CallError) -> ProviderError {
     match e {
-        CallError::NotFound(_) => ProviderError::NoAccount { vendor: "Alianza" },
+        CallError::NotFound(m) if from_the_api(&m) => ProviderError::NoAccount { vendor: "Alianza" },
+        CallError::NotFound(m) => wrong_url(m, "api_url"),
         CallError::Failed(e) => e,
     }
+}
+
+/// An answer, its body read in full unless longer than [`MAX_BODY`] (then `None`).
+struct Answer {
+    status: StatusCode,
+    body: Option<Bytes>,
+}
+
+/// Sends `req` and reads its answer, never buffering more than [`MAX_BODY`].
+async fn exchange(req: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
+    let mut resp = req.send().await?;
+    let status = resp.status();
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Ok(Answer { status, body: None });
+    }
+    // Most answers arrive in one chunk: keep it as it is, without copying.
+    let Some(first) = resp.chunk().await? else { return Ok(Answer { status, body: Some(Bytes::new()) }) };
+    let Some(second) = resp.chunk().await? else {
+        let body = (first.len() <= MAX_BODY).then_some(first);
+        return Ok(Answer { status, body });
+    };
+    let mut buf = Vec::with_capacity(first.len() + second.len());
+    for chunk in [first, second] {
+        buf.extend_from_slice(&chunk);
+    }
+    while buf.len() <= MAX_BODY {
+        match resp.chunk().await? {
+            Some(chunk) => buf.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    let body = (buf.len() <= MAX_BODY).then(|| Bytes::from(buf));
+    Ok(Answer { status, body })
 }
 
 impl AlianzaClient {
@@ -303,12 +372,11 @@ impl AccountProvider for AlianzaClient {
         };
         let body = serde_json::to_vec(&body).expect("a struct of text is JSON");
         let url = self.inner.url(&["account"]);
+        let kind = Kind::Mutation { check: CHECK_CREATE };
         let created: wire::Account =
-            self.inner.call(Method::POST, url, Some(body), Kind::Mutation).await.map_err(|e| match e {
-                CallError::NotFound(m) => ProviderError::Rejected {
-                    kind: Rejection::Invalid,
-                    fault: self.inner.fault(Some(404), m.code, m.message),
-                },
+            self.inner.call(Method::POST, url, Some(body), kind).await.map_err(|e| match e {
+                // Creating needs no entity but the partition: a 404 is a wrong URL or partition.
+                CallError::NotFound(m) => wrong_url(m, "api_url, partition_id"),
                 CallError::Failed(e) => e,
             })?;
         let names = self.plan_names(&created.calling_plans).await.unwrap_or_default();
@@ -322,16 +390,17 @@ impl AccountProvider for AlianzaClient {
         }
         let body = serde_json::to_vec(&wire::StatusPatch { status: status.as_str() }).expect("JSON");
         let url = self.inner.url(&["account", &account.id]);
-        let _: serde_json::Value =
-            self.inner.call(Method::PATCH, url, Some(body), Kind::Mutation).await.map_err(account_scoped)?;
+        let kind = Kind::Mutation { check: CHECK_STATUS };
+        // A 2xx is the answer; whatever body comes with it is not needed.
+        self.inner.call_with(Method::PATCH, url, Some(body), kind, |_| Ok(())).await.map_err(account_scoped)?;
         Ok(StatusChange::Changed)
     }
 
     async fn delete_account(&self, number: &str) -> Result<(), ProviderError> {
         let account = self.lookup(number).await?;
         let url = self.inner.url(&["account", &account.id]);
-        let _: serde_json::Value =
-            self.inner.call(Method::DELETE, url, None, Kind::Mutation).await.map_err(account_scoped)?;
+        let kind = Kind::Mutation { check: CHECK_DELETE };
+        self.inner.call_with(Method::DELETE, url, None, kind, |_| Ok(())).await.map_err(account_scoped)?;
         Ok(())
     }
 }
@@ -397,52 +466,44 @@ impl Inner {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let sent = self
+            let req = self
                 .http
                 .post(self.authorize_url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .timeout(self.cfg.timeout)
-                .body(body.clone())
-                .send()
-                .await;
-            let outcome = match sent {
-                Ok(resp) => {
-                    let status = resp.status();
-                    match resp.bytes().await {
-                        Ok(bytes) => Ok((status, bytes)),
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(e) => Err(e),
-            };
-            let failure = match outcome {
-                Ok((status, bytes)) if status.is_success() => {
+                .body(body.clone());
+            let failure = match exchange(req).await {
+                Err(e) => self.transport_error(&e, Kind::Read),
+                Ok(Answer { status, body: None }) => self.unreadable(status, "an answer larger than 4 MiB", Kind::Read),
+                Ok(Answer { status, body: Some(bytes) }) if status.is_success() => {
                     let answer = serde_json::from_slice::<wire::AuthAnswer>(&bytes).ok();
                     let header = answer
                         .and_then(|a| HeaderValue::from_str(&a.auth_token).ok().filter(|_| !a.auth_token.is_empty()));
-                    return match header {
+                    match header {
                         Some(mut header) => {
                             header.set_sensitive(true);
                             tracing::debug!(partition = %self.cfg.partition_id, "logged in to Alianza");
-                            Ok(Arc::new(header))
+                            return Ok(Arc::new(header));
                         }
-                        _ => Err(ProviderError::BadResponse {
-                            fault: self.fault(
-                                Some(status.as_u16()),
-                                "BAD_LOGIN_ANSWER",
-                                "the login answer has no authToken",
-                            ),
-                            outcome_unknown: false,
-                        }),
-                    };
+                        None => self.unreadable(status, "the login answer has no authToken", Kind::Read),
+                    }
                 }
-                Ok((status, bytes)) if status.is_server_error() => self.status_error(status, &bytes, Kind::Read),
-                Ok((status, bytes)) => {
-                    let m = VendorMessage::parse(&bytes);
-                    let fault = self.fault(Some(status.as_u16()), m.code, m.message);
-                    return Err(ProviderError::Credentials { fault });
+                Ok(Answer { status, body: Some(bytes) }) => {
+                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                        self.status_error(status, &bytes, Kind::Read)
+                    } else {
+                        let m = VendorMessage::parse(&bytes);
+                        let code = if m.code.is_empty() { format!("HTTP_{}", status.as_u16()) } else { m.code };
+                        let fault = self.fault(Some(status.as_u16()), code, m.message);
+                        return Err(match status {
+                            // The operator fixes the tenant's credentials.
+                            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST => ProviderError::Credentials { fault },
+                            StatusCode::FORBIDDEN => ProviderError::Forbidden { fault },
+                            // 404, 405, ...: whatever answered is not Alianza's login.
+                            _ => ProviderError::VendorMisconfigured { fault, keys: "api_url" },
+                        });
+                    }
                 }
-                Err(e) => self.transport_error(&e, Kind::Read),
             };
             if !self.cfg.read_backoff.allows(attempt) || !retryable(&failure) {
                 return Err(failure);
@@ -451,13 +512,32 @@ impl Inner {
         }
     }
 
-    /// One API call: token, timeout, one re-login on 401, bounded retries for reads.
+    /// One API call whose JSON answer is `T`.
     async fn call<T: DeserializeOwned>(
         self: &Arc<Self>,
         method: Method,
         url: Url,
         body: Option<Vec<u8>>,
         kind: Kind,
+    ) -> Result<T, CallError> {
+        self.call_with(method, url, body, kind, |bytes| {
+            let bytes = bytes.ok_or("an answer larger than 4 MiB")?;
+            // DELETE and some PATCHes answer 200 with no body.
+            let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"null" } else { bytes };
+            serde_json::from_slice(bytes).map_err(|e| format!("unreadable JSON: {e}"))
+        })
+        .await
+    }
+
+    /// One API call: token, timeout, one re-login on 401, bounded retries for reads; a 2xx
+    /// answer's body goes through `decode` (`None`: longer than [`MAX_BODY`]).
+    async fn call_with<T>(
+        self: &Arc<Self>,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+        kind: Kind,
+        decode: impl Fn(Option<&[u8]>) -> Result<T, String>,
     ) -> Result<T, CallError> {
         let mut attempt = 0;
         let mut relogged = false;
@@ -472,16 +552,14 @@ impl Inner {
             if let Some(body) = &body {
                 req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
             }
-            let outcome = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    resp.bytes().await.map(|b| (status, b))
-                }
-                Err(e) => Err(e),
-            };
-            let failure = match outcome {
-                Ok((status, bytes)) if status.is_success() => return self.parse(status, &bytes, kind),
-                Ok((StatusCode::UNAUTHORIZED, bytes)) => {
+            let failure = match exchange(req).await {
+                Err(e) => self.transport_error(&e, kind),
+                Ok(Answer { status, body }) if status.is_success() => match decode(body.as_deref()) {
+                    Ok(value) => return Ok(value),
+                    Err(what) => self.unreadable(status, &what, kind),
+                },
+                Ok(Answer { status, body: None }) => self.unreadable(status, "an answer larger than 4 MiB", kind),
+                Ok(Answer { status: StatusCode::UNAUTHORIZED, body: Some(bytes) }) => {
                     if !relogged {
                         // Expired (or revoked) token: the request was not processed; log in again, once.
                         relogged = true;
@@ -492,14 +570,15 @@ impl Inner {
                     let m = VendorMessage::parse(&bytes);
                     return Err(ProviderError::Credentials { fault: self.fault(Some(401), m.code, m.message) }.into());
                 }
-                Ok((StatusCode::NOT_FOUND, bytes)) => return Err(CallError::NotFound(VendorMessage::parse(&bytes))),
-                Ok((status, bytes)) => self.status_error(status, &bytes, kind),
-                Err(e) => self.transport_error(&e, kind),
+                Ok(Answer { status: StatusCode::NOT_FOUND, body: Some(bytes) }) => {
+                    return Err(CallError::NotFound(VendorMessage::parse(&bytes)));
+                }
+                Ok(Answer { status, body: Some(bytes) }) => self.status_error(status, &bytes, kind),
             };
             let may_retry = match kind {
                 Kind::Read => retryable(&failure),
                 // The connection was refused: Alianza never saw the request, so repeating it is safe.
-                Kind::Mutation => {
+                Kind::Mutation { .. } => {
                     matches!(&failure, ProviderError::Unavailable { fault, .. } if fault.code == "CONNECT")
                 }
             };
@@ -511,15 +590,14 @@ impl Inner {
         }
     }
 
-    fn parse<T: DeserializeOwned>(&self, status: StatusCode, bytes: &[u8], kind: Kind) -> Result<T, CallError> {
-        // DELETE and some PATCHes answer 200 with no body.
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"null" } else { bytes };
-        serde_json::from_slice(bytes).map_err(|e| {
-            CallError::Failed(ProviderError::BadResponse {
-                fault: self.fault(Some(status.as_u16()), "BAD_RESPONSE", format!("unreadable JSON: {e}")),
-                outcome_unknown: kind == Kind::Mutation,
-            })
-        })
+    /// An answer that cannot be read: for a read, a bad response (retried); for a change, an
+    /// unknown outcome.
+    fn unreadable(&self, status: StatusCode, what: &str, kind: Kind) -> ProviderError {
+        let fault = self.fault(Some(status.as_u16()), "BAD_RESPONSE", what);
+        match kind {
+            Kind::Read => ProviderError::BadResponse { fault },
+            Kind::Mutation { check } => ProviderError::OutcomeUnknown { provider: PROVIDER, fault, check },
+        }
     }
 
     /// An error answer other than 401 and 404.
@@ -527,42 +605,54 @@ impl Inner {
         let m = VendorMessage::parse(bytes);
         let code = if m.code.is_empty() { format!("HTTP_{}", status.as_u16()) } else { m.code.clone() };
         let fault = self.fault(Some(status.as_u16()), code, m.message.clone());
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return ProviderError::Unavailable {
-                fault,
-                retry_after: Duration::from_secs(2),
-                outcome_unknown: kind == Kind::Mutation && status.is_server_error(),
+        if status.is_server_error() {
+            return match kind {
+                Kind::Read => ProviderError::Unavailable { fault, retry_after: Duration::from_secs(2) },
+                // A 5xx may come after the change was made (or half-made): nobody can tell.
+                Kind::Mutation { check } => ProviderError::OutcomeUnknown { provider: PROVIDER, fault, check },
             };
         }
-        if status == StatusCode::FORBIDDEN {
-            return ProviderError::Forbidden { fault };
+        match status {
+            // Refused before processing: a later retry is safe, also for a change.
+            StatusCode::TOO_MANY_REQUESTS => ProviderError::Unavailable { fault, retry_after: Duration::from_secs(2) },
+            StatusCode::FORBIDDEN => ProviderError::Forbidden { fault },
+            StatusCode::METHOD_NOT_ALLOWED => ProviderError::VendorMisconfigured { fault, keys: "api_url" },
+            _ => {
+                let kind = if ACCOUNT_EXISTS_CODES.iter().any(|c| m.has(c)) {
+                    Rejection::AlreadyExists
+                } else if NUMBERS_ASSIGNED_CODES.iter().any(|c| m.has(c)) {
+                    Rejection::NumbersAssigned
+                } else {
+                    Rejection::Invalid
+                };
+                ProviderError::Rejected { kind, fault }
+            }
         }
-        let kind = if ACCOUNT_EXISTS_CODES.iter().any(|c| m.has(c)) {
-            Rejection::AlreadyExists
-        } else if NUMBERS_ASSIGNED_CODES.iter().any(|c| m.has(c)) {
-            Rejection::NumbersAssigned
-        } else {
-            Rejection::Invalid
-        };
-        ProviderError::Rejected { kind, fault }
     }
 
     fn transport_error(&self, e: &reqwest::Error, kind: Kind) -> ProviderError {
+        // A refused connection never carried the request (checked first: a connect timeout is
+        // both); anything later might have.
+        if e.is_connect() {
+            let fault = self.fault(None, "CONNECT", "cannot connect");
+            return ProviderError::Unavailable { fault, retry_after: Duration::from_secs(2) };
+        }
         let (code, message, retry_after) = if e.is_timeout() {
             ("TIMEOUT", format!("no answer within {} ms", self.cfg.timeout.as_millis()), Duration::from_secs(5))
-        } else if e.is_connect() {
-            ("CONNECT", "cannot connect".to_owned(), Duration::from_secs(2))
         } else {
             ("TRANSPORT", "the connection failed".to_owned(), Duration::from_secs(2))
         };
-        // A refused connection never carried the request; anything later might have.
-        let outcome_unknown = kind == Kind::Mutation && code != "CONNECT";
-        ProviderError::Unavailable { fault: self.fault(None, code, message), retry_after, outcome_unknown }
+        let fault = self.fault(None, code, message);
+        match kind {
+            Kind::Read => ProviderError::Unavailable { fault, retry_after },
+            Kind::Mutation { check } => ProviderError::OutcomeUnknown { provider: PROVIDER, fault, check },
+        }
     }
 }
 
+/// What a read (or a login) retries: outages and unreadable answers.
 fn retryable(e: &ProviderError) -> bool {
-    matches!(e, ProviderError::Unavailable { .. })
+    matches!(e, ProviderError::Unavailable { .. } | ProviderError::BadResponse { .. })
 }
 
 fn state_of(status: &str) -> AccountState {
@@ -605,22 +695,27 @@ fn domain_account(a: wire::Account, names: &HashMap<String, String>) -> Account 
 /// Device lines as SIP lines: the display name is the owner's name (else the device name), the
 /// dial number the owner's caller-id number (else the line's emergency number).
 fn sip_lines(users: &[wire::User], lines: Vec<wire::DeviceLine>) -> Vec<SipLine> {
-    let by_id: HashMap<&str, &wire::User> = users.iter().map(|u| (u.id.as_str(), u)).collect();
+    // An account has a handful of users; a map pays off only for many (a status panel is built
+    // on every GetAccountStatus, so this is the hot path).
+    let by_id: Option<HashMap<&str, &wire::User>> =
+        (users.len() > 16).then(|| users.iter().map(|u| (u.id.as_str(), u)).collect());
+    let owner_of = |id: &str| match &by_id {
+        Some(map) => map.get(id).copied(),
+        None => users.iter().find(|u| u.id == id),
+    };
     lines
         .into_iter()
         .map(|l| {
-            let owner = by_id.get(l.user_id.as_str());
-            let owner_name = owner
-                .map(|u| format!("{} {}", u.first_name.trim(), u.last_name.trim()).trim().to_owned())
-                .unwrap_or_default();
+            let owner = if l.user_id.is_empty() { None } else { owner_of(&l.user_id) };
+            let owner_name = owner.map(|u| full_name(&u.first_name, &u.last_name)).unwrap_or_default();
             let caller_id = owner
                 .and_then(|u| u.caller_id_config.as_ref())
-                .map(|c| c.caller_id_number.trim().to_owned())
-                .unwrap_or_default();
+                .map(|c| c.caller_id_number.trim())
+                .filter(|n| !n.is_empty());
             SipLine {
                 line_number: l.line_number,
                 display_name: if owner_name.is_empty() { l.device_name } else { owner_name },
-                dial_number: if caller_id.is_empty() { l.emergency_number.clone() } else { caller_id },
+                dial_number: caller_id.map_or_else(|| l.emergency_number.clone(), str::to_owned),
                 sip_username: l.sip_username,
                 sip_password: l.sip_password,
                 emergency_number: l.emergency_number,
@@ -628,6 +723,18 @@ fn sip_lines(users: &[wire::User], lines: Vec<wire::DeviceLine>) -> Vec<SipLine>
             }
         })
         .collect()
+}
+
+/// `First Last`, either part possibly empty, with one allocation.
+fn full_name(first: &str, last: &str) -> String {
+    let (first, last) = (first.trim(), last.trim());
+    let mut name = String::with_capacity(first.len() + last.len() + 1);
+    name.push_str(first);
+    if !first.is_empty() && !last.is_empty() {
+        name.push(' ');
+    }
+    name.push_str(last);
+    name
 }
 
 #[cfg(test)]
@@ -666,6 +773,15 @@ mod tests {
         assert_eq!((lines[0].display_name.as_str(), lines[0].dial_number.as_str()), ("Jane Smith", "8015550100"));
         assert_eq!((lines[1].display_name.as_str(), lines[1].dial_number.as_str()), ("Kitchen", "8015550199"));
         assert_eq!((lines[2].display_name.as_str(), lines[2].dial_number.as_str()), ("Fax", "8015550198"));
+    }
+
+    #[test]
+    fn owners_are_found_among_many_users_too() {
+        let mut users: Vec<wire::User> = (0..40).map(|i| user(&format!("u{i}"), "", &format!("L{i}"), "")).collect();
+        users.push(user("boss", " Ann ", " Lee ", " 8015550177 "));
+        let lines = sip_lines(&users, vec![line("boss", "Desk", "911"), line("u7", "Hall", "8015550100")]);
+        assert_eq!((lines[0].display_name.as_str(), lines[0].dial_number.as_str()), ("Ann Lee", "8015550177"));
+        assert_eq!((lines[1].display_name.as_str(), lines[1].dial_number.as_str()), ("L7", "8015550100"));
     }
 
     #[test]

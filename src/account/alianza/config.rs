@@ -26,6 +26,10 @@ use crate::{
 
 /// Per-request timeout when the tenant sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest `timeout_ms`. A status delivery makes at most seven requests in a row (a login and
+/// the account lookup, three attempts each, then the PATCH); at this timeout they still fit the
+/// status follow-up's delivery budget, so a delivery never outlives its lease.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// `triggers.account` with `provider: alianza`: a tenant's Alianza Cloud Voice account, as the
 /// CRM's "External API (triggers)" page configures it.
@@ -78,7 +82,9 @@ pub struct AlianzaConfig {
     /// The field IDs of the CRM's custom "Alianza Voice" table that SyncSipLines fills.
     #[serde(default)]
     pub custom_sip_table: Option<SipTableConfig>,
-    /// Milliseconds before an Alianza request is given up (100-120000). Default 10000.
+    /// Milliseconds before an Alianza request is given up (100-15000). Default 10000. A status
+    /// delivery makes up to seven requests in a row, and must finish within the status follow-up's
+    /// budget (110 s), hence the upper bound.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
 }
@@ -260,9 +266,17 @@ pub fn validate(raw: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn BuildT
     }
     let timeout = match cfg.timeout_ms {
         None => DEFAULT_TIMEOUT,
-        Some(ms) if (100..=120_000).contains(&ms) => Duration::from_millis(ms),
+        Some(ms) if (100..=MAX_TIMEOUT.as_millis() as u64).contains(&ms) => Duration::from_millis(ms),
         Some(_) => {
-            ctx.problem("timeout_ms", "must be 100-120000 (milliseconds)");
+            ctx.problem(
+                "timeout_ms",
+                format!(
+                    "must be 100-{} (milliseconds): a status delivery makes up to seven requests in a row and must \
+                     finish within {} s",
+                    MAX_TIMEOUT.as_millis(),
+                    crate::account::reconciler::DELIVERY_BUDGET.as_secs()
+                ),
+            );
             DEFAULT_TIMEOUT
         }
     };
@@ -559,7 +573,19 @@ timeout_ms: 2000";
 
     #[test]
     fn a_timeout_out_of_range_is_refused() {
-        assert_problem(&with("timeout_ms", "timeout_ms: 5"), "triggers.account.timeout_ms: must be 100-120000");
+        assert_problem(&with("timeout_ms", "timeout_ms: 5"), "triggers.account.timeout_ms: must be 100-15000");
+        // Seven requests of a minute each would outlive a status delivery's lease.
+        assert_problem(&with("timeout_ms", "timeout_ms: 60000"), "triggers.account.timeout_ms: must be 100-15000");
+        assert_eq!(problems(&with("timeout_ms", "timeout_ms: 15000")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_longest_status_delivery_fits_the_follow_ups_budget() {
+        // A login and a lookup (three attempts and two backoff pauses each), then one PATCH.
+        let pauses = READ_BACKOFF.ceiling(1) + READ_BACKOFF.ceiling(2);
+        let worst = MAX_TIMEOUT * 7 + pauses * 2;
+        assert_eq!(READ_BACKOFF.attempts, 3);
+        assert!(worst <= crate::account::reconciler::DELIVERY_BUDGET, "{worst:?}");
     }
 
     #[test]

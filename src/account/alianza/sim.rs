@@ -18,8 +18,9 @@
 //! | `DELETE /v2/partition/{p}/account/{id}/deviceline/{lineId}` | `deviceline.delete` |
 //! | `GET /v2/partition/{p}/callingplanproduct` | `callingplanproduct.list` |
 //!
-//! Tokens live for a sliding lifetime (8 hours by default, [`AlianzaSim::set_token_lifetime`]);
-//! an expired one gets `401 {"status": 401, "messages": ["ExpiredAuthToken"], "data": {}}`.
+//! Tokens live for a sliding lifetime (8 hours by default, [`AlianzaSim::set_token_lifetime`]) on
+//! the simulator's clock, which tests move ahead with [`AlianzaSim::advance_clock`]; an expired one
+//! gets `401 {"status": 401, "messages": ["ExpiredAuthToken"], "data": {}}`.
 //! Errors come in the vendor's three shapes: the usual `{"status", "messages", "data"}`,
 //! `{"code", "message"}` (DELETE of an account that still has numbers) and plain text (malformed
 //! JSON, unknown paths). Faults ([`AlianzaSim::faults`]) are keyed `METHOD /path`, e.g.
@@ -247,6 +248,8 @@ struct Data {
     logins: HashMap<String, (String, String)>,
     tokens: HashMap<String, TokenInfo>,
     token_lifetime: Duration,
+    /// How far the simulated clock is ahead of the real one ([`AlianzaSim::advance_clock`]).
+    clock_offset: Duration,
     partitions: HashMap<String, Partition>,
     /// Unique platform-wide.
     sip_usernames: HashSet<String>,
@@ -258,6 +261,11 @@ struct Data {
 }
 
 impl Data {
+    /// The simulated platform's clock: token lifetimes run on it.
+    fn now(&self) -> Instant {
+        Instant::now() + self.clock_offset
+    }
+
     fn id(&mut self, prefix: &str) -> String {
         self.next_id += 1;
         format!("{prefix}{:06}", self.next_id)
@@ -316,6 +324,7 @@ impl AlianzaSim {
                 logins: HashMap::new(),
                 tokens: HashMap::new(),
                 token_lifetime: Duration::from_secs(8 * 3600),
+                clock_offset: Duration::ZERO,
                 partitions: HashMap::new(),
                 sip_usernames: HashSet::new(),
                 macs: HashMap::new(),
@@ -388,6 +397,26 @@ impl AlianzaSim {
     /// How long a token stays valid after its last use (default 8 hours).
     pub fn set_token_lifetime(&self, lifetime: Duration) {
         self.shared.data().token_lifetime = lifetime;
+    }
+
+    /// Moves the simulated platform's clock `by` ahead: every token has been idle that much
+    /// longer, and expires if that passes its lifetime. Tests of the sliding lifetime use it
+    /// instead of sleeping, so that a slow machine cannot change what they see.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.data().clock_offset += by;
+    }
+
+    /// Removes the account with this number and its lines, as a delete made outside patchbay
+    /// would; `false` if there is none.
+    pub fn remove_account(&self, partition: &str, number: &str) -> bool {
+        let mut data = self.shared.data();
+        let Some(part) = data.partitions.get_mut(partition) else { return false };
+        let Some(id) = part.numbers.remove(number) else { return false };
+        let Some(rec) = part.accounts.remove(&id) else { return false };
+        for line in &rec.lines {
+            data.forget_line(line, false);
+        }
+        true
     }
 
     pub fn add_calling_plan_product(&self, partition: &str, id: &str, name: &str) {
@@ -621,15 +650,15 @@ impl Shared {
             return Err(Box::new(usual(StatusCode::UNAUTHORIZED, &["MissingAuthToken"])));
         };
         let mut data = self.data();
-        let lifetime = data.token_lifetime;
+        let (lifetime, now) = (data.token_lifetime, data.now());
         let Some(info) = data.tokens.get_mut(token) else {
             return Err(Box::new(usual(StatusCode::UNAUTHORIZED, &["InvalidAuthToken"])));
         };
-        if info.expired || info.last_used.elapsed() > lifetime {
+        if info.expired || now.saturating_duration_since(info.last_used) > lifetime {
             info.expired = true;
             return Err(Box::new(usual(StatusCode::UNAUTHORIZED, &["ExpiredAuthToken"])));
         }
-        info.last_used = Instant::now();
+        info.last_used = now;
         if info.partition != partition {
             return Err(Box::new(usual(StatusCode::FORBIDDEN, &["PermissionDenied"])));
         }
@@ -652,8 +681,8 @@ async fn authorize(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         _ => return usual(StatusCode::UNAUTHORIZED, &["InvalidCredentials"]),
     };
     let token: String = rand::rng().sample_iter(&Alphanumeric).take(22).map(char::from).collect();
-    data.tokens
-        .insert(token.clone(), TokenInfo { partition: partition.clone(), last_used: Instant::now(), expired: false });
+    let now = data.now();
+    data.tokens.insert(token.clone(), TokenInfo { partition: partition.clone(), last_used: now, expired: false });
     let max_life_hours = data.token_lifetime.as_secs().div_ceil(3600);
     drop(data);
     s.calls.record("authorize.ok");
