@@ -851,3 +851,36 @@ async fn the_demo_tenant_serves_the_readme_examples() {
     let req = pb::ListOrdersRequest { tenant: "demo".into(), page_size: 10, ..Default::default() };
     assert_eq!(client.list_orders(authed(req, token)).await.unwrap().into_inner().orders.len(), 2);
 }
+
+// ---- The API key under its portal alias ----
+
+#[tokio::test]
+async fn get_tenant_redacts_the_api_key_under_its_alias_and_points_diagnostics_at_the_alias() {
+    let file = tenant_file("simulator", "").replace("    auth_token:", "    AuthToken:");
+    let app = TestApp::builder().file("acme.yaml", file.clone()).spawn().await;
+    let get = || {
+        let mut registry = app.registry_client();
+        async move {
+            let req = pb::GetTenantRequest { tenant: "acme".into() };
+            registry.get_tenant(authed(req, ADMIN_TOKEN)).await.unwrap().into_inner()
+        }
+    };
+    let tenant = get().await;
+    assert!(!tenant.config_json.contains(API_KEY), "{}", tenant.config_json);
+    let view: serde_json::Value = serde_json::from_str(&tenant.config_json).unwrap();
+    assert_eq!(view["provisioning"]["AuthToken"], "<redacted>", "{view:#}");
+    // The key works under its alias.
+    provision(&app, company_order("order-1", "1001", 1)).await.unwrap();
+
+    // The provider marks the key as written: a problem with it is reported at `AuthToken`.
+    let reloaded = app.next_reload();
+    let broken = file.replace(API_KEY, "${env:PATCHBAY_TEST_SURELY_UNSET_DELACON_KEY}");
+    std::fs::write(app.providers_dir().join("acme.yaml"), broken).unwrap();
+    reloaded.await;
+    let tenant = get().await;
+    assert_eq!(tenant.problems.len(), 1, "{:?}", tenant.problems);
+    assert_eq!(tenant.problems[0].path, "triggers.provisioning.AuthToken");
+    assert!(tenant.problems[0].message.contains("environment variable"), "{:?}", tenant.problems[0]);
+    let line = file.lines().position(|l| l.starts_with("    AuthToken:")).unwrap() + 1;
+    assert_eq!((tenant.problems[0].line, tenant.problems[0].column), (line as i32, 16));
+}
