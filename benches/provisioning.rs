@@ -95,7 +95,9 @@ async fn pending_orders(db: &sqlx::PgPool, prefix: &str, n: usize) -> Vec<String
             async move {
                 let request_id = format!("req-{order_id}");
                 let store::Submission::New(id) =
-                    store::claim_submission(&db, TENANT, &request_id, order_id.as_bytes()).await.unwrap()
+                    store::claim_submission(&db, TENANT, &request_id, order_id.as_bytes(), Duration::from_secs(60))
+                        .await
+                        .unwrap()
                 else {
                     panic!("a fresh request_id");
                 };

@@ -16,6 +16,10 @@ CREATE TABLE provisioning_orders (
     message       TEXT        NOT NULL DEFAULT '',
     created_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- While `submitting`: when the vendor's answer is due at the latest (the tenant's timeout plus
+    -- a margin). A row still `submitting` after that belongs to a call that ended without storing
+    -- an answer (its process stopped): it is no longer in flight and is swept to `unknown`.
+    answer_by     TIMESTAMPTZ,
     UNIQUE (tenant, request_id),
     UNIQUE (tenant, order_id),
     CHECK ((order_id IS NULL) = (state IN ('submitting', 'unknown')))
@@ -23,6 +27,8 @@ CREATE TABLE provisioning_orders (
 -- ListOrders (newest first, optionally by state) and the "is a submission in flight" check.
 CREATE INDEX provisioning_orders_tenant_state ON provisioning_orders (tenant, state, id DESC);
 CREATE INDEX provisioning_orders_tenant ON provisioning_orders (tenant, id DESC);
+-- The sweep of submissions whose answer is overdue.
+CREATE INDEX provisioning_orders_submitting ON provisioning_orders (answer_by) WHERE state = 'submitting';
 
 -- Every state an order went through, oldest first.
 CREATE TABLE provisioning_order_events (
@@ -37,7 +43,9 @@ CREATE TABLE provisioning_order_events (
 CREATE INDEX provisioning_order_events_order ON provisioning_order_events (order_ref, id);
 
 -- Every order callback received, once per order: the first delivery's content, how many times
--- it came, and when it was applied (NULL: held until the order's row gets its order id).
+-- it came, and when it was applied (NULL: held until the order's row gets its order id, at the
+-- latest until `hold_until`, when the submissions that could have been its order were due; an
+-- expired held callback is deleted, and a later delivery of it is answered FAIL).
 CREATE TABLE provisioning_callbacks (
     tenant            TEXT        NOT NULL,
     order_id          TEXT        NOT NULL,
@@ -47,5 +55,8 @@ CREATE TABLE provisioning_callbacks (
     received_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
     last_received_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
     applied_at        TIMESTAMPTZ,
+    hold_until        TIMESTAMPTZ,
     PRIMARY KEY (tenant, order_id)
 );
+-- Held callbacks: counted per tenant (they are capped) and expired.
+CREATE INDEX provisioning_callbacks_held ON provisioning_callbacks (tenant, hold_until) WHERE applied_at IS NULL;

@@ -154,6 +154,7 @@ pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
     workers.push(crate::dialer::store::spawn_purge(state));
 
     // provisioning
+    workers.push(crate::provisioning::spawn_sweeper(state.clone()));
 
     workers
 }

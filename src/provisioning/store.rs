@@ -8,10 +8,17 @@
 //!   tenant has a submission in flight, an unmatched callback is kept in the inbox and applied
 //!   when the order's row gets its order id.
 //!
+//! A submission is in flight until its `answer_by` (the tenant's vendor timeout plus a margin).
+//! One still `submitting` after that belongs to a call that ended without storing an answer (its
+//! process stopped): [`sweep`] turns it `unknown`, and it no longer makes unmatched callbacks
+//! wait; held callbacks expire once every submission that could have been their order was due.
+//!
 //! Both writers of an order (storing the vendor's answer, applying a callback) take a
 //! transaction-scoped advisory lock on (tenant, order id), so one always sees the other's
 //! committed work. Every change is announced with `NOTIFY` in its transaction (delivered on
 //! commit), which WatchOrder clients on every replica hear.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -20,6 +27,9 @@ use super::provider::{OrderOutcome, OrderState, VendorOrder};
 
 /// The NOTIFY channel; the payload is `<tenant> <order id>`.
 pub const CHANNEL: &str = "patchbay_provisioning_orders";
+
+/// Held callbacks a tenant may have at once; beyond that a callback is answered "try again".
+pub const MAX_HELD_CALLBACKS: i64 = 1000;
 
 /// Where a state change came from.
 pub const SOURCE_PROVISION: &str = "provision";
@@ -60,6 +70,8 @@ pub enum Submission {
     /// This request was submitted before and its outcome is unknown (no answer came, or the
     /// process died while waiting): it must not be sent again.
     Unknown { message: String },
+    /// This request is being submitted right now (by another call), its answer not yet due.
+    InFlight,
     /// The request_id was used for another request.
     Mismatch,
 }
@@ -73,6 +85,9 @@ pub enum CallbackEffect {
     Duplicate { conflicting: bool },
     /// No order has this id yet, but one is being submitted: kept until its answer is stored.
     Held,
+    /// As `Held`, but the tenant already has [`MAX_HELD_CALLBACKS`] held: not kept (the vendor
+    /// should try again later).
+    HoldFull,
     /// No such order, and nothing in flight that could become it.
     UnknownOrder,
 }
@@ -117,29 +132,33 @@ fn state_of(text: &str) -> OrderState {
     OrderState::parse(text).unwrap_or(OrderState::Pending)
 }
 
-/// Claims `request_id` for a new submission, or finds what it already did.
+/// Claims `request_id` for a new submission, or finds what it already did. The submission is in
+/// flight for `answer_within` (the vendor's timeout plus a margin).
 pub async fn claim_submission(
     pool: &PgPool,
     tenant: &str,
     request_id: &str,
     request_hash: &[u8],
+    answer_within: Duration,
 ) -> Result<Submission, sqlx::Error> {
     let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO provisioning_orders (tenant, request_id, request_hash, state)
-         VALUES ($1, $2, $3, 'submitting')
+        "INSERT INTO provisioning_orders (tenant, request_id, request_hash, state, answer_by)
+         VALUES ($1, $2, $3, 'submitting', clock_timestamp() + make_interval(secs => $4))
          ON CONFLICT (tenant, request_id) DO NOTHING
          RETURNING id",
     )
     .bind(tenant)
     .bind(request_id)
     .bind(request_hash)
+    .bind(answer_within.as_secs_f64())
     .fetch_optional(pool)
     .await?;
     if let Some(id) = inserted {
         return Ok(Submission::New(id));
     }
-    let (id, hash, state, message): (i64, Vec<u8>, String, String) = sqlx::query_as(
-        "SELECT id, request_hash, state, message FROM provisioning_orders WHERE tenant = $1 AND request_id = $2",
+    let (id, hash, state, message, due): (i64, Vec<u8>, String, String, bool) = sqlx::query_as(
+        "SELECT id, request_hash, state, message, COALESCE(answer_by > clock_timestamp(), false)
+           FROM provisioning_orders WHERE tenant = $1 AND request_id = $2",
     )
     .bind(tenant)
     .bind(request_id)
@@ -149,16 +168,50 @@ pub async fn claim_submission(
         return Ok(Submission::Mismatch);
     }
     match state.as_str() {
-        // The idempotency key serialises calls with one request_id, so a row still
-        // `submitting` belongs to a call that died waiting for the vendor.
+        // Another call is waiting for the vendor's answer (its idempotency key was purged, or
+        // its lease ran out while it waits): it is not sent twice, nor given up on.
+        "submitting" if due => Ok(Submission::InFlight),
+        // Overdue: the call that sent it ended without storing an answer.
         "submitting" => {
-            let message = "an earlier attempt ended while waiting for the vendor's answer".to_owned();
+            let message = overdue_message();
             mark_unknown(pool, id, &message).await?;
             Ok(Submission::Unknown { message })
         }
         "unknown" => Ok(Submission::Unknown { message }),
         _ => Ok(Submission::Existing(Box::new(load(pool, id).await?))),
     }
+}
+
+fn overdue_message() -> String {
+    "the vendor's answer never arrived: the call that sent the order ended without one".to_owned()
+}
+
+/// What one [`sweep`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Overdue submissions turned `unknown`.
+    pub overdue_submissions: u64,
+    /// Held callbacks deleted, their hold expired.
+    pub expired_callbacks: u64,
+}
+
+/// Turns overdue submissions `unknown` and deletes held callbacks whose hold expired. Safe to run
+/// on every replica at once.
+pub async fn sweep(pool: &PgPool) -> Result<Swept, sqlx::Error> {
+    let overdue = sqlx::query(
+        "UPDATE provisioning_orders SET state = 'unknown', message = $1, updated_at = clock_timestamp()
+          WHERE state = 'submitting' AND answer_by < clock_timestamp()",
+    )
+    .bind(overdue_message())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    let expired =
+        sqlx::query("DELETE FROM provisioning_callbacks WHERE applied_at IS NULL AND hold_until < clock_timestamp()")
+            .execute(pool)
+            .await?
+            .rows_affected();
+    Ok(Swept { overdue_submissions: overdue, expired_callbacks: expired })
 }
 
 /// Forgets a submission the vendor certainly did not take (it refused it, or it was never sent),
@@ -313,16 +366,30 @@ pub async fn apply_callback(
         }
         Some((_, state)) => CallbackEffect::Duplicate { conflicting: state != outcome.state.as_str() },
         None => {
-            let in_flight: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM provisioning_orders WHERE tenant = $1 AND state = 'submitting')",
+            // Only submissions whose answer is still due can become this order; the latest of
+            // them bounds how long the callback is worth holding.
+            let hold_until: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT max(answer_by) FROM provisioning_orders
+                  WHERE tenant = $1 AND state = 'submitting' AND answer_by > clock_timestamp()",
             )
             .bind(tenant)
             .fetch_one(&mut *tx)
             .await?;
-            if !in_flight {
+            let Some(hold_until) = hold_until else {
                 return Ok(CallbackEffect::UnknownOrder);
+            };
+            let held: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM provisioning_callbacks WHERE tenant = $1 AND applied_at IS NULL",
+            )
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+            if held >= MAX_HELD_CALLBACKS {
+                return Ok(CallbackEffect::HoldFull);
             }
-            CallbackEffect::Held
+            hold(&mut tx, tenant, outcome, hold_until).await?;
+            tx.commit().await?;
+            return Ok(CallbackEffect::Held);
         }
     };
     // Every delivery is counted; the first one's content is kept.
@@ -341,6 +408,31 @@ pub async fn apply_callback(
     .await?;
     tx.commit().await?;
     Ok(effect)
+}
+
+/// Keeps a callback for an order not stored yet, until `hold_until`. A redelivery is counted,
+/// keeps the first content, and extends the hold to the newest submission that could match.
+async fn hold(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: &str,
+    outcome: &OrderOutcome,
+    hold_until: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO provisioning_callbacks (tenant, order_id, result, message, hold_until)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (tenant, order_id) DO UPDATE
+            SET deliveries = provisioning_callbacks.deliveries + 1, last_received_at = clock_timestamp(),
+                hold_until = GREATEST(provisioning_callbacks.hold_until, EXCLUDED.hold_until)",
+    )
+    .bind(tenant)
+    .bind(&outcome.order_id)
+    .bind(outcome.state.as_str())
+    .bind(&outcome.message)
+    .bind(hold_until)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 impl From<OrderRow> for StoredOrder {

@@ -196,7 +196,7 @@ impl BuildTrigger<ProvisioningTrigger> for Validated {
                 Url::parse(&sim.url())?
             }
         };
-        let client = DelaconClient::new(deps.http.clone(), base, self.auth_token.clone(), self.timeout);
+        let client = DelaconClient::new(deps.http.clone(), base, &self.auth_token, self.timeout)?;
         Ok(ProvisioningTrigger::new(Arc::new(client), self.callback_secret.clone()))
     }
 }
