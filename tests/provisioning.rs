@@ -77,6 +77,8 @@ async fn provision_numbers_answered_wait_is_pending_until_the_callback_completes
         history(&done),
         [(pb::OrderState::Pending, "provision".to_owned()), (pb::OrderState::Completed, "callback".to_owned())]
     );
+    // The watcher followed the announced change without reading the order: it is the stored one.
+    assert_eq!(done, get_order(&app, &order.order_id).await);
     assert!(next(&mut stream).await.is_none(), "the stream ends once the order is final");
 }
 

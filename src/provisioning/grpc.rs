@@ -440,6 +440,9 @@ fn check_order_id(order_id: &str) -> Result<(), ApiError> {
 
 type Provisioning = Trigger<ProvisioningTrigger>;
 
+/// How often an open WatchOrder re-reads its order without being told of a change.
+const WATCH_RECHECK: Duration = Duration::from_secs(10);
+
 /// How long past the vendor's timeout a submission still counts as in flight: the time to store
 /// the answer, on a loaded database.
 const ANSWER_MARGIN: Duration = Duration::from_secs(30);
@@ -591,13 +594,13 @@ impl ProvisioningGrpc {
         let db = self.state.db.clone();
         let shutdown = self.state.shutdown.clone();
         tokio::spawn(async move {
-            let mut seen = (first.state, first.history.len(), first.updated_at);
             let done = first.state.is_final();
-            if tx.send(Ok(order_pb(&first))).await.is_err() || done {
+            let mut last = first;
+            if tx.send(Ok(order_pb(&last))).await.is_err() || done {
                 return;
             }
             loop {
-                tokio::select! {
+                let change = tokio::select! {
                     _ = shutdown.cancelled() => {
                         let err = ApiError::unavailable(
                             "SERVER_SHUTTING_DOWN",
@@ -608,25 +611,34 @@ impl ProvisioningGrpc {
                         return;
                     }
                     _ = tx.closed() => return,
-                    _ = subscription.changed() => {}
-                }
-                let order = match store::get_order(&db, &tenant, &order_id).await {
-                    Ok(Some(o)) => o,
-                    Ok(None) => {
-                        let _ = tx.send(Err(order_not_found(&order_id).into())).await;
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(db_error(e).into())).await;
-                        return;
-                    }
+                    change = subscription.changed() => change,
+                    // A change whose announcement was lost (a crash between its commit and its
+                    // NOTIFY) is still seen, later.
+                    _ = tokio::time::sleep(WATCH_RECHECK) => None,
                 };
-                let now = (order.state, order.history.len(), order.updated_at);
-                if now == seen {
+                // The announced change when it follows what this watcher sent (no database read
+                // for each watcher of a burst of callbacks); else the order as stored.
+                let order = match change.and_then(|c| c.apply(&last)) {
+                    Some(order) => order,
+                    None => match store::get_order(&db, &tenant, &order_id).await {
+                        Ok(Some(o)) => o,
+                        Ok(None) => {
+                            let _ = tx.send(Err(order_not_found(&order_id).into())).await;
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(db_error(e).into())).await;
+                            return;
+                        }
+                    },
+                };
+                if (order.state, order.history.len(), order.updated_at)
+                    == (last.state, last.history.len(), last.updated_at)
+                {
                     continue;
                 }
-                seen = now;
-                if tx.send(Ok(order_pb(&order))).await.is_err() || order.state.is_final() {
+                last = order;
+                if tx.send(Ok(order_pb(&last))).await.is_err() || last.state.is_final() {
                     return;
                 }
             }

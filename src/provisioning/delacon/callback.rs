@@ -42,6 +42,7 @@ use crate::{
         ProvisioningArea,
         provider::{OrderOutcome, OrderState},
         store::{self, CallbackEffect},
+        watch::Announcer,
     },
     store::audit,
 };
@@ -54,19 +55,27 @@ const AUDIT_METHOD: &str = "POST /callbacks/delacon";
 
 /// The longest part of a refused callback's tenant segment that is logged.
 const LOGGED_TENANT_CHARS: usize = 64;
+/// The longest callback message kept.
+const MAX_MESSAGE_CHARS: usize = 1000;
 /// At most one warning about refused callbacks per this period.
 const REFUSAL_WARN_PERIOD: Duration = Duration::from_secs(60);
 
-/// The receiver's state: the application's, and the rate limit of its warnings.
+/// The receiver's state: the application's, the announcer of order changes, and the rate limit
+/// of its warnings.
 #[derive(Clone)]
 struct Receiver {
     app: AppState,
+    announcer: Announcer,
     refusals: Arc<RefusalLog>,
 }
 
 /// The callback route, for the HTTP listener.
 pub fn routes(state: AppState) -> Router {
-    let receiver = Receiver { app: state, refusals: Arc::new(RefusalLog::new(REFUSAL_WARN_PERIOD)) };
+    let receiver = Receiver {
+        announcer: Announcer::start(state.db.clone()),
+        app: state,
+        refusals: Arc::new(RefusalLog::new(REFUSAL_WARN_PERIOD)),
+    };
     Router::new().route(&format!("{CALLBACK_PREFIX}/{{tenant}}/{{secret}}"), post(receive)).with_state(receiver)
 }
 
@@ -149,7 +158,7 @@ fn authorized(state: &AppState, tenant: &str, secret: &str) -> bool {
 }
 
 async fn receive(
-    State(Receiver { app: state, refusals }): State<Receiver>,
+    State(Receiver { app: state, announcer, refusals }): State<Receiver>,
     path: Result<Path<(String, String)>, PathRejection>,
     form: Result<Form<Callback>, FormRejection>,
 ) -> Response {
@@ -164,17 +173,24 @@ async fn receive(
         return fail(StatusCode::BAD_REQUEST, "expected a form with OrderID, Result (OK or FAIL) and Message");
     };
     let order_id = callback.order_id.trim();
-    if order_id.is_empty() || order_id.len() > 64 {
-        return fail(StatusCode::BAD_REQUEST, "OrderID is required (at most 64 characters)");
+    if order_id.is_empty() || order_id.len() > 64 || order_id.chars().any(char::is_control) {
+        return fail(StatusCode::BAD_REQUEST, "OrderID is required (at most 64 printable characters)");
     }
     let order_state = match callback.result.trim() {
         wire::OK => OrderState::Completed,
         wire::FAIL => OrderState::Failed,
         _ => return fail(StatusCode::BAD_REQUEST, "Result must be OK or FAIL"),
     };
-    let outcome = OrderOutcome { order_id: order_id.to_owned(), state: order_state, message: callback.message };
+    // Delacon's messages are a sentence; a longer one is kept clipped, as the client does.
+    let message = clip(callback.message.trim(), MAX_MESSAGE_CHARS);
+    let outcome = OrderOutcome { order_id: order_id.to_owned(), state: order_state, message };
     let effect = match store::apply_callback(&state.db, &tenant, &outcome).await {
-        Ok(effect) => effect,
+        Ok((effect, announcement)) => {
+            if let Some(announcement) = announcement {
+                announcer.announce(announcement);
+            }
+            effect
+        }
         Err(e) => {
             tracing::error!(%tenant, ?order_id, error = %e, "storing a Delacon callback failed");
             // Not ACCEPTED: Delacon tries again.
