@@ -5,12 +5,14 @@
 //! 2. Latency from a callback's commit to its WatchOrder client: a watcher per order, the
 //!    callback POSTed, and the time from the order's `updated_at` (set by the committing
 //!    transaction's last statement, `clock_timestamp()`) to the watcher receiving the change.
-//!    Measured one order at a time (idle), then with 200 watchers whose callbacks land together.
+//!    Measured one order at a time (idle), then with 200 watchers whose callbacks land together
+//!    (and, for those, the part after the callback's sender got its ACCEPTED).
 //!
 //! Runs the real server (`App`) on a private, durable PostgreSQL cluster (fsync on), or on
 //! `DATABASE_URL` if set.
 
 use std::{
+    collections::HashMap,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -95,7 +97,9 @@ async fn pending_orders(db: &sqlx::PgPool, prefix: &str, n: usize) -> Vec<String
             async move {
                 let request_id = format!("req-{order_id}");
                 let store::Submission::New(id) =
-                    store::claim_submission(&db, TENANT, &request_id, order_id.as_bytes()).await.unwrap()
+                    store::claim_submission(&db, TENANT, &request_id, order_id.as_bytes(), Duration::from_secs(60))
+                        .await
+                        .unwrap()
                 else {
                     panic!("a fresh request_id");
                 };
@@ -217,23 +221,35 @@ async fn run() {
     let orders = pending_orders(&server.db, "many-", CONCURRENT_WATCHERS).await;
     let streams: Vec<_> =
         stream::iter(orders.iter().cloned()).map(|id| watcher(server.channel.clone(), id)).buffered(32).collect().await;
-    let waits: Vec<_> =
-        streams.into_iter().map(|mut s| tokio::spawn(async move { commit_to_watcher(&mut s).await })).collect();
+    let waits: Vec<_> = streams
+        .into_iter()
+        .zip(orders.iter().cloned())
+        .map(|(mut s, id)| tokio::spawn(async move { (id, commit_to_watcher(&mut s).await, Utc::now()) }))
+        .collect();
     let http = Arc::new(http);
+    let accepted = Arc::new(std::sync::Mutex::new(HashMap::new()));
     stream::iter(orders.iter())
         .for_each_concurrent(IN_FLIGHT, |id| {
             let http = Arc::clone(&http);
             let base = server.http_url.clone();
+            let accepted = Arc::clone(&accepted);
             async move {
                 post_callback(&http, &base, id).await;
+                accepted.lock().unwrap().insert(id.clone(), Utc::now());
             }
         })
         .await;
-    let mut samples = Vec::with_capacity(CONCURRENT_WATCHERS);
+    let (mut samples, mut after_accepted) = (Vec::new(), Vec::new());
     for w in waits {
-        samples.push(w.await.unwrap());
+        let (id, latency, received) = w.await.unwrap();
+        samples.push(latency);
+        let accepted_at = accepted.lock().unwrap()[&id];
+        after_accepted.push((received - accepted_at).num_microseconds().unwrap() as f64 / 1000.0);
     }
     report(&format!("{CONCURRENT_WATCHERS} watchers, callbacks {IN_FLIGHT} in flight"), samples);
+    // Where the time goes: after its ACCEPTED reached the sender, the rest is the watcher's path
+    // (negative when the watcher was told first).
+    report("  of which after the sender got ACCEPTED", after_accepted);
 
     let _ = server.stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), server.handle).await;

@@ -77,6 +77,8 @@ async fn provision_numbers_answered_wait_is_pending_until_the_callback_completes
         history(&done),
         [(pb::OrderState::Pending, "provision".to_owned()), (pb::OrderState::Completed, "callback".to_owned())]
     );
+    // The watcher followed the announced change without reading the order: it is the stored one.
+    assert_eq!(done, get_order(&app, &order.order_id).await);
     assert!(next(&mut stream).await.is_none(), "the stream ends once the order is final");
 }
 
@@ -165,15 +167,20 @@ async fn the_same_request_id_for_a_different_order_is_invalid_argument() {
 }
 
 #[tokio::test]
-async fn a_provision_that_times_out_is_deadline_exceeded_and_never_sent_again() {
+async fn a_provision_that_times_out_is_unknown_with_vendor_outcome_unknown_and_never_sent_again() {
     let app = spawn_with("    timeout_ms: 300\n").await;
     let sim = sim(&app);
     sim.faults().set_hang_for(Duration::from_secs(2));
     sim.faults().plan(FaultRule::new(Fault::Hang).matching("/provision").times(1));
     let err = provision(&app, new_customer_order("order-1", 2)).await.unwrap_err();
-    assert_eq!(err.code(), Code::DeadlineExceeded);
+    // UNKNOWN, not DEADLINE_EXCEEDED: that would say the caller's own deadline ran out.
+    assert_eq!(err.code(), Code::Unknown);
     assert_eq!(reason(&err), "VENDOR_OUTCOME_UNKNOWN");
     assert!(err.message().contains("may or may not have been placed"), "{}", err.message());
+    assert!(err.message().contains("check the delacon portal"), "{}", err.message());
+    let info = err.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.metadata["vendor_code"], "timeout");
+    assert!(err.get_error_details().retry_info().is_none(), "a blind retry is not invited");
 
     // The caller retries: patchbay does not order a second time.
     let retry = provision(&app, new_customer_order("order-1", 2)).await.unwrap_err();
@@ -850,4 +857,320 @@ async fn the_demo_tenant_serves_the_readme_examples() {
 
     let req = pb::ListOrdersRequest { tenant: "demo".into(), page_size: 10, ..Default::default() };
     assert_eq!(client.list_orders(authed(req, token)).await.unwrap().into_inner().orders.len(), 2);
+}
+
+// ---- The API key under its portal alias ----
+
+#[tokio::test]
+async fn get_tenant_redacts_the_api_key_under_its_alias_and_points_diagnostics_at_the_alias() {
+    let file = tenant_file("simulator", "").replace("    auth_token:", "    AuthToken:");
+    let app = TestApp::builder().file("acme.yaml", file.clone()).spawn().await;
+    let get = || {
+        let mut registry = app.registry_client();
+        async move {
+            let req = pb::GetTenantRequest { tenant: "acme".into() };
+            registry.get_tenant(authed(req, ADMIN_TOKEN)).await.unwrap().into_inner()
+        }
+    };
+    let tenant = get().await;
+    assert!(!tenant.config_json.contains(API_KEY), "{}", tenant.config_json);
+    let view: serde_json::Value = serde_json::from_str(&tenant.config_json).unwrap();
+    assert_eq!(view["provisioning"]["AuthToken"], "<redacted>", "{view:#}");
+    // The key works under its alias.
+    provision(&app, company_order("order-1", "1001", 1)).await.unwrap();
+
+    // The provider marks the key as written: a problem with it is reported at `AuthToken`.
+    let reloaded = app.next_reload();
+    let broken = file.replace(API_KEY, "${env:PATCHBAY_TEST_SURELY_UNSET_DELACON_KEY}");
+    std::fs::write(app.providers_dir().join("acme.yaml"), broken).unwrap();
+    reloaded.await;
+    let tenant = get().await;
+    assert_eq!(tenant.problems.len(), 1, "{:?}", tenant.problems);
+    assert_eq!(tenant.problems[0].path, "triggers.provisioning.AuthToken");
+    assert!(tenant.problems[0].message.contains("environment variable"), "{:?}", tenant.problems[0]);
+    let line = file.lines().position(|l| l.starts_with("    AuthToken:")).unwrap() + 1;
+    assert_eq!((tenant.problems[0].line, tenant.problems[0].column), (line as i32, 16));
+}
+
+// ---- Callers that give up; replays tell the order as it is now ----
+
+#[tokio::test]
+async fn an_order_whose_caller_gives_up_before_delacon_answers_is_stored_and_replayed_to_a_retry() {
+    let app = spawn().await;
+    let sim = sim(&app);
+    // Every Delacon request takes 1.5 s; the caller waits 300 ms.
+    sim.faults().set_latency(Duration::from_millis(1500));
+    for (request_id, plan, state) in [
+        ("slow-ok", OrderPlan::Complete, ("completed", pb::OrderState::Completed)),
+        ("slow-wait", wait_manual(), ("pending", pb::OrderState::Pending)),
+    ] {
+        sim.plan_order(plan);
+        let mut call = authed(company_order(request_id, "1001", 1), TOKEN);
+        call.set_timeout(Duration::from_millis(300));
+        let err = client(&app).provision_numbers(call).await.unwrap_err();
+        assert!(deadline_expired(&err), "{err:?}");
+        assert_eq!(submission_state(&app, request_id).await.as_deref(), Some("submitting"), "still waiting");
+
+        // The order goes on without its caller, to its real state.
+        eventually(Duration::from_secs(20), "the order reaches its state", || async {
+            submission_state(&app, request_id).await.as_deref() == Some(state.0)
+        })
+        .await;
+        let again = provision(&app, company_order(request_id, "1001", 1)).await.unwrap();
+        assert_eq!(again.state(), state.1, "{request_id}");
+        assert!(!again.order_id.is_empty());
+        assert_eq!(get_order(&app, &again.order_id).await, again);
+    }
+    assert_eq!(sim.calls().get("provision"), 2, "each order reached Delacon once");
+}
+
+#[tokio::test]
+async fn an_update_whose_caller_gives_up_is_applied_and_its_steps_replayed_to_a_retry() {
+    let app = spawn().await;
+    let sim = sim(&app);
+    sim.faults().set_latency(Duration::from_millis(1500));
+    let req = pb::UpdateCustomerRequest {
+        tenant: "acme".into(),
+        company_id: "1001".into(),
+        business_name: Some("Slow Plumbing".into()),
+        call_recording: Some(false),
+        request_id: "slow-update".into(),
+        ..Default::default()
+    };
+    let mut call = authed(req.clone(), TOKEN);
+    call.set_timeout(Duration::from_millis(300));
+    let err = client(&app).update_customer(call).await.unwrap_err();
+    assert!(deadline_expired(&err), "{err:?}");
+    eventually(Duration::from_secs(20), "both steps reach Delacon", || async {
+        sim.customer("1001")
+            .is_some_and(|c| c.business_name == "Slow Plumbing" && !c.enabled.contains(&SimFeature::CallRecording))
+    })
+    .await;
+    // The task stores its answer a moment after Delacon's second answer; until then a retry is ABORTED.
+    let mut tries = 0;
+    let steps = loop {
+        match client(&app).update_customer(authed(req.clone(), TOKEN)).await {
+            Ok(resp) => break resp.into_inner().steps,
+            Err(e) if e.code() == Code::Aborted && tries < 100 => tries += 1,
+            Err(e) => panic!("{e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(steps.iter().map(|s| s.ok).collect::<Vec<_>>(), [true, true]);
+    assert_eq!(sim.calls().get("updatecustomer"), 2, "the retry was answered, not sent again");
+}
+
+#[tokio::test]
+async fn a_retried_wait_order_answers_completed_once_its_callback_has_completed_it() {
+    let app = spawn().await;
+    let sim = sim(&app);
+    sim.plan_order(wait_manual());
+    let first = provision(&app, new_customer_order("order-1", 2)).await.unwrap();
+    assert_eq!(first.state(), pb::OrderState::Pending);
+    assert_eq!(sim.complete(&first.order_id).await, Some(true));
+
+    let again = provision(&app, new_customer_order("order-1", 2)).await.unwrap();
+    assert_eq!(again.order_id, first.order_id);
+    assert_eq!(again.state(), pb::OrderState::Completed, "the order as it is now, not as first answered");
+    assert_eq!(again, get_order(&app, &first.order_id).await);
+    assert_eq!(history(&again).len(), 2);
+    assert_eq!(sim.calls().get("provision"), 1);
+}
+
+// ---- Submissions in flight, overdue, and held callbacks ----
+
+#[tokio::test]
+async fn a_stale_submission_does_not_hold_unknown_order_callbacks_and_is_swept_to_unknown() {
+    use patchbay::provisioning::store;
+    let app = spawn().await;
+    // A replica sent this order and stopped before Delacon answered: its answer is overdue.
+    let req = new_customer_order("orphan", 1);
+    let claimed =
+        store::claim_submission(&app.state.db, "acme", "orphan", &request_hash(&req), Duration::ZERO).await.unwrap();
+    assert!(matches!(claimed, store::Submission::New(_)), "{claimed:?}");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // An unknown order's callback is refused, as for any tenant with nothing in flight.
+    let (status, body) =
+        post_callback(&app, "acme", SECRET, &[("OrderID", "770"), ("Result", "OK"), ("Message", "")]).await;
+    assert_eq!(status, 200);
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["RESULT"], "FAIL", "{body}");
+    let kept: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM provisioning_callbacks").fetch_one(&app.state.db).await.unwrap();
+    assert_eq!(kept, 0);
+
+    // The sweep settles it as of unknown outcome; a retry is told so, and nothing is re-sent.
+    // (The server's own sweeper may get there first: it runs at start and every 15 s.)
+    store::sweep(&app.state.db).await.unwrap();
+    assert_eq!(submission_state(&app, "orphan").await.as_deref(), Some("unknown"));
+    let err = provision(&app, req).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "ORDER_OUTCOME_UNKNOWN");
+    assert_eq!(sim(&app).calls().get("provision"), 0);
+}
+
+#[tokio::test]
+async fn a_retry_while_the_first_submission_still_awaits_delacon_is_aborted_not_written_off() {
+    use patchbay::provisioning::store;
+    let app = spawn().await;
+    // Another call sent this order a moment ago (its idempotency key since purged).
+    let req = new_customer_order("in-flight", 1);
+    store::claim_submission(&app.state.db, "acme", "in-flight", &request_hash(&req), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let err = provision(&app, req).await.unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(reason(&err), "REQUEST_IN_PROGRESS");
+    assert!(err.get_error_details().retry_info().is_some());
+    assert_eq!(submission_state(&app, "in-flight").await.as_deref(), Some("submitting"), "not written off");
+    assert_eq!(sim(&app).calls().get("provision"), 0);
+}
+
+#[tokio::test]
+async fn a_held_callback_expires_when_no_submission_could_still_be_its_order() {
+    use patchbay::provisioning::store;
+    let app = spawn().await;
+    let req = new_customer_order("short", 1);
+    store::claim_submission(&app.state.db, "acme", "short", &request_hash(&req), Duration::from_millis(700))
+        .await
+        .unwrap();
+    let form = [("OrderID", "880"), ("Result", "OK"), ("Message", "done")];
+    let (status, body) = post_callback(&app, "acme", SECRET, &form).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"RESULT":"ACCEPTED"}"#), "held while the submission is due");
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    store::sweep(&app.state.db).await.unwrap();
+    assert_eq!(submission_state(&app, "short").await.as_deref(), Some("unknown"));
+    let held: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM provisioning_callbacks").fetch_one(&app.state.db).await.unwrap();
+    assert_eq!(held, 0, "the expired held callback is gone");
+    let (status, body) = post_callback(&app, "acme", SECRET, &form).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""RESULT":"FAIL""#) && body.contains("unknown OrderID 880"), "{body}");
+}
+
+#[tokio::test]
+async fn callbacks_beyond_the_cap_of_held_ones_are_answered_try_again() {
+    use patchbay::provisioning::store;
+    let app = spawn().await;
+    let req = new_customer_order("busy", 1);
+    store::claim_submission(&app.state.db, "acme", "busy", &request_hash(&req), Duration::from_secs(60)).await.unwrap();
+    sqlx::query(
+        "INSERT INTO provisioning_callbacks (tenant, order_id, result, hold_until)
+         SELECT 'acme', 'held-' || i, 'completed', now() + interval '1 minute' FROM generate_series(1, $1) i",
+    )
+    .bind(store::MAX_HELD_CALLBACKS as i32)
+    .execute(&app.state.db)
+    .await
+    .unwrap();
+    let (status, body) =
+        post_callback(&app, "acme", SECRET, &[("OrderID", "990"), ("Result", "OK"), ("Message", "")]).await;
+    assert_eq!(status, 503);
+    assert!(body.contains(r#""RESULT":"FAIL""#), "{body}");
+}
+
+// ---- The error policy ----
+
+#[tokio::test]
+async fn an_order_refused_with_fail_and_no_order_id_is_failed_precondition_with_the_vendor_message() {
+    let app = spawn().await;
+    let sim = sim(&app);
+    sim.plan_order(OrderPlan::Refuse("Number range closed for new orders".into()));
+    let err = provision(&app, company_order("order-1", "1001", 1)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "VENDOR_REJECTED");
+    assert!(err.message().contains("Number range closed for new orders"), "{}", err.message());
+    assert!(err.get_error_details().retry_info().is_none());
+    let info = err.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.domain, "delacon.com");
+    assert_eq!(info.metadata["vendor_code"], "FAIL");
+    assert_eq!(info.metadata["vendor_message"], "Number range closed for new orders");
+    // Nothing was placed: the same request_id may order again.
+    let order = provision(&app, company_order("order-1", "1001", 1)).await.unwrap();
+    assert_eq!(order.state(), pb::OrderState::Completed);
+}
+
+#[tokio::test]
+async fn number_types_answered_fail_are_failed_precondition_at_once_and_not_cached() {
+    let app = spawn().await;
+    let sim = sim(&app);
+    sim.set_number_types_failure(Some("something went wrong"));
+    let ask = || {
+        let mut client = client(&app);
+        async move {
+            let req = pb::GetRegionNumberTypesRequest { tenant: "acme".into(), region: pb::Region::Japan as i32 };
+            client.get_region_number_types(authed(req, TOKEN)).await
+        }
+    };
+    let err = ask().await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "VENDOR_REJECTED");
+    assert_eq!(err.get_error_details().error_info().unwrap().metadata["vendor_message"], "something went wrong");
+    assert_eq!(sim.calls().get("getnumbertypes"), 1, "a definite answer is not asked again");
+    // An order that needs the region's types is refused the same way, before it is sent.
+    let err = provision(&app, new_customer_order("order-1", 1)).await.unwrap_err();
+    assert_eq!(reason(&err), "VENDOR_REJECTED");
+    assert_eq!(sim.calls().get("provision"), 0);
+
+    sim.set_number_types_failure(None);
+    assert_eq!(ask().await.unwrap().into_inner().region_code, "ja-jp");
+}
+
+#[tokio::test]
+async fn a_wrong_base_path_is_failed_precondition_vendor_misconfigured_naming_api_url() {
+    use patchbay::provisioning::delacon::DelaconSim;
+    let sim = DelaconSim::start_demo("127.0.0.1:0".parse().unwrap()).unwrap();
+    sim.add_partner(API_KEY, None);
+    let url = format!("{}/rest/config", sim.url());
+    let app = TestApp::builder().file("acme.yaml", tenant_file(&url, "")).spawn().await;
+    let err = provision(&app, company_order("order-1", "1001", 1)).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "VENDOR_MISCONFIGURED");
+    assert!(err.message().contains("triggers.provisioning.api_url"), "{}", err.message());
+    assert_eq!(err.get_error_details().error_info().unwrap().metadata["vendor_code"], "404");
+    let req = pb::GetRegionNumberTypesRequest { tenant: "acme".into(), region: pb::Region::Japan as i32 };
+    let err = client(&app).get_region_number_types(authed(req, TOKEN)).await.unwrap_err();
+    assert_eq!(reason(&err), "VENDOR_MISCONFIGURED");
+    // Nothing was ordered: the same request_id may be sent again once the URL is fixed.
+    assert_eq!(submission_state(&app, "order-1").await, None);
+}
+
+#[tokio::test]
+async fn oversized_answers_are_unreadable_an_order_s_outcome_unknown_a_read_unavailable() {
+    let app = spawn().await;
+    let sim = sim(&app);
+    sim.oversize_answers(1);
+    let err = provision(&app, company_order("order-1", "1001", 1)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unknown);
+    assert_eq!(reason(&err), "VENDOR_OUTCOME_UNKNOWN");
+    assert!(err.message().contains("larger than"), "{}", err.message());
+    assert_eq!(sim.calls().get("provision"), 1, "Delacon took it; its answer was not read");
+
+    sim.oversize_answers(3);
+    let req = pb::GetRegionNumberTypesRequest { tenant: "acme".into(), region: pb::Region::Japan as i32 };
+    let err = client(&app).get_region_number_types(authed(req, TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(reason(&err), "VENDOR_UNAVAILABLE");
+    assert!(err.message().contains("after 3 attempts"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn an_update_answered_http_502_is_unknown_outcome_and_says_how_to_find_out() {
+    let app = spawn().await;
+    let sim = sim(&app);
+    sim.faults().plan(FaultRule::new(Fault::Status(502)).matching("/updatecustomer").times(1));
+    let req = pb::UpdateCustomerRequest {
+        tenant: "acme".into(),
+        company_id: "1001".into(),
+        whisper: Some(true),
+        request_id: "u-502".into(),
+        ..Default::default()
+    };
+    let err = client(&app).update_customer(authed(req, TOKEN)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unknown);
+    assert_eq!(reason(&err), "VENDOR_OUTCOME_UNKNOWN");
+    assert!(err.message().contains("may or may not have been applied"), "{}", err.message());
+    assert!(err.message().contains("portal"), "{}", err.message());
+    assert!(err.get_error_details().retry_info().is_none());
 }

@@ -333,7 +333,8 @@ enum Action {
     Read,
 }
 
-/// The caller's error for a vendor's failure.
+/// The caller's error for a vendor's failure (the one policy of every area: see the README's
+/// ProvisioningService section).
 fn vendor_error(provider: &str, action: Action, err: ProviderError) -> ApiError {
     let detail = &err.message;
     let api = match &err.kind {
@@ -349,29 +350,39 @@ fn vendor_error(provider: &str, action: Action, err: ProviderError) -> ApiError 
                  an operator must fix the tenant file: {detail}"
             ),
         ),
-        ErrorKind::Failed => ApiError::unavailable(
-            "VENDOR_FAILED",
-            format!("{provider} could not do it: {detail}"),
-            Duration::from_secs(30),
-        ),
+        ErrorKind::Rejected => {
+            let what = match action {
+                Action::Order => "refused the order (nothing was placed)",
+                Action::Update => "refused the update",
+                Action::Read => "refused to answer",
+            };
+            ApiError::failed_precondition("VENDOR_REJECTED", format!("{provider} {what}: {detail}"))
+        }
+        ErrorKind::Misconfigured => ApiError::failed_precondition(
+            "VENDOR_MISCONFIGURED",
+            format!("{provider} cannot be used as configured; an operator must fix the tenant file: {detail}"),
+        )
+        .with_metadata("tenant_key", "triggers.provisioning.api_url"),
         ErrorKind::Unavailable { retry_after } => {
             ApiError::unavailable("VENDOR_UNAVAILABLE", format!("{provider} is unavailable: {detail}"), *retry_after)
         }
-        ErrorKind::OutcomeUnknown { timed_out } => {
-            let code = if *timed_out { Code::DeadlineExceeded } else { Code::Unknown };
+        ErrorKind::OutcomeUnknown { .. } => {
             let message = match action {
                 Action::Order => format!(
                     "{provider} gave no clear answer ({detail}): the order may or may not have been placed. \
-                     patchbay will not send it again under this request_id; check the order in the vendor's \
-                     portal before ordering again with a new request_id"
+                     patchbay will not send it again under this request_id (a retry answers FAILED_PRECONDITION \
+                     ORDER_OUTCOME_UNKNOWN). {provider} has no call to look an order up, so GetOrder and \
+                     ListOrders cannot show it: check the {provider} portal before ordering again with a new \
+                     request_id"
                 ),
                 Action::Update => format!(
-                    "{provider} gave no clear answer ({detail}): the update may or may not have been applied; \
-                     it only sets values, so sending it again (with a new request_id) is safe"
+                    "{provider} gave no clear answer ({detail}): the update may or may not have been applied. \
+                     {provider} has no call to read a customer back (check its portal); the update only sets \
+                     values, so sending it again is safe"
                 ),
                 Action::Read => format!("{provider} gave no clear answer: {detail}"),
             };
-            ApiError::new(code, "VENDOR_OUTCOME_UNKNOWN", message)
+            ApiError::outcome_unknown(provider, message)
         }
     };
     api.with_domain(err.domain)
@@ -429,6 +440,13 @@ fn check_order_id(order_id: &str) -> Result<(), ApiError> {
 
 type Provisioning = Trigger<ProvisioningTrigger>;
 
+/// How often an open WatchOrder re-reads its order without being told of a change.
+const WATCH_RECHECK: Duration = Duration::from_secs(10);
+
+/// How long past the vendor's timeout a submission still counts as in flight: the time to store
+/// the answer, on a loaded database.
+const ANSWER_MARGIN: Duration = Duration::from_secs(30);
+
 impl ProvisioningGrpc {
     /// Authenticates a request for its tenant.
     fn call<T>(&self, req: &Request<T>, tenant: &str) -> Result<TenantCall, ApiError> {
@@ -437,6 +455,23 @@ impl ProvisioningGrpc {
 
     fn trigger<'a>(&self, call: &'a TenantCall) -> Result<&'a Provisioning, ApiError> {
         call.tenant.enabled_trigger::<ProvisioningArea>()
+    }
+
+    /// The order as it is now. A replayed answer is the order as it was first answered; a
+    /// pending order may have moved on since (a final one never does), so it is read again.
+    async fn current(&self, tenant: &str, answered: pb::Order) -> pb::Order {
+        if answered.state() != pb::OrderState::Pending || answered.order_id.is_empty() {
+            return answered;
+        }
+        match store::get_order(&self.state.db, tenant, &answered.order_id).await {
+            Ok(Some(order)) => order_pb(&order),
+            Ok(None) => answered,
+            Err(e) => {
+                // The answer is still true as of when it was given; GetOrder tells the rest.
+                tracing::warn!(error = %e, tenant, order_id = %answered.order_id, "re-reading an order failed");
+                answered
+            }
+        }
     }
 
     async fn provision(
@@ -468,29 +503,40 @@ impl ProvisioningGrpc {
 
         let tenant = &call.tenant.id;
         let hash = Sha256::digest(req.encode_to_vec());
-        let id =
-            match store::claim_submission(&self.state.db, tenant, &req.request_id, &hash).await.map_err(db_error)? {
-                Submission::New(id) => id,
-                Submission::Existing(order) => return Ok(order_pb(&order)),
-                Submission::Unknown { message } => {
-                    return Err(ApiError::failed_precondition(
-                        "ORDER_OUTCOME_UNKNOWN",
-                        format!(
-                            "this request_id was sent to {} before and no clear answer came back ({message}); it may \
+        let answer_within = trigger.vendor.answer_timeout() + ANSWER_MARGIN;
+        let claimed = store::claim_submission(&self.state.db, tenant, &req.request_id, &hash, answer_within)
+            .await
+            .map_err(db_error)?;
+        let id = match claimed {
+            Submission::New(id) => id,
+            Submission::Existing(order) => return Ok(order_pb(&order)),
+            Submission::InFlight => {
+                return Err(ApiError::new(
+                    Code::Aborted,
+                    "REQUEST_IN_PROGRESS",
+                    "this order is being sent under this request_id right now; retry shortly to get its answer",
+                )
+                .with_retry_after(Duration::from_secs(1)));
+            }
+            Submission::Unknown { message } => {
+                return Err(ApiError::failed_precondition(
+                    "ORDER_OUTCOME_UNKNOWN",
+                    format!(
+                        "this request_id was sent to {} before and no clear answer came back ({message}); it may \
                          have placed the order, so it is not sent again. Check the vendor's portal; to order \
                          anyway, use a new request_id",
-                            trigger.provider
-                        ),
-                    ));
-                }
-                Submission::Mismatch => {
-                    return Err(ApiError::invalid_field(
-                        "request_id",
-                        "was already used for a different order; use a new id for a new order",
-                    )
-                    .with_metadata("rule", "IDEMPOTENCY_KEY_REUSED"));
-                }
-            };
+                        trigger.provider
+                    ),
+                ));
+            }
+            Submission::Mismatch => {
+                return Err(ApiError::invalid_field(
+                    "request_id",
+                    "was already used for a different order; use a new id for a new order",
+                )
+                .with_metadata("rule", "IDEMPOTENCY_KEY_REUSED"));
+            }
+        };
         match trigger.vendor.provision(&order, &self.state.metrics).await {
             Ok(answer) => match store::record_answer(&self.state.db, id, tenant, &answer).await {
                 Ok(stored) => Ok(order_pb(&stored)),
@@ -548,13 +594,13 @@ impl ProvisioningGrpc {
         let db = self.state.db.clone();
         let shutdown = self.state.shutdown.clone();
         tokio::spawn(async move {
-            let mut seen = (first.state, first.history.len(), first.updated_at);
             let done = first.state.is_final();
-            if tx.send(Ok(order_pb(&first))).await.is_err() || done {
+            let mut last = first;
+            if tx.send(Ok(order_pb(&last))).await.is_err() || done {
                 return;
             }
             loop {
-                tokio::select! {
+                let change = tokio::select! {
                     _ = shutdown.cancelled() => {
                         let err = ApiError::unavailable(
                             "SERVER_SHUTTING_DOWN",
@@ -565,25 +611,34 @@ impl ProvisioningGrpc {
                         return;
                     }
                     _ = tx.closed() => return,
-                    _ = subscription.changed() => {}
-                }
-                let order = match store::get_order(&db, &tenant, &order_id).await {
-                    Ok(Some(o)) => o,
-                    Ok(None) => {
-                        let _ = tx.send(Err(order_not_found(&order_id).into())).await;
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(db_error(e).into())).await;
-                        return;
-                    }
+                    change = subscription.changed() => change,
+                    // A change whose announcement was lost (a crash between its commit and its
+                    // NOTIFY) is still seen, later.
+                    _ = tokio::time::sleep(WATCH_RECHECK) => None,
                 };
-                let now = (order.state, order.history.len(), order.updated_at);
-                if now == seen {
+                // The announced change when it follows what this watcher sent (no database read
+                // for each watcher of a burst of callbacks); else the order as stored.
+                let order = match change.and_then(|c| c.apply(&last)) {
+                    Some(order) => order,
+                    None => match store::get_order(&db, &tenant, &order_id).await {
+                        Ok(Some(o)) => o,
+                        Ok(None) => {
+                            let _ = tx.send(Err(order_not_found(&order_id).into())).await;
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(db_error(e).into())).await;
+                            return;
+                        }
+                    },
+                };
+                if (order.state, order.history.len(), order.updated_at)
+                    == (last.state, last.history.len(), last.updated_at)
+                {
                     continue;
                 }
-                seen = now;
-                if tx.send(Ok(order_pb(&order))).await.is_err() || order.state.is_final() {
+                last = order;
+                if tx.send(Ok(order_pb(&last))).await.is_err() || last.state.is_final() {
                     return;
                 }
             }
@@ -608,7 +663,7 @@ impl ProvisioningService for ProvisioningGrpc {
                 this.provision(&run_call, trigger, &run_req).await
             })
             .await?;
-        Ok(Response::new(order))
+        Ok(Response::new(self.current(&call.tenant.id, order).await))
     }
 
     async fn update_customer(

@@ -107,6 +107,32 @@ pub fn http_routes(state: AppState) -> axum::Router {
     delacon::callback::routes(state)
 }
 
+/// How often overdue submissions and expired held callbacks are swept.
+pub const SWEEP_PERIOD: Duration = Duration::from_secs(15);
+
+/// The sweeper: overdue submissions become `unknown`, expired held callbacks go (see
+/// [`store::sweep`]). Every replica runs one; the statements are idempotent.
+pub fn spawn_sweeper(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = state.shutdown.cancelled() => return,
+                _ = tick.tick() => match store::sweep(&state.db).await {
+                    Ok(swept) if swept != store::Swept::default() => tracing::warn!(
+                        overdue_submissions = swept.overdue_submissions,
+                        expired_held_callbacks = swept.expired_callbacks,
+                        "provisioning sweep: submissions whose answer never came are now of unknown outcome"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "the provisioning sweep failed; it runs again shortly"),
+                },
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -128,6 +154,9 @@ mod tests {
         async fn number_types(&self, region: Region, _: &Metrics) -> Result<RegionNumberTypes, ProviderError> {
             self.0.fetch_add(1, Ordering::SeqCst);
             Ok(RegionNumberTypes { region_code: region.name().into(), types: Vec::new() })
+        }
+        fn answer_timeout(&self) -> Duration {
+            Duration::from_secs(1)
         }
     }
 

@@ -251,8 +251,12 @@ pub enum ErrorKind {
     Invalid,
     /// The vendor refused our credentials.
     AuthFailed,
-    /// The vendor said it failed, without more.
-    Failed,
+    /// The vendor gave a definite refusal (its `FAIL`), with its message: the same request gets
+    /// the same answer, so it is not retried.
+    Rejected,
+    /// The vendor's answer shows the trigger points at the wrong place (e.g. HTTP 404 on the
+    /// base path): nothing was done; the operator must fix the tenant key named in the message.
+    Misconfigured,
     /// The vendor could not be reached, or answered with an error, and the request had no effect
     /// (it was never delivered, or it was a read): the same call may work later.
     Unavailable { retry_after: Duration },
@@ -299,4 +303,8 @@ pub trait NumberProvider: Send + Sync + 'static {
 
     /// The number types of a region (a read: retried with backoff).
     async fn number_types(&self, region: Region, metrics: &Metrics) -> Result<RegionNumberTypes, ProviderError>;
+
+    /// The longest [`NumberProvider::provision`] waits for the vendor's answer: a submission
+    /// older than this (plus a margin) without an answer is no longer in flight.
+    fn answer_timeout(&self) -> Duration;
 }

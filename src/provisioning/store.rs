@@ -8,18 +8,28 @@
 //!   tenant has a submission in flight, an unmatched callback is kept in the inbox and applied
 //!   when the order's row gets its order id.
 //!
+//! A submission is in flight until its `answer_by` (the tenant's vendor timeout plus a margin).
+//! One still `submitting` after that belongs to a call that ended without storing an answer (its
+//! process stopped): [`sweep`] turns it `unknown`, and it no longer makes unmatched callbacks
+//! wait; held callbacks expire once every submission that could have been their order was due.
+//!
 //! Both writers of an order (storing the vendor's answer, applying a callback) take a
 //! transaction-scoped advisory lock on (tenant, order id), so one always sees the other's
-//! committed work. Every change is announced with `NOTIFY` in its transaction (delivered on
-//! commit), which WatchOrder clients on every replica hear.
+//! committed work. Every change is announced with `NOTIFY` once committed (see [`announce`] for
+//! why not inside the change's transaction), which WatchOrder clients on every replica hear.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
 use super::provider::{OrderOutcome, OrderState, VendorOrder};
 
-/// The NOTIFY channel; the payload is `<tenant> <order id>`.
+/// The NOTIFY channel; the payload is an [`Announcement`] as JSON.
 pub const CHANNEL: &str = "patchbay_provisioning_orders";
+
+/// Held callbacks a tenant may have at once; beyond that a callback is answered "try again".
+pub const MAX_HELD_CALLBACKS: i64 = 1000;
 
 /// Where a state change came from.
 pub const SOURCE_PROVISION: &str = "provision";
@@ -60,9 +70,59 @@ pub enum Submission {
     /// This request was submitted before and its outcome is unknown (no answer came, or the
     /// process died while waiting): it must not be sent again.
     Unknown { message: String },
+    /// This request is being submitted right now (by another call), its answer not yet due.
+    InFlight,
     /// The request_id was used for another request.
     Mismatch,
 }
+
+/// A committed change of an order, as announced to every replica's watch hub (the `NOTIFY`
+/// payload, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Announcement {
+    pub tenant: String,
+    pub order_id: String,
+    /// The change itself when it is one new event (a callback's), so that watchers need not read
+    /// the order again; without it (or when it does not follow what a watcher saw), they do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<OrderChange>,
+}
+
+/// One new event of a pending order: its new state, message and time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrderChange {
+    /// How many events the order had before this one.
+    pub events_before: usize,
+    pub state: String,
+    pub message: String,
+    pub source: String,
+    pub at: DateTime<Utc>,
+}
+
+impl OrderChange {
+    /// `order` with this change, if it is the change that follows `order` (else read it again).
+    pub fn apply(&self, order: &StoredOrder) -> Option<StoredOrder> {
+        let state = OrderState::parse(&self.state)?;
+        if order.state.is_final() || order.history.len() != self.events_before {
+            return None;
+        }
+        let mut next = order.clone();
+        next.state = state;
+        next.message = self.message.clone();
+        next.updated_at = self.at;
+        next.history.push(OrderEvent {
+            state,
+            message: self.message.clone(),
+            source: self.source.clone(),
+            at: self.at,
+        });
+        Some(next)
+    }
+}
+
+/// The longest `NOTIFY` payload PostgreSQL takes is 7999 bytes; a longer announcement goes
+/// without its change.
+const MAX_PAYLOAD: usize = 7900;
 
 /// What a callback did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +133,9 @@ pub enum CallbackEffect {
     Duplicate { conflicting: bool },
     /// No order has this id yet, but one is being submitted: kept until its answer is stored.
     Held,
+    /// As `Held`, but the tenant already has [`MAX_HELD_CALLBACKS`] held: not kept (the vendor
+    /// should try again later).
+    HoldFull,
     /// No such order, and nothing in flight that could become it.
     UnknownOrder,
 }
@@ -117,29 +180,33 @@ fn state_of(text: &str) -> OrderState {
     OrderState::parse(text).unwrap_or(OrderState::Pending)
 }
 
-/// Claims `request_id` for a new submission, or finds what it already did.
+/// Claims `request_id` for a new submission, or finds what it already did. The submission is in
+/// flight for `answer_within` (the vendor's timeout plus a margin).
 pub async fn claim_submission(
     pool: &PgPool,
     tenant: &str,
     request_id: &str,
     request_hash: &[u8],
+    answer_within: Duration,
 ) -> Result<Submission, sqlx::Error> {
     let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO provisioning_orders (tenant, request_id, request_hash, state)
-         VALUES ($1, $2, $3, 'submitting')
+        "INSERT INTO provisioning_orders (tenant, request_id, request_hash, state, answer_by)
+         VALUES ($1, $2, $3, 'submitting', clock_timestamp() + make_interval(secs => $4))
          ON CONFLICT (tenant, request_id) DO NOTHING
          RETURNING id",
     )
     .bind(tenant)
     .bind(request_id)
     .bind(request_hash)
+    .bind(answer_within.as_secs_f64())
     .fetch_optional(pool)
     .await?;
     if let Some(id) = inserted {
         return Ok(Submission::New(id));
     }
-    let (id, hash, state, message): (i64, Vec<u8>, String, String) = sqlx::query_as(
-        "SELECT id, request_hash, state, message FROM provisioning_orders WHERE tenant = $1 AND request_id = $2",
+    let (id, hash, state, message, due): (i64, Vec<u8>, String, String, bool) = sqlx::query_as(
+        "SELECT id, request_hash, state, message, COALESCE(answer_by > clock_timestamp(), false)
+           FROM provisioning_orders WHERE tenant = $1 AND request_id = $2",
     )
     .bind(tenant)
     .bind(request_id)
@@ -149,16 +216,50 @@ pub async fn claim_submission(
         return Ok(Submission::Mismatch);
     }
     match state.as_str() {
-        // The idempotency key serialises calls with one request_id, so a row still
-        // `submitting` belongs to a call that died waiting for the vendor.
+        // Another call is waiting for the vendor's answer (its idempotency key was purged, or
+        // its lease ran out while it waits): it is not sent twice, nor given up on.
+        "submitting" if due => Ok(Submission::InFlight),
+        // Overdue: the call that sent it ended without storing an answer.
         "submitting" => {
-            let message = "an earlier attempt ended while waiting for the vendor's answer".to_owned();
+            let message = overdue_message();
             mark_unknown(pool, id, &message).await?;
             Ok(Submission::Unknown { message })
         }
         "unknown" => Ok(Submission::Unknown { message }),
         _ => Ok(Submission::Existing(Box::new(load(pool, id).await?))),
     }
+}
+
+fn overdue_message() -> String {
+    "the vendor's answer never arrived: the call that sent the order ended without one".to_owned()
+}
+
+/// What one [`sweep`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Overdue submissions turned `unknown`.
+    pub overdue_submissions: u64,
+    /// Held callbacks deleted, their hold expired.
+    pub expired_callbacks: u64,
+}
+
+/// Turns overdue submissions `unknown` and deletes held callbacks whose hold expired. Safe to run
+/// on every replica at once.
+pub async fn sweep(pool: &PgPool) -> Result<Swept, sqlx::Error> {
+    let overdue = sqlx::query(
+        "UPDATE provisioning_orders SET state = 'unknown', message = $1, updated_at = clock_timestamp()
+          WHERE state = 'submitting' AND answer_by < clock_timestamp()",
+    )
+    .bind(overdue_message())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    let expired =
+        sqlx::query("DELETE FROM provisioning_callbacks WHERE applied_at IS NULL AND hold_until < clock_timestamp()")
+            .execute(pool)
+            .await?
+            .rows_affected();
+    Ok(Swept { overdue_submissions: overdue, expired_callbacks: expired })
 }
 
 /// Forgets a submission the vendor certainly did not take (it refused it, or it was never sent),
@@ -213,12 +314,28 @@ async fn add_event(
     Ok(())
 }
 
-async fn notify(tx: &mut Transaction<'_, Postgres>, tenant: &str, order_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, $2 || ' ' || $3)")
+/// The `NOTIFY` payload of an announcement: without its change when that would be too long.
+fn payload(announcement: &Announcement) -> String {
+    let payload = serde_json::to_string(announcement).unwrap_or_default();
+    if payload.len() <= MAX_PAYLOAD {
+        return payload;
+    }
+    serde_json::to_string(&Announcement { change: None, ..announcement.clone() }).unwrap_or_default()
+}
+
+/// Announces a committed change of an order to the watch hubs of every replica.
+///
+/// After the commit, in a transaction of its own with asynchronous commit, not inside the
+/// change's transaction: PostgreSQL serialises the commits of all notifying transactions on one
+/// lock, held through the commit's WAL flush, which made concurrent callbacks commit one flush at
+/// a time (200 watchers' p99 was 180 ms). A notification lost to a crash between the two commits
+/// is covered by the watchers' periodic re-read ([`super::watch`]).
+pub async fn announce<'c>(db: impl sqlx::PgExecutor<'c>, announcements: &[Announcement]) -> Result<(), sqlx::Error> {
+    let payloads: Vec<String> = announcements.iter().map(payload).collect();
+    sqlx::query("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, p) FROM unnest($2::text[]) AS p")
         .bind(CHANNEL)
-        .bind(tenant)
-        .bind(order_id)
-        .execute(&mut **tx)
+        .bind(&payloads)
+        .execute(db)
         .await?;
     Ok(())
 }
@@ -286,61 +403,58 @@ pub async fn record_answer(
             apply_outcome(&mut tx, id, state_of(&result), &message).await?;
         }
     }
-    notify(&mut tx, tenant, &answer.order_id).await?;
     tx.commit().await?;
+    let announcement = Announcement { tenant: tenant.to_owned(), order_id: answer.order_id.clone(), change: None };
+    if let Err(e) = announce(pool, &[announcement]).await {
+        // The change is committed; watchers see it at their next periodic re-read.
+        tracing::warn!(error = %e, tenant, order_id = ?answer.order_id, "announcing an order change failed");
+    }
     Ok(load(pool, id).await?)
 }
 
-/// Applies a vendor callback. Committed when this returns.
+/// Applies a vendor callback. Committed when this returns, with the announcement of the change
+/// to send (see [`announce`]) when it changed the order.
+///
+/// One round trip (the migration's `provisioning_apply_callback`, whose steps mirror
+/// [`record_answer`]'s): under a burst of callbacks, each round trip of a transaction is a wait
+/// for a busy database, and the order's watchers wait with it.
 pub async fn apply_callback(
     pool: &PgPool,
     tenant: &str,
     outcome: &OrderOutcome,
-) -> Result<CallbackEffect, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    lock_order(&mut tx, tenant, &outcome.order_id).await?;
-    let order: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, state FROM provisioning_orders WHERE tenant = $1 AND order_id = $2 FOR UPDATE")
+) -> Result<(CallbackEffect, Option<Announcement>), sqlx::Error> {
+    let (effect, events_before, changed_at): (String, Option<i64>, Option<DateTime<Utc>>) =
+        sqlx::query_as("SELECT * FROM provisioning_apply_callback($1, $2, $3, $4, $5)")
             .bind(tenant)
             .bind(&outcome.order_id)
-            .fetch_optional(&mut *tx)
+            .bind(outcome.state.as_str())
+            .bind(&outcome.message)
+            .bind(MAX_HELD_CALLBACKS)
+            .fetch_one(pool)
             .await?;
-    let effect = match order {
-        Some((id, state)) if state == OrderState::Pending.as_str() => {
-            apply_outcome(&mut tx, id, outcome.state, &outcome.message).await?;
-            notify(&mut tx, tenant, &outcome.order_id).await?;
-            CallbackEffect::Applied
-        }
-        Some((_, state)) => CallbackEffect::Duplicate { conflicting: state != outcome.state.as_str() },
-        None => {
-            let in_flight: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM provisioning_orders WHERE tenant = $1 AND state = 'submitting')",
-            )
-            .bind(tenant)
-            .fetch_one(&mut *tx)
-            .await?;
-            if !in_flight {
-                return Ok(CallbackEffect::UnknownOrder);
-            }
-            CallbackEffect::Held
-        }
+    let effect = match effect.as_str() {
+        "applied" => CallbackEffect::Applied,
+        "duplicate" => CallbackEffect::Duplicate { conflicting: false },
+        "conflicting" => CallbackEffect::Duplicate { conflicting: true },
+        "held" => CallbackEffect::Held,
+        "hold_full" => CallbackEffect::HoldFull,
+        "unknown" => CallbackEffect::UnknownOrder,
+        other => return Err(sqlx::Error::Protocol(format!("provisioning_apply_callback answered `{other}`"))),
     };
-    // Every delivery is counted; the first one's content is kept.
-    sqlx::query(
-        "INSERT INTO provisioning_callbacks (tenant, order_id, result, message, applied_at)
-         VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN clock_timestamp() END)
-         ON CONFLICT (tenant, order_id) DO UPDATE
-            SET deliveries = provisioning_callbacks.deliveries + 1, last_received_at = clock_timestamp()",
-    )
-    .bind(tenant)
-    .bind(&outcome.order_id)
-    .bind(outcome.state.as_str())
-    .bind(&outcome.message)
-    .bind(effect == CallbackEffect::Applied)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(effect)
+    if effect != CallbackEffect::Applied {
+        return Ok((effect, None));
+    }
+    let change = match (events_before, changed_at) {
+        (Some(n), Some(at)) => Some(OrderChange {
+            events_before: usize::try_from(n).unwrap_or(usize::MAX),
+            state: outcome.state.as_str().to_owned(),
+            message: outcome.message.clone(),
+            source: SOURCE_CALLBACK.to_owned(),
+            at,
+        }),
+        _ => None,
+    };
+    Ok((effect, Some(Announcement { tenant: tenant.to_owned(), order_id: outcome.order_id.clone(), change })))
 }
 
 impl From<OrderRow> for StoredOrder {
@@ -411,4 +525,61 @@ pub async fn list_orders(
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> StoredOrder {
+        let at = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        StoredOrder {
+            seq: 1,
+            order_id: "42".into(),
+            state: OrderState::Pending,
+            company_id: "1001".into(),
+            numbers: Vec::new(),
+            message: "received".into(),
+            history: vec![OrderEvent {
+                state: OrderState::Pending,
+                message: "received".into(),
+                source: SOURCE_PROVISION.into(),
+                at,
+            }],
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn change(events_before: usize) -> OrderChange {
+        OrderChange {
+            events_before,
+            state: "completed".into(),
+            message: "done".into(),
+            source: SOURCE_CALLBACK.into(),
+            at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn an_announced_change_applies_only_to_the_order_it_follows() {
+        let order = pending();
+        let next = change(1).apply(&order).unwrap();
+        assert_eq!((next.state, next.message.as_str(), next.history.len()), (OrderState::Completed, "done", 2));
+        assert_eq!(next.updated_at, next.history[1].at);
+        assert_eq!(change(0).apply(&order), None, "a watcher that missed a change reads the order");
+        assert_eq!(change(2).apply(&next), None, "a final order does not change");
+    }
+
+    #[test]
+    fn announcements_travel_as_json_and_an_oversized_change_is_left_out() {
+        let announcement = Announcement { tenant: "acme".into(), order_id: "a b".into(), change: Some(change(1)) };
+        let json = payload(&announcement);
+        assert_eq!(serde_json::from_str::<Announcement>(&json).unwrap(), announcement);
+        let mut long = announcement.clone();
+        long.change.as_mut().unwrap().message = "é".repeat(5000);
+        let json = payload(&long);
+        assert!(json.len() <= MAX_PAYLOAD, "{}", json.len());
+        assert_eq!(serde_json::from_str::<Announcement>(&json).unwrap().change, None, "watchers read the order");
+    }
 }

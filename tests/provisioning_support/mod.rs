@@ -130,3 +130,39 @@ pub async fn post_callback(app: &TestApp, tenant: &str, secret: &str, form: &[(&
     let status = resp.status().as_u16();
     (status, resp.text().await.unwrap())
 }
+
+/// Waits until `check` holds, polling every 50 ms, for at most `within`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The stored state of acme's submission `request_id` (`submitting`, `unknown`, `pending`, ...).
+pub async fn submission_state(app: &TestApp, request_id: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT state FROM provisioning_orders WHERE tenant = 'acme' AND request_id = $1")
+        .bind(request_id)
+        .fetch_optional(&app.state.db)
+        .await
+        .unwrap()
+}
+
+/// The hash ProvisionNumbers keys a submission by, to stage one as another call would have.
+pub fn request_hash(req: &pb::ProvisionNumbersRequest) -> Vec<u8> {
+    use prost::Message;
+    use sha2::Digest;
+    sha2::Sha256::digest(req.encode_to_vec()).to_vec()
+}
+
+/// Whether a status is an expired deadline. tonic (both ends) reports one as CANCELLED "Timeout
+/// expired"; grpc-go and grpcurl callers see DEADLINE_EXCEEDED.
+pub fn deadline_expired(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::DeadlineExceeded
+        || (status.code() == tonic::Code::Cancelled && status.message().contains("Timeout"))
+}

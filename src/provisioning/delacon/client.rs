@@ -2,12 +2,15 @@
 //! `RESULT` mapped to the domain.
 //!
 //! Reads (`getnumbertypes`) are retried with backoff. Changes (`provision`, `updatecustomer`) are
-//! sent once: an order whose answer never came (timeout, HTTP 5xx, garbage) may have been placed,
-//! so it is reported as [`ErrorKind::OutcomeUnknown`] and never sent again by us.
+//! sent once: a change whose answer never came (timeout, HTTP 5xx, an unreadable or oversized
+//! body) may have been applied, so it is reported as [`ErrorKind::OutcomeUnknown`] and never sent
+//! again by us; one that provably never reached Delacon (no connection) is
+//! [`ErrorKind::Unavailable`]. A `FAIL` is Delacon's definite refusal ([`ErrorKind::Rejected`]).
+//! Every answer body is read up to [`MAX_BODY`] bytes; a longer one counts as unreadable.
 
 use std::time::Duration;
 
-use reqwest::Url;
+use reqwest::{Url, header::HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::wire::{self, Answer};
@@ -28,13 +31,20 @@ const READ_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration:
 const MAX_READ_TIMEOUT: Duration = Duration::from_secs(8);
 /// What a caller is told to wait before retrying after the vendor was unavailable.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// The largest answer body read; Delacon's answers are a few hundred bytes.
+pub const MAX_BODY: usize = 4 << 20;
+/// The longest vendor message passed on (Delacon's are a sentence).
+const MAX_VENDOR_TEXT: usize = 1000;
+/// The tenant key to check when Delacon's answers show the trigger points at the wrong place.
+const API_URL_KEY: &str = "triggers.provisioning.api_url";
 
 /// A Delacon client for one API key.
 pub struct DelaconClient {
     http: reqwest::Client,
     /// `https://pla.delaconcorp.com/rest/config`.
     base: Url,
-    auth: SecretString,
+    /// The `Auth` header's value, marked sensitive so that no HTTP-level debug output shows it.
+    auth: HeaderValue,
     timeout: Duration,
     backoff: Backoff,
 }
@@ -60,8 +70,12 @@ enum Exchange {
 }
 
 impl DelaconClient {
-    pub fn new(http: reqwest::Client, base: Url, auth: SecretString, timeout: Duration) -> Self {
-        Self { http, base, auth, timeout, backoff: READ_BACKOFF }
+    /// Fails only for an API key that cannot be a header value (validation refuses those).
+    pub fn new(http: reqwest::Client, base: Url, auth: &SecretString, timeout: Duration) -> anyhow::Result<Self> {
+        let mut auth = HeaderValue::from_str(auth.expose_secret())
+            .map_err(|_| anyhow::anyhow!("the Delacon API key is not a valid HTTP header value"))?;
+        auth.set_sensitive(true);
+        Ok(Self { http, base, auth, timeout, backoff: READ_BACKOFF })
     }
 
     /// `base/seg1/seg2`, each segment percent-encoded (`Hong Kong` -> `Hong%20Kong`).
@@ -79,30 +93,50 @@ impl DelaconClient {
     }
 
     async fn post(&self, url: Url, form: &[(&'static str, String)], timeout: Duration, metrics: &Metrics) -> Exchange {
-        let sent = self
-            .http
-            .post(url)
-            .header(wire::AUTH_HEADER, self.auth.expose_secret())
-            .form(form)
-            .timeout(timeout)
-            .send()
-            .await;
+        let sent =
+            self.http.post(url).header(wire::AUTH_HEADER, self.auth.clone()).form(form).timeout(timeout).send().await;
         let resp = match sent {
             Ok(r) => r,
             Err(e) => return self.failed(e, metrics),
         };
         let status = resp.status();
         metrics.vendor_call(PROVIDER, status.as_str());
-        let body = match resp.bytes().await {
+        let body = match read_capped(resp).await {
             Ok(b) => b,
-            Err(e) if e.is_timeout() => return Exchange::TimedOut,
-            Err(e) => return Exchange::Garbage(format!("reading the answer failed: {}", e.without_url())),
+            Err(BodyError::TooLarge) => {
+                return Exchange::Garbage(format!(
+                    "HTTP {} with an answer larger than {MAX_BODY} bytes",
+                    status.as_u16()
+                ));
+            }
+            Err(BodyError::Http(e)) if e.is_timeout() => return Exchange::TimedOut,
+            Err(BodyError::Http(e)) => {
+                return Exchange::Garbage(format!("reading the answer failed: {}", e.without_url()));
+            }
         };
         match serde_json::from_slice::<Answer>(&body) {
-            Ok(a) if a.result.is_some() || a.region.is_some() => Exchange::Answer(a),
+            Ok(mut a) if a.result.is_some() || a.region.is_some() => {
+                // Its words reach callers, logs and the order store: never the key, never a flood.
+                a.result = a.result.map(|r| self.scrub(&r));
+                a.message = a.message.map(|m| self.scrub(&m));
+                Exchange::Answer(a)
+            }
             _ if !status.is_success() => Exchange::Status(status.as_u16()),
             _ => Exchange::Garbage(format!("HTTP {} with a body that is not a Delacon answer", status.as_u16())),
         }
+    }
+
+    /// A vendor text as patchbay passes it on: the API key blanked out, at most
+    /// [`MAX_VENDOR_TEXT`] characters, no control characters.
+    fn scrub(&self, text: &str) -> String {
+        let key = self.auth.to_str().unwrap_or_default();
+        let text = if key.is_empty() { text.to_owned() } else { text.replace(key, "<redacted>") };
+        let mut out: String =
+            text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_VENDOR_TEXT).collect();
+        if text.chars().count() > MAX_VENDOR_TEXT {
+            out.push('…');
+        }
+        out
     }
 
     fn failed(&self, e: reqwest::Error, metrics: &Metrics) -> Exchange {
@@ -134,7 +168,28 @@ impl DelaconClient {
         }
     }
 
-    /// The error of an exchange that carried no answer, for a change (sent once).
+    /// The error of an HTTP status without a Delacon answer that no retry can fix, for a read or a
+    /// change alike: the request was refused before any processing. `None`: a 5xx, 408 or 429.
+    fn refused_status(code: u16) -> Option<ProviderError> {
+        match code {
+            401 | 403 => {
+                Some(Self::error(ErrorKind::AuthFailed, code.to_string(), format!("Delacon answered HTTP {code}")))
+            }
+            408 | 429 => None,
+            // Delacon answers JSON whatever the outcome: a bare 404 (or 405, 400, ...) is a
+            // wrong base path or something in between.
+            400..=499 => Some(Self::error(
+                ErrorKind::Misconfigured,
+                code.to_string(),
+                format!(
+                    "Delacon's API answered HTTP {code} without a Delacon answer; check the tenant's {API_URL_KEY}"
+                ),
+            )),
+            _ => None,
+        }
+    }
+
+    /// The error of an exchange that carried no usable answer, for a change (sent once).
     fn change_error(&self, exchange: Exchange) -> ProviderError {
         match exchange {
             Exchange::Answer(a) => Self::error(
@@ -148,23 +203,44 @@ impl DelaconClient {
                 "timeout",
                 format!("Delacon did not answer within {} ms", self.timeout.as_millis()),
             ),
-            Exchange::Status(code) if code == 401 || code == 403 => {
-                Self::error(ErrorKind::AuthFailed, code.to_string(), format!("Delacon answered HTTP {code}"))
-            }
-            Exchange::Status(code) if code < 500 => Self::error(
-                // A 4xx is a refusal before any processing (a wrong api_url, a proxy): nothing happened.
-                ErrorKind::Unavailable { retry_after: RETRY_AFTER },
-                code.to_string(),
-                format!("Delacon answered HTTP {code}; check the trigger's api_url"),
-            ),
-            Exchange::Status(code) => Self::error(
-                ErrorKind::OutcomeUnknown { timed_out: false },
-                code.to_string(),
-                format!("Delacon answered HTTP {code}"),
-            ),
+            Exchange::Status(code) => match Self::refused_status(code) {
+                Some(err) => err,
+                // Refused before processing: nothing happened, and the same call may work later.
+                None if code == 408 || code == 429 => Self::error(
+                    ErrorKind::Unavailable { retry_after: RETRY_AFTER },
+                    code.to_string(),
+                    format!("Delacon answered HTTP {code}"),
+                ),
+                None => Self::error(
+                    ErrorKind::OutcomeUnknown { timed_out: false },
+                    code.to_string(),
+                    format!("Delacon answered HTTP {code}"),
+                ),
+            },
             Exchange::Garbage(why) => Self::error(ErrorKind::OutcomeUnknown { timed_out: false }, "garbage", why),
         }
     }
+}
+
+/// Why an answer body could not be read.
+enum BodyError {
+    TooLarge,
+    Http(reqwest::Error),
+}
+
+/// The answer's body, at most [`MAX_BODY`] bytes.
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Http)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[tonic::async_trait]
@@ -186,9 +262,9 @@ impl NumberProvider for DelaconClient {
         };
         let message = answer.message.clone().unwrap_or_default();
         let Some(order_id) = answer.order_id.clone().filter(|id| !id.trim().is_empty()) else {
-            // A FAIL without an order: the order was refused outright.
+            // A FAIL without an order: Delacon refused the order outright; nothing was placed.
             if state == OrderState::Failed {
-                return Err(Self::error(ErrorKind::Failed, wire::FAIL, message));
+                return Err(Self::error(ErrorKind::Rejected, wire::FAIL, message));
             }
             return Err(Self::error(
                 ErrorKind::OutcomeUnknown { timed_out: false },
@@ -252,6 +328,10 @@ impl NumberProvider for DelaconClient {
         Ok(steps)
     }
 
+    fn answer_timeout(&self) -> Duration {
+        self.timeout
+    }
+
     async fn number_types(&self, region: Region, metrics: &Metrics) -> Result<RegionNumberTypes, ProviderError> {
         let url = self.url(&["getnumbertypes", wire::region_name(region)]);
         let timeout = self.timeout.min(MAX_READ_TIMEOUT);
@@ -269,26 +349,22 @@ impl NumberProvider for DelaconClient {
                             types: types.into_iter().map(|t| NumberType { key: t.key, description: t.desc }).collect(),
                         });
                     }
-                    let message = a.message.unwrap_or_default();
-                    return Err(Self::error(ErrorKind::Failed, a.result.unwrap_or_default(), message));
+                    if a.result.as_deref() == Some(wire::FAIL) {
+                        // A definite answer to a request fully determined by the region (one of
+                        // the documented eight) and the API key (accepted, or it would be
+                        // LOGIN_FAILED): asking again gets the same FAIL, so it is not retried.
+                        // A Delacon outage shows as 5xx or timeouts, which are.
+                        let message = a.message.unwrap_or_default();
+                        return Err(Self::error(ErrorKind::Rejected, wire::FAIL, message));
+                    }
+                    format!("Delacon answered RESULT `{}` without number types", a.result.unwrap_or_default())
                 }
                 Exchange::NotSent(why) => why,
                 Exchange::TimedOut => format!("Delacon did not answer within {} ms", timeout.as_millis()),
-                Exchange::Status(code) if code >= 500 || code == 429 => format!("Delacon answered HTTP {code}"),
-                Exchange::Status(code) if code == 401 || code == 403 => {
-                    return Err(Self::error(
-                        ErrorKind::AuthFailed,
-                        code.to_string(),
-                        format!("Delacon answered HTTP {code}"),
-                    ));
-                }
-                Exchange::Status(code) => {
-                    return Err(Self::error(
-                        ErrorKind::Unavailable { retry_after: RETRY_AFTER },
-                        code.to_string(),
-                        format!("Delacon answered HTTP {code}; check the trigger's api_url"),
-                    ));
-                }
+                Exchange::Status(code) => match Self::refused_status(code) {
+                    Some(err) => return Err(err),
+                    None => format!("Delacon answered HTTP {code}"),
+                },
                 Exchange::Garbage(why) => why,
             };
             if !self.backoff.allows(attempt) {
@@ -301,5 +377,48 @@ impl NumberProvider for DelaconClient {
             tokio::time::sleep(self.backoff.delay(attempt)).await;
             attempt += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimServer;
+
+    const KEY: &str = "key-0123456789";
+
+    fn client(base: &str) -> DelaconClient {
+        let key = SecretString::from(KEY);
+        DelaconClient::new(reqwest::Client::new(), Url::parse(base).unwrap(), &key, Duration::from_secs(2)).unwrap()
+    }
+
+    #[test]
+    fn the_auth_header_is_marked_sensitive_and_out_of_debug_output() {
+        let client = client("http://127.0.0.1:1/rest/config");
+        assert!(client.auth.is_sensitive());
+        assert!(!format!("{client:?}").contains(KEY));
+        assert!(!format!("{:?}", client.auth).contains(KEY));
+    }
+
+    #[test]
+    fn vendor_texts_lose_the_api_key_control_characters_and_excess_length() {
+        let client = client("http://127.0.0.1:1/rest/config");
+        assert_eq!(client.scrub(&format!("Invalid key {KEY}\nretry")), "Invalid key <redacted> retry");
+        let long = client.scrub(&"x".repeat(5000));
+        assert_eq!(long.chars().count(), MAX_VENDOR_TEXT + 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_announced_larger_than_the_cap_is_not_read() {
+        use axum::{Router, routing::post};
+        // A Delacon answer, padded: valid JSON, with its length announced.
+        let body = format!("{{\"Region\":\"ja-jp\",\"NumberTypes\":[]}}{}", " ".repeat(MAX_BODY));
+        let router = Router::new().route("/getnumbertypes/{location}", post(move || async move { body.clone() }));
+        let server = SimServer::start(router, ([127, 0, 0, 1], 0).into()).unwrap();
+        let mut client = client(&server.url());
+        client.backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(1), 2);
+        let err = client.number_types(Region::Japan, &Metrics::new()).await.unwrap_err();
+        assert!(matches!(err.kind, ErrorKind::Unavailable { .. }), "{err:?}");
+        assert!(err.message.contains(&format!("larger than {MAX_BODY} bytes")), "{err}");
     }
 }

@@ -25,7 +25,7 @@ const DEFAULT_TIMEOUT_MS: u64 = 20_000;
 /// Phone-number orders through the Delacon Provisioning API.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "provisioning: delacon", extend("additionalProperties" = false))]
+#[schemars(title = "provisioning: delacon", extend("additionalProperties" = false), transform = alias_schema)]
 pub struct DelaconConfig {
     /// `delacon`.
     #[allow(dead_code)] // read by the registry to pick this provider
@@ -57,6 +57,25 @@ fn yes() -> bool {
     true
 }
 
+/// The schema accepts the portal's name `AuthToken` as well as `auth_token` (one of them is
+/// required), as validation does; otherwise editors would flag a file that patchbay accepts.
+fn alias_schema(schema: &mut schemars::Schema) {
+    use serde_json::{Value as Json, json};
+    let (canonical, alias) = ("auth_token", "AuthToken");
+    if let Some(Json::Object(props)) = schema.get_mut("properties")
+        && let Some(mut prop) = props.get(canonical).cloned()
+    {
+        if let Json::Object(p) = &mut prop {
+            p.insert("description".into(), json!(format!("The Delacon portal's name for `{canonical}`.")));
+        }
+        props.insert(alias.to_owned(), prop);
+    }
+    if let Some(Json::Array(required)) = schema.get_mut("required") {
+        required.retain(|r| r != canonical);
+    }
+    schema.insert("oneOf".into(), json!([{ "required": [canonical] }, { "required": [alias] }]));
+}
+
 /// Where the client goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Endpoint {
@@ -83,14 +102,17 @@ pub fn validate(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn Buil
             None
         }
     };
-    let auth_token = ctx.secret("auth_token", &config.auth_token);
+    // The key as the operator wrote it (the portal's name `AuthToken` is an alias): RegistryService
+    // redacts the secret under that key, and diagnostics point at it.
+    let auth_key = written(value, "auth_token", "AuthToken");
+    let auth_token = ctx.secret(auth_key, &config.auth_token);
     if let Some(token) = &auth_token {
         let t = token.expose_secret();
         if t.is_empty() {
-            ctx.problem("auth_token", "must not be empty: the API key from the Delacon portal");
+            ctx.problem(auth_key, "must not be empty: the API key from the Delacon portal");
         } else if !t.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
             // It travels as an HTTP header value.
-            ctx.problem("auth_token", "must be printable ASCII without spaces (it is sent as the `Auth` header)");
+            ctx.problem(auth_key, "must be printable ASCII without spaces (it is sent as the `Auth` header)");
         }
     }
     let callback_secret = ctx.secret("callback_secret", &config.callback_secret);
@@ -112,6 +134,11 @@ pub fn validate(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn Buil
         callback_secret: callback_secret?,
         timeout: Duration::from_millis(timeout_ms),
     }))
+}
+
+/// The key as the operator wrote it: the alias if that is what the trigger uses.
+fn written<'a>(raw: &Value, canonical: &'a str, alias: &'a str) -> &'a str {
+    if raw.get(alias).is_some() { alias } else { canonical }
 }
 
 fn parse_api_url(text: &str) -> Result<Endpoint, String> {
@@ -169,7 +196,7 @@ impl BuildTrigger<ProvisioningTrigger> for Validated {
                 Url::parse(&sim.url())?
             }
         };
-        let client = DelaconClient::new(deps.http.clone(), base, self.auth_token.clone(), self.timeout);
+        let client = DelaconClient::new(deps.http.clone(), base, &self.auth_token, self.timeout)?;
         Ok(ProvisioningTrigger::new(Arc::new(client), self.callback_secret.clone()))
     }
 }
@@ -256,5 +283,26 @@ mod tests {
         check(&text).unwrap();
         let e = check(&GOOD.replace("key-123", "${env:PATCHBAY_TEST_SURELY_UNSET_DELACON_KEY}")).unwrap_err();
         assert!(e[0].contains("auth_token: environment variable"), "{e:?}");
+    }
+
+    #[test]
+    fn the_schema_accepts_the_api_key_under_its_alias() {
+        let schema = serde_json::to_value(schemars::schema_for!(super::DelaconConfig)).unwrap();
+        assert!(schema["properties"]["AuthToken"].is_object(), "{schema:#}");
+        assert!(!schema["required"].as_array().unwrap().iter().any(|r| r == "auth_token"), "{schema:#}");
+        assert_eq!(schema["oneOf"][1]["required"][0], "AuthToken");
+    }
+
+    #[test]
+    fn problems_with_the_api_key_point_at_the_key_as_written_when_it_is_the_alias() {
+        let aliased = GOOD.replace("auth_token", "AuthToken");
+        let e = check(&aliased.replace("key-123", "${env:PATCHBAY_TEST_SURELY_UNSET_DELACON_KEY}")).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("providers.d/acme.yaml:8:16: triggers.provisioning.AuthToken: environment variable"),
+            "{e:?}"
+        );
+        let e = check(&aliased.replace("key-123", "\"key 123\"")).unwrap_err();
+        assert!(e[0].contains("triggers.provisioning.AuthToken: must be printable ASCII"), "{e:?}");
     }
 }

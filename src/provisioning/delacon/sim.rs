@@ -20,8 +20,11 @@ use std::{
 
 use axum::{
     Form, Json, Router,
-    extract::{Path, State, rejection::FormRejection},
+    body::Body,
+    extract::{Path, Request, State, rejection::FormRejection},
     http::HeaderMap,
+    middleware::{self, Next},
+    response::Response,
     routing::post,
 };
 use tokio_util::sync::CancellationToken;
@@ -161,8 +164,10 @@ pub enum Completion {
 pub enum OrderPlan {
     /// `OK` at once, with the numbers.
     Complete,
-    /// `FAIL` at once, with this message.
+    /// `FAIL` at once, with an order id and this message (a failed order).
     Fail(String),
+    /// `FAIL` without an order id: the order refused outright, nothing placed.
+    Refuse(String),
     /// `WAIT`, then a callback.
     Wait { result: CallbackResult, when: Completion },
 }
@@ -210,6 +215,10 @@ struct Data {
     default_wait: Duration,
     callback_retry_delay: Duration,
     deliveries: Vec<Delivery>,
+    /// getnumbertypes answers FAIL with this message while set.
+    number_types_failure: Option<String>,
+    /// How many of the next answers are padded past 4 MiB (still valid JSON).
+    oversized: u32,
 }
 
 impl DelaconSim {
@@ -234,6 +243,8 @@ impl DelaconSim {
                 default_wait: Duration::from_secs(3),
                 callback_retry_delay: Duration::from_millis(500),
                 deliveries: Vec::new(),
+                number_types_failure: None,
+                oversized: 0,
             }),
             faults: Faults::new(),
             calls: Calls::new(),
@@ -244,6 +255,7 @@ impl DelaconSim {
             .route("/provision", post(provision))
             .route("/updatecustomer/{company_id}", post(update_customer))
             .route("/getnumbertypes/{location}", post(number_types))
+            .layer(middleware::from_fn_with_state(Arc::clone(&state), oversize))
             .with_state(Arc::clone(&state));
         let router = state.faults.layer(router);
         let server = SimServer::start(router, addr)?;
@@ -348,6 +360,17 @@ impl DelaconSim {
     /// The pause between callback attempts (default 500 ms).
     pub fn set_callback_retry_delay(&self, delay: Duration) {
         self.state.data().callback_retry_delay = delay;
+    }
+
+    /// While `Some`, getnumbertypes answers `{"RESULT":"FAIL","MESSAGE":message}` (as the
+    /// document's "something went wrong").
+    pub fn set_number_types_failure(&self, message: Option<&str>) {
+        self.state.data().number_types_failure = message.map(str::to_owned);
+    }
+
+    /// Pads the next `n` answers with whitespace past 4 MiB: valid JSON, unreasonably large.
+    pub fn oversize_answers(&self, n: u32) {
+        self.state.data().oversized = n;
     }
 
     /// Every callback attempt so far.
@@ -511,6 +534,28 @@ pub fn region_number_types(region: Region) -> Vec<WireNumberType> {
 
 type Params = Vec<(String, String)>;
 
+/// Pads an answer past 4 MiB when [`DelaconSim::oversize_answers`] asked for it.
+async fn oversize(State(state): State<Arc<SimState>>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let pad = {
+        let mut data = state.data();
+        let pad = data.oversized > 0;
+        data.oversized = data.oversized.saturating_sub(1);
+        pad
+    };
+    if !pad {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let mut bytes = axum::body::to_bytes(body, usize::MAX).await.map(|b| b.to_vec()).unwrap_or_default();
+    bytes.resize(bytes.len() + (4 << 20) + 1, b' ');
+    // Streamed without a length, so that a client must count what it reads.
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let chunks: Vec<Result<Vec<u8>, std::convert::Infallible>> =
+        bytes.chunks(64 << 10).map(|c| Ok(c.to_vec())).collect();
+    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
+}
+
 fn invalid(detail: &str) -> Json<Answer> {
     Json(Answer::result(wire::INVALID, format!("{}{detail}", wire::VALIDATION_FAILED)))
 }
@@ -615,6 +660,9 @@ fn place_order(state: &SimState, headers: &HeaderMap, params: &Params) -> (Json<
     });
     data.next_order += 1;
     let order_id = data.next_order.to_string();
+    if let OrderPlan::Refuse(message) = &plan {
+        return (Json(Answer::result(wire::FAIL, message.clone())), None);
+    }
     if let OrderPlan::Fail(message) = &plan {
         data.orders.insert(
             order_id.clone(),
@@ -652,7 +700,7 @@ fn place_order(state: &SimState, headers: &HeaderMap, params: &Params) -> (Json<
         pending_result: None,
     };
     match plan {
-        OrderPlan::Fail(_) => unreachable!("answered above"),
+        OrderPlan::Fail(_) | OrderPlan::Refuse(_) => unreachable!("answered above"),
         OrderPlan::Complete => {
             let c = data.customers.get(&company_id).cloned().expect("created or checked above");
             let numbers = data.allocate(&c.number_type, count);
@@ -819,6 +867,9 @@ async fn number_types(
     state.calls.record("getnumbertypes");
     if partner(&state, &headers).is_none() {
         return login_failed();
+    }
+    if let Some(message) = state.data().number_types_failure.clone() {
+        return Json(Answer::result(wire::FAIL, message));
     }
     match wire::parse_region(&location) {
         Some(region) => Json(Answer {
