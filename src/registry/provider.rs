@@ -147,6 +147,13 @@ impl<'a> ValidateCtx<'a> {
     }
 }
 
+/// The key of a setting as the operator wrote it: `alias` (e.g. the CRM's `API_PASSWORD`) if the
+/// trigger mapping uses it, else `canonical`. Secrets and problems are recorded under it, so that
+/// RegistryService redacts the key that is really in the file and diagnostics point at it.
+pub fn key_as_written<'a>(raw: &Value, canonical: &'a str, alias: &'a str) -> &'a str {
+    if raw.get(alias).is_some() { alias } else { canonical }
+}
+
 /// Where a serde problem points, and how to say it.
 fn classify(rel: KeyPath, message: String) -> (KeyPath, Target, String) {
     let ends_with = |path: &KeyPath, field: &str| matches!(path.0.last(), Some(Seg::Key(k)) if k == field);

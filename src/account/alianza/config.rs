@@ -1,6 +1,7 @@
 //! The `triggers.account` section of a tenant whose account provider is Alianza: its keys (the
 //! operators' manual, and `patchbay schema`), their pure validation, and the build of the client.
 
+use crate::registry::provider::key_as_written;
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -164,11 +165,6 @@ struct AlianzaBuild {
     create_defaults: Option<CreateDefaults>,
 }
 
-/// The key as the operator wrote it: the CRM alias if that is what the file uses.
-fn written<'a>(raw: &Value, canonical: &'a str, alias: &'a str) -> &'a str {
-    if raw.get(alias).is_some() { alias } else { canonical }
-}
-
 /// Pure validation of `triggers.account` (no I/O but resolving the two secrets).
 pub fn validate(raw: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn BuildTrigger<AccountTrigger>>> {
     let cfg: AlianzaConfig = ctx.deserialize(raw)?;
@@ -192,8 +188,8 @@ pub fn validate(raw: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn BuildT
         ctx.problem("partition_id", "must be your Alianza partition id: non-empty, no blanks, `/`, `?` or `#`");
     }
 
-    let username_key = written(raw, "username", "API_USERNAME");
-    let password_key = written(raw, "password", "API_PASSWORD");
+    let username_key = key_as_written(raw, "username", "API_USERNAME");
+    let password_key = key_as_written(raw, "password", "API_PASSWORD");
     for (key, secret) in [(username_key, &cfg.username), (password_key, &cfg.password)] {
         if matches!(secret, SecretRef::Literal(v) if v.trim().is_empty()) {
             ctx.problem(key, "must not be empty");
@@ -202,7 +198,7 @@ pub fn validate(raw: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn BuildT
     let username = ctx.secret(username_key, &cfg.username);
     let password = ctx.secret(password_key, &cfg.password);
 
-    let number_key = written(raw, "account_number_field", "Account_Number_Field");
+    let number_key = key_as_written(raw, "account_number_field", "Account_Number_Field");
     if let Some(field) = cfg.account_number_field.as_deref()
         && field.trim() != field
     {

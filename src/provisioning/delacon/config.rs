@@ -1,6 +1,7 @@
 //! The `triggers.provisioning` keys of a tenant on Delacon, their pure validation and the build
 //! of the client (or of the in-process simulator for `api_url: simulator`).
 
+use crate::registry::provider::key_as_written;
 use std::{sync::Arc, time::Duration};
 
 use reqwest::Url;
@@ -104,7 +105,7 @@ pub fn validate(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn Buil
     };
     // The key as the operator wrote it (the portal's name `AuthToken` is an alias): RegistryService
     // redacts the secret under that key, and diagnostics point at it.
-    let auth_key = written(value, "auth_token", "AuthToken");
+    let auth_key = key_as_written(value, "auth_token", "AuthToken");
     let auth_token = ctx.secret(auth_key, &config.auth_token);
     if let Some(token) = &auth_token {
         let t = token.expose_secret();
@@ -134,11 +135,6 @@ pub fn validate(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn Buil
         callback_secret: callback_secret?,
         timeout: Duration::from_millis(timeout_ms),
     }))
-}
-
-/// The key as the operator wrote it: the alias if that is what the trigger uses.
-fn written<'a>(raw: &Value, canonical: &'a str, alias: &'a str) -> &'a str {
-    if raw.get(alias).is_some() { alias } else { canonical }
 }
 
 fn parse_api_url(text: &str) -> Result<Endpoint, String> {
