@@ -20,11 +20,11 @@
 mod account_support;
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::{
     future::Future,
-    net::{SocketAddr, TcpListener},
-    path::Path,
+    net::SocketAddr,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -116,7 +116,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = ()>,
 {
-    let server_cpu = || server.map_or(Duration::ZERO, |pid| cpu_of(&pid.to_string()));
+    let server_cpu = || server.map_or(Duration::ZERO, |pid| support::cpu_of(&pid.to_string()));
     let (started, cpu, server0) = (Instant::now(), process_cpu(), server_cpu());
     let latencies = futures::stream::iter(0..n)
         .map(|_| {
@@ -167,18 +167,7 @@ where
 
 /// User and system CPU time of this process so far (Linux `/proc/self/stat`; zero elsewhere).
 fn process_cpu() -> Duration {
-    cpu_of("self")
-}
-
-/// User and system CPU time of process `pid` (or `self`) so far, all threads (Linux `/proc`).
-fn cpu_of(pid: &str) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Duration::ZERO };
-    // Fields after the `(comm)`: state is the first, utime and stime the 12th and 13th.
-    let fields: Vec<&str> = stat.rsplit_once(") ").map_or(Vec::new(), |(_, rest)| rest.split(' ').collect());
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_micros((ticks(11) + ticks(12)) * 1_000_000 / per_second)
+    support::cpu_of("self")
 }
 
 fn us(d: Duration) -> String {
@@ -322,7 +311,6 @@ impl Server {
     /// Starts `patchbay serve` with a private PostgreSQL under a fresh data directory and the
     /// `acme` tenant on `sim`, confined to `cpu` (its PostgreSQL, a child of it, inherits that).
     async fn start(sim: &AlianzaSim, cpu: usize) -> Self {
-        let free_port = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         // As root, the private PostgreSQL runs as `postgres`, which must traverse this folder.
         use std::os::unix::{fs::PermissionsExt, process::CommandExt};
@@ -330,7 +318,7 @@ impl Server {
         std::fs::create_dir(dir.path().join("providers.d")).unwrap();
         std::fs::write(dir.path().join("providers.d/acme.yaml"), tenant_file(&sim.url(), &[("timeout_ms", "10000")]))
             .unwrap();
-        let (grpc, http) = (free_port(), free_port());
+        let (grpc, http) = (support::free_port(), support::free_port());
         let log = std::fs::File::create(dir.path().join("patchbay.log")).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_patchbay"));
         cmd.arg("serve")
@@ -347,7 +335,7 @@ impl Server {
         // to the one core it sees.
         unsafe { cmd.pre_exec(move || affinity::set(0, &[cpu])) };
         let mut child = cmd.spawn().expect("starting patchbay serve");
-        wait_healthy(http, &mut child, dir.path()).await;
+        support::wait_healthy(http, &mut child, dir.path()).await;
         Self { child, grpc: ([127, 0, 0, 1], grpc).into(), _dir: dir }
     }
 
@@ -362,24 +350,6 @@ impl Drop for Server {
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let _ = self.child.wait();
     }
-}
-
-async fn wait_healthy(http: u16, child: &mut Child, dir: &Path) {
-    let url = format!("http://127.0.0.1:{http}/healthz");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok(resp) = reqwest::get(&url).await
-            && resp.status().is_success()
-        {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.join("patchbay.log")).unwrap_or_default();
-            panic!("patchbay serve exited ({status}):\n{log}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("patchbay serve did not become healthy within 120 s");
 }
 
 /// One comparison's lines: direct and patchbay, the median added and the throughput ratio with

@@ -12,8 +12,9 @@
 //! - a baseline: the same batch calls sent straight from this process with the Elision client,
 //!   which shows what a call costs on this machine besides the simulated latency.
 
+mod support;
+
 use std::{
-    net::TcpListener,
     path::Path,
     process::{Child, Command, Stdio},
     sync::{
@@ -44,26 +45,12 @@ fn latency() -> Duration {
 const TOKEN: &str = "bench-token";
 const LEADS_PER_MESSAGE: usize = 1_000;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Resident set size of `pid`, in bytes.
 fn rss(pid: u32) -> u64 {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
     let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
-}
-
-/// CPU time (user + system) `pid` has used, in seconds.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the `(comm)`, which may hold spaces: utime and stime are fields 14 and 15.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: u64 = after.split_whitespace().skip(11).take(2).filter_map(|t| t.parse::<u64>().ok()).sum();
-    // SAFETY: sysconf has no preconditions.
-    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 /// Samples `pid`'s RSS every 10 ms until stopped; returns the peak.
@@ -109,24 +96,6 @@ fn spawn_server(dir: &Path, grpc: u16, http: u16) -> Child {
         .stdout(Stdio::null())
         .stderr(log);
     cmd.spawn().expect("starting patchbay serve")
-}
-
-async fn wait_healthy(http: u16, child: &mut Child, dir: &Path) {
-    let url = format!("http://127.0.0.1:{http}/healthz");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if let Ok(resp) = reqwest::get(&url).await
-            && resp.status().is_success()
-        {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(dir.join("patchbay.log")).unwrap_or_default();
-            panic!("patchbay serve exited ({status}):\n{log}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("patchbay serve did not become healthy within 120 s");
 }
 
 /// Streams `n` leads, generated as they are sent (the bench holds no export in memory either).
@@ -185,7 +154,7 @@ async fn measure(
     let idle = rss(pid);
     let before = sim.calls().snapshot();
     let sampler = Sampler::start(pid);
-    let (cpu0, own0) = (cpu_seconds(&pid.to_string()), cpu_seconds("self"));
+    let (cpu0, own0) = (support::cpu_of(&pid.to_string()), support::cpu_of("self"));
     let started = Instant::now();
     let streaming_peak = Arc::new(AtomicU64::new(0));
     let resp = export(client, request_id, n, {
@@ -195,7 +164,8 @@ async fn measure(
     .await;
     let seconds = started.elapsed().as_secs_f64();
     let peak = sampler.finish();
-    let (patchbay_cpu, bench_cpu) = (cpu_seconds(&pid.to_string()) - cpu0, cpu_seconds("self") - own0);
+    let (patchbay_cpu, bench_cpu) =
+        ((support::cpu_of(&pid.to_string()) - cpu0).as_secs_f64(), (support::cpu_of("self") - own0).as_secs_f64());
     assert_eq!(resp.accepted as usize, n, "every lead accepted");
     assert_eq!(resp.results.len(), n);
     let after = sim.calls().snapshot();
@@ -282,9 +252,9 @@ fn main() {
         );
         std::fs::write(dir.path().join("providers.d/bench.yaml"), tenant).unwrap();
 
-        let (grpc, http) = (free_port(), free_port());
+        let (grpc, http) = (support::free_port(), support::free_port());
         let mut child = spawn_server(dir.path(), grpc, http);
-        wait_healthy(http, &mut child, dir.path()).await;
+        support::wait_healthy(http, &mut child, dir.path()).await;
         let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc}")).unwrap().connect().await.unwrap();
         // The answer holds one result per lead: a 100,000-lead answer is about 3 MB.
         let mut client = DialerServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
