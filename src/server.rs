@@ -143,7 +143,7 @@ pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
     }));
 
     // provisioning
-    workers.push(crate::provisioning::spawn_sweeper(state.clone()));
+    workers.push(crate::provisioning::spawn_sweeper(state));
 
     workers
 }

@@ -18,6 +18,8 @@ where
     let (db, shutdown) = (state.db.clone(), state.shutdown.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
+        // After a slow run (a busy database), wait a full period rather than run back to back.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,

@@ -112,24 +112,17 @@ pub const SWEEP_PERIOD: Duration = Duration::from_secs(15);
 
 /// The sweeper: overdue submissions become `unknown`, expired held callbacks go (see
 /// [`store::sweep`]). Every replica runs one; the statements are idempotent.
-pub fn spawn_sweeper(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SWEEP_PERIOD);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = state.shutdown.cancelled() => return,
-                _ = tick.tick() => match store::sweep(&state.db).await {
-                    Ok(swept) if swept != store::Swept::default() => tracing::warn!(
-                        overdue_submissions = swept.overdue_submissions,
-                        expired_held_callbacks = swept.expired_callbacks,
-                        "provisioning sweep: submissions whose answer never came are now of unknown outcome"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "the provisioning sweep failed; it runs again shortly"),
-                },
-            }
+pub fn spawn_sweeper(state: &AppState) -> tokio::task::JoinHandle<()> {
+    crate::ops::periodic::spawn(state, "provisioning sweep", SWEEP_PERIOD, |db| async move {
+        let swept = store::sweep(&db).await?;
+        if swept != store::Swept::default() {
+            tracing::warn!(
+                overdue_submissions = swept.overdue_submissions,
+                expired_held_callbacks = swept.expired_callbacks,
+                "provisioning sweep: submissions whose answer never came are now of unknown outcome"
+            );
         }
+        Ok::<u64, sqlx::Error>(swept.overdue_submissions + swept.expired_callbacks)
     })
 }
 
