@@ -213,7 +213,7 @@ fn report(r: &Run) {
 /// at a time, without patchbay: what one call costs on this machine besides the dialer's latency.
 async fn direct_baseline(sim: &ElisionSim, calls: usize) -> f64 {
     let client = ElisionClient::new(
-        reqwest::Client::new(),
+        patchbay::ops::vendor::VendorHttp::new(reqwest::Client::new(), Default::default(), "elision", "bench"),
         sim.url().parse().unwrap(),
         "bench",
         "api".to_owned().into(),

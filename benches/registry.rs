@@ -65,10 +65,11 @@ fn write_tenants(dir: &Path, count: usize) {
 fn registry(dir: &Path) -> Registry {
     let build = BuildContext {
         http: reqwest::Client::new(),
+        metrics: Default::default(),
         sims: Arc::new(SimHost::new()),
         http_base_url: "http://127.0.0.1:8080".into(),
     };
-    Registry::new(dir, build, Arc::new(SystemSecrets))
+    Registry::new(dir, patchbay::app::trigger_areas(), build, Arc::new(SystemSecrets))
 }
 
 /// Peak resident memory of this process so far, in MiB (VmHWM).
@@ -88,7 +89,7 @@ fn cold_load_child(dir: &Path) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _guard = runtime.enter();
     let validate_only = Instant::now();
-    patchbay::registry::validate_dir(dir, &SystemSecrets).unwrap();
+    patchbay::registry::validate_dir(dir, &patchbay::app::trigger_areas(), &SystemSecrets).unwrap();
     eprintln!("validation alone (one thread): {:.0} ms", validate_only.elapsed().as_secs_f64() * 1000.0);
     let before = peak_rss_mib();
     let registry = registry(dir);

@@ -1,5 +1,6 @@
-//! The application: everything `patchbay serve` runs, built once and driven by `main`, the
-//! tests and the benches alike (zero-to-production's `App::build` / `run_until_stopped`).
+//! The application: the list of service areas, and everything `patchbay serve` runs, built once
+//! and driven by `main`, the tests and the benches alike (zero-to-production's `App::build` /
+//! `run_until_stopped`). This is the top of the module graph: nothing imports it but `main`.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -7,11 +8,34 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    ops::{ApiError, auth::TokenHash, metrics::Metrics},
-    registry::{self, BuildContext, Diagnostic, Registry, SimHost, secrets::SystemSecrets},
+    account, admin, dialer,
+    ops::{auth::TokenHash, metrics::Metrics},
+    platform::{AppState, AreaSpec},
+    provisioning,
+    registry::{
+        self, AreaEntry, Areas, BuildContext, Diagnostic, Registry, SimHost, provider::DemoSim, secrets::SystemSecrets,
+    },
     server,
     store::{Database, DatabaseConfig, StoreError},
 };
+
+/// The service areas this server runs, one line each. An area lists its own providers.
+pub static AREAS: &[&AreaSpec] = &[&account::AREA, &dialer::AREA, &provisioning::AREA, &admin::AREA];
+
+/// The areas tenants configure under `triggers:`, for the registry, `validate` and `schema`.
+pub fn trigger_areas() -> Areas {
+    AREAS.iter().filter_map(|a| a.triggers).collect::<Vec<&'static AreaEntry>>().into()
+}
+
+/// Every provider's stand-alone simulator (`patchbay sim <name>`), by provider name.
+pub fn simulators() -> Vec<(&'static str, DemoSim)> {
+    AREAS.iter().filter_map(|a| a.triggers).flat_map(|t| (t.simulators)()).collect()
+}
+
+/// The JSON Schema of a tenant file (`patchbay schema`).
+pub fn tenant_file_schema() -> serde_json::Value {
+    registry::file::json_schema(&trigger_areas())
+}
 
 /// Server settings (flags and environment of `patchbay serve`, see `main.rs`).
 #[derive(Debug, Clone)]
@@ -81,38 +105,6 @@ pub enum AppError {
     Http(#[source] std::io::Error),
 }
 
-/// What every handler and worker shares. Cheap to clone. No global state: this is handed down.
-#[derive(Clone)]
-pub struct AppState {
-    pub registry: Registry,
-    pub db: sqlx::PgPool,
-    /// The one pooled HTTP client of the process.
-    pub http: reqwest::Client,
-    pub metrics: Metrics,
-    pub admin_tokens: Arc<[TokenHash]>,
-    /// Cancelled when the server shuts down: background workers and streams stop on it.
-    pub shutdown: CancellationToken,
-}
-
-impl AppState {
-    /// Checks that a RegistryService call carries an admin token.
-    pub fn authorize_admin(&self, metadata: &tonic::metadata::MetadataMap) -> Result<TokenHash, ApiError> {
-        let token = crate::ops::auth::bearer(metadata)?;
-        // Every admin hash is compared, so timing does not tell which one matched.
-        let admin = self.admin_tokens.iter().fold(false, |ok, h| h.ct_eq(&token) | ok);
-        if admin {
-            return Ok(token);
-        }
-        if self.registry.knows_token(&token) {
-            return Err(ApiError::permission_denied(
-                "ADMIN_TOKEN_REQUIRED",
-                "RegistryService needs an admin token (PATCHBAY_ADMIN_TOKENS), not a tenant token",
-            ));
-        }
-        Err(ApiError::unauthenticated("INVALID_TOKEN", "the bearer token is not valid"))
-    }
-}
-
 /// A built server: listeners bound, database open, tenants loaded. Nothing served until run.
 pub struct App {
     state: AppState,
@@ -146,8 +138,14 @@ impl App {
             .expect("a TLS backend is compiled in");
         let sims = Arc::new(SimHost::new());
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
-        let build = BuildContext { http: http.clone(), sims: Arc::clone(&sims), http_base_url: public_url };
-        let registry = Registry::new(&settings.providers_dir, build, Arc::new(SystemSecrets));
+        let metrics = Metrics::new();
+        let build = BuildContext {
+            http: http.clone(),
+            metrics: metrics.clone(),
+            sims: Arc::clone(&sims),
+            http_base_url: public_url,
+        };
+        let registry = Registry::new(&settings.providers_dir, trigger_areas(), build, Arc::new(SystemSecrets));
         let report = registry
             .load(!settings.serve_valid_tenants_only)
             .map_err(|d| AppError::InvalidTenants(d, settings.providers_dir.clone()))?;
@@ -174,7 +172,7 @@ impl App {
             registry,
             db: database.pool.clone(),
             http,
-            metrics: Metrics::new(),
+            metrics,
             admin_tokens: settings.admin_tokens.clone().into(),
             shutdown,
         };
@@ -227,11 +225,11 @@ impl App {
                 shutdown.cancel();
             }
         });
-        let workers = server::spawn_workers(&state);
+        let workers = server::spawn_workers(&state, AREAS);
 
         tracing::info!(grpc = %grpc.local_addr().map_err(AppError::Http)?, http = %http.local_addr().map_err(AppError::Http)?, "patchbay serving");
-        let grpc_server = server::serve_grpc(state.clone(), grpc, shutdown.clone().cancelled_owned());
-        let http_server = server::serve_http(state.clone(), http, shutdown.clone().cancelled_owned());
+        let grpc_server = server::serve_grpc(state.clone(), AREAS, grpc, shutdown.clone().cancelled_owned());
+        let http_server = server::serve_http(state.clone(), AREAS, http, shutdown.clone().cancelled_owned());
         let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
         // Either server ending (an error) ends the other too.
         shutdown.cancel();

@@ -2,21 +2,51 @@
 //! hosted voice (AccountService), call-centre dialers (DialerService) and phone-number
 //! provisioning (ProvisioningService).
 //!
-//! [`app::App`] builds and runs everything; `main`, the tests and the benches all use it.
+//! The layers, each importing only those before it (checked by `tests/module_graph.rs`):
+//! - [`proto`]: the generated gRPC types;
+//! - [`ops`]: the error model, auth, metrics, retries, paging, the vendor-call layer;
+//! - [`store`]: the database, idempotency keys, the audit trail;
+//! - [`registry`]: tenant files in, validated and built tenants out; the `Area`/`ProviderSpec` traits;
+//! - [`platform`]: the shared state, the edge preamble of every call, what an area brings;
+//! - [`sim`]: what every vendor simulator shares (the `simulators` feature);
+//! - the areas: [`account`], [`dialer`], [`provisioning`] (each with its vendors in subfolders)
+//!   and [`admin`] (RegistryService);
+//! - [`server`] (listeners and workers, walking the areas) and [`app`] (the list of areas, and
+//!   `App`, which builds and runs everything; `main`, the tests and the benches all use it).
 
-pub mod app;
-// Service areas, each with its vendors in subfolders:
-pub mod account;
+/// `Some(sim)` in a build with the vendor simulators, `None` without (the tokens are dropped, so
+/// the simulator's path need not exist): a provider spec's `simulator` field.
+#[cfg(feature = "simulators")]
+macro_rules! simulator {
+    ($sim:expr) => {
+        Some($sim)
+    };
+}
+#[cfg(not(feature = "simulators"))]
+macro_rules! simulator {
+    ($sim:expr) => {
+        None
+    };
+}
 
-pub mod dialer;
-
-pub mod provisioning;
+pub mod proto;
 
 pub mod ops;
-pub mod proto;
-pub mod registry;
-pub mod server;
-pub mod sim;
 pub mod store;
 
-pub use app::{App, AppError, AppState, Settings};
+pub mod registry;
+
+pub mod platform;
+#[cfg(feature = "simulators")]
+pub mod sim;
+
+pub mod account;
+pub mod admin;
+pub mod dialer;
+pub mod provisioning;
+
+pub mod app;
+pub mod server;
+
+pub use app::{App, AppError, Settings};
+pub use platform::AppState;

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use patchbay::{
-    App, AppError, Settings,
+    App, AppError, Settings, app,
     ops::auth::TokenHash,
     registry::{self, secrets},
     store::{DatabaseConfig, EmbeddedOptions, embedded_dir},
@@ -41,7 +41,9 @@ enum Command {
     /// Runs a vendor simulator on its own (the same one `api_url: simulator` runs in-process), seeded
     /// with the demo data, until Ctrl-C. Point a tenant's `api_url` at the URL it prints.
     Sim {
-        vendor: SimVendor,
+        /// The provider whose simulator to run.
+        #[arg(value_parser = sim_names())]
+        vendor: String,
         /// Where to listen; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:0")]
         addr: SocketAddr,
@@ -53,16 +55,13 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum SimVendor {
-    /// The Alianza Cloud Voice API (AccountService), with the demo tenant's login
-    /// (`demo@isp.example` / `demo-alianza-password`, partition `demo-partition`) and demo accounts.
-    Alianza,
-    /// The Elision dialer API (DialerService).
-    Elision,
-    /// The Delacon provisioning API (ProvisioningService); orders that WAIT call back the URL
-    /// their tenant configures.
-    Delacon,
+/// The providers that have a simulator in this build, from the areas' own provider lists.
+fn sim_names() -> clap::builder::PossibleValuesParser {
+    let names: Vec<_> = app::simulators()
+        .into_iter()
+        .map(|(name, sim)| clap::builder::PossibleValue::new(name).help(sim.about))
+        .collect();
+    clap::builder::PossibleValuesParser::new(names)
 }
 
 #[derive(clap::Args)]
@@ -100,7 +99,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Validate { dir, skip_secrets } => validate(&dir, skip_secrets),
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&registry::file::json_schema()).expect("a schema is JSON"));
+            println!("{}", serde_json::to_string_pretty(&app::tenant_file_schema()).expect("a schema is JSON"));
             ExitCode::SUCCESS
         }
         Command::HashToken { token } => hash_token(token),
@@ -149,7 +148,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 fn validate(dir: &std::path::Path, skip_secrets: bool) -> ExitCode {
     let resolver: &dyn secrets::SecretResolver =
         if skip_secrets { &secrets::SkipSecrets } else { &secrets::SystemSecrets };
-    match registry::validate_dir(dir, resolver) {
+    match registry::validate_dir(dir, &app::trigger_areas(), resolver) {
         Ok(summary) => {
             println!("{}: {} tenant file(s), all valid", dir.display(), summary.files);
             ExitCode::SUCCESS
@@ -165,7 +164,7 @@ fn validate(dir: &std::path::Path, skip_secrets: bool) -> ExitCode {
     }
 }
 
-fn sim(vendor: SimVendor, addr: SocketAddr) -> ExitCode {
+fn sim(vendor: String, addr: SocketAddr) -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("starting the Tokio runtime");
     runtime.block_on(async {
         // Installed before the URL is printed: whoever reads the URL may send SIGINT at once.
@@ -173,28 +172,14 @@ fn sim(vendor: SimVendor, addr: SocketAddr) -> ExitCode {
             eprintln!("patchbay: cannot install a SIGINT handler");
             return ExitCode::FAILURE;
         };
-        // Each simulator stops when dropped: keep it alive until Ctrl-C.
-        let (url, _sim): (String, Box<dyn std::any::Any>) = match vendor {
-            SimVendor::Alianza => match patchbay::account::alianza::AlianzaSim::start(addr) {
-                Ok(sim) => {
-                    sim.add_login("demo@isp.example", "demo-alianza-password", "demo-partition");
-                    sim.seed_demo("demo-partition");
-                    (sim.url(), Box::new(sim))
-                }
-                Err(e) => return sim_failed(addr, &e),
-            },
-            SimVendor::Elision => match patchbay::dialer::elision::sim::ElisionSim::start(addr) {
-                Ok(sim) => (sim.url(), Box::new(sim)),
-                Err(e) => return sim_failed(addr, &e),
-            },
-            SimVendor::Delacon => match patchbay::provisioning::delacon::sim::DelaconSim::start_demo(addr) {
-                Ok(sim) => {
-                    // The demo tenant's key; with no callback URL, WAIT orders complete silently.
-                    sim.add_partner("demo-delacon-token", None);
-                    (sim.url(), Box::new(sim))
-                }
-                Err(e) => return sim_failed(addr, &e),
-            },
+        let Some((_, demo)) = app::simulators().into_iter().find(|(name, _)| *name == vendor) else {
+            eprintln!("patchbay: no simulator named `{vendor}` in this build");
+            return ExitCode::FAILURE;
+        };
+        // The simulator stops when dropped: keep it alive until Ctrl-C.
+        let (url, _sim) = match (demo.start)(addr) {
+            Ok(running) => (running.url, running.guard),
+            Err(e) => return sim_failed(addr, &e),
         };
         println!("{url}");
         eprintln!("simulator serving at {url} (demo data); Ctrl-C stops it");

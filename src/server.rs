@@ -1,65 +1,49 @@
-//! The listeners: which gRPC services are served (one line per service area), the HTTP routes,
-//! and the background workers. Each area's own code stays in its folder.
+//! The listeners and the workers, built by walking the list of areas `app.rs` hands in: each
+//! area's gRPC services, HTTP routes and background workers. Each area's own code stays in its folder.
 
 use std::{
     future::Future,
     pin::Pin,
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tonic::{
     codegen::http,
-    server::NamedService,
-    service::RoutesBuilder,
     transport::{Server, server::TcpIncoming},
 };
 use tower::{Layer, Service};
+use tracing::Instrument;
 
-use crate::{app::AppState, proto, registry};
+use crate::{
+    ops::error::code_name,
+    platform::{AppState, AreaSpec, GrpcServices, call::RpcMethod, periodic},
+    proto,
+};
 
-/// Serves gRPC on `listener` until `stop`: the services, health and reflection (v1 and v1alpha,
-/// so that grpcurl 1.8 works), each call counted in the metrics.
+/// Serves gRPC on `listener` until `stop`: every area's services, health and reflection (v1 and
+/// v1alpha, so that grpcurl 1.8 works), each call counted in the metrics.
 pub async fn serve_grpc(
     state: AppState,
+    areas: &[&AreaSpec],
     listener: TcpListener,
     stop: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    let mut services = Services::default();
-    services.add(proto::v1::registry_service_server::RegistryServiceServer::new(registry::grpc::RegistryGrpc::new(
-        state.clone(),
-    )));
-
-    // ---- service areas: one block each ----
-
-    // account (AccountService)
-    services.add(proto::v1::account_service_server::AccountServiceServer::new(crate::account::grpc::AccountGrpc::new(
-        state.clone(),
-    )));
-
-    // dialer (DialerService)
-    services.add(proto::v1::dialer_service_server::DialerServiceServer::new(crate::dialer::grpc::DialerGrpc::new(
-        state.clone(),
-    )));
-
-    // provisioning (ProvisioningService)
-    services.add(proto::v1::provisioning_service_server::ProvisioningServiceServer::new(
-        crate::provisioning::grpc::ProvisioningGrpc::new(state.clone()),
-    ));
-
-    // ---- end of service areas ----
-
-    for name in &services.names {
+    let mut services = GrpcServices::default();
+    for area in areas {
+        (area.grpc)(&state, &mut services);
+    }
+    let (mut routes, names) = services.into_parts();
+    for name in &names {
         health_reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
     }
-    let mut routes = services.routes;
     routes
         .add_service(health)
-        .add_service(reflection(&services.names).build_v1().expect("the embedded descriptor sets are valid"))
-        .add_service(reflection(&services.names).build_v1alpha().expect("the embedded descriptor sets are valid"));
+        .add_service(reflection(&names).build_v1().expect("the embedded descriptor sets are valid"))
+        .add_service(reflection(&names).build_v1alpha().expect("the embedded descriptor sets are valid"));
     Server::builder()
         .layer(MetricsLayer { state: state.clone() })
         .add_routes(routes.routes())
@@ -67,30 +51,6 @@ pub async fn serve_grpc(
         // peer's delayed ACK (Nagle); `Server::tcp_nodelay` only applies to listeners tonic binds.
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop)
         .await
-}
-
-/// The served gRPC services and their names (for health and reflection).
-#[derive(Default)]
-struct Services {
-    routes: RoutesBuilder,
-    names: Vec<&'static str>,
-}
-
-impl Services {
-    fn add<S>(&mut self, svc: S)
-    where
-        S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Response: axum::response::IntoResponse,
-        S::Future: Send + 'static,
-    {
-        self.names.push(S::NAME);
-        self.routes.add_service(svc);
-    }
 }
 
 /// Reflection for the served services only, not every service the proto files declare.
@@ -110,41 +70,30 @@ fn reflection<'a>(served: &[&'static str]) -> tonic_reflection::server::Builder<
     builder
 }
 
-/// Serves the HTTP listener: `/healthz`, `/metrics` and the vendors' callback routes.
+/// Serves the HTTP listener: `/healthz`, `/metrics` and every area's routes (vendor callbacks).
 pub async fn serve_http(
     state: AppState,
+    areas: &[&AreaSpec],
     listener: TcpListener,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router =
+    let mut router =
         Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state.clone());
-    // Vendor callback routes, one line per area that has one:
-    // provisioning
-    let router = router.merge(crate::provisioning::http_routes(state.clone()));
-    let router = router;
+    for area in areas {
+        router = router.merge((area.routes)(&state));
+    }
     axum::serve(listener, router).with_graceful_shutdown(stop).await
 }
 
-/// Background work that must survive a call (status follow-up, order updates), one line per area.
-pub fn spawn_workers(state: &AppState) -> Vec<JoinHandle<()>> {
-    const HOURLY: Duration = Duration::from_secs(3600);
-    let purge = crate::ops::periodic::spawn(state, "expired idempotency keys", HOURLY, |db| async move {
+/// Background work that must survive a call: the platform's own housekeeping, then every area's
+/// workers (status follow-up, order sweeps, ...).
+pub fn spawn_workers(state: &AppState, areas: &[&AreaSpec]) -> Vec<JoinHandle<()>> {
+    let mut workers = vec![periodic::spawn(state, "expired idempotency keys", periodic::HOURLY, |db| async move {
         crate::store::idempotency::purge_expired(&db).await
-    });
-    #[allow(unused_mut)] // areas push theirs below
-    let mut workers = vec![purge];
-
-    // account
-    workers.push(crate::account::reconciler::spawn(state.clone()));
-
-    // dialer
-    workers.push(crate::ops::periodic::spawn(state, "expired dialer exports", HOURLY, |db| async move {
-        crate::dialer::store::purge_expired(&db).await
-    }));
-
-    // provisioning
-    workers.push(crate::provisioning::spawn_sweeper(state));
-
+    })];
+    for area in areas {
+        workers.extend((area.workers)(state));
+    }
     workers
 }
 
@@ -205,10 +154,12 @@ where
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let method = req.uri().path().trim_start_matches('/').to_owned();
         // Handlers read it back (tonic sets `GrpcMethod` on the client side only).
-        req.extensions_mut().insert(crate::ops::call::RpcMethod(method.clone()));
+        req.extensions_mut().insert(RpcMethod(method.clone()));
         let started = Instant::now();
         let metrics = self.state.metrics.clone();
-        let fut = self.inner.call(req);
+        // Every log line of the call (and of its vendor calls, see `ops::vendor`) names the method.
+        let span = tracing::info_span!("grpc", method = %method);
+        let fut = self.inner.call(req).instrument(span);
         Box::pin(async move {
             let result = fut.await;
             if let Ok(resp) = &result {
@@ -219,7 +170,7 @@ where
                     .get("grpc-status")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<i32>().ok())
-                    .map_or("OK", |c| crate::ops::call::code_name(tonic::Code::from_i32(c)));
+                    .map_or("OK", |c| code_name(tonic::Code::from_i32(c)));
                 metrics.grpc_call(&method, code, started.elapsed());
                 tracing::debug!(%method, code, elapsed_ms = started.elapsed().as_millis() as u64, "gRPC call");
             }

@@ -20,6 +20,11 @@ use serde_json::json;
 
 const PARTITION: &str = "p1";
 
+/// The shared vendor-call layer, as the registry hands it to a tenant's client.
+fn vendor_http() -> patchbay::ops::vendor::VendorHttp {
+    patchbay::ops::vendor::VendorHttp::new(reqwest::Client::new(), Default::default(), "alianza", "acme")
+}
+
 fn sim() -> AlianzaSim {
     let sim = AlianzaSim::start("127.0.0.1:0".parse().unwrap()).unwrap();
     sim.add_login("crm@isp.example", "s3cret", PARTITION);
@@ -44,7 +49,7 @@ fn config(sim: &AlianzaSim) -> ClientConfig {
 }
 
 fn client(sim: &AlianzaSim) -> AlianzaClient {
-    AlianzaClient::new(reqwest::Client::new(), config(sim)).unwrap()
+    AlianzaClient::new(vendor_http(), config(sim)).unwrap()
 }
 
 fn new_account(number: &str) -> NewAccount {
@@ -150,7 +155,7 @@ async fn a_hanging_vendor_times_out() {
     sim.faults().plan(FaultRule::new(Fault::Hang).matching("/account/"));
     let mut cfg = config(&sim);
     cfg.timeout = Duration::from_millis(300);
-    let client = AlianzaClient::new(reqwest::Client::new(), cfg).unwrap();
+    let client = AlianzaClient::new(vendor_http(), cfg).unwrap();
     let err = client.account_panel(demo::ACCOUNT).await.unwrap_err();
     // Without the client's timeout the hang would end in the simulator's 504, not in TIMEOUT.
     assert!(matches!(&err, ProviderError::Unavailable { fault, .. } if fault.code == "TIMEOUT"), "{err:?}");
@@ -208,7 +213,7 @@ async fn vendor_validation_errors_carry_the_vendor_codes() {
     let sim = sim();
     let mut cfg = config(&sim);
     cfg.create_defaults.as_mut().unwrap().time_zone = "Mars/Olympus".into();
-    let client = AlianzaClient::new(reqwest::Client::new(), cfg).unwrap();
+    let client = AlianzaClient::new(vendor_http(), cfg).unwrap();
     let err = client.create_account(&new_account("555000112")).await.unwrap_err();
     let ProviderError::Rejected { kind: Rejection::Invalid, fault } = &err else { panic!("{err:?}") };
     assert_eq!((fault.code.as_str(), fault.http_status), ("InvalidTimeZone", Some(400)));
@@ -250,7 +255,7 @@ async fn a_change_that_times_out_has_an_unknown_outcome() {
     sim.faults().plan(FaultRule::new(Fault::Hang).matching("PATCH /v2/partition").times(1));
     let mut cfg = config(&sim);
     cfg.timeout = Duration::from_millis(300);
-    let client = AlianzaClient::new(reqwest::Client::new(), cfg).unwrap();
+    let client = AlianzaClient::new(vendor_http(), cfg).unwrap();
     let err = client.set_status(demo::ACCOUNT, DesiredStatus::Disabled).await.unwrap_err();
     assert!(matches!(&err, ProviderError::OutcomeUnknown { fault, .. } if fault.code == "TIMEOUT"), "{err:?}");
     assert_eq!(sim.calls().get("account.update"), 0, "sent once, never repeated");
@@ -262,7 +267,7 @@ async fn a_change_the_vendor_never_received_is_unavailable() {
     let gone = sim();
     let cfg = config(&gone);
     gone.stop().await;
-    let err = AlianzaClient::new(reqwest::Client::new(), cfg).unwrap().create_account(&new_account("555000119")).await;
+    let err = AlianzaClient::new(vendor_http(), cfg).unwrap().create_account(&new_account("555000119")).await;
     let err = err.unwrap_err();
     assert!(matches!(&err, ProviderError::Unavailable { fault, .. } if fault.code == "CONNECT"), "{err:?}");
 }
@@ -273,7 +278,7 @@ async fn a_404_that_is_not_alianzas_own_is_a_misconfigured_url_for_logins_and_cr
     // A base URL with a path the server does not have: its login answers a plain 404.
     let mut cfg = config(&sim);
     cfg.base_url = format!("{}/not-alianza", sim.url());
-    let err = AlianzaClient::new(reqwest::Client::new(), cfg).unwrap().sip_lines(demo::ACCOUNT).await.unwrap_err();
+    let err = AlianzaClient::new(vendor_http(), cfg).unwrap().sip_lines(demo::ACCOUNT).await.unwrap_err();
     let ProviderError::VendorMisconfigured { fault, keys } = &err else { panic!("{err:?}") };
     assert_eq!((fault.http_status, *keys), (Some(404), "api_url"));
     // Creating needs nothing but the partition: any 404 there is a wrong URL or partition.
@@ -314,11 +319,11 @@ async fn wrong_credentials_and_a_wrong_partition_are_told_apart() {
     let sim = sim();
     let mut cfg = config(&sim);
     cfg.password = "wrong".to_owned().into();
-    let err = AlianzaClient::new(reqwest::Client::new(), cfg).unwrap().sip_lines(demo::ACCOUNT).await.unwrap_err();
+    let err = AlianzaClient::new(vendor_http(), cfg).unwrap().sip_lines(demo::ACCOUNT).await.unwrap_err();
     assert!(matches!(&err, ProviderError::Credentials { fault } if fault.code == "InvalidCredentials"), "{err:?}");
     let mut cfg = config(&sim);
     cfg.partition_id = "someone-else".into();
-    let err = AlianzaClient::new(reqwest::Client::new(), cfg).unwrap().sip_lines(demo::ACCOUNT).await.unwrap_err();
+    let err = AlianzaClient::new(vendor_http(), cfg).unwrap().sip_lines(demo::ACCOUNT).await.unwrap_err();
     assert!(matches!(err, ProviderError::Forbidden { .. }), "{err:?}");
 }
 
@@ -329,7 +334,7 @@ async fn a_login_failure_is_shared_by_the_calls_waiting_for_it() {
     sim.faults().set_latency(Duration::from_millis(50));
     let mut cfg = config(&sim);
     cfg.password = "wrong".to_owned().into();
-    let client = Arc::new(AlianzaClient::new(reqwest::Client::new(), cfg).unwrap());
+    let client = Arc::new(AlianzaClient::new(vendor_http(), cfg).unwrap());
     let calls = (0..10).map(|_| client.sip_lines(demo::ACCOUNT));
     for result in futures::future::join_all(calls).await {
         assert!(matches!(result, Err(ProviderError::Credentials { .. })));

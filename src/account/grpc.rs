@@ -21,8 +21,8 @@ use super::{
     store,
 };
 use crate::{
-    app::AppState,
-    ops::{ApiError, TenantCall, Violations},
+    ops::{ApiError, Violations},
+    platform::{AppState, TenantCall},
     proto::v1::{self as pb, account_service_server::AccountService},
 };
 

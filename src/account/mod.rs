@@ -20,7 +20,14 @@ pub mod store;
 
 use std::sync::Arc;
 
-use crate::registry::provider::{Area, ProviderSpec};
+use crate::{
+    platform::{AppState, AreaSpec, GrpcServices},
+    proto::v1::account_service_server::AccountServiceServer,
+    registry::{
+        AreaEntry,
+        provider::{Area, ProviderSpec},
+    },
+};
 pub use provider::AccountProvider;
 pub use settings::AccountSettings;
 
@@ -43,13 +50,28 @@ impl std::fmt::Debug for AccountTrigger {
     }
 }
 
-static PROVIDERS: [ProviderSpec<AccountTrigger>; 1] = [alianza::SPEC];
+/// The account area's providers, one line each.
+static PROVIDERS: &[ProviderSpec<AccountTrigger>] = &[alianza::SPEC];
 
 impl Area for AccountArea {
     const KEY: &'static str = "account";
     type Trigger = AccountTrigger;
 
     fn providers() -> &'static [ProviderSpec<AccountTrigger>] {
-        &PROVIDERS
+        PROVIDERS
     }
 }
+
+/// The area's `triggers:` key and providers, for the registry.
+pub static TRIGGERS: AreaEntry = AreaEntry::of::<AccountArea>();
+
+/// Everything this area brings to the server.
+pub static AREA: AreaSpec = AreaSpec {
+    name: "account",
+    triggers: Some(&TRIGGERS),
+    grpc: |state: &AppState, services: &mut GrpcServices| {
+        services.add(AccountServiceServer::new(grpc::AccountGrpc::new(state.clone())))
+    },
+    routes: AreaSpec::no_routes,
+    workers: |state: &AppState| vec![reconciler::spawn(state.clone())],
+};

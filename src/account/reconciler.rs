@@ -25,7 +25,7 @@ use super::{
     provider::{AccountProvider, DesiredStatus, ProviderError},
     store::{self, Claimed, Finish},
 };
-use crate::{app::AppState, ops::retry::Backoff};
+use crate::{ops::retry::Backoff, platform::AppState};
 
 /// The longest a delivery may spend on the vendor (its lookup, logins and PATCH, with their
 /// retries); it is abandoned then and retried later. Vendor clients keep their own worst case

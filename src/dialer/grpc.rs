@@ -2,6 +2,7 @@
 //! conversion between generated types and domain types (which stop here).
 
 use std::{sync::Arc, time::Instant};
+use tracing::Instrument;
 
 use futures::StreamExt;
 use secrecy::SecretString;
@@ -14,9 +15,9 @@ use super::{
     validate,
 };
 use crate::{
-    app::AppState,
-    ops::{
-        ApiError, TenantCall,
+    ops::ApiError,
+    platform::{
+        AppState, TenantCall,
         call::{check_request_id, method_of},
     },
     proto::v1::{self as pb, dialer_service_server::DialerService, export_leads_request::Part, export_target},
@@ -189,7 +190,7 @@ impl DialerGrpc {
         let req = ExportRequest { tenant: call.tenant.id.clone(), request_id, target };
         // Its own task: if the caller goes away mid-export, the batches already read are still
         // sent and recorded, and a repeat of the export finds them.
-        tokio::spawn(export::run(self.state.db.clone(), provider, req, leads))
+        tokio::spawn(export::run(self.state.db.clone(), provider, req, leads).in_current_span())
             .await
             .map_err(|e| ApiError::internal("lead export task", &e))?
     }

@@ -1,7 +1,7 @@
 //! Process metrics in the Prometheus text format (`GET /metrics` on the HTTP listener).
 //!
-//! A handful of counters does not justify a metrics framework: labelled counters live in one
-//! mutex-guarded map, updated once per call.
+//! Labelled counters live in one mutex-guarded map, updated once per call. (The operations issue
+//! moves these to a Prometheus crate with histograms; the series stay the same.)
 
 use std::{
     collections::BTreeMap,
@@ -21,8 +21,9 @@ struct Counters {
     /// method -> code -> (calls, total seconds). Nested, so that counting a call looks its keys up
     /// by `&str` and allocates only the first time a (method, code) pair is seen.
     grpc: BTreeMap<String, BTreeMap<String, (u64, f64)>>,
-    /// (provider, outcome) -> vendor HTTP calls
-    vendor: BTreeMap<(String, String), u64>,
+    /// (provider, operation, outcome) -> (vendor HTTP calls, total seconds). Every key is a
+    /// provider's fixed name or an HTTP status, so the series are bounded.
+    vendor: BTreeMap<(&'static str, &'static str, String), (u64, f64)>,
 }
 
 impl Counters {
@@ -54,9 +55,12 @@ impl Metrics {
         entry.1 += elapsed.as_secs_f64();
     }
 
-    /// One vendor HTTP call; `outcome` is the HTTP status or `timeout` / `error`.
-    pub fn vendor_call(&self, provider: &str, outcome: &str) {
-        *self.lock().vendor.entry((provider.to_owned(), outcome.to_owned())).or_default() += 1;
+    /// One vendor HTTP call (see `ops::vendor`); `outcome` is the HTTP status or `timeout` / `error`.
+    pub fn vendor_call(&self, provider: &'static str, operation: &'static str, outcome: &str, elapsed: Duration) {
+        let mut c = self.lock();
+        let entry = c.vendor.entry((provider, operation, outcome.to_owned())).or_default();
+        entry.0 += 1;
+        entry.1 += elapsed.as_secs_f64();
     }
 
     /// Calls of `method` that ended with `code` so far.
@@ -78,11 +82,23 @@ impl Metrics {
         for (method, code, (_, secs)) in c.grpc_rows() {
             let _ = writeln!(out, "patchbay_grpc_request_seconds_total{{method=\"{method}\",code=\"{code}\"}} {secs}");
         }
-        out.push_str("# HELP patchbay_vendor_requests_total Vendor HTTP calls by provider and outcome.\n");
+        out.push_str("# HELP patchbay_vendor_requests_total Vendor HTTP calls by provider, operation and outcome.\n");
         out.push_str("# TYPE patchbay_vendor_requests_total counter\n");
-        for ((provider, outcome), n) in &c.vendor {
-            let _ =
-                writeln!(out, "patchbay_vendor_requests_total{{provider=\"{provider}\",outcome=\"{outcome}\"}} {n}");
+        for ((provider, operation, outcome), (n, _)) in &c.vendor {
+            let _ = writeln!(
+                out,
+                "patchbay_vendor_requests_total{{provider=\"{provider}\",operation=\"{operation}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        out.push_str(
+            "# HELP patchbay_vendor_request_seconds_total Time spent in vendor HTTP calls by provider, operation and outcome.\n",
+        );
+        out.push_str("# TYPE patchbay_vendor_request_seconds_total counter\n");
+        for ((provider, operation, outcome), (_, secs)) in &c.vendor {
+            let _ = writeln!(
+                out,
+                "patchbay_vendor_request_seconds_total{{provider=\"{provider}\",operation=\"{operation}\",outcome=\"{outcome}\"}} {secs}"
+            );
         }
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
@@ -104,12 +120,14 @@ mod tests {
         let m = Metrics::new();
         m.grpc_call("patchbay.v1.RegistryService/ListTenants", "OK", Duration::from_millis(5));
         m.grpc_call("patchbay.v1.RegistryService/ListTenants", "OK", Duration::from_millis(5));
-        m.vendor_call("alianza", "200");
+        m.vendor_call("alianza", "GET account", "200", Duration::from_millis(3));
         let text = m.render(&[("patchbay_tenants", "Tenants served.", 3.0)]);
         assert!(text.contains(
             "patchbay_grpc_requests_total{method=\"patchbay.v1.RegistryService/ListTenants\",code=\"OK\"} 2"
         ));
-        assert!(text.contains("patchbay_vendor_requests_total{provider=\"alianza\",outcome=\"200\"} 1"));
+        assert!(text.contains(
+            "patchbay_vendor_requests_total{provider=\"alianza\",operation=\"GET account\",outcome=\"200\"} 1"
+        ));
         assert!(text.contains("patchbay_tenants 3"));
         assert_eq!(m.grpc_count("patchbay.v1.RegistryService/ListTenants", "OK"), 2);
     }

@@ -1,13 +1,11 @@
-//! Cross-cutting pieces every service uses: the error model, auth, idempotency and audit around
-//! each call, retries, pagination, metrics.
+//! The bottom of the spine: the error model, auth, retries, pagination, metrics, and the one
+//! layer every vendor HTTP call goes through ([`vendor`]). It imports nothing else of patchbay.
 
 pub mod auth;
-pub mod call;
 pub mod error;
 pub mod metrics;
 pub mod page;
-pub mod periodic;
 pub mod retry;
+pub mod vendor;
 
-pub use call::TenantCall;
 pub use error::{ApiError, FieldViolation, Violations};

@@ -21,8 +21,8 @@ use super::{
     watch::OrderHub,
 };
 use crate::{
-    app::AppState,
-    ops::{ApiError, TenantCall, Violations, page},
+    ops::{ApiError, Violations, page},
+    platform::{AppState, TenantCall},
     proto::v1::{self as pb, provision_numbers_request::Who, provisioning_service_server::ProvisioningService},
     registry::Trigger,
 };
@@ -486,10 +486,8 @@ impl ProvisioningGrpc {
         if let Some(NumberOrder { region: Some(region), number_type: Some(number_type), .. }) = &order
             && v.is_empty()
         {
-            let types = trigger
-                .number_types(*region, &self.state.metrics)
-                .await
-                .map_err(|e| vendor_error(trigger.provider, Action::Read, e))?;
+            let types =
+                trigger.number_types(*region).await.map_err(|e| vendor_error(trigger.provider, Action::Read, e))?;
             if !types.types.iter().any(|t| &t.key == number_type) {
                 let keys: Vec<&str> = types.types.iter().map(|t| t.key.as_str()).collect();
                 v.add(
@@ -537,7 +535,7 @@ impl ProvisioningGrpc {
                 .with_metadata("rule", "IDEMPOTENCY_KEY_REUSED"));
             }
         };
-        match trigger.vendor.provision(&order, &self.state.metrics).await {
+        match trigger.vendor.provision(&order).await {
             Ok(answer) => match store::record_answer(&self.state.db, id, tenant, &answer).await {
                 Ok(stored) => Ok(order_pb(&stored)),
                 Err(e) => {
@@ -680,7 +678,7 @@ impl ProvisioningService for ProvisioningGrpc {
                 let update = check_update(&req)?;
                 let steps = trigger
                     .vendor
-                    .update_customer(&update, &this.state.metrics)
+                    .update_customer(&update)
                     .await
                     .map_err(|e| vendor_error(trigger.provider, Action::Update, e))?;
                 Ok(pb::UpdateCustomerResponse {
@@ -707,10 +705,7 @@ impl ProvisioningService for ProvisioningGrpc {
         let Ok(Some(region)) = region_of(req.get_ref().region) else {
             return Err(ApiError::invalid_field("region", REGION_RULE).into());
         };
-        let types = trigger
-            .number_types(region, &self.state.metrics)
-            .await
-            .map_err(|e| vendor_error(trigger.provider, Action::Read, e))?;
+        let types = trigger.number_types(region).await.map_err(|e| vendor_error(trigger.provider, Action::Read, e))?;
         Ok(Response::new(pb::GetRegionNumberTypesResponse {
             region_code: types.region_code.clone(),
             number_types: types

@@ -19,13 +19,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use schemars::SchemaGenerator;
 use secrecy::SecretString;
 
 use crate::{
-    app::AppState,
-    ops::metrics::Metrics,
-    registry::provider::{Area, ProviderSpec},
+    platform::{AppState, AreaSpec, GrpcServices, periodic},
+    proto::v1::provisioning_service_server::ProvisioningServiceServer,
+    registry::{
+        AreaEntry,
+        provider::{Area, ProviderSpec},
+    },
 };
 use provider::{NumberProvider, ProviderError, Region, RegionNumberTypes};
 
@@ -40,14 +42,26 @@ impl Area for ProvisioningArea {
     type Trigger = ProvisioningTrigger;
 
     fn providers() -> &'static [ProviderSpec<ProvisioningTrigger>] {
-        static PROVIDERS: [ProviderSpec<ProvisioningTrigger>; 1] = [ProviderSpec {
-            name: delacon::PROVIDER,
-            validate: delacon::config::validate,
-            schema: |g: &mut SchemaGenerator| g.subschema_for::<delacon::config::DelaconConfig>(),
-        }];
-        &PROVIDERS
+        PROVIDERS
     }
 }
+
+/// The provisioning area's providers, one line each.
+static PROVIDERS: &[ProviderSpec<ProvisioningTrigger>] = &[delacon::SPEC];
+
+/// The area's `triggers:` key and providers, for the registry.
+pub static TRIGGERS: AreaEntry = AreaEntry::of::<ProvisioningArea>();
+
+/// Everything this area brings to the server.
+pub static AREA: AreaSpec = AreaSpec {
+    name: "provisioning",
+    triggers: Some(&TRIGGERS),
+    grpc: |state: &AppState, services: &mut GrpcServices| {
+        services.add(ProvisioningServiceServer::new(grpc::ProvisioningGrpc::new(state.clone())))
+    },
+    routes: http_routes,
+    workers: |state: &AppState| vec![spawn_sweeper(state)],
+};
 
 /// A tenant's provisioning trigger, built: its provider's client, the secret the provider's
 /// callbacks must present, and its cache of number types.
@@ -75,18 +89,14 @@ impl ProvisioningTrigger {
     }
 
     /// A region's number types, from the cache while fresh, else from the provider.
-    pub async fn number_types(
-        &self,
-        region: Region,
-        metrics: &Metrics,
-    ) -> Result<Arc<RegionNumberTypes>, ProviderError> {
+    pub async fn number_types(&self, region: Region) -> Result<Arc<RegionNumberTypes>, ProviderError> {
         if let Some((at, types)) = self.cache().get(&region)
             && at.elapsed() < self.ttl
         {
             return Ok(Arc::clone(types));
         }
         // Two concurrent misses both ask the vendor; that is rare and harmless (a read).
-        let types = Arc::new(self.vendor.number_types(region, metrics).await?);
+        let types = Arc::new(self.vendor.number_types(region).await?);
         self.cache().insert(region, (Instant::now(), Arc::clone(&types)));
         Ok(types)
     }
@@ -103,8 +113,8 @@ impl ProvisioningTrigger {
 }
 
 /// The providers' callback routes, for the HTTP listener.
-pub fn http_routes(state: AppState) -> axum::Router {
-    delacon::callback::routes(state)
+pub fn http_routes(state: &AppState) -> axum::Router {
+    delacon::callback::routes(state.clone())
 }
 
 /// How often overdue submissions and expired held callbacks are swept.
@@ -113,7 +123,7 @@ pub const SWEEP_PERIOD: Duration = Duration::from_secs(15);
 /// The sweeper: overdue submissions become `unknown`, expired held callbacks go (see
 /// [`store::sweep`]). Every replica runs one; the statements are idempotent.
 pub fn spawn_sweeper(state: &AppState) -> tokio::task::JoinHandle<()> {
-    crate::ops::periodic::spawn(state, "provisioning sweep", SWEEP_PERIOD, |db| async move {
+    periodic::spawn(state, "provisioning sweep", SWEEP_PERIOD, |db| async move {
         let swept = store::sweep(&db).await?;
         if swept != store::Swept::default() {
             tracing::warn!(
@@ -138,13 +148,13 @@ mod tests {
 
     #[tonic::async_trait]
     impl NumberProvider for Counting {
-        async fn provision(&self, _: &NumberOrder, _: &Metrics) -> Result<VendorOrder, ProviderError> {
+        async fn provision(&self, _: &NumberOrder) -> Result<VendorOrder, ProviderError> {
             unreachable!("not used")
         }
-        async fn update_customer(&self, _: &CustomerUpdate, _: &Metrics) -> Result<Vec<UpdateStep>, ProviderError> {
+        async fn update_customer(&self, _: &CustomerUpdate) -> Result<Vec<UpdateStep>, ProviderError> {
             unreachable!("not used")
         }
-        async fn number_types(&self, region: Region, _: &Metrics) -> Result<RegionNumberTypes, ProviderError> {
+        async fn number_types(&self, region: Region) -> Result<RegionNumberTypes, ProviderError> {
             self.0.fetch_add(1, Ordering::SeqCst);
             Ok(RegionNumberTypes { region_code: region.name().into(), types: Vec::new() })
         }
@@ -158,14 +168,13 @@ mod tests {
         let provider = Arc::new(Counting::default());
         let trigger =
             ProvisioningTrigger::new(provider.clone(), SecretString::from("s")).with_ttl(Duration::from_millis(100));
-        let metrics = Metrics::new();
-        trigger.number_types(Region::Japan, &metrics).await.unwrap();
-        trigger.number_types(Region::Japan, &metrics).await.unwrap();
+        trigger.number_types(Region::Japan).await.unwrap();
+        trigger.number_types(Region::Japan).await.unwrap();
         assert_eq!(provider.0.load(Ordering::SeqCst), 1);
-        trigger.number_types(Region::China, &metrics).await.unwrap();
+        trigger.number_types(Region::China).await.unwrap();
         assert_eq!(provider.0.load(Ordering::SeqCst), 2, "each region has its own entry");
         tokio::time::sleep(Duration::from_millis(150)).await;
-        trigger.number_types(Region::Japan, &metrics).await.unwrap();
+        trigger.number_types(Region::Japan).await.unwrap();
         assert_eq!(provider.0.load(Ordering::SeqCst), 3, "a stale entry is fetched again");
     }
 }

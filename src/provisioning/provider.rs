@@ -5,8 +5,6 @@
 
 use std::{fmt, time::Duration};
 
-use crate::ops::metrics::Metrics;
-
 /// A region numbers can be ordered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Region {
@@ -290,19 +288,15 @@ impl std::error::Error for ProviderError {}
 pub trait NumberProvider: Send + Sync + 'static {
     /// Places an order. Never retried: an order whose outcome is unclear is
     /// [`ErrorKind::OutcomeUnknown`].
-    async fn provision(&self, order: &NumberOrder, metrics: &Metrics) -> Result<VendorOrder, ProviderError>;
+    async fn provision(&self, order: &NumberOrder) -> Result<VendorOrder, ProviderError>;
 
     /// Applies an update, in as many vendor requests as the vendor demands, stopping at the first
     /// that fails. `Err` only when the first request failed (nothing was changed, or, for
     /// [`ErrorKind::OutcomeUnknown`], maybe its part); later failures are reported as steps.
-    async fn update_customer(
-        &self,
-        update: &CustomerUpdate,
-        metrics: &Metrics,
-    ) -> Result<Vec<UpdateStep>, ProviderError>;
+    async fn update_customer(&self, update: &CustomerUpdate) -> Result<Vec<UpdateStep>, ProviderError>;
 
     /// The number types of a region (a read: retried with backoff).
-    async fn number_types(&self, region: Region, metrics: &Metrics) -> Result<RegionNumberTypes, ProviderError>;
+    async fn number_types(&self, region: Region) -> Result<RegionNumberTypes, ProviderError>;
 
     /// The longest [`NumberProvider::provision`] waits for the vendor's answer: a submission
     /// older than this (plus a margin) without an answer is no longer in flight.

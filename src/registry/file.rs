@@ -7,7 +7,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AREAS,
+    provider::AreaEntry,
     provider::{Problem, SecretSeen, ValidateCtx, ValidatedTrigger},
     secrets::SecretResolver,
     yaml::{self, KeyPath, Position, Value},
@@ -28,8 +28,10 @@ pub struct TenantFile {
     /// Who may call patchbay for this tenant.
     pub access: Access,
     /// The vendors this tenant uses: at most one trigger per service area.
+    /// One trigger per service area; `provider:` picks the vendor. (Its schema is the areas'
+    /// own, put in by [`json_schema`].)
     #[serde(default)]
-    #[schemars(schema_with = "triggers_schema")]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub triggers: Option<Value>,
 }
 
@@ -42,9 +44,9 @@ pub struct Access {
     pub tokens: Vec<TokenHash>,
 }
 
-fn triggers_schema(generator: &mut SchemaGenerator) -> Schema {
+fn triggers_schema(areas: &[&AreaEntry], generator: &mut SchemaGenerator) -> Schema {
     let mut properties = serde_json::Map::new();
-    for area in AREAS {
+    for area in areas {
         properties.insert(area.key.to_owned(), (area.schema)(generator).into());
     }
     json_schema!({
@@ -120,6 +122,7 @@ pub fn validate(
     file: &str,
     stem: &str,
     bytes: &[u8],
+    areas: &[&AreaEntry],
     secrets: &dyn SecretResolver,
 ) -> Result<TenantSpec, Vec<Diagnostic>> {
     let text = match std::str::from_utf8(bytes) {
@@ -180,9 +183,9 @@ pub fn validate(
                     ctx.problem("triggers", "trigger names are text: account, dialer or provisioning");
                     continue;
                 };
-                let Some(area) = AREAS.iter().find(|a| a.key == key) else {
+                let Some(area) = areas.iter().find(|a| a.key == key) else {
                     let known: Vec<_> =
-                        AREAS.iter().map(|a| format!("{} ({})", a.key, (a.provider_names)().join(", "))).collect();
+                        areas.iter().map(|a| format!("{} ({})", a.key, (a.provider_names)().join(", "))).collect();
                     let expected = if known.is_empty() {
                         "this build of patchbay serves no trigger areas yet".to_owned()
                     } else {
@@ -324,10 +327,15 @@ fn to_json(value: &Value) -> serde_json::Value {
     }
 }
 
-/// The JSON Schema of a tenant file, generated from the same types that read it.
-pub fn json_schema() -> serde_json::Value {
-    let schema = schemars::schema_for!(TenantFile);
-    serde_json::to_value(schema).expect("a schema is JSON")
+/// The JSON Schema of a tenant file, generated from the same types that read it, with each
+/// area's providers under `triggers`.
+pub fn json_schema(areas: &[&AreaEntry]) -> serde_json::Value {
+    let mut generator = SchemaGenerator::default();
+    let triggers = triggers_schema(areas, &mut generator);
+    let schema = generator.into_root_schema_for::<TenantFile>();
+    let mut schema = serde_json::to_value(schema).expect("a schema is JSON");
+    schema["properties"]["triggers"] = triggers.into();
+    schema
 }
 
 #[cfg(test)]
@@ -338,7 +346,7 @@ mod tests {
     const TOKEN: &str = "sha256:2d7b46a4c2a3e5e0f1d7c1a7c4e1c8e0a0f2b1c3d4e5f60718293a4b5c6d7e8f";
 
     fn check(stem: &str, text: &str) -> Result<TenantSpec, Vec<Diagnostic>> {
-        validate(&format!("providers.d/{stem}.yaml"), stem, text.as_bytes(), &SystemSecrets)
+        validate(&format!("providers.d/{stem}.yaml"), stem, text.as_bytes(), &[], &SystemSecrets)
     }
 
     fn errors(stem: &str, text: &str) -> Vec<String> {
@@ -407,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_utf8_says_where() {
-        let err = validate("f.yaml", "f", b"tenant: f\nname: caf\xe9\n", &SystemSecrets).err().unwrap();
+        let err = validate("f.yaml", "f", b"tenant: f\nname: caf\xe9\n", &[], &SystemSecrets).err().unwrap();
         assert_eq!(err[0].to_string(), "f.yaml:2:10: the file is not UTF-8 text; save it as UTF-8");
     }
 
@@ -432,7 +440,7 @@ mod tests {
 
     #[test]
     fn the_schema_lists_the_top_level_keys() {
-        let schema = json_schema();
+        let schema = json_schema(&[]);
         let props = schema["properties"].as_object().unwrap();
         assert!(props.contains_key("tenant") && props.contains_key("access") && props.contains_key("triggers"));
     }

@@ -7,7 +7,6 @@
 //! are reported (log, RegistryService, a failed-reload counter). Removing a file removes its tenant.
 
 pub mod file;
-pub mod grpc;
 pub mod provider;
 pub mod secrets;
 pub mod watch;
@@ -32,15 +31,9 @@ use sha2::{Digest, Sha256};
 
 use crate::ops::{ApiError, auth::TokenHash};
 
-/// The service areas tenants can configure, one line each.
-pub static AREAS: &[AreaEntry] = &[
-    // account
-    AreaEntry::of::<crate::account::AccountArea>(),
-    // dialer
-    AreaEntry::of::<crate::dialer::DialerArea>(),
-    // provisioning
-    AreaEntry::of::<crate::provisioning::ProvisioningArea>(),
-];
+/// The trigger areas a registry knows, in the order `app.rs` lists them. The registry does not
+/// know the areas themselves: they are handed in, so it imports nothing above it.
+pub type Areas = Arc<[&'static AreaEntry]>;
 
 /// What a tenant shows of one of its triggers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +109,8 @@ pub struct ReloadReport {
 #[derive(Clone)]
 pub struct BuildContext {
     pub http: reqwest::Client,
+    /// Where the vendor clients count their calls.
+    pub metrics: crate::ops::metrics::Metrics,
     pub sims: Arc<SimHost>,
     pub http_base_url: String,
 }
@@ -127,6 +122,7 @@ pub struct Registry {
 
 struct Inner {
     dir: PathBuf,
+    areas: Areas,
     build: BuildContext,
     secrets: Arc<dyn SecretResolver>,
     served: RwLock<Served>,
@@ -167,11 +163,12 @@ enum Outcome {
 
 impl Registry {
     /// An empty registry for the tenant files of `dir`; nothing is read until a load.
-    pub fn new(dir: impl Into<PathBuf>, build: BuildContext, secrets: Arc<dyn SecretResolver>) -> Self {
+    pub fn new(dir: impl Into<PathBuf>, areas: Areas, build: BuildContext, secrets: Arc<dyn SecretResolver>) -> Self {
         let (generation, _) = tokio::sync::watch::channel(0);
         Self {
             inner: Arc::new(Inner {
                 dir: dir.into(),
+                areas,
                 build,
                 secrets,
                 served: RwLock::default(),
@@ -231,7 +228,7 @@ impl Registry {
     pub fn validate_text(&self, file_name: &str, text: &str) -> Vec<Diagnostic> {
         let name = Path::new(file_name);
         let stem = name.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-        match file::validate(file_name, stem, text.as_bytes(), self.inner.secrets.as_ref()) {
+        match file::validate(file_name, stem, text.as_bytes(), &self.inner.areas, self.inner.secrets.as_ref()) {
             Ok(_) => Vec::new(),
             Err(d) => d,
         }
@@ -323,7 +320,7 @@ impl Registry {
 
     fn validate_bytes(&self, path: &Path, bytes: &[u8]) -> Result<TenantSpec, Vec<Diagnostic>> {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-        file::validate(&path.display().to_string(), stem, bytes, self.inner.secrets.as_ref())
+        file::validate(&path.display().to_string(), stem, bytes, &self.inner.areas, self.inner.secrets.as_ref())
     }
 
     /// Reads, validates and builds `paths`, then swaps the results in. `full`: validate even files
@@ -474,6 +471,7 @@ impl Registry {
     fn build_tenant(&self, path: &Path, spec: TenantSpec, fingerprint: [u8; 32]) -> Result<Tenant, Diagnostic> {
         let deps = BuildDeps {
             http: self.inner.build.http.clone(),
+            metrics: self.inner.build.metrics.clone(),
             sims: Arc::clone(&self.inner.build.sims),
             http_base_url: self.inner.build.http_base_url.clone(),
             tenant: spec.id.clone(),
@@ -614,7 +612,11 @@ pub struct DirSummary {
 
 /// Validates every tenant file of `dir` without building anything (`patchbay validate`): all
 /// problems of all files at once. An empty directory is a problem too: it serves nobody.
-pub fn validate_dir(dir: &Path, secrets: &dyn SecretResolver) -> Result<DirSummary, Vec<Diagnostic>> {
+pub fn validate_dir(
+    dir: &Path,
+    areas: &[&AreaEntry],
+    secrets: &dyn SecretResolver,
+) -> Result<DirSummary, Vec<Diagnostic>> {
     let shown = dir.display().to_string();
     let entries = fs::read_dir(dir)
         .map_err(|e| vec![Diagnostic::whole_file(&shown, format!("cannot read the providers directory: {e}"))])?;
@@ -630,7 +632,7 @@ pub fn validate_dir(dir: &Path, secrets: &dyn SecretResolver) -> Result<DirSumma
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         let result = fs::read(path)
             .map_err(|e| vec![Diagnostic::whole_file(&name, format!("cannot read: {e}"))])
-            .and_then(|bytes| file::validate(&name, stem, &bytes, secrets));
+            .and_then(|bytes| file::validate(&name, stem, &bytes, areas, secrets));
         match result {
             Err(d) => diagnostics.extend(d),
             Ok(_) => {

@@ -13,12 +13,15 @@ use std::{
     any::{Any, TypeId},
     collections::HashMap,
     io,
+    net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
 use schemars::{Schema, SchemaGenerator, json_schema};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
+
+use crate::ops::{metrics::Metrics, vendor::VendorHttp};
 
 use super::{
     secrets::{SecretRef, SecretResolver},
@@ -229,6 +232,37 @@ pub struct ProviderSpec<T: 'static> {
     pub validate: ValidateFn<T>,
     /// JSON Schema of the trigger mapping, for `patchbay schema`.
     pub schema: fn(&mut SchemaGenerator) -> Schema,
+    /// Its simulator on its own, for `patchbay sim <name>`; `None` in a build without the
+    /// `simulators` feature (write it as `simulator!(sim::DEMO)`).
+    pub simulator: Option<DemoSim>,
+}
+
+/// A vendor simulator that `patchbay sim` runs on its own, seeded with the demo tenant's data.
+#[derive(Clone, Copy)]
+pub struct DemoSim {
+    /// One line for `patchbay sim --help`: the vendor and the demo data it holds.
+    pub about: &'static str,
+    /// Starts it on `addr` on the current Tokio runtime (port 0 picks a free port).
+    pub start: fn(SocketAddr) -> io::Result<RunningSim>,
+}
+
+/// A simulator serving on its own: its base URL, and what keeps it serving (dropping it stops it).
+pub struct RunningSim {
+    pub url: String,
+    pub guard: Box<dyn Any + Send>,
+}
+
+/// Whether this build has the vendor simulators (`api_url: simulator`, `patchbay sim`): the
+/// `simulators` feature, on by default; a production build may leave it out.
+pub const HAS_SIMULATORS: bool = cfg!(feature = "simulators");
+
+/// The problem of `api_url: simulator` in a build without simulators, recorded at `rel`; `true`
+/// when the simulator may be used.
+pub fn simulator_allowed(ctx: &mut ValidateCtx<'_>, rel: &str) -> bool {
+    if !HAS_SIMULATORS {
+        ctx.problem(rel, "`simulator`: this build of patchbay has no simulators (built without the `simulators` feature); give the vendor's URL");
+    }
+    HAS_SIMULATORS
 }
 
 /// A service area that tenants configure under `triggers.<KEY>`.
@@ -259,12 +293,22 @@ impl<T> std::ops::Deref for Trigger<T> {
 pub struct BuildDeps {
     /// The one pooled HTTP client of the process.
     pub http: reqwest::Client,
+    /// Where the vendor clients count their calls.
+    pub metrics: Metrics,
     /// In-process simulators, for `api_url: simulator`.
     pub sims: Arc<SimHost>,
     /// Base URL of this server's HTTP listener (`http://127.0.0.1:8080`), for vendor callbacks.
     pub http_base_url: String,
     /// The tenant being built.
     pub tenant: String,
+}
+
+impl BuildDeps {
+    /// The handle a vendor client of this tenant sends its requests through: every call counted
+    /// and traced under `provider` (see `ops::vendor`).
+    pub fn vendor_http(&self, provider: &'static str) -> VendorHttp {
+        VendorHttp::new(self.http.clone(), self.metrics.clone(), provider, self.tenant.clone())
+    }
 }
 
 /// In-process simulators, started on first use and shared by every tenant that names `simulator`.
@@ -326,6 +370,8 @@ impl<A: Area> ErasedBuild for Erased<A> {
 pub struct AreaEntry {
     pub key: &'static str,
     pub(crate) provider_names: fn() -> Vec<&'static str>,
+    /// Each provider's stand-alone simulator, by provider name.
+    pub simulators: fn() -> Vec<(&'static str, DemoSim)>,
     pub(crate) validate: fn(&Value, &mut ValidateCtx<'_>) -> Option<ValidatedTrigger>,
     pub(crate) schema: fn(&mut SchemaGenerator) -> Schema,
 }
@@ -335,6 +381,7 @@ impl AreaEntry {
         Self {
             key: A::KEY,
             provider_names: provider_names::<A>,
+            simulators: simulators::<A>,
             validate: validate_area::<A>,
             schema: schema_area::<A>,
         }
@@ -343,6 +390,10 @@ impl AreaEntry {
 
 fn provider_names<A: Area>() -> Vec<&'static str> {
     A::providers().iter().map(|p| p.name).collect()
+}
+
+fn simulators<A: Area>() -> Vec<(&'static str, DemoSim)> {
+    A::providers().iter().filter_map(|p| Some((p.name, p.simulator?))).collect()
 }
 
 fn validate_area<A: Area>(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<ValidatedTrigger> {

@@ -23,7 +23,6 @@ use std::{
 };
 
 use futures::future::{BoxFuture, FutureExt, Shared};
-use prost::bytes::Bytes;
 use reqwest::{Method, StatusCode, Url, header::HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -34,7 +33,10 @@ use crate::{
         Account, AccountPanel, AccountProvider, AccountState, AccountType, CallingPlan, DesiredStatus, NewAccount,
         ProviderError, Rejection, SipLine, StatusChange, VendorFault,
     },
-    ops::retry::Backoff,
+    ops::{
+        retry::Backoff,
+        vendor::{Answer, VendorHttp},
+    },
 };
 
 /// `ErrorInfo.domain` of Alianza's own errors.
@@ -128,7 +130,7 @@ struct PlanNames {
 }
 
 struct Inner {
-    http: reqwest::Client,
+    http: VendorHttp,
     cfg: ClientConfig,
     /// `{base}/v2/authorize`
     authorize_url: Url,
@@ -187,42 +189,9 @@ fn account_scoped(e: CallError) -> ProviderError {
     }
 }
 
-/// An answer, its body read in full unless longer than [`MAX_BODY`] (then `None`).
-struct Answer {
-    status: StatusCode,
-    body: Option<Bytes>,
-}
-
-/// Sends `req` and reads its answer, never buffering more than [`MAX_BODY`].
-async fn exchange(req: reqwest::RequestBuilder) -> Result<Answer, reqwest::Error> {
-    let mut resp = req.send().await?;
-    let status = resp.status();
-    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
-        return Ok(Answer { status, body: None });
-    }
-    // Most answers arrive in one chunk: keep it as it is, without copying.
-    let Some(first) = resp.chunk().await? else { return Ok(Answer { status, body: Some(Bytes::new()) }) };
-    let Some(second) = resp.chunk().await? else {
-        let body = (first.len() <= MAX_BODY).then_some(first);
-        return Ok(Answer { status, body });
-    };
-    let mut buf = Vec::with_capacity(first.len() + second.len());
-    for chunk in [first, second] {
-        buf.extend_from_slice(&chunk);
-    }
-    while buf.len() <= MAX_BODY {
-        match resp.chunk().await? {
-            Some(chunk) => buf.extend_from_slice(&chunk),
-            None => break,
-        }
-    }
-    let body = (buf.len() <= MAX_BODY).then(|| Bytes::from(buf));
-    Ok(Answer { status, body })
-}
-
 impl AlianzaClient {
     /// A client for `cfg`, on the process's pooled HTTP client. Fails only on a malformed base URL.
-    pub fn new(http: reqwest::Client, cfg: ClientConfig) -> Result<Self, String> {
+    pub fn new(http: VendorHttp, cfg: ClientConfig) -> Result<Self, String> {
         let base: Url = cfg.base_url.parse().map_err(|e| format!("api_url: {e}"))?;
         let join = |segments: &[&str]| -> Result<Url, String> {
             let mut url = base.clone();
@@ -257,17 +226,17 @@ impl AlianzaClient {
     async fn lookup(&self, number: &str) -> Result<wire::Account, ProviderError> {
         let mut url = self.inner.url(&["account", number]);
         url.query_pairs_mut().append_pair("accountIdType", "AccountNumber");
-        self.inner.call(Method::GET, url, None, Kind::Read).await.map_err(account_scoped)
+        self.inner.call("GET account", Method::GET, url, None, Kind::Read).await.map_err(account_scoped)
     }
 
     async fn users(&self, id: &str) -> Result<Vec<wire::User>, ProviderError> {
         let url = self.inner.url(&["account", id, "user"]);
-        self.inner.call(Method::GET, url, None, Kind::Read).await.map_err(account_scoped)
+        self.inner.call("GET account users", Method::GET, url, None, Kind::Read).await.map_err(account_scoped)
     }
 
     async fn device_lines(&self, id: &str) -> Result<Vec<wire::DeviceLine>, ProviderError> {
         let url = self.inner.url(&["account", id, "deviceline"]);
-        self.inner.call(Method::GET, url, None, Kind::Read).await.map_err(account_scoped)
+        self.inner.call("GET account devicelines", Method::GET, url, None, Kind::Read).await.map_err(account_scoped)
     }
 
     /// Calling-plan product id -> name, cached per tenant for [`PLAN_NAMES_TTL`].
@@ -297,18 +266,19 @@ impl AlianzaClient {
             return Ok(Arc::clone(names));
         }
         let url = self.inner.url(&["callingplanproduct"]);
-        let products: Vec<wire::CallingPlanProduct> = match self.inner.call(Method::GET, url, None, Kind::Read).await {
-            Ok(p) => p,
-            // Names are decoration: without them the panel shows product ids.
-            Err(CallError::NotFound(_)) => Vec::new(),
-            Err(CallError::Failed(e)) => match cached {
-                Some(names) => {
-                    tracing::warn!(error = %e, "calling-plan names could not be refreshed; using the cached ones");
-                    return Ok(names);
-                }
-                None => return Err(e),
-            },
-        };
+        let products: Vec<wire::CallingPlanProduct> =
+            match self.inner.call("GET callingplanproducts", Method::GET, url, None, Kind::Read).await {
+                Ok(p) => p,
+                // Names are decoration: without them the panel shows product ids.
+                Err(CallError::NotFound(_)) => Vec::new(),
+                Err(CallError::Failed(e)) => match cached {
+                    Some(names) => {
+                        tracing::warn!(error = %e, "calling-plan names could not be refreshed; using the cached ones");
+                        return Ok(names);
+                    }
+                    None => return Err(e),
+                },
+            };
         let names: Arc<HashMap<String, String>> = Arc::new(products.into_iter().map(|p| (p.id, p.name)).collect());
         *self.inner.plan_names.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(PlanNames { fetched: Instant::now(), names: Arc::clone(&names) });
@@ -374,7 +344,7 @@ impl AccountProvider for AlianzaClient {
         let url = self.inner.url(&["account"]);
         let kind = Kind::Mutation { check: CHECK_CREATE };
         let created: wire::Account =
-            self.inner.call(Method::POST, url, Some(body), kind).await.map_err(|e| match e {
+            self.inner.call("POST account", Method::POST, url, Some(body), kind).await.map_err(|e| match e {
                 // Creating needs no entity but the partition: a 404 is a wrong URL or partition.
                 CallError::NotFound(m) => wrong_url(m, "api_url, partition_id"),
                 CallError::Failed(e) => e,
@@ -392,7 +362,10 @@ impl AccountProvider for AlianzaClient {
         let url = self.inner.url(&["account", &account.id]);
         let kind = Kind::Mutation { check: CHECK_STATUS };
         // A 2xx is the answer; whatever body comes with it is not needed.
-        self.inner.call_with(Method::PATCH, url, Some(body), kind, |_| Ok(())).await.map_err(account_scoped)?;
+        self.inner
+            .call_with("PATCH account", Method::PATCH, url, Some(body), kind, |_| Ok(()))
+            .await
+            .map_err(account_scoped)?;
         Ok(StatusChange::Changed)
     }
 
@@ -400,7 +373,10 @@ impl AccountProvider for AlianzaClient {
         let account = self.lookup(number).await?;
         let url = self.inner.url(&["account", &account.id]);
         let kind = Kind::Mutation { check: CHECK_DELETE };
-        self.inner.call_with(Method::DELETE, url, None, kind, |_| Ok(())).await.map_err(account_scoped)?;
+        self.inner
+            .call_with("DELETE account", Method::DELETE, url, None, kind, |_| Ok(()))
+            .await
+            .map_err(account_scoped)?;
         Ok(())
     }
 }
@@ -468,11 +444,12 @@ impl Inner {
             attempt += 1;
             let req = self
                 .http
+                .client()
                 .post(self.authorize_url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .timeout(self.cfg.timeout)
                 .body(body.clone());
-            let failure = match exchange(req).await {
+            let failure = match self.http.exchange("POST authorize", req, MAX_BODY).await {
                 Err(e) => self.transport_error(&e, Kind::Read),
                 Ok(Answer { status, body: None }) => self.unreadable(status, "an answer larger than 4 MiB", Kind::Read),
                 Ok(Answer { status, body: Some(bytes) }) if status.is_success() => {
@@ -515,12 +492,13 @@ impl Inner {
     /// One API call whose JSON answer is `T`.
     async fn call<T: DeserializeOwned>(
         self: &Arc<Self>,
+        operation: &'static str,
         method: Method,
         url: Url,
         body: Option<Vec<u8>>,
         kind: Kind,
     ) -> Result<T, CallError> {
-        self.call_with(method, url, body, kind, |bytes| {
+        self.call_with(operation, method, url, body, kind, |bytes| {
             let bytes = bytes.ok_or("an answer larger than 4 MiB")?;
             // DELETE and some PATCHes answer 200 with no body.
             let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"null" } else { bytes };
@@ -533,6 +511,7 @@ impl Inner {
     /// answer's body goes through `decode` (`None`: longer than [`MAX_BODY`]).
     async fn call_with<T>(
         self: &Arc<Self>,
+        operation: &'static str,
         method: Method,
         url: Url,
         body: Option<Vec<u8>>,
@@ -546,13 +525,14 @@ impl Inner {
             let token = self.token().await?;
             let mut req = self
                 .http
+                .client()
                 .request(method.clone(), url.clone())
                 .timeout(self.cfg.timeout)
                 .header("X-AUTH-TOKEN", HeaderValue::clone(&token));
             if let Some(body) = &body {
                 req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
             }
-            let failure = match exchange(req).await {
+            let failure = match self.http.exchange(operation, req, MAX_BODY).await {
                 Err(e) => self.transport_error(&e, kind),
                 Ok(Answer { status, body }) if status.is_success() => match decode(body.as_deref()) {
                     Ok(value) => return Ok(value),

@@ -1,17 +1,13 @@
 //! The `triggers.account` section of a tenant whose account provider is Alianza: its keys (the
 //! operators' manual, and `patchbay schema`), their pure validation, and the build of the client.
 
-use crate::registry::provider::key_as_written;
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{
-    client::{AlianzaClient, ClientConfig, CreateDefaults, READ_BACKOFF},
-    sim::AlianzaSim,
-};
+use super::client::{AlianzaClient, ClientConfig, CreateDefaults, READ_BACKOFF};
 use crate::{
     account::{
         AccountTrigger,
@@ -19,7 +15,7 @@ use crate::{
         settings::{AccountNumberField, AccountSettings, SipTableConfig, StatusMap},
     },
     registry::{
-        provider::{BuildDeps, BuildTrigger, ValidateCtx},
+        provider::{BuildDeps, BuildTrigger, ValidateCtx, key_as_written, simulator_allowed},
         secrets::SecretRef,
         yaml::Value,
     },
@@ -305,7 +301,7 @@ fn web_url(text: &str) -> Result<reqwest::Url, ()> {
 fn check_api_url(text: &str, ctx: &mut ValidateCtx<'_>) -> Option<Api> {
     let text = text.trim();
     if text == "simulator" {
-        return Some(Api::Simulator);
+        return simulator_allowed(ctx, "api_url").then_some(Api::Simulator);
     }
     let rule = "must be `simulator` or Alianza's base URL, e.g. https://api.alianza.com (no /v2, query or fragment)";
     match web_url(text) {
@@ -323,8 +319,12 @@ impl BuildTrigger<AccountTrigger> for AlianzaBuild {
     fn build(&self, deps: &BuildDeps) -> anyhow::Result<AccountTrigger> {
         let base_url = match &self.api {
             Api::Url(url) => url.clone(),
+            #[cfg(not(feature = "simulators"))]
+            Api::Simulator => anyhow::bail!("this build of patchbay has no simulators"),
+            #[cfg(feature = "simulators")]
             Api::Simulator => {
-                let sim = deps.sims.get_or_start(|| AlianzaSim::start(SocketAddr::from(([127, 0, 0, 1], 0))))?;
+                use secrecy::ExposeSecret;
+                let sim = deps.sims.get_or_start(|| super::AlianzaSim::start(([127, 0, 0, 1], 0).into()))?;
                 // The in-process simulator plays this tenant's Alianza: it knows its login, its
                 // rate plan, and the demo accounts.
                 sim.add_login(self.username.expose_secret(), self.password.expose_secret(), &self.partition_id);
@@ -336,7 +336,7 @@ impl BuildTrigger<AccountTrigger> for AlianzaBuild {
             }
         };
         let client = AlianzaClient::new(
-            deps.http.clone(),
+            deps.vendor_http(super::client::PROVIDER),
             ClientConfig {
                 base_url,
                 partition_id: self.partition_id.clone(),
@@ -394,7 +394,13 @@ custom_sip_table:
 timeout_ms: 2000";
 
     fn problems(trigger: &str) -> Vec<String> {
-        match file::validate("providers.d/acme.yaml", "acme", file_with(trigger).as_bytes(), &SystemSecrets) {
+        match file::validate(
+            "providers.d/acme.yaml",
+            "acme",
+            file_with(trigger).as_bytes(),
+            &[&crate::account::TRIGGERS],
+            &SystemSecrets,
+        ) {
             Ok(_) => Vec::new(),
             Err(d) => d.iter().map(Diagnostic::to_string).collect(),
         }
@@ -593,7 +599,7 @@ timeout_ms: 2000";
 
     #[test]
     fn the_schema_documents_every_key() {
-        let schema = file::json_schema();
+        let schema = file::json_schema(&[&crate::account::TRIGGERS]);
         let text = serde_json::to_string(&schema).unwrap();
         for key in ["customer_status", "synchro_console", "custom_sip_table", "status_map", "account_defaults"] {
             assert!(text.contains(key), "{key} missing from the schema");

@@ -7,15 +7,21 @@
 
 pub mod client;
 pub mod config;
+#[cfg(feature = "simulators")]
 pub mod sim;
 pub mod wire;
 
 pub use client::AlianzaClient;
+#[cfg(feature = "simulators")]
 pub use sim::AlianzaSim;
 
 use super::AccountTrigger;
 use crate::registry::provider::ProviderSpec;
 
 /// The registration line of the `alianza` provider.
-pub const SPEC: ProviderSpec<AccountTrigger> =
-    ProviderSpec { name: client::PROVIDER, validate: config::validate, schema: config::schema };
+pub const SPEC: ProviderSpec<AccountTrigger> = ProviderSpec {
+    name: client::PROVIDER,
+    validate: config::validate,
+    schema: config::schema,
+    simulator: simulator!(sim::DEMO),
+};

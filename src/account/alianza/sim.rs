@@ -26,6 +26,7 @@
 //! JSON, unknown paths). Faults ([`AlianzaSim::faults`]) are keyed `METHOD /path`, e.g.
 //! `FaultRule::new(Fault::Status(500)).matching("/deviceline")`.
 
+use crate::registry::provider::{DemoSim, RunningSim};
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     io,
@@ -1117,3 +1118,16 @@ async fn list_products(State(s): State<Arc<Shared>>, Path(partition): Path<Strin
         .unwrap_or_default();
     Json(products).into_response()
 }
+
+/// `patchbay sim alianza`: the simulator on its own, with the demo tenant's login
+/// (`demo@isp.example` / `demo-alianza-password`, partition `demo-partition`) and demo accounts.
+pub const DEMO: DemoSim = DemoSim {
+    about: "the Alianza Cloud Voice API (AccountService), with the demo tenant's login (demo@isp.example / \
+            demo-alianza-password, partition demo-partition) and demo accounts",
+    start: |addr| {
+        let sim = AlianzaSim::start(addr)?;
+        sim.add_login("demo@isp.example", "demo-alianza-password", "demo-partition");
+        sim.seed_demo("demo-partition");
+        Ok(RunningSim { url: sim.url(), guard: Box::new(sim) })
+    },
+};

@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::wire::{self, Answer, Envelope, LeadsAnswer, Prefix, Scrubber, Subject, WireLead, classify, classify_line};
 use crate::{
     dialer::provider::{Ack, Agent, DialList, DialerError, DialerProvider, ExportShape, Lead, LeadOutcome, Refusal},
-    ops::retry::Backoff,
+    ops::{retry::Backoff, vendor::VendorHttp},
 };
 
 /// Default time to wait for one answer.
@@ -32,15 +32,15 @@ pub const EXPORT_CONCURRENCY: usize = 4;
 /// The largest answer read (an add_multi_lead answer for 100 leads is about 10 KB; active_lists
 /// of 50,000 lists about 2 MB). A bigger one is not read, and counts as an unreadable answer.
 pub const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
-/// The registry name of this provider, for outcome-unknown errors.
-const PROVIDER: &str = "elision";
+/// The registry name of this provider (`provider: elision`), in metrics and errors.
+pub const PROVIDER: &str = "elision";
 /// The tenant key that a misconfiguration visible in an answer points at.
 const API_URL_KEY: &str = "triggers.dialer.api_url";
 
 /// A client of one tenant's Elision dialer.
 #[derive(Debug, Clone)]
 pub struct ElisionClient {
-    http: reqwest::Client,
+    http: VendorHttp,
     endpoint: reqwest::Url,
     /// The endpoint as messages may show it: no credentials, query or fragment.
     shown_endpoint: String,
@@ -73,7 +73,7 @@ fn shown_url(url: &reqwest::Url) -> String {
 
 impl ElisionClient {
     pub fn new(
-        http: reqwest::Client,
+        http: VendorHttp,
         endpoint: reqwest::Url,
         source: impl Into<String>,
         user: SecretString,
@@ -109,7 +109,7 @@ impl ElisionClient {
     }
 
     /// One call: the answer's body, or why there is none usable.
-    async fn post(&self, function: &str, params: &[(&str, &str)]) -> Result<String, Failure> {
+    async fn post(&self, function: &'static str, params: &[(&str, &str)]) -> Result<String, Failure> {
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(params.len() + 4);
         form.extend([
             ("function", function),
@@ -118,13 +118,24 @@ impl ElisionClient {
             ("pass", self.pass.expose_secret()),
         ]);
         form.extend_from_slice(params);
-        let sent = self.http.post(self.endpoint.clone()).timeout(self.timeout).form(&form).send().await;
-        let resp = sent.map_err(|e| transport_failure(function, &e, self.timeout))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(self.status_failure(function, status));
+        let request = self.http.client().post(self.endpoint.clone()).timeout(self.timeout).form(&form);
+        let answer = self
+            .http
+            .exchange(function, request, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| transport_failure(function, &e, self.timeout))?;
+        if !answer.status.is_success() {
+            return Err(self.status_failure(function, answer.status));
         }
-        let body = read_capped(resp, function, self.timeout).await?;
+        let Some(body) = answer.body else {
+            return Err(Failure::NoAnswer {
+                maybe_applied: true,
+                message: format!(
+                    "{function}: the dialer's answer is larger than {} MiB, so it was not read",
+                    MAX_ANSWER_BYTES / (1024 * 1024)
+                ),
+            });
+        };
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -167,7 +178,7 @@ impl ElisionClient {
     /// A read, retried with backoff while no usable answer comes back.
     async fn read<T>(
         &self,
-        function: &str,
+        function: &'static str,
         params: &[(&str, &str)],
         parse: impl Fn(&str, &Scrubber) -> Result<T, Failure>,
     ) -> Result<T, DialerError> {
@@ -200,7 +211,7 @@ impl ElisionClient {
     /// clear answer comes back.
     async fn mutate<T>(
         &self,
-        function: &str,
+        function: &'static str,
         params: &[(&str, &str)],
         check: impl FnOnce() -> String,
         parse: impl FnOnce(&str) -> Result<T, Failure>,
@@ -219,28 +230,6 @@ impl ElisionClient {
             }
         })
     }
-}
-
-/// Reads a body of at most [`MAX_ANSWER_BYTES`]; a bigger one is an unreadable answer.
-async fn read_capped(mut resp: reqwest::Response, function: &str, timeout: Duration) -> Result<Vec<u8>, Failure> {
-    let too_big = || Failure::NoAnswer {
-        maybe_applied: true,
-        message: format!(
-            "{function}: the dialer's answer is larger than {} MiB, so it was not read",
-            MAX_ANSWER_BYTES / (1024 * 1024)
-        ),
-    };
-    if resp.content_length().is_some_and(|n| n > MAX_ANSWER_BYTES as u64) {
-        return Err(too_big());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_failure(function, &e, timeout))? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(too_big());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// A mutation's answer, in either style.
@@ -493,7 +482,7 @@ mod tests {
 
     fn client(sim: &ElisionSim, pass: &str) -> ElisionClient {
         ElisionClient::new(
-            reqwest::Client::new(),
+            crate::ops::vendor::VendorHttp::new(reqwest::Client::new(), Default::default(), PROVIDER, "test"),
             sim.url().parse().unwrap(),
             "test",
             "api".to_owned().into(),
@@ -606,7 +595,7 @@ mod tests {
 
     fn client_at(url: &str, pass: &str) -> ElisionClient {
         ElisionClient::new(
-            reqwest::Client::new(),
+            crate::ops::vendor::VendorHttp::new(reqwest::Client::new(), Default::default(), PROVIDER, "test"),
             url.parse().unwrap(),
             "test",
             "api".to_owned().into(),

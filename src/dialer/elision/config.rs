@@ -7,12 +7,12 @@ use schemars::JsonSchema;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{client::ElisionClient, sim::ElisionSim};
+use super::client::ElisionClient;
 use crate::{
     dialer::provider::DialerProvider,
     registry::{
         BuildDeps,
-        provider::{BuildTrigger, ValidateCtx},
+        provider::{BuildTrigger, ValidateCtx, simulator_allowed},
         secrets::SecretRef,
         yaml::Value,
     },
@@ -66,7 +66,7 @@ pub fn validate(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn Buil
     let before = ctx.problem_count();
     // Diagnostics never quote the URL: it may hold a password.
     let endpoint = match cfg.api_url.trim() {
-        "simulator" => Some(Endpoint::Simulator),
+        "simulator" => simulator_allowed(ctx, "api_url").then_some(Endpoint::Simulator),
         url => match reqwest::Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
                 if !u.username().is_empty() || u.password().is_some() {
@@ -113,17 +113,20 @@ impl BuildTrigger<Arc<dyn DialerProvider>> for ElisionBuild {
     fn build(&self, deps: &BuildDeps) -> anyhow::Result<Arc<dyn DialerProvider>> {
         let endpoint = match &self.endpoint {
             Endpoint::Url(u) => u.clone(),
+            #[cfg(not(feature = "simulators"))]
+            Endpoint::Simulator => anyhow::bail!("this build of patchbay has no simulators"),
+            #[cfg(feature = "simulators")]
             Endpoint::Simulator => {
                 anyhow::ensure!(
                     tokio::runtime::Handle::try_current().is_ok(),
                     "the built-in simulator needs the server's runtime"
                 );
-                let sim = deps.sims.get_or_start(|| ElisionSim::start(([127, 0, 0, 1], 0).into()))?;
+                let sim = deps.sims.get_or_start(|| super::ElisionSim::start(([127, 0, 0, 1], 0).into()))?;
                 sim.url().parse()?
             }
         };
         Ok(Arc::new(ElisionClient::new(
-            deps.http.clone(),
+            deps.vendor_http(super::client::PROVIDER),
             endpoint,
             self.source.clone(),
             self.username.clone(),
@@ -140,7 +143,7 @@ mod tests {
 
     fn check(dialer: &str) -> Result<(), Vec<String>> {
         let text = format!("tenant: acme\naccess:\n  tokens: [\"{TOKEN}\"]\ntriggers:\n  dialer:\n{dialer}");
-        file::validate("providers.d/acme.yaml", "acme", text.as_bytes(), &SystemSecrets)
+        file::validate("providers.d/acme.yaml", "acme", text.as_bytes(), &[&crate::dialer::TRIGGERS], &SystemSecrets)
             .map(|_| ())
             .map_err(|d| d.iter().map(ToString::to_string).collect())
     }
@@ -255,7 +258,13 @@ mod tests {
             .collect();
         assert!(block.contains("provider: elision"), "{block}");
         let text = format!("tenant: acme\naccess:\n  tokens: [\"{TOKEN}\"]\ntriggers:\n{block}");
-        let checked = file::validate("acme.yaml", "acme", text.as_bytes(), &crate::registry::secrets::SkipSecrets);
+        let checked = file::validate(
+            "acme.yaml",
+            "acme",
+            text.as_bytes(),
+            &[&crate::dialer::TRIGGERS],
+            &crate::registry::secrets::SkipSecrets,
+        );
         assert!(checked.is_ok(), "{:?}", checked.err());
     }
 

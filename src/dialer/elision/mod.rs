@@ -3,12 +3,14 @@
 
 pub mod client;
 pub mod config;
+#[cfg(feature = "simulators")]
 pub mod sim;
 pub mod wire;
 
 use std::sync::Arc;
 
 pub use client::ElisionClient;
+#[cfg(feature = "simulators")]
 pub use sim::ElisionSim;
 
 use super::provider::DialerProvider;
@@ -19,4 +21,5 @@ pub const PROVIDER: ProviderSpec<Arc<dyn DialerProvider>> = ProviderSpec {
     name: "elision",
     validate: config::validate,
     schema: |generator| generator.subschema_for::<config::ElisionConfig>(),
+    simulator: simulator!(sim::DEMO),
 };

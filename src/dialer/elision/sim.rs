@@ -19,6 +19,7 @@
 //! (level 9, every permission), user groups ADMIN and AGENTS, campaigns TESTCAMP, TESTING,
 //! NIKHIL and SALES, and a few lists, some with dashes in their names.
 
+use crate::registry::provider::{DemoSim, RunningSim};
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     io,
@@ -633,6 +634,15 @@ fn optional_field_error<'a>(function: &str, api: &str, get: &impl Fn(&str) -> &'
     }
     None
 }
+
+/// `patchbay sim elision`: the simulator on its own (API user `api` / `1234`).
+pub const DEMO: DemoSim = DemoSim {
+    about: "the Elision dialer API (DialerService), API user api / 1234",
+    start: |addr| {
+        let sim = ElisionSim::start(addr)?;
+        Ok(RunningSim { url: sim.url(), guard: Box::new(sim) })
+    },
+};
 
 #[cfg(test)]
 mod tests {

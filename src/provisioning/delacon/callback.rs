@@ -33,11 +33,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{
-    PROVIDER,
+    client::PROVIDER,
     wire::{self, Answer, Callback},
 };
 use crate::{
-    app::AppState,
+    platform::AppState,
     provisioning::{
         ProvisioningArea,
         provider::{OrderOutcome, OrderState},

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::wire::{self, Answer};
 use crate::{
-    ops::{metrics::Metrics, retry::Backoff},
+    ops::{retry::Backoff, vendor::VendorHttp},
     provisioning::provider::{
         CustomerUpdate, ErrorKind, NumberOrder, NumberProvider, NumberType, OrderFor, OrderState, ProviderError,
         Region, RegionNumberTypes, UpdateStep, VendorOrder,
@@ -40,7 +40,7 @@ const API_URL_KEY: &str = "triggers.provisioning.api_url";
 
 /// A Delacon client for one API key.
 pub struct DelaconClient {
-    http: reqwest::Client,
+    http: VendorHttp,
     /// `https://pla.delaconcorp.com/rest/config`.
     base: Url,
     /// The `Auth` header's value, marked sensitive so that no HTTP-level debug output shows it.
@@ -71,7 +71,7 @@ enum Exchange {
 
 impl DelaconClient {
     /// Fails only for an API key that cannot be a header value (validation refuses those).
-    pub fn new(http: reqwest::Client, base: Url, auth: &SecretString, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(http: VendorHttp, base: Url, auth: &SecretString, timeout: Duration) -> anyhow::Result<Self> {
         let mut auth = HeaderValue::from_str(auth.expose_secret())
             .map_err(|_| anyhow::anyhow!("the Delacon API key is not a valid HTTP header value"))?;
         auth.set_sensitive(true);
@@ -92,27 +92,22 @@ impl DelaconClient {
         url
     }
 
-    async fn post(&self, url: Url, form: &[(&'static str, String)], timeout: Duration, metrics: &Metrics) -> Exchange {
-        let sent =
-            self.http.post(url).header(wire::AUTH_HEADER, self.auth.clone()).form(form).timeout(timeout).send().await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) => return self.failed(e, metrics),
+    /// One POST of `operation` (`provision`, `updatecustomer`, `getnumbertypes`).
+    async fn post(
+        &self,
+        operation: &'static str,
+        url: Url,
+        form: &[(&'static str, String)],
+        timeout: Duration,
+    ) -> Exchange {
+        let request =
+            self.http.client().post(url).header(wire::AUTH_HEADER, self.auth.clone()).form(form).timeout(timeout);
+        let (status, body) = match self.http.exchange(operation, request, MAX_BODY).await {
+            Ok(answer) => (answer.status, answer.body),
+            Err(e) => return Self::failed(e),
         };
-        let status = resp.status();
-        metrics.vendor_call(PROVIDER, status.as_str());
-        let body = match read_capped(resp).await {
-            Ok(b) => b,
-            Err(BodyError::TooLarge) => {
-                return Exchange::Garbage(format!(
-                    "HTTP {} with an answer larger than {MAX_BODY} bytes",
-                    status.as_u16()
-                ));
-            }
-            Err(BodyError::Http(e)) if e.is_timeout() => return Exchange::TimedOut,
-            Err(BodyError::Http(e)) => {
-                return Exchange::Garbage(format!("reading the answer failed: {}", e.without_url()));
-            }
+        let Some(body) = body else {
+            return Exchange::Garbage(format!("HTTP {} with an answer larger than {MAX_BODY} bytes", status.as_u16()));
         };
         match serde_json::from_slice::<Answer>(&body) {
             Ok(mut a) if a.result.is_some() || a.region.is_some() => {
@@ -139,18 +134,15 @@ impl DelaconClient {
         out
     }
 
-    fn failed(&self, e: reqwest::Error, metrics: &Metrics) -> Exchange {
+    fn failed(e: reqwest::Error) -> Exchange {
         if e.is_connect() {
-            metrics.vendor_call(PROVIDER, "error");
             // The source chain says why (refused, DNS), without the URL.
             let why = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_else(|| "connect error".into());
             return Exchange::NotSent(format!("cannot connect to Delacon: {why}"));
         }
         if e.is_timeout() {
-            metrics.vendor_call(PROVIDER, "timeout");
             return Exchange::TimedOut;
         }
-        metrics.vendor_call(PROVIDER, "error");
         Exchange::Garbage(format!("the exchange with Delacon failed: {}", e.without_url()))
     }
 
@@ -222,32 +214,11 @@ impl DelaconClient {
     }
 }
 
-/// Why an answer body could not be read.
-enum BodyError {
-    TooLarge,
-    Http(reqwest::Error),
-}
-
-/// The answer's body, at most [`MAX_BODY`] bytes.
-async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, BodyError> {
-    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Http)? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 #[tonic::async_trait]
 impl NumberProvider for DelaconClient {
-    async fn provision(&self, order: &NumberOrder, metrics: &Metrics) -> Result<VendorOrder, ProviderError> {
+    async fn provision(&self, order: &NumberOrder) -> Result<VendorOrder, ProviderError> {
         let form = wire::provision_form(order);
-        let answer = match self.post(self.url(&["provision"]), &form, self.timeout, metrics).await {
+        let answer = match self.post("provision", self.url(&["provision"]), &form, self.timeout).await {
             Exchange::Answer(a) => a,
             other => return Err(self.change_error(other)),
         };
@@ -285,15 +256,11 @@ impl NumberProvider for DelaconClient {
         })
     }
 
-    async fn update_customer(
-        &self,
-        update: &CustomerUpdate,
-        metrics: &Metrics,
-    ) -> Result<Vec<UpdateStep>, ProviderError> {
+    async fn update_customer(&self, update: &CustomerUpdate) -> Result<Vec<UpdateStep>, ProviderError> {
         let url = self.url(&["updatecustomer", &update.company_id]);
         let mut steps = Vec::new();
         for (i, request) in wire::update_requests(update).into_iter().enumerate() {
-            let outcome = match self.post(url.clone(), &request.form, self.timeout, metrics).await {
+            let outcome = match self.post("updatecustomer", url.clone(), &request.form, self.timeout).await {
                 Exchange::Answer(a) => match Self::refusal(&a) {
                     Some(err) => Err(err),
                     None => match a.result.as_deref() {
@@ -332,12 +299,12 @@ impl NumberProvider for DelaconClient {
         self.timeout
     }
 
-    async fn number_types(&self, region: Region, metrics: &Metrics) -> Result<RegionNumberTypes, ProviderError> {
+    async fn number_types(&self, region: Region) -> Result<RegionNumberTypes, ProviderError> {
         let url = self.url(&["getnumbertypes", wire::region_name(region)]);
         let timeout = self.timeout.min(MAX_READ_TIMEOUT);
         let mut attempt = 1;
         loop {
-            let exchange = self.post(url.clone(), &[], timeout, metrics).await;
+            let exchange = self.post("getnumbertypes", url.clone(), &[], timeout).await;
             let retryable = match exchange {
                 Exchange::Answer(a) => {
                     if let Some(err) = Self::refusal(&a) {
@@ -389,7 +356,8 @@ mod tests {
 
     fn client(base: &str) -> DelaconClient {
         let key = SecretString::from(KEY);
-        DelaconClient::new(reqwest::Client::new(), Url::parse(base).unwrap(), &key, Duration::from_secs(2)).unwrap()
+        let http = VendorHttp::new(reqwest::Client::new(), Default::default(), PROVIDER, "acme");
+        DelaconClient::new(http, Url::parse(base).unwrap(), &key, Duration::from_secs(2)).unwrap()
     }
 
     #[test]
@@ -417,7 +385,7 @@ mod tests {
         let server = SimServer::start(router, ([127, 0, 0, 1], 0).into()).unwrap();
         let mut client = client(&server.url());
         client.backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(1), 2);
-        let err = client.number_types(Region::Japan, &Metrics::new()).await.unwrap_err();
+        let err = client.number_types(Region::Japan).await.unwrap_err();
         assert!(matches!(err.kind, ErrorKind::Unavailable { .. }), "{err:?}");
         assert!(err.message.contains(&format!("larger than {MAX_BODY} bytes")), "{err}");
     }

@@ -1,7 +1,6 @@
 //! The `triggers.provisioning` keys of a tenant on Delacon, their pure validation and the build
 //! of the client (or of the in-process simulator for `api_url: simulator`).
 
-use crate::registry::provider::key_as_written;
 use std::{sync::Arc, time::Duration};
 
 use reqwest::Url;
@@ -9,11 +8,11 @@ use schemars::JsonSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::{CALLBACK_PREFIX, client::DelaconClient, sim::DelaconSim};
+use super::client::DelaconClient;
 use crate::{
     provisioning::ProvisioningTrigger,
     registry::{
-        provider::{BuildDeps, BuildTrigger, ValidateCtx},
+        provider::{BuildDeps, BuildTrigger, ValidateCtx, key_as_written, simulator_allowed},
         secrets::SecretRef,
         yaml::Value,
     },
@@ -97,6 +96,7 @@ pub fn validate(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn Buil
     let config: DelaconConfig = ctx.deserialize(value)?;
     let before = ctx.problem_count();
     let endpoint = match parse_api_url(&config.api_url) {
+        Ok(Endpoint::Simulator) => simulator_allowed(ctx, "api_url").then_some(Endpoint::Simulator),
         Ok(e) => Some(e),
         Err(message) => {
             ctx.problem("api_url", message);
@@ -178,13 +178,17 @@ impl BuildTrigger<ProvisioningTrigger> for Validated {
     fn build(&self, deps: &BuildDeps) -> anyhow::Result<ProvisioningTrigger> {
         let base = match &self.endpoint {
             Endpoint::Url(url) => url.clone(),
+            #[cfg(not(feature = "simulators"))]
+            Endpoint::Simulator => anyhow::bail!("this build of patchbay has no simulators"),
+            #[cfg(feature = "simulators")]
             Endpoint::Simulator => {
-                let sim = deps.sims.get_or_start(|| DelaconSim::start_demo(([127, 0, 0, 1], 0).into()))?;
+                let sim = deps.sims.get_or_start(|| super::DelaconSim::start_demo(([127, 0, 0, 1], 0).into()))?;
                 // Delacon calls back the URL configured for the API key; the built-in simulator
                 // is configured here with this server's own callback URL for the tenant.
                 let callback = format!(
-                    "{}{CALLBACK_PREFIX}/{}/{}",
+                    "{}{}/{}/{}",
                     deps.http_base_url.trim_end_matches('/'),
+                    super::CALLBACK_PREFIX,
                     deps.tenant,
                     self.callback_secret.expose_secret()
                 );
@@ -192,7 +196,7 @@ impl BuildTrigger<ProvisioningTrigger> for Validated {
                 Url::parse(&sim.url())?
             }
         };
-        let client = DelaconClient::new(deps.http.clone(), base, &self.auth_token, self.timeout)?;
+        let client = DelaconClient::new(deps.vendor_http(super::PROVIDER), base, &self.auth_token, self.timeout)?;
         Ok(ProvisioningTrigger::new(Arc::new(client), self.callback_secret.clone()))
     }
 }
@@ -205,9 +209,15 @@ mod tests {
 
     fn check(trigger: &str) -> Result<(), Vec<String>> {
         let text = format!("tenant: acme\naccess:\n  tokens: [\"{TOKEN}\"]\ntriggers:\n  provisioning:\n{trigger}");
-        file::validate("providers.d/acme.yaml", "acme", text.as_bytes(), &SystemSecrets)
-            .map(|_| ())
-            .map_err(|d| d.iter().map(ToString::to_string).collect())
+        file::validate(
+            "providers.d/acme.yaml",
+            "acme",
+            text.as_bytes(),
+            &[&crate::provisioning::TRIGGERS],
+            &SystemSecrets,
+        )
+        .map(|_| ())
+        .map_err(|d| d.iter().map(ToString::to_string).collect())
     }
 
     const GOOD: &str = "    provider: delacon\n    api_url: https://pla.delaconcorp.com/rest/config\n    auth_token: key-123\n    callback_secret: 0123456789abcdef0123456789abcdef\n";

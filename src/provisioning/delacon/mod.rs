@@ -10,9 +10,22 @@
 pub mod callback;
 pub mod client;
 pub mod config;
+#[cfg(feature = "simulators")]
 pub mod sim;
 pub mod wire;
 
 pub use callback::CALLBACK_PREFIX;
 pub use client::{DelaconClient, PROVIDER};
+#[cfg(feature = "simulators")]
 pub use sim::DelaconSim;
+
+use super::ProvisioningTrigger;
+use crate::registry::provider::ProviderSpec;
+
+/// The registration line: `provider: delacon`.
+pub const SPEC: ProviderSpec<ProvisioningTrigger> = ProviderSpec {
+    name: PROVIDER,
+    validate: config::validate,
+    schema: |generator| generator.subschema_for::<config::DelaconConfig>(),
+    simulator: simulator!(sim::DEMO),
+};

@@ -10,6 +10,7 @@
 //! ([`DelaconSim::plan_order`]). Without a plan an order of up to 5 numbers completes at once
 //! and a larger one WAITs and completes after [`DelaconSim::set_default_wait`] (3 s).
 
+use crate::registry::provider::{DemoSim, RunningSim};
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     io,
@@ -880,3 +881,14 @@ async fn number_types(
         None => Json(Answer::result(wire::FAIL, format!("Unknown region {location}"))),
     }
 }
+
+/// `patchbay sim delacon`: the simulator on its own, with the demo tenant's API key. With no
+/// callback URL configured, orders that WAIT complete silently.
+pub const DEMO: DemoSim = DemoSim {
+    about: "the Delacon provisioning API (ProvisioningService), API key demo-delacon-token",
+    start: |addr| {
+        let sim = DelaconSim::start_demo(addr)?;
+        sim.add_partner("demo-delacon-token", None);
+        Ok(RunningSim { url: sim.url(), guard: Box::new(sim) })
+    },
+};

@@ -1,13 +1,13 @@
-//! RegistryService: the gRPC edge of the provider registry and the audit trail (admin token).
+//! RegistryService's gRPC edge: generated types stop here.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use tonic::{Request, Response, Status};
 
-use super::{Diagnostic, ReloadReport, Tenant};
 use crate::{
-    app::AppState,
     ops::{ApiError, page},
+    platform::AppState,
     proto::v1::{self as pb, registry_service_server::RegistryService},
+    registry::{Diagnostic, ReloadReport, Tenant},
     store::audit,
 };
 

@@ -1,14 +1,15 @@
-//! What every service handler does first and last: authenticate the caller for a tenant, and wrap
-//! each mutation in its idempotency key and its audit row.
+//! The edge preamble: what every service handler does first and last. Authenticate the caller
+//! (for a tenant, or as an admin), and wrap each mutation in its idempotency key and its audit row.
 
 use std::{future::Future, sync::Arc, time::Instant};
 
 use sha2::{Digest, Sha256};
 use tonic::{Code, metadata::MetadataMap};
+use tracing::Instrument;
 
-use super::{ApiError, auth};
+use super::state::AppState;
 use crate::{
-    app::AppState,
+    ops::{ApiError, auth, auth::TokenHash, error::code_name},
     registry::Tenant,
     store::{
         audit,
@@ -46,6 +47,23 @@ impl AppState {
         let caller = auth::bearer(metadata)?;
         let tenant = self.registry.authorize(&caller, tenant)?;
         Ok(TenantCall { tenant, caller, method })
+    }
+
+    /// Checks that a RegistryService call carries an admin token.
+    pub fn authorize_admin(&self, metadata: &MetadataMap) -> Result<TokenHash, ApiError> {
+        let token = auth::bearer(metadata)?;
+        // Every admin hash is compared, so timing does not tell which one matched.
+        let admin = self.admin_tokens.iter().fold(false, |ok, h| h.ct_eq(&token) | ok);
+        if admin {
+            return Ok(token);
+        }
+        if self.registry.knows_token(&token) {
+            return Err(ApiError::permission_denied(
+                "ADMIN_TOKEN_REQUIRED",
+                "RegistryService needs an admin token (PATCHBAY_ADMIN_TOKENS), not a tenant token",
+            ));
+        }
+        Err(ApiError::unauthenticated("INVALID_TOKEN", "the bearer token is not valid"))
     }
 }
 
@@ -89,12 +107,16 @@ impl TenantCall {
         let hash: [u8; 32] = Sha256::digest(request.encode_to_vec()).into();
         let (call, state, provider, request_id) =
             (self.clone(), state.clone(), provider.to_owned(), request_id.to_owned());
-        let task = tokio::spawn(async move {
-            let started = Instant::now();
-            let result = call.mutate_inner(&state, &request_id, &hash, run).await;
-            call.audit(&state, &provider, &request_id, result.as_ref().map(|(_, replay)| *replay), started).await;
-            result.map(|(resp, _)| resp)
-        });
+        let task = tokio::spawn(
+            async move {
+                let started = Instant::now();
+                let result = call.mutate_inner(&state, &request_id, &hash, run).await;
+                call.audit(&state, &provider, &request_id, result.as_ref().map(|(_, replay)| *replay), started).await;
+                result.map(|(resp, _)| resp)
+            }
+            // The call's span (its method) goes with the task.
+            .in_current_span(),
+        );
         task.await.unwrap_or_else(|e| Err(ApiError::internal("a mutation's task", &e)))
     }
 
@@ -182,28 +204,5 @@ impl TenantCall {
         if let Err(e) = audit::record(&state.db, &event).await {
             tracing::error!(error = %e, method = %self.method, "writing an audit row failed");
         }
-    }
-}
-
-/// The canonical name of a gRPC code (`INVALID_ARGUMENT`), for audit rows and metrics.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }

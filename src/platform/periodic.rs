@@ -5,7 +5,10 @@ use std::{fmt::Display, future::Future, time::Duration};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
-use crate::app::AppState;
+use super::state::AppState;
+
+/// The period of hourly housekeeping (purging expired keys and exports).
+pub const HOURLY: Duration = Duration::from_secs(3600);
 
 /// Runs `job` now and then every `every` until shutdown. `what` names it in logs; a failed run
 /// is logged and retried at the next tick.

@@ -1,0 +1,205 @@
+//! The one way a vendor client sends an HTTP request. Every provider's calls go through
+//! [`VendorHttp::exchange`], which
+//! - opens a `vendor` span with the tenant, the provider and the operation (never a URL, a header
+//!   or a body: those may hold credentials), inside the span of the gRPC call that caused it (its
+//!   method), so that a log line of a retry or a refusal names all four;
+//! - counts the call by provider, operation and outcome (the HTTP status, `timeout` or `error`)
+//!   with the time it took, in `/metrics`;
+//! - reads the answer's body up to a cap, never buffering more.
+//!
+//! What the answer means stays with the vendor's client: this layer knows no vendor.
+
+use std::time::Instant;
+
+use prost::bytes::Bytes;
+use tracing::Instrument;
+
+use super::metrics::Metrics;
+
+/// A vendor client's handle on the shared HTTP client, the metrics and its tenant.
+#[derive(Clone)]
+pub struct VendorHttp {
+    http: reqwest::Client,
+    metrics: Metrics,
+    provider: &'static str,
+    tenant: String,
+}
+
+impl std::fmt::Debug for VendorHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VendorHttp").field("provider", &self.provider).field("tenant", &self.tenant).finish()
+    }
+}
+
+/// An answer: its status, and its body unless it was longer than the cap (`None`).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub body: Option<Bytes>,
+}
+
+impl VendorHttp {
+    pub fn new(http: reqwest::Client, metrics: Metrics, provider: &'static str, tenant: impl Into<String>) -> Self {
+        Self { http, metrics, provider, tenant: tenant.into() }
+    }
+
+    /// The shared client, to build requests with (sent through [`VendorHttp::exchange`]).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// Sends `request` as `operation` (a fixed name: `add_lead`, `GET account`), reads at most
+    /// `max_body` bytes of its answer, and records the call.
+    pub async fn exchange(
+        &self,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+        max_body: usize,
+    ) -> Result<Answer, reqwest::Error> {
+        let span = tracing::info_span!(
+            "vendor",
+            tenant = %self.tenant,
+            provider = self.provider,
+            operation,
+            outcome = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let result = send_capped(request, max_body).instrument(span.clone()).await;
+        let elapsed = started.elapsed();
+        let outcome: &str = match &result {
+            Ok(answer) => answer.status.as_str(),
+            Err(e) if e.is_timeout() => "timeout",
+            Err(_) => "error",
+        };
+        span.record("outcome", outcome);
+        span.record("elapsed_ms", elapsed.as_millis() as u64);
+        span.in_scope(|| tracing::debug!(outcome, elapsed_ms = elapsed.as_millis() as u64, "vendor call"));
+        self.metrics.vendor_call(self.provider, operation, outcome, elapsed);
+        result
+    }
+}
+
+/// Sends `req` and reads its answer, never buffering more than `max` bytes.
+async fn send_capped(req: reqwest::RequestBuilder, max: usize) -> Result<Answer, reqwest::Error> {
+    let mut resp = req.send().await?;
+    let status = resp.status();
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Ok(Answer { status, body: None });
+    }
+    // Most answers arrive in one chunk: keep it as it is, without copying.
+    let Some(first) = resp.chunk().await? else { return Ok(Answer { status, body: Some(Bytes::new()) }) };
+    let Some(second) = resp.chunk().await? else {
+        let body = (first.len() <= max).then_some(first);
+        return Ok(Answer { status, body });
+    };
+    let mut buf = Vec::with_capacity(first.len() + second.len());
+    for chunk in [first, second] {
+        buf.extend_from_slice(&chunk);
+    }
+    while buf.len() <= max {
+        match resp.chunk().await? {
+            Some(chunk) => buf.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    let body = (buf.len() <= max).then(|| Bytes::from(buf));
+    Ok(Answer { status, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::Write,
+        sync::{Arc, Mutex},
+    };
+
+    use tokio::{io::AsyncWriteExt, net::TcpListener};
+
+    use super::*;
+
+    /// A server answering every connection with `answer`.
+    async fn server(answer: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+                let _ = socket.write_all(answer).await;
+            }
+        });
+        format!("http://{addr}/api?password=hunter2")
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_call_is_counted_and_logged_with_tenant_method_provider_and_operation_but_no_url() {
+        let url = server(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+        let metrics = Metrics::new();
+        let vendor = VendorHttp::new(reqwest::Client::new(), metrics.clone(), "acmevoice", "tenant-a");
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let call = tracing::info_span!("grpc", method = "patchbay.v1.AccountService/GetAccountStatus");
+        let answer = vendor.exchange("GET account", vendor.client().get(&url), 1024).instrument(call).await.unwrap();
+        assert_eq!(answer.status, 201);
+        assert_eq!(answer.body.as_deref(), Some(&b"ok"[..]));
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        for field in [
+            "method=\"patchbay.v1.AccountService/GetAccountStatus\"",
+            "tenant=tenant-a",
+            "provider=\"acmevoice\"",
+            "operation=\"GET account\"",
+            "outcome=\"201\"",
+        ] {
+            assert!(log.contains(field), "{field} in {log}");
+        }
+        assert!(!log.contains("hunter2") && !log.contains("/api"), "no URL in the log: {log}");
+        let text = metrics.render(&[]);
+        assert!(
+            text.contains(
+                "patchbay_vendor_requests_total{provider=\"acmevoice\",operation=\"GET account\",outcome=\"201\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("patchbay_vendor_request_seconds_total{provider=\"acmevoice\",operation=\"GET account\",outcome=\"201\"}"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_longer_than_the_cap_is_not_buffered_and_a_refused_connection_counts_as_error() {
+        let url = server(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\nconnection: close\r\n\r\n0123456789").await;
+        let metrics = Metrics::new();
+        let vendor = VendorHttp::new(reqwest::Client::new(), metrics.clone(), "acmevoice", "t");
+        let answer = vendor.exchange("op", vendor.client().get(&url), 4).await.unwrap();
+        assert_eq!((answer.status.as_u16(), answer.body), (200, None));
+
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let err = vendor.exchange("op", vendor.client().get(format!("http://{closed}/")), 4).await.unwrap_err();
+        assert!(err.is_connect(), "{err}");
+        let text = metrics.render(&[]);
+        assert!(text.contains("operation=\"op\",outcome=\"error\"} 1"), "{text}");
+        assert!(text.contains("operation=\"op\",outcome=\"200\"} 1"), "{text}");
+    }
+}
