@@ -5,8 +5,10 @@
 //! - [`grpc`]: the gRPC edge (validation, idempotency, audit, errors);
 //! - [`store`]: orders and their history in PostgreSQL, the callback inbox;
 //! - [`watch`]: the order watch hub (LISTEN/NOTIFY) behind WatchOrder;
-//! - [`delacon`]: the Delacon client, its callback receiver and its simulator.
+//! - [`callbacks`]: the providers' order callbacks on the HTTP listener, applied and audited;
+//! - [`delacon`]: the Delacon client, its callbacks' wire format and its simulator.
 
+pub mod callbacks;
 pub mod delacon;
 pub mod grpc;
 pub mod provider;
@@ -59,7 +61,7 @@ pub static AREA: AreaSpec = AreaSpec {
     grpc: |state: &AppState, services: &mut GrpcServices| {
         services.add(ProvisioningServiceServer::new(grpc::ProvisioningGrpc::new(state.clone())))
     },
-    routes: http_routes,
+    routes: callbacks::routes,
     workers: |state: &AppState| vec![spawn_sweeper(state)],
 };
 
@@ -110,11 +112,6 @@ impl ProvisioningTrigger {
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Region, (Instant, Arc<RegionNumberTypes>)>> {
         self.number_types.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// The providers' callback routes, for the HTTP listener.
-pub fn http_routes(state: &AppState) -> axum::Router {
-    delacon::callback::routes(state.clone())
 }
 
 /// How often overdue submissions and expired held callbacks are swept.

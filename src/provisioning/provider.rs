@@ -302,3 +302,28 @@ pub trait NumberProvider: Send + Sync + 'static {
     /// older than this (plus a margin) without an answer is no longer in flight.
     fn answer_timeout(&self) -> Duration;
 }
+
+/// How the area answers a provider's order callback (the provider says it in its vendor's words).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackReply {
+    /// Stored (or held, or a duplicate): the vendor stops sending it.
+    Accepted,
+    /// Not a callback of this vendor's shape: nothing stored.
+    Malformed(String),
+    /// No such order: sending it again will not help.
+    UnknownOrder(String),
+    /// Not stored for now (too many held): the vendor tries again later.
+    TryLater(String),
+    /// Not stored (the database failed): the vendor tries again.
+    Failed(String),
+}
+
+/// At most `max` characters of a text from outside (a vendor's message, a URL segment), marked
+/// when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().take(max).collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}

@@ -4,7 +4,7 @@
 //! - [`config`]: the tenant keys (`api_url`, `auth_token`, `callback_secret`), validation, build;
 //! - [`client`]: the API client (form-encoded POSTs with the `Auth` header);
 //! - [`wire`]: form parameters and JSON answers, with the vendor's spellings;
-//! - [`callback`]: the receiver of Delacon's order callbacks on the HTTP listener;
+//! - [`callback`]: Delacon's order callbacks: parsed into an order outcome, answered in its words;
 //! - [`sim`]: a simulator of the API, for tests, benches and the demo.
 
 pub mod callback;
