@@ -306,6 +306,11 @@ impl From<ProviderError> for ApiError {
     }
 }
 
+/// The longest a status delivery may spend on the vendor (its lookup, logins and change, with
+/// their retries); the reconciler abandons it then and retries later. Providers keep their own
+/// worst case inside it (the Alianza trigger caps `timeout_ms` for this).
+pub const DELIVERY_BUDGET: Duration = Duration::from_secs(110);
+
 /// A hosted-voice vendor, for one tenant (its credentials and settings are inside).
 ///
 /// Accounts are addressed by the CRM's account number; finding the vendor's own id is the
@@ -324,7 +329,8 @@ pub trait AccountProvider: Send + Sync + 'static {
     /// Creates the account; never retried blindly.
     async fn create_account(&self, account: &NewAccount) -> Result<Account, ProviderError>;
 
-    /// Makes the vendor's status `status` (sending nothing if it already is).
+    /// Makes the vendor's status `status` (sending nothing if it already is), within
+    /// [`DELIVERY_BUDGET`] whatever retries it makes.
     async fn set_status(&self, number: &str, status: DesiredStatus) -> Result<StatusChange, ProviderError>;
 
     /// Deletes the account.

@@ -20,6 +20,7 @@ use std::{sync::Arc, time::Duration};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
+use super::provider::DELIVERY_BUDGET;
 use super::{
     AccountArea,
     provider::{AccountProvider, DesiredStatus, ProviderError},
@@ -27,10 +28,6 @@ use super::{
 };
 use crate::{ops::retry::Backoff, platform::AppState};
 
-/// The longest a delivery may spend on the vendor (its lookup, logins and PATCH, with their
-/// retries); it is abandoned then and retried later. Vendor clients keep their own worst case
-/// inside it (the Alianza trigger caps `timeout_ms` for this).
-pub const DELIVERY_BUDGET: Duration = Duration::from_secs(110);
 /// How long a delivery holds a customer's row: the budget, plus a margin for finishing the row.
 /// A crashed holder's rows are free after it.
 pub const LEASE: Duration = Duration::from_secs(150);

@@ -7,5 +7,6 @@ pub mod metrics;
 pub mod page;
 pub mod retry;
 pub mod vendor;
+pub mod vendor_error;
 
 pub use error::{ApiError, FieldViolation, Violations};

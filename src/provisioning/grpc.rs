@@ -14,14 +14,14 @@ use tonic::{Code, Request, Response, Status};
 use super::{
     ProvisioningArea, ProvisioningTrigger,
     provider::{
-        CallTrack, CustomerUpdate, ErrorKind, Feature, NewCustomer, NumberOrder, OrderFor, OrderState, ProviderError,
-        Region, TransferType,
+        CallTrack, CustomerUpdate, Feature, NewCustomer, NumberOrder, OrderFor, OrderState, ProviderError, Region,
+        TransferType,
     },
     store::{self, StoredOrder, Submission},
     watch::OrderHub,
 };
 use crate::{
-    ops::{ApiError, Violations, page},
+    ops::{ApiError, Violations, page, vendor_error::VendorFailure},
     platform::{AppState, TenantCall},
     proto::v1::{self as pb, provision_numbers_request::Who, provisioning_service_server::ProvisioningService},
     registry::Trigger,
@@ -335,59 +335,46 @@ enum Action {
 
 /// The caller's error for a vendor's failure (the one policy of every area: see the README's
 /// ProvisioningService section).
-fn vendor_error(provider: &str, action: Action, err: ProviderError) -> ApiError {
-    let detail = &err.message;
-    let api = match &err.kind {
-        ErrorKind::Invalid => ApiError::new(
-            Code::InvalidArgument,
-            "VENDOR_VALIDATION_FAILED",
-            format!("{provider} refused the request: {detail}"),
+fn vendor_error(provider: &str, action: Action, mut err: ProviderError) -> ApiError {
+    let detail = &err.fault.message;
+    // The words are this area's (what the call was for); the code, reason and details are the
+    // shared vocabulary's (`ops::vendor_error`).
+    err.message = match &err.failure {
+        VendorFailure::Invalid => format!("{provider} refused the request: {detail}"),
+        VendorFailure::AuthFailed { .. } => format!(
+            "{provider} refused the tenant's credentials (triggers.provisioning.auth_token); \
+             an operator must fix the tenant file: {detail}"
         ),
-        ErrorKind::AuthFailed => ApiError::failed_precondition(
-            "VENDOR_AUTH_FAILED",
-            format!(
-                "{provider} refused the tenant's credentials (triggers.provisioning.auth_token); \
-                 an operator must fix the tenant file: {detail}"
-            ),
-        ),
-        ErrorKind::Rejected => {
+        VendorFailure::PermissionDenied => format!("{provider} does not allow the tenant's key this: {detail}"),
+        VendorFailure::Rejected => {
             let what = match action {
                 Action::Order => "refused the order (nothing was placed)",
                 Action::Update => "refused the update",
                 Action::Read => "refused to answer",
             };
-            ApiError::failed_precondition("VENDOR_REJECTED", format!("{provider} {what}: {detail}"))
+            format!("{provider} {what}: {detail}")
         }
-        ErrorKind::Misconfigured => ApiError::failed_precondition(
-            "VENDOR_MISCONFIGURED",
-            format!("{provider} cannot be used as configured; an operator must fix the tenant file: {detail}"),
-        )
-        .with_metadata("tenant_key", "triggers.provisioning.api_url"),
-        ErrorKind::Unavailable { retry_after } => {
-            ApiError::unavailable("VENDOR_UNAVAILABLE", format!("{provider} is unavailable: {detail}"), *retry_after)
+        VendorFailure::Misconfigured { .. } => {
+            format!("{provider} cannot be used as configured; an operator must fix the tenant file: {detail}")
         }
-        ErrorKind::OutcomeUnknown { .. } => {
-            let message = match action {
-                Action::Order => format!(
-                    "{provider} gave no clear answer ({detail}): the order may or may not have been placed. \
-                     patchbay will not send it again under this request_id (a retry answers FAILED_PRECONDITION \
-                     ORDER_OUTCOME_UNKNOWN). {provider} has no call to look an order up, so GetOrder and \
-                     ListOrders cannot show it: check the {provider} portal before ordering again with a new \
-                     request_id"
-                ),
-                Action::Update => format!(
-                    "{provider} gave no clear answer ({detail}): the update may or may not have been applied. \
-                     {provider} has no call to read a customer back (check its portal); the update only sets \
-                     values, so sending it again is safe"
-                ),
-                Action::Read => format!("{provider} gave no clear answer: {detail}"),
-            };
-            ApiError::outcome_unknown(provider, message)
-        }
+        VendorFailure::Unavailable { .. } => format!("{provider} is unavailable: {detail}"),
+        VendorFailure::OutcomeUnknown => match action {
+            Action::Order => format!(
+                "{provider} gave no clear answer ({detail}): the order may or may not have been placed. \
+                 patchbay will not send it again under this request_id (a retry answers FAILED_PRECONDITION \
+                 ORDER_OUTCOME_UNKNOWN). {provider} has no call to look an order up, so GetOrder and \
+                 ListOrders cannot show it: check the {provider} portal before ordering again with a new \
+                 request_id"
+            ),
+            Action::Update => format!(
+                "{provider} gave no clear answer ({detail}): the update may or may not have been applied. \
+                 {provider} has no call to read a customer back (check its portal); the update only sets \
+                 values, so sending it again is safe"
+            ),
+            Action::Read => format!("{provider} gave no clear answer: {detail}"),
+        },
     };
-    api.with_domain(err.domain)
-        .with_metadata("vendor_code", err.vendor_code)
-        .with_metadata("vendor_message", err.message)
+    err.into()
 }
 
 fn order_not_found(order_id: &str) -> ApiError {
@@ -553,14 +540,14 @@ impl ProvisioningGrpc {
                 }
             },
             Err(err) => {
-                if let ErrorKind::OutcomeUnknown { .. } = err.kind {
+                if let VendorFailure::OutcomeUnknown = err.failure {
                     tracing::warn!(
-                        %tenant, request_id = %req.request_id, vendor_code = %err.vendor_code, detail = %err.message,
+                        %tenant, request_id = %req.request_id, vendor_code = %err.fault.code, detail = %err.fault.message,
                         "an order's outcome is unknown; it will not be sent again under this request_id"
                     );
                 }
-                let kept = match err.kind {
-                    ErrorKind::OutcomeUnknown { .. } => store::mark_unknown(&self.state.db, id, &err.message).await,
+                let kept = match err.failure {
+                    VendorFailure::OutcomeUnknown => store::mark_unknown(&self.state.db, id, &err.fault.message).await,
                     // Refused or never delivered: nothing was ordered, the request may be fixed and retried.
                     _ => store::abandon(&self.state.db, id).await,
                 };

@@ -242,57 +242,20 @@ pub struct RegionNumberTypes {
     pub types: Vec<NumberType>,
 }
 
-/// How a vendor call went wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The vendor refused the request's data.
-    Invalid,
-    /// The vendor refused our credentials.
-    AuthFailed,
-    /// The vendor gave a definite refusal (its `FAIL`), with its message: the same request gets
-    /// the same answer, so it is not retried.
-    Rejected,
-    /// The vendor's answer shows the trigger points at the wrong place (e.g. HTTP 404 on the
-    /// base path): nothing was done; the operator must fix the tenant key named in the message.
-    Misconfigured,
-    /// The vendor could not be reached, or answered with an error, and the request had no effect
-    /// (it was never delivered, or it was a read): the same call may work later.
-    Unavailable { retry_after: Duration },
-    /// A change was sent and no clear answer came back (timeout, HTTP 5xx, an unreadable body):
-    /// it may or may not have taken effect, so it must not be sent again blindly.
-    OutcomeUnknown { timed_out: bool },
-}
-
-/// A vendor call that did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderError {
-    pub kind: ErrorKind,
-    /// `ErrorInfo.domain` of the vendor, e.g. `delacon.com`.
-    pub domain: &'static str,
-    /// The vendor's own code (`INVALID`, `LOGIN_FAILED`), an HTTP status, or `timeout`.
-    pub vendor_code: String,
-    /// The vendor's message, or what went wrong on the way. Never holds a credential.
-    pub message: String,
-}
-
-impl fmt::Display for ProviderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.domain, self.vendor_code, self.message)
-    }
-}
-
-impl std::error::Error for ProviderError {}
+/// A vendor call that did not succeed: the vocabulary every area shares. `fault.message` is
+/// the vendor's words (or what went wrong on the way); the edge words the caller's message.
+pub type ProviderError = crate::ops::vendor_error::VendorError;
 
 /// A number-provisioning vendor, as one tenant's credentials see it.
 #[tonic::async_trait]
 pub trait NumberProvider: Send + Sync + 'static {
     /// Places an order. Never retried: an order whose outcome is unclear is
-    /// [`ErrorKind::OutcomeUnknown`].
+    /// `VendorFailure::OutcomeUnknown`.
     async fn provision(&self, order: &NumberOrder) -> Result<VendorOrder, ProviderError>;
 
     /// Applies an update, in as many vendor requests as the vendor demands, stopping at the first
     /// that fails. `Err` only when the first request failed (nothing was changed, or, for
-    /// [`ErrorKind::OutcomeUnknown`], maybe its part); later failures are reported as steps.
+    /// `VendorFailure::OutcomeUnknown`, maybe its part); later failures are reported as steps.
     async fn update_customer(&self, update: &CustomerUpdate) -> Result<Vec<UpdateStep>, ProviderError>;
 
     /// The number types of a region (a read: retried with backoff).

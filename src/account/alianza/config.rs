@@ -266,7 +266,7 @@ pub fn validate(raw: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn BuildT
                     "must be 100-{} (milliseconds): a status delivery makes up to seven requests in a row and must \
                      finish within {} s",
                     MAX_TIMEOUT.as_millis(),
-                    crate::account::reconciler::DELIVERY_BUDGET.as_secs()
+                    crate::account::provider::DELIVERY_BUDGET.as_secs()
                 ),
             );
             DEFAULT_TIMEOUT
@@ -587,7 +587,7 @@ timeout_ms: 2000";
         let pauses = READ_BACKOFF.ceiling(1) + READ_BACKOFF.ceiling(2);
         let worst = MAX_TIMEOUT * 7 + pauses * 2;
         assert_eq!(READ_BACKOFF.attempts, 3);
-        assert!(worst <= crate::account::reconciler::DELIVERY_BUDGET, "{worst:?}");
+        assert!(worst <= crate::account::provider::DELIVERY_BUDGET, "{worst:?}");
     }
 
     #[test]

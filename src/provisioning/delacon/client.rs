@@ -3,9 +3,9 @@
 //!
 //! Reads (`getnumbertypes`) are retried with backoff. Changes (`provision`, `updatecustomer`) are
 //! sent once: a change whose answer never came (timeout, HTTP 5xx, an unreadable or oversized
-//! body) may have been applied, so it is reported as [`ErrorKind::OutcomeUnknown`] and never sent
+//! body) may have been applied, so it is reported as `OutcomeUnknown` and never sent
 //! again by us; one that provably never reached Delacon (no connection) is
-//! [`ErrorKind::Unavailable`]. A `FAIL` is Delacon's definite refusal ([`ErrorKind::Rejected`]).
+//! `Unavailable`. A `FAIL` is Delacon's definite refusal (`Rejected`).
 //! Every answer body is read up to [`MAX_BODY`] bytes; a longer one counts as unreadable.
 
 use std::time::Duration;
@@ -15,10 +15,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::wire::{self, Answer};
 use crate::{
-    ops::{retry::Backoff, vendor::VendorHttp},
+    ops::{
+        retry::Backoff,
+        vendor::VendorHttp,
+        vendor_error::{VendorFailure as ErrorKind, VendorFault},
+    },
     provisioning::provider::{
-        CustomerUpdate, ErrorKind, NumberOrder, NumberProvider, NumberType, OrderFor, OrderState, ProviderError,
-        Region, RegionNumberTypes, UpdateStep, VendorOrder,
+        CustomerUpdate, NumberOrder, NumberProvider, NumberType, OrderFor, OrderState, ProviderError, Region,
+        RegionNumberTypes, UpdateStep, VendorOrder,
     },
 };
 
@@ -147,7 +151,10 @@ impl DelaconClient {
     }
 
     fn error(kind: ErrorKind, code: impl Into<String>, message: impl Into<String>) -> ProviderError {
-        ProviderError { kind, domain: wire::DOMAIN, vendor_code: code.into(), message: message.into() }
+        let message = message.into();
+        let fault =
+            VendorFault { domain: wire::DOMAIN, http_status: None, code: code.into(), message: message.clone() };
+        ProviderError::new(kind, PROVIDER, fault, message)
     }
 
     /// The error of an answer whose RESULT is not a success for any call.
@@ -155,7 +162,9 @@ impl DelaconClient {
         let message = answer.message.clone().unwrap_or_default();
         match answer.result.as_deref() {
             Some(wire::INVALID) => Some(Self::error(ErrorKind::Invalid, wire::INVALID, message)),
-            Some(wire::LOGIN_FAILED) => Some(Self::error(ErrorKind::AuthFailed, wire::LOGIN_FAILED, message)),
+            Some(wire::LOGIN_FAILED) => {
+                Some(Self::error(ErrorKind::AuthFailed { locked_out: false }, wire::LOGIN_FAILED, message))
+            }
             _ => None,
         }
     }
@@ -164,14 +173,16 @@ impl DelaconClient {
     /// change alike: the request was refused before any processing. `None`: a 5xx, 408 or 429.
     fn refused_status(code: u16) -> Option<ProviderError> {
         match code {
-            401 | 403 => {
-                Some(Self::error(ErrorKind::AuthFailed, code.to_string(), format!("Delacon answered HTTP {code}")))
-            }
+            401 | 403 => Some(Self::error(
+                ErrorKind::AuthFailed { locked_out: false },
+                code.to_string(),
+                format!("Delacon answered HTTP {code}"),
+            )),
             408 | 429 => None,
             // Delacon answers JSON whatever the outcome: a bare 404 (or 405, 400, ...) is a
             // wrong base path or something in between.
             400..=499 => Some(Self::error(
-                ErrorKind::Misconfigured,
+                ErrorKind::Misconfigured { keys: API_URL_KEY },
                 code.to_string(),
                 format!(
                     "Delacon's API answered HTTP {code} without a Delacon answer; check the tenant's {API_URL_KEY}"
@@ -185,13 +196,13 @@ impl DelaconClient {
     fn change_error(&self, exchange: Exchange) -> ProviderError {
         match exchange {
             Exchange::Answer(a) => Self::error(
-                ErrorKind::OutcomeUnknown { timed_out: false },
+                ErrorKind::OutcomeUnknown,
                 a.result.clone().unwrap_or_default(),
                 format!("Delacon answered RESULT `{}`, which this call does not expect", a.result.unwrap_or_default()),
             ),
             Exchange::NotSent(why) => Self::error(ErrorKind::Unavailable { retry_after: RETRY_AFTER }, "error", why),
             Exchange::TimedOut => Self::error(
-                ErrorKind::OutcomeUnknown { timed_out: true },
+                ErrorKind::OutcomeUnknown,
                 "timeout",
                 format!("Delacon did not answer within {} ms", self.timeout.as_millis()),
             ),
@@ -203,13 +214,11 @@ impl DelaconClient {
                     code.to_string(),
                     format!("Delacon answered HTTP {code}"),
                 ),
-                None => Self::error(
-                    ErrorKind::OutcomeUnknown { timed_out: false },
-                    code.to_string(),
-                    format!("Delacon answered HTTP {code}"),
-                ),
+                None => {
+                    Self::error(ErrorKind::OutcomeUnknown, code.to_string(), format!("Delacon answered HTTP {code}"))
+                }
             },
-            Exchange::Garbage(why) => Self::error(ErrorKind::OutcomeUnknown { timed_out: false }, "garbage", why),
+            Exchange::Garbage(why) => Self::error(ErrorKind::OutcomeUnknown, "garbage", why),
         }
     }
 }
@@ -238,7 +247,7 @@ impl NumberProvider for DelaconClient {
                 return Err(Self::error(ErrorKind::Rejected, wire::FAIL, message));
             }
             return Err(Self::error(
-                ErrorKind::OutcomeUnknown { timed_out: false },
+                ErrorKind::OutcomeUnknown,
                 answer.result.unwrap_or_default(),
                 "Delacon's answer has no OrderId",
             ));
@@ -281,11 +290,11 @@ impl NumberProvider for DelaconClient {
                 // Nothing was applied yet: the whole call failed.
                 Err(err) if i == 0 => return Err(err),
                 Err(err) => {
-                    let message = match err.kind {
-                        ErrorKind::OutcomeUnknown { .. } => {
-                            format!("{}; this step may or may not have been applied", err.message)
+                    let message = match err.failure {
+                        ErrorKind::OutcomeUnknown => {
+                            format!("{}; this step may or may not have been applied", err.fault.message)
                         }
-                        _ => format!("{} ({})", err.message, err.vendor_code),
+                        _ => format!("{} ({})", err.fault.message, err.fault.code),
                     };
                     steps.push(UpdateStep { parameters: request.parameters, ok: false, message });
                     break;
@@ -386,7 +395,7 @@ mod tests {
         let mut client = client(&server.url());
         client.backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(1), 2);
         let err = client.number_types(Region::Japan).await.unwrap_err();
-        assert!(matches!(err.kind, ErrorKind::Unavailable { .. }), "{err:?}");
+        assert!(matches!(err.failure, ErrorKind::Unavailable { .. }), "{err:?}");
         assert!(err.message.contains(&format!("larger than {MAX_BODY} bytes")), "{err}");
     }
 }
