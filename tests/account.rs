@@ -259,7 +259,10 @@ async fn a_plain_404_from_the_vendor_url_is_failed_precondition_vendor_misconfig
     let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     let info = error_info(&err);
-    assert_eq!((info.reason.as_str(), info.metadata["tenant_keys"].as_str()), ("VENDOR_MISCONFIGURED", "api_url"));
+    assert_eq!(
+        (info.reason.as_str(), info.metadata["tenant_key"].as_str()),
+        ("VENDOR_MISCONFIGURED", "triggers.account.api_url")
+    );
 }
 
 #[tokio::test]
@@ -282,8 +285,8 @@ async fn create_account_on_a_misconfigured_partition_url_is_failed_precondition_
     assert_eq!(err.code(), Code::FailedPrecondition);
     let info = error_info(&err);
     assert_eq!(
-        (info.reason.as_str(), info.metadata["tenant_keys"].as_str()),
-        ("VENDOR_MISCONFIGURED", "api_url, partition_id")
+        (info.reason.as_str(), info.metadata["tenant_key"].as_str()),
+        ("VENDOR_MISCONFIGURED", "triggers.account.api_url, triggers.account.partition_id")
     );
 }
 
@@ -462,7 +465,7 @@ async fn create_account_maps_a_vendor_rejection_to_invalid_argument_with_the_ven
     let err = client(&app).create_account(authed(create_request("555000114"), TOKEN)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let info = error_info(&err);
-    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("VENDOR_REJECTED", "alianza.com"));
+    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("VENDOR_VALIDATION_FAILED", "alianza.com"));
     assert_eq!(info.metadata["vendor_code"], "InvalidTimeZone");
     assert_eq!(info.metadata["http_status"], "400");
 }

@@ -280,11 +280,17 @@ async fn a_404_that_is_not_alianzas_own_is_a_misconfigured_url_for_logins_and_cr
     cfg.base_url = format!("{}/not-alianza", sim.url());
     let err = AlianzaClient::new(vendor_http(), cfg).unwrap().sip_lines(demo::ACCOUNT).await.unwrap_err();
     let ProviderError::VendorMisconfigured { fault, keys } = &err else { panic!("{err:?}") };
-    assert_eq!((fault.http_status, *keys), (Some(404), "api_url"));
+    assert_eq!((fault.http_status, *keys), (Some(404), "triggers.account.api_url"));
     // Creating needs nothing but the partition: any 404 there is a wrong URL or partition.
     sim.faults().plan(FaultRule::new(Fault::Status(404)).matching("POST /v2/partition").times(1));
     let err = client(&sim).create_account(&new_account("555000118")).await.unwrap_err();
-    assert!(matches!(err, ProviderError::VendorMisconfigured { keys: "api_url, partition_id", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ProviderError::VendorMisconfigured { keys: "triggers.account.api_url, triggers.account.partition_id", .. }
+        ),
+        "{err:?}"
+    );
     // Alianza's own 404 (EntityNotFound) still means "no such account".
     let err = client(&sim).sip_lines("999000999").await.unwrap_err();
     assert!(matches!(err, ProviderError::NoAccount { .. }), "{err:?}");

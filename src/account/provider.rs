@@ -10,7 +10,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use tonic::Code;
 
-use crate::ops::ApiError;
+use crate::ops::{
+    ApiError,
+    vendor_error::{VendorError, VendorFailure},
+};
 
 /// An account's status at the vendor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -176,16 +179,8 @@ pub enum StatusChange {
     AlreadySet,
 }
 
-/// What a vendor said, for ErrorInfo metadata. Never holds a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VendorFault {
-    /// `ErrorInfo.domain`, e.g. `alianza.com`.
-    pub domain: &'static str,
-    pub http_status: Option<u16>,
-    /// The vendor's own code (`AccountNumberInUse`), or `TIMEOUT` / `CONNECT` / `HTTP_500`.
-    pub code: String,
-    pub message: String,
-}
+/// What a vendor said, for ErrorInfo metadata (the vocabulary every area shares).
+pub use crate::ops::vendor_error::VendorFault;
 
 /// Why a vendor refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,68 +236,56 @@ impl ProviderError {
     }
 }
 
-fn vendor_error(code: Code, reason: &'static str, message: String, fault: &VendorFault) -> ApiError {
-    with_fault(ApiError::new(code, reason, message).with_domain(fault.domain), fault)
-}
-
-/// ErrorInfo metadata of what the vendor said.
-fn with_fault(mut err: ApiError, fault: &VendorFault) -> ApiError {
-    err = err.with_metadata("vendor_code", fault.code.clone()).with_metadata("vendor_message", fault.message.clone());
-    if let Some(status) = fault.http_status {
-        err = err.with_metadata("http_status", status.to_string());
-    }
-    err
-}
-
-/// The one mapping of the area's vendor failures to what callers see.
+/// What callers see of a provider's failure: the area's own cases (no such account, an account
+/// number taken, numbers still assigned, a missing tenant setting) mapped here; every failure
+/// other areas know too through the shared vocabulary (`ops::vendor_error`).
 impl From<ProviderError> for ApiError {
     fn from(err: ProviderError) -> Self {
-        match &err {
-            ProviderError::NoAccount { vendor } => ApiError::not_found(
-                "ACCOUNT_NOT_ENABLED",
-                format!("customer not enabled in {vendor}: no account has this account number"),
-            ),
-            ProviderError::Rejected { kind: Rejection::Invalid, fault } => {
-                vendor_error(Code::InvalidArgument, "VENDOR_REJECTED", err.to_string(), fault)
+        let message = err.to_string();
+        let (failure, fault) = match err {
+            ProviderError::NoAccount { vendor } => {
+                return ApiError::not_found(
+                    "ACCOUNT_NOT_ENABLED",
+                    format!("customer not enabled in {vendor}: no account has this account number"),
+                );
             }
-            ProviderError::Rejected { kind: Rejection::AlreadyExists, fault } => vendor_error(
-                Code::AlreadyExists,
-                "ACCOUNT_EXISTS",
-                format!("{} already has an account with this account number", fault.domain),
-                fault,
-            ),
-            ProviderError::Rejected { kind: Rejection::NumbersAssigned, fault } => vendor_error(
-                Code::FailedPrecondition,
-                "NUMBERS_ASSIGNED",
-                format!(
+            ProviderError::Misconfigured(_) => return ApiError::failed_precondition("TRIGGER_MISCONFIGURED", message),
+            ProviderError::Rejected { kind: Rejection::AlreadyExists, fault } => {
+                let message = format!("{} already has an account with this account number", fault.domain);
+                return with_fault(ApiError::new(Code::AlreadyExists, "ACCOUNT_EXISTS", message), fault);
+            }
+            ProviderError::Rejected { kind: Rejection::NumbersAssigned, fault } => {
+                let message = format!(
                     "{} will not delete an account that still has telephone numbers; release them first",
                     fault.domain
-                ),
-                fault,
-            ),
-            ProviderError::Unavailable { fault, retry_after } => {
-                vendor_error(Code::Unavailable, "VENDOR_UNAVAILABLE", err.to_string(), fault)
-                    .with_retry_after(*retry_after)
+                );
+                return with_fault(ApiError::failed_precondition("NUMBERS_ASSIGNED", message), fault);
             }
+            ProviderError::Rejected { kind: Rejection::Invalid, fault } => (VendorFailure::Invalid, fault),
+            ProviderError::Unavailable { fault, retry_after } => (VendorFailure::Unavailable { retry_after }, fault),
             ProviderError::BadResponse { fault } => {
-                vendor_error(Code::Unavailable, "VENDOR_UNAVAILABLE", err.to_string(), fault)
-                    .with_retry_after(Duration::from_secs(5))
+                (VendorFailure::Unavailable { retry_after: Duration::from_secs(5) }, fault)
             }
             ProviderError::OutcomeUnknown { provider, fault, .. } => {
-                with_fault(ApiError::outcome_unknown(provider, err.to_string()), fault)
+                return VendorError::new(VendorFailure::OutcomeUnknown, provider, fault, message).into();
             }
-            ProviderError::Credentials { fault } => {
-                vendor_error(Code::FailedPrecondition, "VENDOR_AUTH_FAILED", err.to_string(), fault)
-            }
-            ProviderError::Forbidden { fault } => {
-                vendor_error(Code::FailedPrecondition, "VENDOR_PERMISSION_DENIED", err.to_string(), fault)
-            }
-            ProviderError::VendorMisconfigured { fault, keys } => {
-                vendor_error(Code::FailedPrecondition, "VENDOR_MISCONFIGURED", err.to_string(), fault)
-                    .with_metadata("tenant_keys", *keys)
-            }
-            ProviderError::Misconfigured(_) => ApiError::failed_precondition("TRIGGER_MISCONFIGURED", err.to_string()),
-        }
+            ProviderError::Credentials { fault } => (VendorFailure::AuthFailed { locked_out: false }, fault),
+            ProviderError::Forbidden { fault } => (VendorFailure::PermissionDenied, fault),
+            ProviderError::VendorMisconfigured { fault, keys } => (VendorFailure::Misconfigured { keys }, fault),
+        };
+        VendorError::new(failure, "", fault, message).into()
+    }
+}
+
+/// ErrorInfo of an area refusal, with what the vendor said.
+fn with_fault(err: ApiError, fault: VendorFault) -> ApiError {
+    let err = err
+        .with_domain(fault.domain)
+        .with_metadata("vendor_code", fault.code)
+        .with_metadata("vendor_message", fault.message);
+    match fault.http_status {
+        Some(status) => err.with_metadata("http_status", status.to_string()),
+        None => err,
     }
 }
 
@@ -387,11 +370,11 @@ mod tests {
     fn a_misconfigured_vendor_names_the_tenant_keys() {
         let err: ApiError = ProviderError::VendorMisconfigured {
             fault: VendorFault { code: "HTTP_404".into(), http_status: Some(404), ..fault("") },
-            keys: "api_url",
+            keys: "triggers.account.api_url",
         }
         .into();
         assert_eq!((err.code, err.reason.as_ref()), (Code::FailedPrecondition, "VENDOR_MISCONFIGURED"));
-        assert_eq!(err.metadata["tenant_keys"], "api_url");
+        assert_eq!(err.metadata["tenant_key"], "triggers.account.api_url");
     }
 
     #[test]

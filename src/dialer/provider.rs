@@ -6,7 +6,10 @@ use std::{fmt, time::Duration};
 use secrecy::SecretString;
 use tonic::Code;
 
-use crate::ops::ApiError;
+use crate::ops::{
+    ApiError,
+    vendor_error::{VendorError, VendorFailure, VendorFault},
+};
 
 /// An agent (a dialer user), for a create or an update. `None` is "not sent": on an update, the
 /// dialer keeps its value. Passwords are secrets: never logged, never answered, never audited.
@@ -221,33 +224,40 @@ impl DialerError {
 /// How long a caller should wait before retrying a call that met an unavailable dialer.
 pub const RETRY_AFTER: Duration = Duration::from_secs(2);
 
-/// The one mapping of dialer errors to what callers see.
+/// What callers see of a dialer error: the dialer's own refusals (an agent that exists, a
+/// campaign that does not) mapped here; every failure other areas know too (credentials, a
+/// misconfigured URL, an unavailable dialer, an unknown outcome) through the shared vocabulary
+/// (`ops::vendor_error`), so it reads the same in every service.
 impl From<DialerError> for ApiError {
     fn from(err: DialerError) -> Self {
         match err {
             DialerError::Refused { kind, domain, vendor_code, message } => {
                 let text = format!("the dialer refused: {message}");
+                let shared = |failure: VendorFailure, text: String| {
+                    let fault =
+                        VendorFault { domain, http_status: None, code: vendor_code.clone(), message: message.clone() };
+                    ApiError::from(VendorError::new(failure, "", fault, text))
+                };
                 let base = match kind {
                     Refusal::AgentExists => ApiError::new(Code::AlreadyExists, "AGENT_ALREADY_EXISTS", text),
                     Refusal::ListExists => ApiError::new(Code::AlreadyExists, "LIST_ALREADY_EXISTS", text),
                     Refusal::AgentNotFound => ApiError::not_found("AGENT_NOT_FOUND", text),
                     Refusal::UserGroupNotFound => ApiError::failed_precondition("USER_GROUP_NOT_FOUND", text),
                     Refusal::CampaignNotFound => ApiError::failed_precondition("CAMPAIGN_NOT_FOUND", text),
-                    Refusal::AuthFailed => ApiError::failed_precondition(
-                        "VENDOR_AUTH_FAILED",
+                    Refusal::AuthFailed => shared(
+                        VendorFailure::AuthFailed { locked_out: false },
                         format!("{text} (the tenant's dialer username or password must be fixed)"),
                     ),
-                    Refusal::ApiUserLocked => ApiError::failed_precondition(
-                        "VENDOR_AUTH_FAILED",
+                    Refusal::ApiUserLocked => shared(
+                        VendorFailure::AuthFailed { locked_out: true },
                         format!(
                             "{text} (the dialer has locked the tenant's API user after too many failed logins: \
                              fix the tenant's dialer password if it is wrong, then wait for the lock to run out \
                              or ask the dialer's admin to lift it)"
                         ),
-                    )
-                    .with_metadata("api_user_locked", "true"),
-                    Refusal::PermissionDenied => ApiError::failed_precondition(
-                        "VENDOR_PERMISSION_DENIED",
+                    ),
+                    Refusal::PermissionDenied => shared(
+                        VendorFailure::PermissionDenied,
                         format!("{text} (the tenant's dialer API user needs more rights)"),
                     ),
                     Refusal::LevelNotBelowApiUser => {
@@ -269,28 +279,29 @@ impl From<DialerError> for ApiError {
                         e.message = text;
                         e
                     }
-                    Refusal::Misconfigured(key) => ApiError::failed_precondition(
-                        "VENDOR_MISCONFIGURED",
+                    Refusal::Misconfigured(key) => shared(
+                        VendorFailure::Misconfigured { keys: key },
                         format!("{message} (check the tenant's {key})"),
-                    )
-                    .with_metadata("tenant_key", key),
-                    Refusal::Other => ApiError::failed_precondition("VENDOR_REJECTED", text),
+                    ),
+                    Refusal::Other => shared(VendorFailure::Rejected, text),
                 };
                 base.with_domain(domain)
                     .with_metadata("vendor_code", vendor_code)
                     .with_metadata("vendor_message", message)
             }
-            DialerError::Unavailable { domain, message } => ApiError::unavailable(
-                "VENDOR_UNAVAILABLE",
-                format!("the dialer is unavailable: {message}"),
-                RETRY_AFTER,
-            )
-            .with_domain(domain),
-            DialerError::OutcomeUnknown { provider, domain, message, check } => ApiError::outcome_unknown(
-                provider,
-                format!("{message}; the change may or may not have been made and was not sent again: {check}"),
-            )
-            .with_domain(domain),
+            DialerError::Unavailable { domain, message } => {
+                let fault =
+                    VendorFault { domain, http_status: None, code: "unavailable".into(), message: message.clone() };
+                let failure = VendorFailure::Unavailable { retry_after: RETRY_AFTER };
+                VendorError::new(failure, "", fault, format!("the dialer is unavailable: {message}")).into()
+            }
+            DialerError::OutcomeUnknown { provider, domain, message, check } => {
+                let fault =
+                    VendorFault { domain, http_status: None, code: "outcome_unknown".into(), message: message.clone() };
+                let text =
+                    format!("{message}; the change may or may not have been made and was not sent again: {check}");
+                VendorError::new(VendorFailure::OutcomeUnknown, provider, fault, text).into()
+            }
         }
     }
 }

@@ -62,7 +62,8 @@ pub enum VendorFailure {
 #[error("{message}")]
 pub struct VendorError {
     pub failure: VendorFailure,
-    /// The provider's registry name (`alianza`).
+    /// The provider's registry name (`alianza`): callers see it with an unknown outcome, as
+    /// whose portal to check. May be empty where the area words that itself.
     pub provider: &'static str,
     pub fault: VendorFault,
     pub message: String,

@@ -57,6 +57,9 @@ const PLAN_NAMES_MIN_REFRESH: Duration = Duration::from_secs(10);
 /// Vendor answers are read up to this many bytes; a longer one is treated as unreadable.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// The tenant key a wrong base URL points at.
+const API_URL_KEY: &str = "triggers.account.api_url";
+
 /// How a caller learns whether a change without a clear answer was made.
 const CHECK_CREATE: &str = "GetAccountStatus for this customer tells: NOT_FOUND (ACCOUNT_NOT_ENABLED) means it was \
                             not created; if it was, CreateAccount again answers ALREADY_EXISTS";
@@ -184,7 +187,7 @@ fn wrong_url(m: VendorMessage, keys: &'static str) -> ProviderError {
 fn account_scoped(e: CallError) -> ProviderError {
     match e {
         CallError::NotFound(m) if from_the_api(&m) => ProviderError::NoAccount { vendor: "Alianza" },
-        CallError::NotFound(m) => wrong_url(m, "api_url"),
+        CallError::NotFound(m) => wrong_url(m, API_URL_KEY),
         CallError::Failed(e) => e,
     }
 }
@@ -346,7 +349,7 @@ impl AccountProvider for AlianzaClient {
         let created: wire::Account =
             self.inner.call("POST account", Method::POST, url, Some(body), kind).await.map_err(|e| match e {
                 // Creating needs no entity but the partition: a 404 is a wrong URL or partition.
-                CallError::NotFound(m) => wrong_url(m, "api_url, partition_id"),
+                CallError::NotFound(m) => wrong_url(m, "triggers.account.api_url, triggers.account.partition_id"),
                 CallError::Failed(e) => e,
             })?;
         let names = self.plan_names(&created.calling_plans).await.unwrap_or_default();
@@ -477,7 +480,7 @@ impl Inner {
                             StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST => ProviderError::Credentials { fault },
                             StatusCode::FORBIDDEN => ProviderError::Forbidden { fault },
                             // 404, 405, ...: whatever answered is not Alianza's login.
-                            _ => ProviderError::VendorMisconfigured { fault, keys: "api_url" },
+                            _ => ProviderError::VendorMisconfigured { fault, keys: API_URL_KEY },
                         });
                     }
                 }
@@ -596,7 +599,7 @@ impl Inner {
             // Refused before processing: a later retry is safe, also for a change.
             StatusCode::TOO_MANY_REQUESTS => ProviderError::Unavailable { fault, retry_after: Duration::from_secs(2) },
             StatusCode::FORBIDDEN => ProviderError::Forbidden { fault },
-            StatusCode::METHOD_NOT_ALLOWED => ProviderError::VendorMisconfigured { fault, keys: "api_url" },
+            StatusCode::METHOD_NOT_ALLOWED => ProviderError::VendorMisconfigured { fault, keys: API_URL_KEY },
             _ => {
                 let kind = if ACCOUNT_EXISTS_CODES.iter().any(|c| m.has(c)) {
                     Rejection::AlreadyExists
