@@ -39,25 +39,17 @@ impl AccountGrpc {
 
     /// Authenticates, finds the tenant's enabled trigger and checks the feature switch.
     fn begin<T>(&self, req: &Request<T>, tenant: &str, feature: Feature) -> Result<Ctx, ApiError> {
-        let call = self.state.tenant_call(req, tenant)?;
-        let trigger = call.tenant.enabled_trigger::<AccountArea>()?;
-        let (settings, provider) = (Arc::clone(&trigger.inner.settings), Arc::clone(&trigger.inner.provider));
-        let on = match feature {
-            Feature::CustomerStatus => settings.customer_status,
-            Feature::SynchroConsole => settings.synchro_console,
-        };
-        if !on {
-            let key = feature.key();
-            return Err(ApiError::failed_precondition(
-                "FEATURE_DISABLED",
-                format!(
-                    "`{key}` is off in the account trigger of tenant `{}`; set `{key}: true` in its providers.d file",
-                    call.tenant.id
-                ),
-            )
-            .with_metadata("feature", key));
-        }
-        Ok(Ctx { call, settings, provider })
+        let edge = self.state.begin::<AccountArea, _>(req, tenant)?;
+        let settings = Arc::clone(&edge.trigger.settings);
+        edge.require(
+            feature.key(),
+            match feature {
+                Feature::CustomerStatus => settings.customer_status,
+                Feature::SynchroConsole => settings.synchro_console,
+            },
+        )?;
+        let provider = Arc::clone(&edge.trigger.inner.provider);
+        Ok(Ctx { call: edge.call, settings, provider })
     }
 }
 
@@ -453,8 +445,8 @@ impl AccountService for AccountGrpc {
     ) -> Result<Response<pb::AccountStatus>, Status> {
         let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
         let req = req.into_inner();
-        let new = new_account(&req, &ctx.settings)?;
         let provider = ctx.provider.name();
+        let new = ctx.call.checked(&self.state, provider, &req.request_id, new_account(&req, &ctx.settings)).await?;
         let run_ctx = ctx.clone();
         let answer = ctx
             .call
@@ -477,8 +469,8 @@ impl AccountService for AccountGrpc {
         let mut v = Violations::new();
         let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);
         let mode = sync_mode(req.mode, &mut v);
-        v.into_result()?;
-        ctx.sip_table()?;
+        let checked = v.into_result().and_then(|()| ctx.sip_table());
+        ctx.call.checked(&self.state, ctx.provider.name(), &req.request_id, checked).await?;
         // The caller gets the answer with SIP passwords; the idempotency store keeps it without
         // them (a replay fills them in from the stored table).
         let fresh: Arc<Mutex<Option<pb::SyncSipLinesResponse>>> = Arc::default();
@@ -527,7 +519,7 @@ impl AccountService for AccountGrpc {
         if req.customer.is_some() && crm_status.trim().is_empty() {
             v.add("customer.status", "required: the customer's new CRM status, e.g. `current`");
         }
-        v.into_result()?;
+        ctx.call.checked(&self.state, ctx.provider.name(), &req.request_id, v.into_result()).await?;
         let desired = ctx.settings.status_map.map(crm_status);
         let (state, run_ctx) = (self.state.clone(), ctx.clone());
         let answer = ctx
@@ -561,7 +553,7 @@ impl AccountService for AccountGrpc {
         let mut v = Violations::new();
         let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);
         v.check(req.confirm, "confirm", "must be true: deleting an account cannot be undone");
-        v.into_result()?;
+        ctx.call.checked(&self.state, ctx.provider.name(), &req.request_id, v.into_result()).await?;
         let (state, run_ctx) = (self.state.clone(), ctx.clone());
         let answer = ctx
             .call

@@ -144,10 +144,16 @@ fn required(field: &str, what: &str) -> ApiError {
 }
 
 impl DialerGrpc {
-    /// The caller's dialer provider: the trigger's name (for audit rows) and its client.
-    fn provider(call: &TenantCall) -> Result<(&'static str, Arc<dyn super::provider::DialerProvider>), ApiError> {
-        let trigger = call.tenant.enabled_trigger::<DialerArea>()?;
-        Ok((trigger.provider, Arc::clone(&trigger.inner)))
+    /// The edge preamble: the caller authenticated for the tenant, its dialer trigger, and the
+    /// trigger's provider name (for audit rows) and client.
+    fn begin<T>(
+        &self,
+        req: &Request<T>,
+        tenant: &str,
+    ) -> Result<(TenantCall, &'static str, Arc<dyn super::provider::DialerProvider>), ApiError> {
+        let edge = self.state.begin::<DialerArea, _>(req, tenant)?;
+        let provider = Arc::clone(&edge.trigger.inner);
+        Ok((edge.call, edge.trigger.provider, provider))
     }
 
     async fn export(
@@ -199,14 +205,16 @@ impl DialerGrpc {
 #[tonic::async_trait]
 impl DialerService for DialerGrpc {
     async fn create_agent(&self, req: Request<pb::CreateAgentRequest>) -> Result<Response<pb::AgentResponse>, Status> {
-        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
-        let (name, provider) = Self::provider(&call)?;
+        let (call, name, provider) = self.begin(&req, &req.get_ref().tenant)?;
         let msg = req.into_inner();
+        let checked = msg.agent.clone().ok_or_else(|| required("agent", "the agent to create")).and_then(|agent_pb| {
+            let agent = agent_from_pb(&agent_pb);
+            validate::new_agent(&agent)?;
+            Ok((agent_pb, agent))
+        });
+        let (agent_pb, agent) = call.checked(&self.state, name, &msg.request_id, checked).await?;
         let resp = call
             .mutate(&self.state, name, &msg.request_id, &without_passwords(&msg.agent, &msg), move || async move {
-                let agent_pb = msg.agent.clone().ok_or_else(|| required("agent", "the agent to create"))?;
-                let agent = agent_from_pb(&agent_pb);
-                validate::new_agent(&agent)?;
                 let ack = provider.create_agent(&agent).await.map_err(|e| e.for_agent(&agent.user))?;
                 Ok(pb::AgentResponse { agent: Some(public_agent(agent_pb)), vendor_message: ack.vendor_message })
             })
@@ -215,15 +223,19 @@ impl DialerService for DialerGrpc {
     }
 
     async fn update_agent(&self, req: Request<pb::UpdateAgentRequest>) -> Result<Response<pb::AgentResponse>, Status> {
-        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
-        let (name, provider) = Self::provider(&call)?;
+        let (call, name, provider) = self.begin(&req, &req.get_ref().tenant)?;
         let msg = req.into_inner();
+        let checked =
+            msg.agent.clone().ok_or_else(|| required("agent", "the agent's user and the fields to change")).and_then(
+                |agent_pb| {
+                    let agent = agent_from_pb(&agent_pb);
+                    validate::agent_update(&agent)?;
+                    Ok((agent_pb, agent))
+                },
+            );
+        let (agent_pb, agent) = call.checked(&self.state, name, &msg.request_id, checked).await?;
         let resp = call
             .mutate(&self.state, name, &msg.request_id, &without_passwords(&msg.agent, &msg), move || async move {
-                let agent_pb =
-                    msg.agent.clone().ok_or_else(|| required("agent", "the agent's user and the fields to change"))?;
-                let agent = agent_from_pb(&agent_pb);
-                validate::agent_update(&agent)?;
                 let ack = provider.update_agent(&agent).await.map_err(|e| e.for_agent(&agent.user))?;
                 Ok(pb::AgentResponse { agent: Some(public_agent(agent_pb)), vendor_message: ack.vendor_message })
             })
@@ -232,13 +244,16 @@ impl DialerService for DialerGrpc {
     }
 
     async fn create_list(&self, req: Request<pb::CreateListRequest>) -> Result<Response<pb::DialList>, Status> {
-        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
-        let (name, provider) = Self::provider(&call)?;
+        let (call, name, provider) = self.begin(&req, &req.get_ref().tenant)?;
         let msg = req.into_inner();
+        let checked = msg.list.clone().ok_or_else(|| required("list", "the list to create")).and_then(|list| {
+            let list = list_from_pb(list);
+            validate::list(&list)?;
+            Ok(list)
+        });
+        let list = call.checked(&self.state, name, &msg.request_id, checked).await?;
         let resp = call
-            .mutate(&self.state, name, &msg.request_id, &msg.clone(), move || async move {
-                let list = list_from_pb(msg.list.clone().ok_or_else(|| required("list", "the list to create"))?);
-                validate::list(&list)?;
+            .mutate(&self.state, name, &msg.request_id, &msg, move || async move {
                 provider.create_list(&list).await?;
                 Ok(list_pb(list))
             })
@@ -250,8 +265,7 @@ impl DialerService for DialerGrpc {
         &self,
         req: Request<pb::ListActiveListsRequest>,
     ) -> Result<Response<pb::ListActiveListsResponse>, Status> {
-        let call = self.state.tenant_call(&req, &req.get_ref().tenant)?;
-        let (_, provider) = Self::provider(&call)?;
+        let (_, _, provider) = self.begin(&req, &req.get_ref().tenant)?;
         let lists = provider.active_lists().await.map_err(ApiError::from)?;
         Ok(Response::new(pb::ListActiveListsResponse { lists: lists.into_iter().map(list_pb).collect() }))
     }
@@ -268,8 +282,10 @@ impl DialerService for DialerGrpc {
         let call = self.state.authorize(&metadata, method, &first.tenant)?;
         let started = Instant::now();
         let request_id = first.request_id.clone();
-        let (name, result) = match Self::provider(&call) {
-            Ok((name, provider)) => (name, self.export(&call, provider, first, stream).await),
+        // The trigger is looked up after authentication, as `begin` does, but its absence is
+        // audited like every other way an export ends.
+        let (name, result) = match call.tenant.enabled_trigger::<DialerArea>() {
+            Ok(trigger) => (trigger.provider, self.export(&call, Arc::clone(&trigger.inner), first, stream).await),
             Err(e) => ("", Err(e)),
         };
         call.audit(&self.state, name, &request_id, result.as_ref().map(|s| s.replayed), started).await;

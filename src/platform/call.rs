@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::state::AppState;
 use crate::{
     ops::{ApiError, auth, auth::TokenHash, error::code_name},
-    registry::Tenant,
+    registry::{Area, Tenant, Trigger},
     store::{
         audit,
         idempotency::{self, Claim, Key},
@@ -37,12 +37,8 @@ pub fn method_of<T>(req: &tonic::Request<T>) -> String {
 }
 
 impl AppState {
-    /// Checks the request's bearer token against `tenant`'s access tokens.
-    pub fn tenant_call<T>(&self, req: &tonic::Request<T>, tenant: &str) -> Result<TenantCall, ApiError> {
-        self.authorize(req.metadata(), method_of(req), tenant)
-    }
-
-    /// As [`AppState::tenant_call`], for streams whose tenant arrives in the first message.
+    /// Checks a call's bearer token against `tenant`'s access tokens (the first half of
+    /// [`AppState::begin`]; a stream whose tenant arrives in its first message calls it itself).
     pub fn authorize(&self, metadata: &MetadataMap, method: String, tenant: &str) -> Result<TenantCall, ApiError> {
         let caller = auth::bearer(metadata)?;
         let tenant = self.registry.authorize(&caller, tenant)?;
@@ -64,6 +60,69 @@ impl AppState {
             ));
         }
         Err(ApiError::unauthenticated("INVALID_TOKEN", "the bearer token is not valid"))
+    }
+}
+
+/// What every handler starts from: the authenticated call and its tenant's enabled trigger of
+/// the handler's area (see [`AppState::begin`]).
+pub struct Edge<T: 'static> {
+    pub call: TenantCall,
+    pub trigger: Arc<Trigger<T>>,
+    /// The area's key under `triggers:` (`account`).
+    pub area: &'static str,
+}
+
+impl<T> Clone for Edge<T> {
+    fn clone(&self) -> Self {
+        Self { call: self.call.clone(), trigger: Arc::clone(&self.trigger), area: self.area }
+    }
+}
+
+impl<T> Edge<T> {
+    /// The tenant's id.
+    pub fn tenant(&self) -> &str {
+        &self.call.tenant.id
+    }
+
+    /// The provider's registry name (`alianza`), for audit rows.
+    pub fn provider(&self) -> &'static str {
+        self.trigger.provider
+    }
+
+    /// `FAILED_PRECONDITION FEATURE_DISABLED` unless the trigger's switch `key` is on: the one
+    /// answer of every area's feature switches (`customer_status: false`).
+    pub fn require(&self, key: &'static str, on: bool) -> Result<(), ApiError> {
+        if on {
+            return Ok(());
+        }
+        Err(ApiError::failed_precondition(
+            "FEATURE_DISABLED",
+            format!(
+                "`{key}` is off in the {} trigger of tenant `{}`; set `{key}: true` in its providers.d file",
+                self.area, self.call.tenant.id
+            ),
+        )
+        .with_metadata("feature", key))
+    }
+}
+
+impl AppState {
+    /// The edge preamble of every tenant-scoped call of area `A`: the caller's token checked for
+    /// `tenant`, then the tenant's trigger of `A`, present and enabled.
+    pub fn begin<A: Area, R>(&self, req: &tonic::Request<R>, tenant: &str) -> Result<Edge<A::Trigger>, ApiError> {
+        self.begin_with::<A>(req.metadata(), method_of(req), tenant)
+    }
+
+    /// As [`AppState::begin`], for streams whose tenant arrives in the first message.
+    pub fn begin_with<A: Area>(
+        &self,
+        metadata: &MetadataMap,
+        method: String,
+        tenant: &str,
+    ) -> Result<Edge<A::Trigger>, ApiError> {
+        let call = self.authorize(metadata, method, tenant)?;
+        let trigger = call.tenant.enabled_trigger::<A>()?;
+        Ok(Edge { call, trigger, area: A::KEY })
     }
 }
 
@@ -105,12 +164,49 @@ impl TenantCall {
     {
         check_request_id(request_id)?;
         let hash: [u8; 32] = Sha256::digest(request.encode_to_vec()).into();
+        let (call, run_state, run_request_id) = (self.clone(), state.clone(), request_id.to_owned());
+        self.run_mutation(state, provider, request_id, move || async move {
+            call.mutate_inner(&run_state, &run_request_id, &hash, run).await
+        })
+        .await
+    }
+
+    /// A mutation's request checked before anything is claimed: a refusal (a bad field) is
+    /// audited like every other end of a mutation, and nothing is claimed or sent.
+    pub async fn checked<T>(
+        &self,
+        state: &AppState,
+        provider: &str,
+        request_id: &str,
+        checked: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        if let Err(e) = &checked {
+            self.audit(state, provider, request_id, Err(e), Instant::now()).await;
+        }
+        checked
+    }
+
+    /// Runs a mutation whose idempotency a domain store keeps itself (an order's submission row
+    /// is its claim), in a task of its own, and audits it. `run` answers whether it replayed a
+    /// stored answer. [`TenantCall::mutate`] is this plus the generic idempotency key.
+    pub async fn run_mutation<Resp, F, Fut>(
+        &self,
+        state: &AppState,
+        provider: &str,
+        request_id: &str,
+        run: F,
+    ) -> Result<Resp, ApiError>
+    where
+        Resp: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(Resp, bool), ApiError>> + Send + 'static,
+    {
         let (call, state, provider, request_id) =
             (self.clone(), state.clone(), provider.to_owned(), request_id.to_owned());
         let task = tokio::spawn(
             async move {
                 let started = Instant::now();
-                let result = call.mutate_inner(&state, &request_id, &hash, run).await;
+                let result = run().await;
                 call.audit(&state, &provider, &request_id, result.as_ref().map(|(_, replay)| *replay), started).await;
                 result.map(|(resp, _)| resp)
             }

@@ -12,5 +12,5 @@ pub mod periodic;
 mod state;
 
 pub use area::{AreaSpec, GrpcServices};
-pub use call::TenantCall;
+pub use call::{Edge, TenantCall};
 pub use state::AppState;

@@ -2,7 +2,7 @@
 //! field by field (every problem in one answer) before any vendor call, turned into domain types,
 //! and mutations run under their idempotency key with an audit row. Generated types stop here.
 
-use std::{pin::Pin, time::Duration};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use prost::Message;
@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     ops::{ApiError, Violations, page, vendor_error::VendorFailure},
-    platform::{AppState, TenantCall},
+    platform::{AppState, Edge, TenantCall, call::check_request_id},
     proto::v1::{self as pb, provision_numbers_request::Who, provisioning_service_server::ProvisioningService},
     registry::Trigger,
 };
@@ -435,13 +435,9 @@ const WATCH_RECHECK: Duration = Duration::from_secs(10);
 const ANSWER_MARGIN: Duration = Duration::from_secs(30);
 
 impl ProvisioningGrpc {
-    /// Authenticates a request for its tenant.
-    fn call<T>(&self, req: &Request<T>, tenant: &str) -> Result<TenantCall, ApiError> {
-        self.state.tenant_call(req, tenant)
-    }
-
-    fn trigger<'a>(&self, call: &'a TenantCall) -> Result<&'a Provisioning, ApiError> {
-        call.tenant.enabled_trigger::<ProvisioningArea>()
+    /// The edge preamble: the caller authenticated for the tenant, and its provisioning trigger.
+    fn begin<T>(&self, req: &Request<T>, tenant: &str) -> Result<Edge<ProvisioningTrigger>, ApiError> {
+        self.state.begin::<ProvisioningArea, _>(req, tenant)
     }
 
     /// The order as it is now. A replayed answer is the order as it was first answered; a
@@ -461,12 +457,13 @@ impl ProvisioningGrpc {
         }
     }
 
-    async fn provision(
+    /// Every field of an order checked, the number type against the region's list (a cached
+    /// read), before anything is claimed.
+    async fn check_order(
         &self,
-        call: &TenantCall,
         trigger: &Provisioning,
         req: &pb::ProvisionNumbersRequest,
-    ) -> Result<pb::Order, ApiError> {
+    ) -> Result<NumberOrder, ApiError> {
         let mut v = Violations::new();
         let order = check_provision(req, &mut v);
         // The number type is checked against the region's list (cached), once the rest is sound.
@@ -484,9 +481,18 @@ impl ProvisioningGrpc {
             }
         }
         v.into_result()?;
-        let order = order.expect("no violations, so an order");
+        Ok(order.expect("no violations, so an order"))
+    }
 
-        let tenant = &call.tenant.id;
+    /// Places a checked order once per request_id: its submission row is the claim (a repeat
+    /// finds the order, an overdue or unclear one is never sent again). `true`: a replay.
+    async fn provision(
+        &self,
+        edge: &Edge<ProvisioningTrigger>,
+        order: NumberOrder,
+        req: &pb::ProvisionNumbersRequest,
+    ) -> Result<(pb::Order, bool), ApiError> {
+        let (tenant, trigger) = (edge.tenant(), &edge.trigger);
         let hash = Sha256::digest(req.encode_to_vec());
         let answer_within = trigger.vendor.answer_timeout() + ANSWER_MARGIN;
         let claimed = store::claim_submission(&self.state.db, tenant, &req.request_id, &hash, answer_within)
@@ -494,7 +500,7 @@ impl ProvisioningGrpc {
             .map_err(db_error)?;
         let id = match claimed {
             Submission::New(id) => id,
-            Submission::Existing(order) => return Ok(order_pb(&order)),
+            Submission::Existing(order) => return Ok((order_pb(&order), true)),
             Submission::InFlight => {
                 return Err(ApiError::new(
                     Code::Aborted,
@@ -524,7 +530,7 @@ impl ProvisioningGrpc {
         };
         match trigger.vendor.provision(&order).await {
             Ok(answer) => match store::record_answer(&self.state.db, id, tenant, &answer).await {
-                Ok(stored) => Ok(order_pb(&stored)),
+                Ok(stored) => Ok((order_pb(&stored), false)),
                 Err(e) => {
                     // The vendor has the order; say which, so an operator can reconcile it.
                     tracing::error!(
@@ -638,31 +644,34 @@ impl ProvisioningService for ProvisioningGrpc {
         &self,
         req: Request<pb::ProvisionNumbersRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        let call = self.call(&req, &req.get_ref().tenant)?;
-        let trigger = self.trigger(&call)?;
+        let edge = self.begin(&req, &req.get_ref().tenant)?;
         let req = req.into_inner();
-        let (this, run_call, run_req) = (self.clone(), call.clone(), req.clone());
-        let order = call
-            .mutate(&self.state, trigger.provider, &req.request_id, &req, move || async move {
-                let trigger = this.trigger(&run_call)?;
-                this.provision(&run_call, trigger, &run_req).await
+        let checked = match check_request_id(&req.request_id) {
+            Ok(()) => self.check_order(&edge.trigger, &req).await,
+            Err(e) => Err(e),
+        };
+        let order = edge.call.checked(&self.state, edge.provider(), &req.request_id, checked).await?;
+        let (this, run_edge, run_req) = (self.clone(), edge.clone(), req.clone());
+        let order = edge
+            .call
+            .run_mutation(&self.state, edge.provider(), &req.request_id, move || async move {
+                this.provision(&run_edge, order, &run_req).await
             })
             .await?;
-        Ok(Response::new(self.current(&call.tenant.id, order).await))
+        Ok(Response::new(self.current(edge.tenant(), order).await))
     }
 
     async fn update_customer(
         &self,
         req: Request<pb::UpdateCustomerRequest>,
     ) -> Result<Response<pb::UpdateCustomerResponse>, Status> {
-        let call = self.call(&req, &req.get_ref().tenant)?;
-        let trigger = self.trigger(&call)?;
+        let edge = self.begin(&req, &req.get_ref().tenant)?;
         let req = req.into_inner();
-        let (this, run_call, run_req) = (self.clone(), call.clone(), req.clone());
-        let resp = call
-            .mutate(&self.state, trigger.provider, &req.request_id, &req, move || async move {
-                let (req, trigger) = (run_req, this.trigger(&run_call)?);
-                let update = check_update(&req)?;
+        let update = edge.call.checked(&self.state, edge.provider(), &req.request_id, check_update(&req)).await?;
+        let trigger = Arc::clone(&edge.trigger);
+        let resp = edge
+            .call
+            .mutate(&self.state, edge.provider(), &req.request_id, &req, move || async move {
                 let steps = trigger
                     .vendor
                     .update_customer(&update)
@@ -687,8 +696,8 @@ impl ProvisioningService for ProvisioningGrpc {
         &self,
         req: Request<pb::GetRegionNumberTypesRequest>,
     ) -> Result<Response<pb::GetRegionNumberTypesResponse>, Status> {
-        let call = self.call(&req, &req.get_ref().tenant)?;
-        let trigger = self.trigger(&call)?;
+        let edge = self.begin(&req, &req.get_ref().tenant)?;
+        let trigger = &edge.trigger;
         let Ok(Some(region)) = region_of(req.get_ref().region) else {
             return Err(ApiError::invalid_field("region", REGION_RULE).into());
         };
@@ -704,8 +713,7 @@ impl ProvisioningService for ProvisioningGrpc {
     }
 
     async fn get_order(&self, req: Request<pb::GetOrderRequest>) -> Result<Response<pb::Order>, Status> {
-        let call = self.call(&req, &req.get_ref().tenant)?;
-        self.trigger(&call)?;
+        let call = self.begin(&req, &req.get_ref().tenant)?.call;
         let order_id = &req.get_ref().order_id;
         check_order_id(order_id)?;
         let order = store::get_order(&self.state.db, &call.tenant.id, order_id)
@@ -719,8 +727,7 @@ impl ProvisioningService for ProvisioningGrpc {
         &self,
         req: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
-        let call = self.call(&req, &req.get_ref().tenant)?;
-        self.trigger(&call)?;
+        let call = self.begin(&req, &req.get_ref().tenant)?.call;
         let req = req.into_inner();
         let mut v = Violations::new();
         let state = match pb::OrderState::try_from(req.state) {
@@ -766,8 +773,7 @@ impl ProvisioningService for ProvisioningGrpc {
         &self,
         req: Request<pb::WatchOrderRequest>,
     ) -> Result<Response<Self::WatchOrderStream>, Status> {
-        let call = self.call(&req, &req.get_ref().tenant)?;
-        self.trigger(&call)?;
+        let call = self.begin(&req, &req.get_ref().tenant)?.call;
         let order_id = req.into_inner().order_id;
         check_order_id(&order_id)?;
         Ok(Response::new(self.watch(call, order_id).await?))

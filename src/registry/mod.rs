@@ -64,13 +64,17 @@ impl std::fmt::Debug for Tenant {
 
 impl Tenant {
     /// The tenant's trigger of area `A`, if its file declares one.
-    pub fn trigger<A: Area>(&self) -> Option<&Trigger<A::Trigger>> {
-        self.triggers.iter().find(|(info, _)| info.area == A::KEY).and_then(|(_, t)| t.downcast_ref())
+    ///
+    /// Triggers are stored type-erased, since the registry does not know the areas; each is
+    /// found by its area's key and typed by the area's own `Trigger` type, here only.
+    pub fn trigger<A: Area>(&self) -> Option<Arc<Trigger<A::Trigger>>> {
+        let (_, trigger) = self.triggers.iter().find(|(info, _)| info.area == A::KEY)?;
+        Arc::clone(trigger).downcast::<Trigger<A::Trigger>>().ok()
     }
 
     /// The trigger of area `A`, or the `FAILED_PRECONDITION` a caller gets when it is missing or
     /// switched off (`enabled: false`).
-    pub fn enabled_trigger<A: Area>(&self) -> Result<&Trigger<A::Trigger>, ApiError> {
+    pub fn enabled_trigger<A: Area>(&self) -> Result<Arc<Trigger<A::Trigger>>, ApiError> {
         let trigger = self.trigger::<A>().ok_or_else(|| {
             ApiError::failed_precondition(
                 "TRIGGER_NOT_CONFIGURED",
