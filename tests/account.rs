@@ -204,16 +204,55 @@ async fn ten_calls_and_a_token_that_expires_mid_run_make_exactly_two_logins() {
 // ---- vendor faults through gRPC ----
 
 #[tokio::test]
-async fn a_vendor_500_is_unavailable_with_retry_info_and_the_vendor_domain() {
+async fn vendor_faults_on_the_panel_reads_answer_the_shared_vendor_error_vocabulary() {
+    // (the fault, as a spec; what the vendor does; code, reason, one detail, RetryInfo expected)
+    let cases = [
+        (
+            "a 500 on every attempt of a read is UNAVAILABLE with the vendor's domain and RetryInfo",
+            FaultRule::new(Fault::Status(500)).matching("/deviceline").times(3),
+            Code::Unavailable,
+            "VENDOR_UNAVAILABLE",
+            ("http_status", "500"),
+            true,
+        ),
+        (
+            "a read that times out on every attempt is UNAVAILABLE with vendor code TIMEOUT",
+            FaultRule::new(Fault::Hang).matching("/account/").times(3),
+            Code::Unavailable,
+            "VENDOR_UNAVAILABLE",
+            ("vendor_code", "TIMEOUT"),
+            true,
+        ),
+        (
+            "an unreadable body on every attempt of a read is UNAVAILABLE with vendor code BAD_RESPONSE",
+            FaultRule::new(Fault::Garbage).matching("/user").times(3),
+            Code::Unavailable,
+            "VENDOR_UNAVAILABLE",
+            ("vendor_code", "BAD_RESPONSE"),
+            true,
+        ),
+        (
+            "a plain 404 (not Alianza's own error shape) is VENDOR_MISCONFIGURED naming the tenant key",
+            FaultRule::new(Fault::Status(404)).matching("/deviceline").times(1),
+            Code::FailedPrecondition,
+            "VENDOR_MISCONFIGURED",
+            ("tenant_key", "triggers.account.api_url"),
+            false,
+        ),
+    ];
     let sim = vendor();
-    let app = serve(&sim, &[]).await;
-    sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/deviceline"));
-    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable);
-    let info = error_info(&err);
-    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("VENDOR_UNAVAILABLE", "alianza.com"));
-    assert_eq!(info.metadata["http_status"], "500");
-    assert!(err.get_error_details().retry_info().is_some());
+    let app = serve(&sim, &[("timeout_ms", "300")]).await;
+    sim.faults().set_hang_for(Duration::from_secs(5));
+    for (spec, fault, code, reason, (key, value), retry) in cases {
+        sim.faults().plan(fault);
+        let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+        let info = error_info(&err);
+        assert_eq!((err.code(), info.reason.as_str(), info.domain.as_str()), (code, reason, "alianza.com"), "{spec}");
+        assert_eq!(info.metadata[key], value, "{spec}");
+        assert_eq!(err.get_error_details().retry_info().is_some(), retry, "{spec}");
+    }
+    // Every fault was consumed by the attempts the policy allows, no more.
+    client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap();
 }
 
 #[tokio::test]
@@ -223,46 +262,6 @@ async fn a_transient_vendor_500_on_a_read_is_retried_and_succeeds() {
     sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/user").times(2));
     let panel = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap();
     assert_eq!(panel.get_ref().sip_lines.len(), 3);
-}
-
-#[tokio::test]
-async fn a_vendor_timeout_on_a_read_is_unavailable_with_the_vendor_code_timeout() {
-    let sim = vendor();
-    let app = serve(&sim, &[("timeout_ms", "300")]).await;
-    sim.faults().set_hang_for(Duration::from_secs(5));
-    sim.faults().plan(FaultRule::new(Fault::Hang).matching("/account/"));
-    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable);
-    let info = error_info(&err);
-    assert_eq!((info.reason.as_str(), info.metadata["vendor_code"].as_str()), ("VENDOR_UNAVAILABLE", "TIMEOUT"));
-    assert!(err.get_error_details().retry_info().is_some());
-}
-
-#[tokio::test]
-async fn a_garbage_vendor_body_on_a_read_is_unavailable_after_its_retries() {
-    let sim = vendor();
-    let app = serve(&sim, &[]).await;
-    sim.faults().plan(FaultRule::new(Fault::Garbage).matching("/user"));
-    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unavailable);
-    let info = error_info(&err);
-    assert_eq!((info.reason.as_str(), info.metadata["vendor_code"].as_str()), ("VENDOR_UNAVAILABLE", "BAD_RESPONSE"));
-    assert!(err.get_error_details().retry_info().is_some());
-}
-
-#[tokio::test]
-async fn a_plain_404_from_the_vendor_url_is_failed_precondition_vendor_misconfigured() {
-    let sim = vendor();
-    let app = serve(&sim, &[]).await;
-    // Not Alianza's own error shape: whatever answered does not have the path.
-    sim.faults().plan(FaultRule::new(Fault::Status(404)).matching("/deviceline").times(1));
-    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    let info = error_info(&err);
-    assert_eq!(
-        (info.reason.as_str(), info.metadata["tenant_key"].as_str()),
-        ("VENDOR_MISCONFIGURED", "triggers.account.api_url")
-    );
 }
 
 #[tokio::test]
@@ -356,72 +355,62 @@ async fn create_account_uses_the_default_billing_day_and_dialing_behaviour_and_m
     assert_eq!((stored.billing_cycle_day, stored.dialing_behavior_type.as_str()), (1, "TEN_DIGIT"));
 }
 
-/// A request that breaks one rule: INVALID_ARGUMENT on `field`, and the vendor never called.
-async fn assert_refused(req: pb::CreateAccountRequest, field: &str, rule: &str) {
+#[tokio::test]
+async fn create_account_refuses_each_broken_rule_on_its_field_before_calling_the_vendor() {
+    type Break = fn(&mut pb::CreateAccountRequest);
+    // (the rule, as a spec; how a request breaks it; the field blamed; words of the rule's message)
+    let cases: [(&str, Break, &str, &str); 8] = [
+        (
+            "an ADVANCED account with DIAL_NINE needs an extension length",
+            |r| r.extension_length = 0,
+            "extension_length",
+            "required (3-6) for an ADVANCED account with a DIAL_NINE",
+        ),
+        ("an extension length is 3-6", |r| r.extension_length = 7, "extension_length", "must be 3-6"),
+        (
+            "a SIMPLE account has no extension length",
+            |r| {
+                r.account_type = pb::AccountType::Simple.into();
+                r.dialing_behavior = pb::DialingBehavior::TenDigit.into();
+            },
+            "extension_length",
+            "SIMPLE",
+        ),
+        (
+            "a SIMPLE account cannot dial nine",
+            |r| {
+                r.account_type = pb::AccountType::Simple.into();
+                r.extension_length = 0;
+            },
+            "dialing_behavior",
+            "ADVANCED accounts only",
+        ),
+        ("the billing cycle day is 1-28", |r| r.billing_cycle_day = 29, "billing_cycle_day", "1-28"),
+        ("the account type is required", |r| r.account_type = 0, "account_type", "required"),
+        (
+            "the customer's name is required",
+            |r| r.customer.as_mut().unwrap().name = " ".into(),
+            "customer.name",
+            "account name",
+        ),
+        (
+            "an account number is 3-25 characters",
+            |r| r.customer.as_mut().unwrap().nickname = "55500011355500011355500011".into(),
+            "customer.nickname",
+            "3-25",
+        ),
+    ];
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let err = client(&app).create_account(authed(req, TOKEN)).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(bad_fields(&err), [field]);
-    assert!(err.message().contains(rule), "{}", err.message());
+    for (rule, break_it, field, words) in cases {
+        let mut req = create_request("555000113");
+        break_it(&mut req);
+        let err = client(&app).create_account(authed(req, TOKEN)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{rule}");
+        assert_eq!(bad_fields(&err), [field], "{rule}");
+        assert!(err.message().contains(words), "{rule}: {}", err.message());
+    }
     assert_eq!(sim.calls().total(), 0, "validated before any vendor call");
-}
-
-#[tokio::test]
-async fn create_account_returns_invalid_argument_when_extension_length_missing() {
-    let mut req = create_request("555000113");
-    req.extension_length = 0;
-    assert_refused(req, "extension_length", "required (3-6) for an ADVANCED account with a DIAL_NINE").await;
-}
-
-#[tokio::test]
-async fn create_account_returns_invalid_argument_when_extension_length_out_of_range() {
-    let mut req = create_request("555000113");
-    req.extension_length = 7;
-    assert_refused(req, "extension_length", "must be 3-6").await;
-}
-
-#[tokio::test]
-async fn create_account_returns_invalid_argument_when_a_simple_account_has_an_extension_length() {
-    let mut req = create_request("555000113");
-    req.account_type = pb::AccountType::Simple.into();
-    req.dialing_behavior = pb::DialingBehavior::TenDigit.into();
-    assert_refused(req, "extension_length", "SIMPLE").await;
-}
-
-#[tokio::test]
-async fn create_account_returns_invalid_argument_when_a_simple_account_asks_for_dial_nine() {
-    let mut req = create_request("555000113");
-    req.account_type = pb::AccountType::Simple.into();
-    req.extension_length = 0;
-    assert_refused(req, "dialing_behavior", "ADVANCED accounts only").await;
-}
-
-#[tokio::test]
-async fn create_account_returns_invalid_argument_when_billing_cycle_day_is_out_of_range() {
-    let mut req = create_request("555000113");
-    req.billing_cycle_day = 29;
-    assert_refused(req, "billing_cycle_day", "1-28").await;
-}
-
-#[tokio::test]
-async fn create_account_returns_invalid_argument_when_account_type_missing() {
-    let mut req = create_request("555000113");
-    req.account_type = 0;
-    assert_refused(req, "account_type", "required").await;
-}
-
-#[tokio::test]
-async fn create_account_returns_invalid_argument_when_the_customer_name_is_missing() {
-    let mut req = create_request("555000113");
-    req.customer.as_mut().unwrap().name = " ".into();
-    assert_refused(req, "customer.name", "account name").await;
-}
-
-#[tokio::test]
-async fn create_account_returns_invalid_argument_when_the_account_number_is_too_long() {
-    let req = create_request("55500011355500011355500011");
-    assert_refused(req, "customer.nickname", "3-25").await;
 }
 
 #[tokio::test]
