@@ -244,8 +244,23 @@ fn graph() -> BTreeMap<Module, BTreeSet<Module>> {
                 deps.insert(target);
             }
         }
+        // Paths written inline relative to this module: `routes::router(..)` names the child.
+        for child in modules.keys().filter(|m| m.len() == module.len() + 1 && m.starts_with(module)) {
+            if names_inline(src, &format!("{}::", child[module.len()])) {
+                deps.insert(child.clone());
+            }
+        }
     }
     edges
+}
+
+/// Whether `src` writes a path starting with `head` (`routes::`) that is not the tail of a
+/// longer path (`super::routes::` or `x_routes::`).
+fn names_inline(src: &str, head: &str) -> bool {
+    src.match_indices(head).any(|(at, _)| {
+        !src[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':')
+            && !src[..at].trim_end().ends_with("mod")
+    })
 }
 
 /// One cycle of the graph, if it has any (depth-first search, reporting the back edge's loop).

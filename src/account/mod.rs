@@ -9,61 +9,30 @@
 //! - [`reconciler`]: delivers desired statuses, now or later (the background worker).
 //! - [`grpc`]: the gRPC edge; generated types stop there.
 //! - [`alianza`]: the first vendor (client, wire format, config, simulator).
+//! - [`trigger`]: what a tenant holds for the area; [`area`]: its key and its providers' list.
+//!
+//! This file only composes: [`AREA`] is everything the area brings to the server. No file of
+//! the area imports it (dependencies point down: `tests/module_graph.rs`).
 
 pub mod alianza;
+pub mod area;
 pub mod grpc;
 pub mod provider;
 pub mod reconciler;
 pub mod settings;
 pub mod sip_sync;
 pub mod store;
+pub mod trigger;
 
-use std::sync::Arc;
+pub use area::{AccountArea, TRIGGERS};
+pub use provider::AccountProvider;
+pub use settings::AccountSettings;
+pub use trigger::AccountTrigger;
 
 use crate::{
     platform::{AppState, AreaSpec, GrpcServices},
     proto::v1::account_service_server::AccountServiceServer,
-    registry::{
-        AreaEntry,
-        provider::{Area, ProviderSpec},
-    },
 };
-pub use provider::AccountProvider;
-pub use settings::AccountSettings;
-
-/// The `account` area of tenant files.
-pub struct AccountArea;
-
-/// What a tenant holds for the account area: its settings and its vendor's client.
-#[derive(Clone)]
-pub struct AccountTrigger {
-    pub settings: Arc<AccountSettings>,
-    pub provider: Arc<dyn AccountProvider>,
-}
-
-impl std::fmt::Debug for AccountTrigger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountTrigger")
-            .field("provider", &self.provider.name())
-            .field("settings", &self.settings)
-            .finish()
-    }
-}
-
-/// The account area's providers, one line each.
-static PROVIDERS: &[ProviderSpec<AccountTrigger>] = &[alianza::SPEC];
-
-impl Area for AccountArea {
-    const KEY: &'static str = "account";
-    type Trigger = AccountTrigger;
-
-    fn providers() -> &'static [ProviderSpec<AccountTrigger>] {
-        PROVIDERS
-    }
-}
-
-/// The area's `triggers:` key and providers, for the registry.
-pub static TRIGGERS: AreaEntry = AreaEntry::of::<AccountArea>();
 
 /// Everything this area brings to the server.
 pub static AREA: AreaSpec = AreaSpec {

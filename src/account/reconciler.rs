@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::provider::DELIVERY_BUDGET;
 use super::{
-    AccountArea,
+    area::AccountArea,
     provider::{AccountProvider, DesiredStatus, ProviderError},
     store::{self, Claimed, Finish},
 };

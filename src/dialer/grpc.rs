@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::{
-    DialerArea,
+    area::DialerArea,
     export::{self, ExportRequest, ExportSummary, Target},
     provider::{Agent, DialList, Lead},
     validate,

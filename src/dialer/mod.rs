@@ -5,8 +5,13 @@
 //! - [`validate`]: the dialer document's field rules, checked before any vendor call;
 //! - [`export`]: the lead-export pipeline (bounded, streaming, resumable by request_id);
 //! - [`store`]: its PostgreSQL tables;
-//! - [`elision`]: the first vendor.
+//! - [`elision`]: the first vendor;
+//! - [`area`]: the area's key and its providers' list.
+//!
+//! This file only composes: [`AREA`] is everything the area brings to the server. No file of
+//! the area imports it (dependencies point down: `tests/module_graph.rs`).
 
+pub mod area;
 pub mod elision;
 pub mod export;
 pub mod grpc;
@@ -14,31 +19,12 @@ pub mod provider;
 pub mod store;
 pub mod validate;
 
-use std::sync::Arc;
+pub use area::{DialerArea, TRIGGERS};
 
 use crate::{
     platform::{AppState, AreaSpec, GrpcServices, periodic},
     proto::v1::dialer_service_server::DialerServiceServer,
-    registry::{Area, AreaEntry, provider::ProviderSpec},
 };
-
-/// `triggers.dialer` of a tenant file.
-pub struct DialerArea;
-
-/// The dialer area's providers, one line each.
-static PROVIDERS: &[ProviderSpec<Arc<dyn provider::DialerProvider>>] = &[elision::PROVIDER];
-
-impl Area for DialerArea {
-    const KEY: &'static str = "dialer";
-    type Trigger = Arc<dyn provider::DialerProvider>;
-
-    fn providers() -> &'static [ProviderSpec<Self::Trigger>] {
-        PROVIDERS
-    }
-}
-
-/// The area's `triggers:` key and providers, for the registry.
-pub static TRIGGERS: AreaEntry = AreaEntry::of::<DialerArea>();
 
 /// Everything this area brings to the server.
 pub static AREA: AreaSpec = AreaSpec {

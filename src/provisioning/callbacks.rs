@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{
-    ProvisioningArea,
+    area::ProvisioningArea,
     delacon::{self, callback as delacon_callback},
     provider::{CallbackReply, OrderOutcome, clip},
     store::{self, CallbackEffect},

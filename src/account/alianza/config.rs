@@ -10,9 +10,9 @@ use serde::Deserialize;
 use super::client::{AlianzaClient, ClientConfig, CreateDefaults, READ_BACKOFF};
 use crate::{
     account::{
-        AccountTrigger,
         provider::{DesiredStatus, DialingBehavior},
         settings::{AccountNumberField, AccountSettings, SipTableConfig, StatusMap},
+        trigger::AccountTrigger,
     },
     registry::{
         provider::{BuildDeps, BuildTrigger, ValidateCtx, key_as_written, simulator_allowed},
@@ -324,7 +324,7 @@ impl BuildTrigger<AccountTrigger> for AlianzaBuild {
             #[cfg(feature = "simulators")]
             Api::Simulator => {
                 use secrecy::ExposeSecret;
-                let sim = deps.sims.get_or_start(|| super::AlianzaSim::start(([127, 0, 0, 1], 0).into()))?;
+                let sim = deps.sims.get_or_start(|| super::sim::AlianzaSim::start(([127, 0, 0, 1], 0).into()))?;
                 // The in-process simulator plays this tenant's Alianza: it knows its login, its
                 // rate plan, and the demo accounts.
                 sim.add_login(self.username.expose_secret(), self.password.expose_secret(), &self.partition_id);

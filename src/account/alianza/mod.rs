@@ -15,7 +15,7 @@ pub use client::AlianzaClient;
 #[cfg(feature = "simulators")]
 pub use sim::AlianzaSim;
 
-use super::AccountTrigger;
+use super::trigger::AccountTrigger;
 use crate::registry::provider::ProviderSpec;
 
 /// The registration line of the `alianza` provider.

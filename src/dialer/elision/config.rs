@@ -121,7 +121,7 @@ impl BuildTrigger<Arc<dyn DialerProvider>> for ElisionBuild {
                     tokio::runtime::Handle::try_current().is_ok(),
                     "the built-in simulator needs the server's runtime"
                 );
-                let sim = deps.sims.get_or_start(|| super::ElisionSim::start(([127, 0, 0, 1], 0).into()))?;
+                let sim = deps.sims.get_or_start(|| super::sim::ElisionSim::start(([127, 0, 0, 1], 0).into()))?;
                 sim.url().parse()?
             }
         };

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::client::DelaconClient;
 use crate::{
-    provisioning::ProvisioningTrigger,
+    provisioning::trigger::ProvisioningTrigger,
     registry::{
         provider::{BuildDeps, BuildTrigger, ValidateCtx, key_as_written, simulator_allowed},
         secrets::SecretRef,
@@ -182,13 +182,13 @@ impl BuildTrigger<ProvisioningTrigger> for Validated {
             Endpoint::Simulator => anyhow::bail!("this build of patchbay has no simulators"),
             #[cfg(feature = "simulators")]
             Endpoint::Simulator => {
-                let sim = deps.sims.get_or_start(|| super::DelaconSim::start_demo(([127, 0, 0, 1], 0).into()))?;
+                let sim = deps.sims.get_or_start(|| super::sim::DelaconSim::start_demo(([127, 0, 0, 1], 0).into()))?;
                 // Delacon calls back the URL configured for the API key; the built-in simulator
                 // is configured here with this server's own callback URL for the tenant.
                 let callback = format!(
                     "{}{}/{}/{}",
                     deps.http_base_url.trim_end_matches('/'),
-                    super::CALLBACK_PREFIX,
+                    super::callback::CALLBACK_PREFIX,
                     deps.tenant,
                     self.callback_secret.expose_secret()
                 );
@@ -196,7 +196,8 @@ impl BuildTrigger<ProvisioningTrigger> for Validated {
                 Url::parse(&sim.url())?
             }
         };
-        let client = DelaconClient::new(deps.vendor_http(super::PROVIDER), base, &self.auth_token, self.timeout)?;
+        let client =
+            DelaconClient::new(deps.vendor_http(super::client::PROVIDER), base, &self.auth_token, self.timeout)?;
         Ok(ProvisioningTrigger::new(Arc::new(client), self.callback_secret.clone()))
     }
 }

@@ -19,7 +19,7 @@ pub use client::{DelaconClient, PROVIDER};
 #[cfg(feature = "simulators")]
 pub use sim::DelaconSim;
 
-use super::ProvisioningTrigger;
+use super::trigger::ProvisioningTrigger;
 use crate::registry::provider::ProviderSpec;
 
 /// The registration line: `provider: delacon`.

@@ -1,8 +1,12 @@
-//! AccountService: the gRPC edge of the account area. Generated types stop here.
+//! AccountService: the gRPC edge of the account area. Generated types stop in this folder:
+//! [`request`] holds the field rules (proto in, domain out), [`convert`] the way back.
 //!
 //! Every call: authenticate for the tenant, find its enabled account trigger, check the feature
 //! switch (`customer_status` / `synchro_console`), validate the whole request (every bad field at
 //! once), and only then call the vendor. Mutations run inside their idempotency key and audit row.
+
+mod convert;
+mod request;
 
 use std::{
     collections::HashMap,
@@ -13,13 +17,16 @@ use std::{
 use tonic::{Code, Request, Response, Status};
 
 use super::{
-    AccountArea, AccountProvider, AccountSettings,
-    provider::{Account, AccountState, AccountType, DialingBehavior, NewAccount, ProviderError, SipLine},
+    area::AccountArea,
+    provider::{AccountProvider, ProviderError},
     reconciler::{self, Delivery, DeliveryError},
-    settings::{AccountNumberField, SipTable},
-    sip_sync::{self, StoredRow, SyncMode, SyncPlan},
+    settings::{AccountSettings, SipTable},
+    sip_sync::{self, SyncMode},
     store,
 };
+use convert::*;
+use request::*;
+
 use crate::{
     ops::{ApiError, Violations},
     platform::{AppState, TenantCall},
@@ -92,215 +99,8 @@ impl Ctx {
     }
 }
 
-/// The customer's account number, by the tenant's `account_number_field`; a violation if it is
-/// missing or breaks the vendor-neutral rule (3-25 printable characters, no outer blanks).
-fn account_number(customer: Option<&pb::Customer>, field: &AccountNumberField, v: &mut Violations) -> String {
-    let Some(customer) = customer else {
-        v.add("customer", "required: the CRM customer");
-        return String::new();
-    };
-    let value = match field {
-        AccountNumberField::Nickname => customer.nickname.as_str(),
-        AccountNumberField::Field(name) => customer.fields.get(name).map_or("", String::as_str),
-    };
-    let path = field.field_path();
-    let len = value.chars().count();
-    if value.is_empty() {
-        v.add(path, "required: the customer's account number at the vendor (the tenant's account_number_field)");
-    } else if !(3..=25).contains(&len) {
-        v.add(path, format!("an account number is 3-25 characters; this one has {len}"));
-    } else if value.chars().any(char::is_control) || value.trim() != value {
-        v.add(path, "an account number has no control characters and no leading or trailing blanks");
-    }
-    value.to_owned()
-}
-
-fn state_pb(s: AccountState) -> pb::AccountState {
-    match s {
-        AccountState::Active => pb::AccountState::Active,
-        AccountState::Disabled => pb::AccountState::Disabled,
-        AccountState::Suspended => pb::AccountState::Suspended,
-        AccountState::Pending => pb::AccountState::Pending,
-        AccountState::DeletePending => pb::AccountState::DeletePending,
-        AccountState::Deleted => pb::AccountState::Deleted,
-        AccountState::Unknown => pb::AccountState::Unspecified,
-    }
-}
-
-fn line_pb(l: SipLine) -> pb::SipLine {
-    pb::SipLine {
-        line_number: l.line_number,
-        sip_username: l.sip_username,
-        sip_password: l.sip_password,
-        display_name: l.display_name,
-        emergency_number: l.emergency_number,
-        mac_address: l.mac_address,
-        dial_number: l.dial_number,
-    }
-}
-
-fn status_pb(
-    a: Account,
-    product_plans: Vec<String>,
-    lines: Vec<SipLine>,
-    settings: &AccountSettings,
-) -> pb::AccountStatus {
-    pb::AccountStatus {
-        account_number: a.number,
-        name: a.name,
-        status: state_pb(a.state).into(),
-        account_type: match a.account_type {
-            Some(AccountType::Simple) => pb::AccountType::Simple,
-            Some(AccountType::Advanced) => pb::AccountType::Advanced,
-            None => pb::AccountType::Unspecified,
-        }
-        .into(),
-        platform_type: a.platform_type,
-        product_plans,
-        billing_cycle_day: a.billing_cycle_day,
-        calling_plans: a
-            .calling_plans
-            .into_iter()
-            .map(|p| pb::CallingPlan {
-                name: p.name,
-                start_date: p.start_date,
-                plan_minutes: p.plan_minutes,
-                seconds_remaining: p.seconds_remaining,
-            })
-            .collect(),
-        sip_lines: lines.into_iter().map(line_pb).collect(),
-        admin_portal_url: settings.admin_portal_url.clone(),
-    }
-}
-
-fn dialing_from_pb(d: pb::DialingBehavior) -> Option<DialingBehavior> {
-    Some(match d {
-        pb::DialingBehavior::Unspecified => return None,
-        pb::DialingBehavior::SevenDigit => DialingBehavior::SevenDigit,
-        pb::DialingBehavior::TenDigit => DialingBehavior::TenDigit,
-        pb::DialingBehavior::OpenDialPlan => DialingBehavior::OpenDialPlan,
-        pb::DialingBehavior::DialNineSevenDigit => DialingBehavior::DialNineSevenDigit,
-        pb::DialingBehavior::DialNineTenDigit => DialingBehavior::DialNineTenDigit,
-        pb::DialingBehavior::OpenDialPlanTenDigit => DialingBehavior::OpenDialPlanTenDigit,
-    })
-}
-
-/// Validates a CreateAccountRequest completely, before any vendor call.
-fn new_account(req: &pb::CreateAccountRequest, settings: &AccountSettings) -> Result<NewAccount, ApiError> {
-    let mut v = Violations::new();
-    let number = account_number(req.customer.as_ref(), &settings.account_number_field, &mut v);
-    let customer = req.customer.clone().unwrap_or_default();
-    let name = customer.name.trim();
-    if req.customer.is_some() && name.is_empty() {
-        v.add("customer.name", "required: it becomes the account name at the vendor");
-    } else if name.chars().count() > 100 {
-        v.add("customer.name", "at most 100 characters");
-    }
-    if req.customer.is_some() && customer.status.trim().is_empty() {
-        v.add("customer.status", "required: the CRM status (e.g. `current`) gives the account's initial status");
-    }
-    let account_type = match pb::AccountType::try_from(req.account_type) {
-        Ok(pb::AccountType::Simple) => Some(AccountType::Simple),
-        Ok(pb::AccountType::Advanced) => Some(AccountType::Advanced),
-        Ok(pb::AccountType::Unspecified) => {
-            v.add("account_type", "required: ACCOUNT_TYPE_SIMPLE or ACCOUNT_TYPE_ADVANCED");
-            None
-        }
-        Err(_) => {
-            v.add("account_type", format!("unknown value {}", req.account_type));
-            None
-        }
-    };
-    let billing_cycle_day = match (req.billing_cycle_day, settings.default_billing_cycle_day) {
-        (0, Some(day)) => Some(day),
-        (0, None) => {
-            v.add("billing_cycle_day", "required (1-28): the tenant's account_defaults name no billing_cycle_day");
-            None
-        }
-        (day @ 1..=28, _) => Some(day as u8),
-        (day, _) => {
-            v.add("billing_cycle_day", format!("must be 1-28; got {day}"));
-            None
-        }
-    };
-    let (dialing, from_default) = match pb::DialingBehavior::try_from(req.dialing_behavior).map(dialing_from_pb) {
-        Ok(Some(d)) => (Some(d), false),
-        Ok(None) => match settings.default_dialing_behavior {
-            Some(d) => (Some(d), true),
-            None => {
-                v.add("dialing_behavior", "required: the tenant's account_defaults name no dialing_behavior");
-                (None, false)
-            }
-        },
-        Err(_) => {
-            v.add("dialing_behavior", format!("unknown value {}", req.dialing_behavior));
-            (None, false)
-        }
-    };
-    let dial_nine = dialing.is_some_and(DialingBehavior::is_dial_nine);
-    match account_type {
-        Some(AccountType::Simple) => {
-            if dial_nine {
-                let d = dialing.map(DialingBehavior::as_str).unwrap_or_default();
-                let whose = if from_default { format!("the tenant's default {d}") } else { d.to_owned() };
-                v.add(
-                    "dialing_behavior",
-                    format!("{whose} is for ADVANCED accounts only (dial 9, extensions); a SIMPLE account has neither"),
-                );
-            }
-            if req.extension_length != 0 {
-                v.add("extension_length", "must be 0 for a SIMPLE account: it has no extension dialling");
-            }
-        }
-        Some(AccountType::Advanced) if req.extension_length == 0 && dial_nine => {
-            v.add(
-                "extension_length",
-                "required (3-6) for an ADVANCED account with a DIAL_NINE behaviour (extension-to-extension dialling)",
-            );
-        }
-        Some(AccountType::Advanced) | None => {}
-    }
-    let simple = account_type == Some(AccountType::Simple);
-    if !simple && req.extension_length != 0 && !(3..=6).contains(&req.extension_length) {
-        v.add("extension_length", format!("must be 3-6; got {}", req.extension_length));
-    }
-    v.into_result()?;
-    Ok(NewAccount {
-        number,
-        name: name.to_owned(),
-        account_type: account_type.expect("validated"),
-        billing_cycle_day: billing_cycle_day.expect("validated"),
-        dialing_behavior: dialing.expect("validated"),
-        extension_length: (req.extension_length != 0).then_some(req.extension_length as u8),
-        status: settings.status_map.map(&customer.status),
-    })
-}
-
-fn sync_mode(mode: i32, v: &mut Violations) -> SyncMode {
-    match pb::SyncMode::try_from(mode) {
-        Ok(pb::SyncMode::Unspecified | pb::SyncMode::Full) => SyncMode::Full,
-        Ok(pb::SyncMode::AddOnly) => SyncMode::AddOnly,
-        Err(_) => {
-            v.add("mode", format!("unknown value {mode}: SYNC_MODE_FULL or SYNC_MODE_ADD_ONLY"));
-            SyncMode::Full
-        }
-    }
-}
-
 fn db(context: &'static str) -> impl Fn(sqlx::Error) -> ApiError {
     move |e| ApiError::internal(context, &e)
-}
-
-fn sync_response(plan: SyncPlan, table: &SipTable, dry_run: bool) -> pb::SyncSipLinesResponse {
-    let rows = |rows: Vec<StoredRow>| rows.iter().map(|r| line_pb(sip_sync::line_of(r, table))).collect();
-    pb::SyncSipLinesResponse {
-        added: plan.added.into_iter().map(line_pb).collect(),
-        updated: plan.updated.into_iter().map(line_pb).collect(),
-        deleted: rows(plan.deleted),
-        unchanged: plan.unchanged.into_iter().map(line_pb).collect(),
-        dry_run,
-        kept: rows(plan.kept),
-    }
 }
 
 /// Attempts of a sync that finds its vendor read older than the table (a sync or a delete that
@@ -319,24 +119,6 @@ fn lock_error(e: sqlx::Error) -> ApiError {
         .with_retry_after(Duration::from_secs(1));
     }
     ApiError::internal("locking the SIP table", &e)
-}
-
-/// A sync's answer as the idempotency store keeps it: without SIP passwords, which are secrets.
-fn without_passwords(resp: &pb::SyncSipLinesResponse) -> pb::SyncSipLinesResponse {
-    let mut copy = resp.clone();
-    for line in sync_lines_mut(&mut copy) {
-        line.sip_password.clear();
-    }
-    copy
-}
-
-fn sync_lines_mut(resp: &mut pb::SyncSipLinesResponse) -> impl Iterator<Item = &mut pb::SipLine> {
-    resp.added
-        .iter_mut()
-        .chain(resp.updated.iter_mut())
-        .chain(resp.deleted.iter_mut())
-        .chain(resp.unchanged.iter_mut())
-        .chain(resp.kept.iter_mut())
 }
 
 impl AccountGrpc {
@@ -591,7 +373,10 @@ impl AccountService for AccountGrpc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{provider::DesiredStatus, settings::StatusMap};
+    use crate::account::{
+        provider::{DesiredStatus, DialingBehavior},
+        settings::{AccountNumberField, StatusMap},
+    };
 
     fn settings() -> AccountSettings {
         AccountSettings {
