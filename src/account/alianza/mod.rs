@@ -2,11 +2,12 @@
 //!
 //! - [`config`]: the `triggers.account` keys of an `provider: alianza` tenant, validated purely.
 //! - [`client`]: the HTTP client (sessions, retries, error bodies).
-//! - [`wire`]: Alianza's JSON.
+//! - [`wire`]: Alianza's JSON; `convert`: that JSON as the area's domain types.
 //! - [`sim`]: a simulator of the API, for tests, benches and `api_url: simulator`.
 
 pub mod client;
 pub mod config;
+mod convert;
 #[cfg(feature = "simulators")]
 pub mod sim;
 pub mod wire;
