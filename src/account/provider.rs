@@ -252,14 +252,14 @@ impl From<ProviderError> for ApiError {
             ProviderError::Misconfigured(_) => return ApiError::failed_precondition("TRIGGER_MISCONFIGURED", message),
             ProviderError::Rejected { kind: Rejection::AlreadyExists, fault } => {
                 let message = format!("{} already has an account with this account number", fault.domain);
-                return with_fault(ApiError::new(Code::AlreadyExists, "ACCOUNT_EXISTS", message), fault);
+                return fault.annotate(ApiError::new(Code::AlreadyExists, "ACCOUNT_EXISTS", message));
             }
             ProviderError::Rejected { kind: Rejection::NumbersAssigned, fault } => {
                 let message = format!(
                     "{} will not delete an account that still has telephone numbers; release them first",
                     fault.domain
                 );
-                return with_fault(ApiError::failed_precondition("NUMBERS_ASSIGNED", message), fault);
+                return fault.annotate(ApiError::failed_precondition("NUMBERS_ASSIGNED", message));
             }
             ProviderError::Rejected { kind: Rejection::Invalid, fault } => (VendorFailure::Invalid, fault),
             ProviderError::Unavailable { fault, retry_after } => (VendorFailure::Unavailable { retry_after }, fault),
@@ -274,18 +274,6 @@ impl From<ProviderError> for ApiError {
             ProviderError::VendorMisconfigured { fault, keys } => (VendorFailure::Misconfigured { keys }, fault),
         };
         VendorError::new(failure, "", fault, message).into()
-    }
-}
-
-/// ErrorInfo of an area refusal, with what the vendor said.
-fn with_fault(err: ApiError, fault: VendorFault) -> ApiError {
-    let err = err
-        .with_domain(fault.domain)
-        .with_metadata("vendor_code", fault.code)
-        .with_metadata("vendor_message", fault.message);
-    match fault.http_status {
-        Some(status) => err.with_metadata("http_status", status.to_string()),
-        None => err,
     }
 }
 

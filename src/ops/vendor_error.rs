@@ -34,6 +34,21 @@ pub struct VendorFault {
     pub message: String,
 }
 
+impl VendorFault {
+    /// `err` with what the vendor said: its domain, and `vendor_code`, `vendor_message` and
+    /// `http_status` (when there was one) in metadata.
+    pub fn annotate(self, err: ApiError) -> ApiError {
+        let err = err
+            .with_domain(self.domain)
+            .with_metadata("vendor_code", self.code)
+            .with_metadata("vendor_message", self.message);
+        match self.http_status {
+            Some(status) => err.with_metadata("http_status", status.to_string()),
+            None => err,
+        }
+    }
+}
+
 /// How a vendor call failed, in terms every area shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VendorFailure {
@@ -108,14 +123,7 @@ impl From<VendorError> for ApiError {
             }
             VendorFailure::OutcomeUnknown => ApiError::outcome_unknown(provider, message),
         };
-        let api = api
-            .with_domain(fault.domain)
-            .with_metadata("vendor_code", fault.code)
-            .with_metadata("vendor_message", fault.message);
-        match fault.http_status {
-            Some(status) => api.with_metadata("http_status", status.to_string()),
-            None => api,
-        }
+        fault.annotate(api)
     }
 }
 
