@@ -2,13 +2,16 @@
 //! area's gRPC services, HTTP routes and background workers. Each area's own code stays in its folder.
 
 use std::{
+    collections::HashSet,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use prost::Message;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tonic::{
     codegen::http,
@@ -44,8 +47,9 @@ pub async fn serve_grpc(
         .add_service(health)
         .add_service(reflection(&names).build_v1().expect("the embedded descriptor sets are valid"))
         .add_service(reflection(&names).build_v1alpha().expect("the embedded descriptor sets are valid"));
+    let known = Arc::new(known_methods(&names));
     Server::builder()
-        .layer(MetricsLayer { state: state.clone() })
+        .layer(MetricsLayer { state: state.clone(), known })
         .add_routes(routes.routes())
         // TCP_NODELAY on every accepted connection: without it small answers wait ~40 ms for the
         // peer's delayed ACK (Nagle); `Server::tcp_nodelay` only applies to listeners tonic binds.
@@ -118,17 +122,50 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
+/// The full names of the methods this server answers (`patchbay.v1.AccountService/CreateAccount`),
+/// from the served services' descriptors, health and reflection included. Metrics and logs name
+/// a call by these only: any other path a caller sends is `unknown`, so no request can add a
+/// series (or an unparseable label) to /metrics, or write its own text into a log line.
+fn known_methods(served: &[&'static str]) -> HashSet<String> {
+    let mut known: HashSet<String> = [
+        "grpc.health.v1.Health/Check",
+        "grpc.health.v1.Health/Watch",
+        "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let set = prost_types::FileDescriptorSet::decode(proto::FILE_DESCRIPTOR_SET)
+        .expect("the embedded descriptor set is valid");
+    for file in &set.file {
+        for service in &file.service {
+            let full = format!("{}.{}", file.package(), service.name());
+            if served.contains(&full.as_str()) {
+                known.extend(service.method.iter().map(|m| format!("{full}/{}", m.name())));
+            }
+        }
+    }
+    known
+}
+
+/// The label of a request path: its method if the server answers it, else `unknown`.
+fn method_label<'a>(known: &'a HashSet<String>, path: &str) -> &'a str {
+    known.get(path.trim_start_matches('/')).map_or("unknown", String::as_str)
+}
+
 /// Names every gRPC call's method for its handler, counts it by status code, and logs it.
 #[derive(Clone)]
 struct MetricsLayer {
     state: AppState,
+    known: Arc<HashSet<String>>,
 }
 
 impl<S> Layer<S> for MetricsLayer {
     type Service = MetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner, state: self.state.clone() }
+        MetricsService { inner, state: self.state.clone(), known: Arc::clone(&self.known) }
     }
 }
 
@@ -136,6 +173,7 @@ impl<S> Layer<S> for MetricsLayer {
 struct MetricsService<S> {
     inner: S,
     state: AppState,
+    known: Arc<HashSet<String>>,
 }
 
 impl<S, B, RB> Service<http::Request<B>> for MetricsService<S>
@@ -152,7 +190,7 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let method = req.uri().path().trim_start_matches('/').to_owned();
+        let method = method_label(&self.known, req.uri().path()).to_owned();
         // Handlers read it back (tonic sets `GrpcMethod` on the client side only).
         req.extensions_mut().insert(RpcMethod(method.clone()));
         let started = Instant::now();
@@ -176,5 +214,23 @@ where
             }
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_served_methods_are_labels_and_every_other_path_is_unknown() {
+        let known = known_methods(&["patchbay.v1.AccountService"]);
+        assert_eq!(
+            method_label(&known, "/patchbay.v1.AccountService/GetAccountStatus"),
+            "patchbay.v1.AccountService/GetAccountStatus"
+        );
+        assert_eq!(method_label(&known, "/grpc.health.v1.Health/Check"), "grpc.health.v1.Health/Check");
+        for path in ["/patchbay.v1.DialerService/CreateAgent", "/bad\"name/x", "/random-7/x", "/", ""] {
+            assert_eq!(method_label(&known, path), "unknown", "{path}");
+        }
     }
 }
