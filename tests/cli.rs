@@ -44,6 +44,23 @@ fn validate_accepts_the_commented_example_with_its_secrets_unresolved() {
 }
 
 #[test]
+fn validate_skip_secrets_accepts_the_shipped_demo_and_still_checks_literal_secrets() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/providers.d");
+    let (code, stdout, stderr) = patchbay(&["validate", "--skip-secrets", dir]);
+    assert_eq!(code, 0, "references are not read, so their length is not checked: {stdout}{stderr}");
+
+    let tenant = valid("acme").replace(
+        "access:",
+        "triggers:\n  provisioning:\n    provider: delacon\n    api_url: simulator\n    auth_token: ${env:ACME_NOT_SET}\n    callback_secret: too-short\naccess:",
+    );
+    let dir = dir_with(&[("acme.yaml", tenant.as_bytes())]);
+    let (code, stdout, _) = patchbay(&["validate", "--skip-secrets", &dir.path().display().to_string()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("triggers.provisioning.callback_secret: too short"), "a literal is checked: {stdout}");
+    assert!(!stdout.contains("auth_token"), "a reference is not: {stdout}");
+}
+
+#[test]
 fn validate_reports_every_problem_of_every_file_with_positions_and_exits_1() {
     let dir = dir_with(&[
         ("acme.yaml", b"tenant: acme\naccess:\n  tokens: [\"not-a-hash\"]\nnmae: typo\n"),

@@ -272,31 +272,29 @@ fn redacted_view(triggers: Option<&Value>, secrets: &[SecretSeen]) -> serde_json
 }
 
 /// A safety net behind the providers' own secret marking (which a provider could miss, e.g. under
-/// an alias): any value under a key that names a secret is shown only as a reference, never as a
-/// literal.
-fn redact_secret_looking_keys(node: &mut serde_json::Value) {
+/// an alias): a value under a trigger's own key that names a secret is shown only as a reference,
+/// never as a literal. Only a trigger's own keys, where credentials live: the settings mappings
+/// inside a trigger are shown as written unless their provider marked a value secret
+/// (`custom_sip_table.password` is the ID of the CRM's password field, not a password).
+fn redact_secret_looking_keys(view: &mut serde_json::Value) {
     const SECRET_WORDS: &[&str] = &["password", "passwd", "secret", "token", "apikey", "api_key", "auth"];
-    match node {
-        serde_json::Value::Object(map) => {
-            for (key, value) in map.iter_mut() {
-                let lower = key.to_ascii_lowercase();
-                let secret_key = SECRET_WORDS.iter().any(|w| lower.contains(w));
-                if secret_key && !value.is_object() && !value.is_array() && !value.is_null() && !value.is_boolean() {
-                    let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
-                    let shown = match super::secrets::SecretRef::parse(&text) {
-                        Ok(r @ (super::secrets::SecretRef::Env { .. } | super::secrets::SecretRef::File(_))) => {
-                            r.redacted()
-                        }
-                        _ => "<redacted>".to_owned(),
-                    };
-                    *value = serde_json::Value::String(shown);
-                } else {
-                    redact_secret_looking_keys(value);
-                }
+    let Some(triggers) = view.as_object_mut() else { return };
+    for trigger in triggers.values_mut() {
+        let Some(map) = trigger.as_object_mut() else { continue };
+        for (key, value) in map.iter_mut() {
+            let lower = key.to_ascii_lowercase();
+            let secret_key = SECRET_WORDS.iter().any(|w| lower.contains(w));
+            if secret_key && !value.is_object() && !value.is_array() && !value.is_null() && !value.is_boolean() {
+                let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+                let shown = match super::secrets::SecretRef::parse(&text) {
+                    Ok(r @ (super::secrets::SecretRef::Env { .. } | super::secrets::SecretRef::File(_))) => {
+                        r.redacted()
+                    }
+                    _ => "<redacted>".to_owned(),
+                };
+                *value = serde_json::Value::String(shown);
             }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_secret_looking_keys),
-        _ => {}
     }
 }
 
@@ -436,6 +434,15 @@ mod tests {
         assert_eq!(view["x"]["token_file"], "${file:/run/t}");
         assert_eq!(view["x"]["username"], "alice");
         assert_eq!(view["x"]["auth_enabled"], true);
+    }
+
+    #[test]
+    fn a_field_id_under_a_secret_looking_key_of_a_settings_mapping_is_shown() {
+        let triggers: Value =
+            serde_yaml::from_str("account:\n  password: hunter2\n  custom_sip_table:\n    password: 103\n").unwrap();
+        let view = redacted_view(Some(&triggers), &[]);
+        assert_eq!(view["account"]["password"], "<redacted>");
+        assert_eq!(view["account"]["custom_sip_table"]["password"], 103, "a CRM field id, not a secret");
     }
 
     #[test]

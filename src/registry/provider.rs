@@ -144,6 +144,26 @@ impl<'a> ValidateCtx<'a> {
         }
     }
 
+    /// Resolves the secret at `rel`, as [`ValidateCtx::secret`], and checks its value's rule
+    /// (`check` says what is wrong, never quoting the value). The rule is not checked for a
+    /// reference the resolver does not read (`validate --skip-secrets`): only its syntax is.
+    pub fn secret_checked(
+        &mut self,
+        rel: &str,
+        secret: &SecretRef,
+        check: impl FnOnce(&str) -> Result<(), String>,
+    ) -> Option<SecretString> {
+        let value = self.secret(rel, secret)?;
+        let read = self.secrets.reads_references() || matches!(secret, SecretRef::Literal(_));
+        if read {
+            use secrecy::ExposeSecret;
+            if let Err(message) = check(value.expose_secret()) {
+                self.problem(rel, message);
+            }
+        }
+        Some(value)
+    }
+
     /// Problems recorded so far (by this and earlier contexts of the same file).
     pub fn problem_count(&self) -> usize {
         self.problems.len()

@@ -93,6 +93,12 @@ impl JsonSchema for SecretRef {
 /// Turns a [`SecretRef`] into its value. `Err` is a message for an operator; it never holds the value.
 pub trait SecretResolver: Send + Sync {
     fn resolve(&self, secret: &SecretRef) -> Result<SecretString, String>;
+
+    /// Whether the values of `${env:}` / `${file:}` references are really read, so that their
+    /// rules (length, characters) can be checked. `false` for `validate --skip-secrets`.
+    fn reads_references(&self) -> bool {
+        true
+    }
 }
 
 /// The process environment and the file system.
@@ -136,8 +142,16 @@ fn io_reason(err: &std::io::Error) -> String {
 pub struct SkipSecrets;
 
 impl SecretResolver for SkipSecrets {
-    fn resolve(&self, _: &SecretRef) -> Result<SecretString, String> {
-        Ok(String::new().into())
+    /// A literal is what it says (and is checked); a reference is not read.
+    fn resolve(&self, secret: &SecretRef) -> Result<SecretString, String> {
+        match secret {
+            SecretRef::Literal(value) => Ok(value.clone().into()),
+            _ => Ok(String::new().into()),
+        }
+    }
+
+    fn reads_references(&self) -> bool {
+        false
     }
 }
 

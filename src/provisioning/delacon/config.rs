@@ -106,22 +106,17 @@ pub fn validate(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn Buil
     // The key as the operator wrote it (the portal's name `AuthToken` is an alias): RegistryService
     // redacts the secret under that key, and diagnostics point at it.
     let auth_key = key_as_written(value, "auth_token", "AuthToken");
-    let auth_token = ctx.secret(auth_key, &config.auth_token);
-    if let Some(token) = &auth_token {
-        let t = token.expose_secret();
+    let auth_token = ctx.secret_checked(auth_key, &config.auth_token, |t| {
         if t.is_empty() {
-            ctx.problem(auth_key, "must not be empty: the API key from the Delacon portal");
+            Err("must not be empty: the API key from the Delacon portal".into())
         } else if !t.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
             // It travels as an HTTP header value.
-            ctx.problem(auth_key, "must be printable ASCII without spaces (it is sent as the `Auth` header)");
+            Err("must be printable ASCII without spaces (it is sent as the `Auth` header)".into())
+        } else {
+            Ok(())
         }
-    }
-    let callback_secret = ctx.secret("callback_secret", &config.callback_secret);
-    if let Some(secret) = &callback_secret
-        && let Err(message) = check_callback_secret(secret.expose_secret())
-    {
-        ctx.problem("callback_secret", message);
-    }
+    });
+    let callback_secret = ctx.secret_checked("callback_secret", &config.callback_secret, check_callback_secret);
     let timeout_ms = config.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
     if !(100..=120_000).contains(&timeout_ms) {
         ctx.problem("timeout_ms", "must be 100-120000 (milliseconds)");
