@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use reqwest::Url;
 use schemars::JsonSchema;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::client::DelaconClient;
@@ -177,6 +177,7 @@ impl BuildTrigger<ProvisioningTrigger> for Validated {
             Endpoint::Simulator => anyhow::bail!("this build of patchbay has no simulators"),
             #[cfg(feature = "simulators")]
             Endpoint::Simulator => {
+                use secrecy::ExposeSecret;
                 let sim = deps.sims.get_or_start(|| super::sim::DelaconSim::start_demo(([127, 0, 0, 1], 0).into()))?;
                 // Delacon calls back the URL configured for the API key; the built-in simulator
                 // is configured here with this server's own callback URL for the tenant.
