@@ -318,11 +318,12 @@ impl Server {
         std::fs::create_dir(dir.path().join("providers.d")).unwrap();
         std::fs::write(dir.path().join("providers.d/acme.yaml"), tenant_file(&sim.url(), &[("timeout_ms", "10000")]))
             .unwrap();
-        let (grpc, http) = (support::free_port(), support::free_port());
+        let (grpc, http, ops) = (support::free_port(), support::free_port(), support::free_port());
         let log = std::fs::File::create(dir.path().join("patchbay.log")).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_patchbay"));
         cmd.arg("serve")
             .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
+            .args(["--ops-addr", &format!("127.0.0.1:{ops}")])
             .arg("--providers-dir")
             .arg(dir.path().join("providers.d"))
             .arg("--data-dir")
@@ -335,7 +336,7 @@ impl Server {
         // to the one core it sees.
         unsafe { cmd.pre_exec(move || affinity::set(0, &[cpu])) };
         let mut child = cmd.spawn().expect("starting patchbay serve");
-        support::wait_healthy(http, &mut child, dir.path()).await;
+        support::wait_healthy(ops, &mut child, dir.path()).await;
         Self { child, grpc: ([127, 0, 0, 1], grpc).into(), _dir: dir }
     }
 

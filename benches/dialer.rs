@@ -83,11 +83,12 @@ impl Sampler {
     }
 }
 
-fn spawn_server(dir: &Path, grpc: u16, http: u16) -> Child {
+fn spawn_server(dir: &Path, grpc: u16, http: u16, ops: u16) -> Child {
     let log = std::fs::File::create(dir.join("patchbay.log")).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_patchbay"));
     cmd.arg("serve")
         .args(["--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
+        .args(["--ops-addr", &format!("127.0.0.1:{ops}")])
         .arg("--providers-dir")
         .arg(dir.join("providers.d"))
         .arg("--data-dir")
@@ -252,9 +253,9 @@ fn main() {
         );
         std::fs::write(dir.path().join("providers.d/bench.yaml"), tenant).unwrap();
 
-        let (grpc, http) = (support::free_port(), support::free_port());
-        let mut child = spawn_server(dir.path(), grpc, http);
-        support::wait_healthy(http, &mut child, dir.path()).await;
+        let (grpc, http, ops) = (support::free_port(), support::free_port(), support::free_port());
+        let mut child = spawn_server(dir.path(), grpc, http, ops);
+        support::wait_healthy(ops, &mut child, dir.path()).await;
         let channel = Channel::from_shared(format!("http://127.0.0.1:{grpc}")).unwrap().connect().await.unwrap();
         // The answer holds one result per lead: a 100,000-lead answer is about 3 MB.
         let mut client = DialerServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);

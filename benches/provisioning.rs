@@ -74,6 +74,7 @@ async fn start() -> Server {
     let mut settings = Settings::new(dir.join("providers.d"), database);
     settings.grpc_addr = ([127, 0, 0, 1], 0).into();
     settings.http_addr = ([127, 0, 0, 1], 0).into();
+    settings.ops_addr = ([127, 0, 0, 1], 0).into();
     settings.watch = false;
     settings.max_db_connections = 80;
     let app = App::build(settings).await.unwrap_or_else(|e| panic!("the server did not start: {e}"));

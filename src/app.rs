@@ -42,8 +42,12 @@ pub fn tenant_file_schema() -> serde_json::Value {
 pub struct Settings {
     /// gRPC listener (`PATCHBAY_GRPC_ADDR`); port 0 picks a free port.
     pub grpc_addr: SocketAddr,
-    /// HTTP listener for vendor callbacks, `/healthz` and `/metrics` (`PATCHBAY_HTTP_ADDR`).
+    /// The public HTTP listener: vendor callbacks only (`PATCHBAY_HTTP_ADDR`).
     pub http_addr: SocketAddr,
+    /// The operations listener: `/healthz`, `/readyz`, `/metrics` (`PATCHBAY_OPS_ADDR`). Kept
+    /// apart from the public one, which vendors must reach, so that it can stay on a private
+    /// interface.
+    pub ops_addr: SocketAddr,
     /// Tenant files (`PATCHBAY_PROVIDERS_DIR`).
     pub providers_dir: PathBuf,
     /// `DATABASE_URL`, or the private cluster under `PATCHBAY_DATA_DIR`.
@@ -67,6 +71,7 @@ impl Settings {
         Self {
             grpc_addr: ([127, 0, 0, 1], 50051).into(),
             http_addr: ([127, 0, 0, 1], 8080).into(),
+            ops_addr: ([127, 0, 0, 1], 9090).into(),
             providers_dir: providers_dir.into(),
             database,
             admin_tokens: Vec::new(),
@@ -111,6 +116,7 @@ pub struct App {
     database: Database,
     grpc: TcpListener,
     http: TcpListener,
+    ops: TcpListener,
     sims: Arc<SimHost>,
     watcher: Option<JoinHandle<()>>,
 }
@@ -119,6 +125,7 @@ impl App {
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
         let grpc = bind("gRPC", settings.grpc_addr).await?;
         let http_listener = bind("HTTP", settings.http_addr).await?;
+        let ops = bind("ops", settings.ops_addr).await?;
         let http_addr = http_listener.local_addr().map_err(|source| AppError::Bind {
             what: "HTTP",
             addr: settings.http_addr,
@@ -176,7 +183,7 @@ impl App {
             admin_tokens: settings.admin_tokens.clone().into(),
             shutdown,
         };
-        Ok(Self { state, database, grpc, http: http_listener, sims, watcher })
+        Ok(Self { state, database, grpc, http: http_listener, ops, sims, watcher })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -185,6 +192,10 @@ impl App {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops.local_addr().expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -215,7 +226,7 @@ impl App {
     /// Serves until `stop` resolves, then shuts down gracefully: stop accepting, let in-flight
     /// calls finish, stop the workers, close the database (and stop the private cluster).
     pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
-        let Self { state, database, grpc, http, sims, watcher } = self;
+        let Self { state, database, grpc, http, ops, sims, watcher } = self;
         let shutdown = state.shutdown.clone();
         tokio::spawn({
             let shutdown = shutdown.clone();
@@ -227,10 +238,16 @@ impl App {
         });
         let workers = server::spawn_workers(&state, AREAS);
 
-        tracing::info!(grpc = %grpc.local_addr().map_err(AppError::Http)?, http = %http.local_addr().map_err(AppError::Http)?, "patchbay serving");
+        tracing::info!(
+            grpc = %grpc.local_addr().map_err(AppError::Http)?,
+            http = %http.local_addr().map_err(AppError::Http)?,
+            ops = %ops.local_addr().map_err(AppError::Http)?,
+            "patchbay serving"
+        );
         let grpc_server = server::serve_grpc(state.clone(), AREAS, grpc, shutdown.clone().cancelled_owned());
         let http_server = server::serve_http(state.clone(), AREAS, http, shutdown.clone().cancelled_owned());
-        let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
+        let ops_server = server::serve_ops(state.clone(), ops, shutdown.clone().cancelled_owned());
+        let (grpc_result, http_result, ops_result) = tokio::join!(grpc_server, http_server, ops_server);
         // Either server ending (an error) ends the other too.
         shutdown.cancel();
         for worker in workers {
@@ -244,6 +261,7 @@ impl App {
         database.close().await;
         grpc_result?;
         http_result.map_err(AppError::Http)?;
+        ops_result.map_err(AppError::Http)?;
         tracing::info!("patchbay stopped");
         Ok(())
     }

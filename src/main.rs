@@ -23,7 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Runs the gRPC server and the HTTP listener (callbacks, /healthz, /metrics).
+    /// Runs the gRPC server, the public HTTP listener (vendor callbacks) and the operations
+    /// listener (/healthz, /readyz, /metrics).
     Serve(ServeArgs),
     /// Checks tenant files and prints every problem as file:line:col: key.path: message.
     /// Exits 1 on any problem.
@@ -71,8 +72,12 @@ struct ServeArgs {
     database_url: Option<String>,
     #[arg(long, env = "PATCHBAY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     grpc_addr: SocketAddr,
+    /// The public listener: vendor callbacks only.
     #[arg(long, env = "PATCHBAY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     http_addr: SocketAddr,
+    /// The operations listener: /healthz, /readyz, /metrics (keep it off public interfaces).
+    #[arg(long, env = "PATCHBAY_OPS_ADDR", default_value = "127.0.0.1:9090")]
+    ops_addr: SocketAddr,
     #[arg(long, env = "PATCHBAY_PROVIDERS_DIR", default_value = "providers.d")]
     providers_dir: PathBuf,
     /// Where the private PostgreSQL cluster lives (when DATABASE_URL is unset).
@@ -115,6 +120,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let mut settings = Settings::new(args.providers_dir, database);
     settings.grpc_addr = args.grpc_addr;
     settings.http_addr = args.http_addr;
+    settings.ops_addr = args.ops_addr;
     settings.admin_tokens = args.admin_tokens;
     settings.serve_valid_tenants_only = args.serve_valid_tenants_only;
     settings.public_url = args.public_url;

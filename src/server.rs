@@ -74,18 +74,32 @@ fn reflection<'a>(served: &[&'static str]) -> tonic_reflection::server::Builder<
     builder
 }
 
-/// Serves the HTTP listener: `/healthz`, `/metrics` and every area's routes (vendor callbacks).
+/// Serves the public HTTP listener: every area's routes (vendor callbacks), nothing else.
 pub async fn serve_http(
     state: AppState,
     areas: &[&AreaSpec],
     listener: TcpListener,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut router =
-        Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state.clone());
+    let mut router = Router::new();
     for area in areas {
         router = router.merge((area.routes)(&state));
     }
+    axum::serve(listener, router).with_graceful_shutdown(stop).await
+}
+
+/// Serves the operations listener: `/healthz` (the process is up), `/readyz` (it can serve: the
+/// database answers) and `/metrics`.
+pub async fn serve_ops(
+    state: AppState,
+    listener: TcpListener,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
     axum::serve(listener, router).with_graceful_shutdown(stop).await
 }
 
@@ -101,8 +115,8 @@ pub fn spawn_workers(state: &AppState, areas: &[&AreaSpec]) -> Vec<JoinHandle<()
     workers
 }
 
-/// Liveness and readiness: the database answers.
-async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+/// Readiness: the database answers.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.db).await {
         Ok(_) => (StatusCode::OK, "ok\n"),
         Err(e) => {

@@ -28,16 +28,20 @@ fn free_port() -> u16 {
 struct Server {
     child: Child,
     grpc: String,
-    http: String,
+    ops: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
     fn start(data_dir: &Path, providers: &Path) -> Server {
-        let (grpc, http) = (format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port()));
+        let (grpc, http, ops) = (
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
+        );
         let admin_hash = patchbay::ops::auth::TokenHash::of_token(ADMIN).to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_patchbay"))
-            .args(["serve", "--grpc-addr", &grpc, "--http-addr", &http])
+            .args(["serve", "--grpc-addr", &grpc, "--http-addr", &http, "--ops-addr", &ops])
             .arg("--providers-dir")
             .arg(providers)
             .arg("--data-dir")
@@ -57,14 +61,14 @@ impl Server {
                 sink.lock().unwrap().push(line);
             }
         });
-        let server = Server { child, grpc, http, log };
+        let server = Server { child, grpc, ops, log };
         server.wait_healthy();
         server
     }
 
     fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(120);
-        let url = format!("http://{}/healthz", self.http);
+        let url = format!("http://{}/healthz", self.ops);
         while Instant::now() < deadline {
             if let Ok(resp) = reqwest::blocking::get(&url)
                 && resp.status() == 200

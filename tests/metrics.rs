@@ -15,7 +15,7 @@ fn series(text: &str) -> Vec<String> {
 #[tokio::test]
 async fn made_up_method_paths_add_one_unknown_series_and_never_a_label_of_their_own() {
     let app = TestApp::builder().demo().spawn().await;
-    let scrape = || async { reqwest::get(app.http_url("/metrics")).await.unwrap().text().await.unwrap() };
+    let scrape = || async { reqwest::get(app.ops_url("/metrics")).await.unwrap().text().await.unwrap() };
     let grpc = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
     let call = |path: String| {
         let grpc = grpc.clone();

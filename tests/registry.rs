@@ -103,7 +103,7 @@ async fn an_invalid_change_keeps_the_last_good_version_and_reports_the_problem()
     assert_eq!((tenant.problems[0].line, tenant.problems[0].column), (3, 12));
     // ... and in the failed-reload counter of /metrics.
     assert!(app.state.registry.reload_failures() > failures_before);
-    let metrics = reqwest::get(app.http_url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(app.ops_url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("patchbay_registry_reload_failures"), "{metrics}");
 }
 
@@ -251,8 +251,10 @@ async fn audit_events_are_paginated_newest_first() {
 }
 
 #[tokio::test]
-async fn the_http_listener_answers_healthz() {
+async fn the_ops_listener_answers_healthz_readyz_and_metrics_and_the_public_one_only_callbacks() {
     let app = TestApp::builder().demo().spawn().await;
-    let resp = reqwest::get(app.http_url("/healthz")).await.unwrap();
-    assert_eq!(resp.status(), 200);
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(reqwest::get(app.ops_url(path)).await.unwrap().status(), 200, "{path} on the ops listener");
+        assert_eq!(reqwest::get(app.http_url(path)).await.unwrap().status(), 404, "{path} is not public");
+    }
 }

@@ -35,7 +35,7 @@ async fn alianza_elision_and_delacon_calls_are_all_counted_by_provider_operation
         .await
         .unwrap();
 
-    let metrics = reqwest::get(app.http_url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(app.ops_url("/metrics")).await.unwrap().text().await.unwrap();
     for series in [
         r#"patchbay_vendor_requests_total{provider="alianza",operation="POST authorize",outcome="200"} 1"#,
         r#"patchbay_vendor_requests_total{provider="alianza",operation="GET account",outcome="200"} 1"#,

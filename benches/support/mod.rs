@@ -24,9 +24,10 @@ pub fn cpu_of(pid: &str) -> Duration {
     Duration::from_micros((ticks(11) + ticks(12)) * 1_000_000 / per_second)
 }
 
-/// Waits for the child's `/healthz`; panics with its log (`dir/patchbay.log`) if it exits first.
-pub async fn wait_healthy(http: u16, child: &mut Child, dir: &Path) {
-    let url = format!("http://127.0.0.1:{http}/healthz");
+/// Waits for the child's `/readyz` on its operations listener; panics with its log
+/// (`dir/patchbay.log`) if it exits first.
+pub async fn wait_healthy(ops: u16, child: &mut Child, dir: &Path) {
+    let url = format!("http://127.0.0.1:{ops}/readyz");
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if let Ok(resp) = reqwest::get(&url).await

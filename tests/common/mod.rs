@@ -159,6 +159,7 @@ impl TestAppBuilder {
         let mut settings = Settings::new(&path, DatabaseConfig::Url(database_url.clone()));
         settings.grpc_addr = ([127, 0, 0, 1], 0).into();
         settings.http_addr = ([127, 0, 0, 1], 0).into();
+        settings.ops_addr = ([127, 0, 0, 1], 0).into();
         settings.admin_tokens = vec![TokenHash::of_token(ADMIN_TOKEN)];
         settings.serve_valid_tenants_only = self.serve_valid_tenants_only;
         settings.reload_debounce = Duration::from_millis(50);
@@ -166,6 +167,7 @@ impl TestAppBuilder {
         let app = App::build(settings).await?;
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
+        let ops_addr = app.ops_addr();
         let state = app.state().clone();
         let sims = app.sims().clone();
         let (tx, rx) = oneshot::channel::<()>();
@@ -173,7 +175,18 @@ impl TestAppBuilder {
             let _ = rx.await;
         }));
         let channel = Endpoint::from_shared(format!("http://{grpc_addr}")).unwrap().connect_lazy();
-        Ok(TestApp { grpc_addr, http_addr, state, sims, database_url, providers: dir, channel, stop: Some(tx), handle })
+        Ok(TestApp {
+            grpc_addr,
+            http_addr,
+            ops_addr,
+            state,
+            sims,
+            database_url,
+            providers: dir,
+            channel,
+            stop: Some(tx),
+            handle,
+        })
     }
 
     pub async fn spawn(self) -> TestApp {
@@ -185,6 +198,8 @@ impl TestAppBuilder {
 pub struct TestApp {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The operations listener: /healthz, /readyz, /metrics.
+    pub ops_addr: SocketAddr,
     pub state: AppState,
     pub sims: std::sync::Arc<SimHost>,
     pub database_url: String,
@@ -210,6 +225,11 @@ impl TestApp {
 
     pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http_addr)
+    }
+
+    /// A URL on the operations listener.
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.ops_addr)
     }
 
     /// Resolves once the registry finishes a reload pass that started after this call.
