@@ -21,12 +21,21 @@ struct Counters {
     /// method -> code -> (calls, total seconds). Nested, so that counting a call looks its keys up
     /// by `&str` and allocates only the first time a (method, code) pair is seen.
     grpc: BTreeMap<String, BTreeMap<String, (u64, f64)>>,
-    /// (provider, operation, outcome) -> (vendor HTTP calls, total seconds). Every key is a
-    /// provider's fixed name or an HTTP status, so the series are bounded.
-    vendor: BTreeMap<(&'static str, &'static str, String), (u64, f64)>,
+    /// (provider, operation) -> outcome -> (vendor HTTP calls, total seconds). Every key is a
+    /// provider's fixed name or an HTTP status, so the series are bounded; nested, so that
+    /// counting a call allocates only the first time an outcome is seen.
+    vendor: BTreeMap<VendorKey, BTreeMap<String, (u64, f64)>>,
 }
 
+/// A vendor call's provider and operation (both fixed names).
+type VendorKey = (&'static str, &'static str);
+
 impl Counters {
+    /// ((provider, operation), outcome, counts), sorted.
+    fn vendor_rows(&self) -> impl Iterator<Item = (&VendorKey, &str, &(u64, f64))> {
+        self.vendor.iter().flat_map(|(key, outcomes)| outcomes.iter().map(move |(o, n)| (key, o.as_str(), n)))
+    }
+
     /// (method, code, counts), sorted by method then code.
     fn grpc_rows(&self) -> impl Iterator<Item = (&str, &str, &(u64, f64))> {
         self.grpc
@@ -58,7 +67,11 @@ impl Metrics {
     /// One vendor HTTP call (see `ops::vendor`); `outcome` is the HTTP status or `timeout` / `error`.
     pub fn vendor_call(&self, provider: &'static str, operation: &'static str, outcome: &str, elapsed: Duration) {
         let mut c = self.lock();
-        let entry = c.vendor.entry((provider, operation, outcome.to_owned())).or_default();
+        let outcomes = c.vendor.entry((provider, operation)).or_default();
+        let entry = match outcomes.get_mut(outcome) {
+            Some(entry) => entry,
+            None => outcomes.entry(outcome.to_owned()).or_default(),
+        };
         entry.0 += 1;
         entry.1 += elapsed.as_secs_f64();
     }
@@ -84,7 +97,7 @@ impl Metrics {
         }
         out.push_str("# HELP patchbay_vendor_requests_total Vendor HTTP calls by provider, operation and outcome.\n");
         out.push_str("# TYPE patchbay_vendor_requests_total counter\n");
-        for ((provider, operation, outcome), (n, _)) in &c.vendor {
+        for ((provider, operation), outcome, (n, _)) in c.vendor_rows() {
             let _ = writeln!(
                 out,
                 "patchbay_vendor_requests_total{{provider=\"{provider}\",operation=\"{operation}\",outcome=\"{outcome}\"}} {n}"
@@ -94,7 +107,7 @@ impl Metrics {
             "# HELP patchbay_vendor_request_seconds_total Time spent in vendor HTTP calls by provider, operation and outcome.\n",
         );
         out.push_str("# TYPE patchbay_vendor_request_seconds_total counter\n");
-        for ((provider, operation, outcome), (_, secs)) in &c.vendor {
+        for ((provider, operation), outcome, (_, secs)) in c.vendor_rows() {
             let _ = writeln!(
                 out,
                 "patchbay_vendor_request_seconds_total{{provider=\"{provider}\",operation=\"{operation}\",outcome=\"{outcome}\"}} {secs}"
