@@ -62,6 +62,7 @@ pub struct Settings {
     pub reload_debounce: Duration,
     /// The URL vendors reach the HTTP listener at (`PATCHBAY_PUBLIC_URL`); default: its bound address.
     pub public_url: Option<String>,
+    /// The database pool's size (`PATCHBAY_DB_MAX_CONNECTIONS`).
     pub max_db_connections: u32,
 }
 

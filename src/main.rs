@@ -95,6 +95,10 @@ struct ServeArgs {
     /// Milliseconds the providers directory must be quiet before a changed file is reloaded.
     #[arg(long, default_value_t = 250)]
     reload_debounce_ms: u64,
+    /// Connections the server keeps to PostgreSQL at most (each replica; keep the sum below the
+    /// server's max_connections).
+    #[arg(long, env = "PATCHBAY_DB_MAX_CONNECTIONS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    db_max_connections: u32,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +129,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     settings.serve_valid_tenants_only = args.serve_valid_tenants_only;
     settings.public_url = args.public_url;
     settings.reload_debounce = Duration::from_millis(args.reload_debounce_ms);
+    settings.max_db_connections = args.db_max_connections;
 
     let runtime = tokio::runtime::Runtime::new().expect("starting the Tokio runtime");
     let result = runtime.block_on(async {

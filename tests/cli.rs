@@ -200,3 +200,12 @@ fn sim_delacon_serves_the_provisioning_api_with_the_demo_data() {
         assert!(body.contains(r#""Region":"ja-jp""#) && body.contains("NumberTypes"), "{body}");
     });
 }
+
+#[test]
+fn serve_refuses_a_database_pool_size_outside_its_range_before_starting_anything() {
+    for size in ["0", "1001", "many"] {
+        let (code, _, stderr) = patchbay(&["serve", "--db-max-connections", size]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("--db-max-connections"), "names the setting: {stderr}");
+    }
+}
