@@ -18,10 +18,8 @@ use patchbay::proto::v1::{
 /// The demo tenant's account on the Alianza simulator.
 const DEMO_ACCOUNT: &str = "100200300";
 
-#[tokio::test]
-async fn alianza_elision_and_delacon_calls_are_all_counted_by_provider_operation_and_outcome() {
-    captured_log(); // before any server starts (and the harness's own subscriber with it)
-    let app = TestApp::builder().demo().spawn().await;
+/// GetAccountStatus of the demo account: an Alianza login, lookup, users and lines.
+async fn demo_account_status(app: &TestApp) {
     let customer = pb::Customer { nickname: DEMO_ACCOUNT.into(), ..Default::default() };
     AccountServiceClient::new(app.channel.clone())
         .get_account_status(authed(
@@ -30,6 +28,13 @@ async fn alianza_elision_and_delacon_calls_are_all_counted_by_provider_operation
         ))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn alianza_elision_and_delacon_calls_are_all_counted_by_provider_operation_and_outcome() {
+    captured_log(); // before any server starts (and the harness's own subscriber with it)
+    let app = TestApp::builder().demo().spawn().await;
+    demo_account_status(&app).await;
     DialerServiceClient::new(app.channel.clone())
         .list_active_lists(authed(pb::ListActiveListsRequest { tenant: "demo".into() }, DEMO_TOKEN))
         .await
@@ -90,14 +95,7 @@ fn captured_log() -> Arc<Mutex<Vec<u8>>> {
 async fn a_vendor_call_logs_inside_spans_naming_method_tenant_provider_and_operation_and_no_secret() {
     let log = captured_log();
     let app = TestApp::builder().demo().spawn().await;
-    let customer = pb::Customer { nickname: DEMO_ACCOUNT.into(), ..Default::default() };
-    AccountServiceClient::new(app.channel.clone())
-        .get_account_status(authed(
-            pb::GetAccountStatusRequest { tenant: "demo".into(), customer: Some(customer) },
-            DEMO_TOKEN,
-        ))
-        .await
-        .unwrap();
+    demo_account_status(&app).await;
     let text = String::from_utf8(log.lock().unwrap().clone()).unwrap();
     let line = text
         .lines()
