@@ -94,3 +94,81 @@ async fn audit_pages_filter_by_tenant_and_go_newest_first() {
     let after_first = audit::page(&pool, None, Some(acme[0].id), 10).await.unwrap();
     assert_eq!(after_first.iter().map(|e| e.request_id.as_str()).collect::<Vec<_>>(), ["2", "1"]);
 }
+
+mod lead_exports {
+    //! The dialer's lead exports claim their request_id through the same keys.
+
+    use patchbay::dialer::store::{self as exports, Begin, ExportKey, LeadRow, Outcome};
+
+    use super::*;
+
+    const EXPORT: ExportKey<'static> = ExportKey { tenant: "acme", request_id: "exp-1" };
+
+    fn accepted(idx: i32) -> LeadRow {
+        LeadRow {
+            idx,
+            phone: format!("6140000000{idx}"),
+            outcome: Outcome::Accepted,
+            lead_id: idx.to_string(),
+            error: String::new(),
+        }
+    }
+
+    async fn recorded(pool: &sqlx::PgPool) -> usize {
+        exports::recorded(pool, EXPORT, 0, 100).await.unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn a_running_export_holds_its_request_id_and_one_that_ended_resumes_at_once_with_its_records() {
+        let pool = pool().await;
+        assert_eq!(exports::begin(&pool, EXPORT, b"target-a", "L1").await.unwrap(), Begin::Fresh);
+        exports::record(&pool, EXPORT, &[accepted(0), accepted(1)]).await.unwrap();
+        assert_eq!(exports::begin(&pool, EXPORT, b"target-a", "L1").await.unwrap(), Begin::InProgress);
+
+        exports::release(&pool, EXPORT).await.unwrap();
+        assert_eq!(
+            exports::begin(&pool, EXPORT, b"target-a", "L1").await.unwrap(),
+            Begin::Resume { list_ready: false }
+        );
+        assert_eq!(recorded(&pool).await, 2);
+    }
+
+    #[tokio::test]
+    async fn an_export_id_used_for_another_target_is_a_mismatch_even_after_its_lease_ended() {
+        let pool = pool().await;
+        assert_eq!(exports::begin(&pool, EXPORT, b"target-a", "L1").await.unwrap(), Begin::Fresh);
+        exports::release(&pool, EXPORT).await.unwrap();
+        assert_eq!(exports::begin(&pool, EXPORT, b"target-b", "L2").await.unwrap(), Begin::Mismatch);
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_export_leaves_neither_its_key_nor_its_records() {
+        let pool = pool().await;
+        assert_eq!(exports::begin(&pool, EXPORT, b"target-a", "L1").await.unwrap(), Begin::Fresh);
+        exports::record(&pool, EXPORT, &[accepted(0)]).await.unwrap();
+        exports::delete(&pool, EXPORT).await.unwrap();
+        let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys").fetch_one(&pool).await.unwrap();
+        assert_eq!((keys, recorded(&pool).await), (0, 0));
+        assert_eq!(exports::begin(&pool, EXPORT, b"target-b", "L2").await.unwrap(), Begin::Fresh);
+    }
+
+    #[tokio::test]
+    async fn an_expired_export_key_starts_afresh_without_the_old_records_whether_purged_or_taken_over() {
+        let pool = pool().await;
+        let expire = "UPDATE idempotency_keys SET expires_at = now() - interval '1 second'";
+
+        // Taken over by a new export before the purge ran.
+        assert_eq!(exports::begin(&pool, EXPORT, b"target-a", "L1").await.unwrap(), Begin::Fresh);
+        exports::record(&pool, EXPORT, &[accepted(0)]).await.unwrap();
+        exports::release(&pool, EXPORT).await.unwrap();
+        sqlx::query(expire).execute(&pool).await.unwrap();
+        assert_eq!(exports::begin(&pool, EXPORT, b"target-b", "L2").await.unwrap(), Begin::Fresh);
+        assert_eq!(recorded(&pool).await, 0);
+
+        // Purged.
+        exports::record(&pool, EXPORT, &[accepted(0)]).await.unwrap();
+        sqlx::query(expire).execute(&pool).await.unwrap();
+        assert_eq!(idempotency::purge_expired(&pool).await.unwrap(), 1);
+        assert_eq!(recorded(&pool).await, 0);
+    }
+}

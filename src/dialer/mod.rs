@@ -22,7 +22,7 @@ pub mod validate;
 pub use area::{DialerArea, TRIGGERS};
 
 use crate::{
-    platform::{AppState, AreaSpec, GrpcServices, periodic},
+    platform::{AppState, AreaSpec, GrpcServices},
     proto::v1::dialer_service_server::DialerServiceServer,
 };
 
@@ -34,9 +34,6 @@ pub static AREA: AreaSpec = AreaSpec {
         services.add(DialerServiceServer::new(grpc::DialerGrpc::new(state.clone())))
     },
     routes: AreaSpec::no_routes,
-    workers: |state: &AppState| {
-        vec![periodic::spawn(state, "expired dialer exports", periodic::HOURLY, |db| async move {
-            store::purge_expired(&db).await
-        })]
-    },
+    // Its exports live under the platform's idempotency keys, purged with them.
+    workers: AreaSpec::no_workers,
 };

@@ -1,5 +1,7 @@
-//! The export tables (migrations/0003_dialer.sql): one row per export, holding its lease and its
-//! list's state, and one row per lead outcome. They make a repeated export (same tenant and
+//! The export tables (migrations/0003_dialer.sql, 0006): one row per export, holding its list's
+//! state, and one row per lead outcome. An export claims its request_id, and holds its lease,
+//! through the platform's idempotency keys ([`crate::store::idempotency`]); its rows hang off
+//! that key and go when it is released or expires. They make a repeated export (same tenant and
 //! request_id) add no lead twice, let an interrupted one resume, and spool an export's answer
 //! out of memory.
 
@@ -8,7 +10,10 @@ use std::{collections::HashMap, time::Duration};
 use futures::TryStreamExt;
 use sqlx::PgPool;
 
-use crate::store::idempotency::RETENTION;
+use crate::store::idempotency::{self, Claim, Key};
+
+/// The idempotency-key method of a lead export (the gRPC method; migrations/0006 names it too).
+pub const EXPORT_METHOD: &str = "patchbay.v1.DialerService/ExportLeads";
 
 /// How long an export holds its request_id without renewing the lease.
 pub const LEASE: Duration = Duration::from_secs(60);
@@ -18,6 +23,12 @@ pub const LEASE: Duration = Duration::from_secs(60);
 pub struct ExportKey<'a> {
     pub tenant: &'a str,
     pub request_id: &'a str,
+}
+
+impl<'a> ExportKey<'a> {
+    fn idempotency(self) -> Key<'a> {
+        Key { tenant: self.tenant, method: EXPORT_METHOD, request_id: self.request_id }
+    }
 }
 
 /// What starting an export found.
@@ -79,52 +90,46 @@ pub struct LeadRow {
     pub error: String,
 }
 
-/// Starts (or resumes) an export and takes its lease.
+/// Starts (or resumes) an export: claims its request_id through the shared idempotency keys,
+/// with the export's lease, then finds or makes its row.
 pub async fn begin(
     pool: &PgPool,
     key: ExportKey<'_>,
     target_digest: &[u8],
     list_id: &str,
 ) -> Result<Begin, sqlx::Error> {
-    // An expired export's id may be used afresh.
-    sqlx::query("DELETE FROM dialer_exports WHERE tenant = $1 AND request_id = $2 AND expires_at < now()")
-        .bind(key.tenant)
-        .bind(key.request_id)
-        .execute(pool)
-        .await?;
-    let taken: Option<(bool, bool)> = sqlx::query_as(
-        "INSERT INTO dialer_exports (tenant, request_id, target_digest, list_id, lease_until, expires_at)
-         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), now() + make_interval(secs => $6))
-         ON CONFLICT (tenant, request_id) DO UPDATE
-            SET lease_until = EXCLUDED.lease_until, expires_at = EXCLUDED.expires_at
-          WHERE dialer_exports.target_digest = EXCLUDED.target_digest AND dialer_exports.lease_until < now()
+    match idempotency::claim_leased(pool, key.idempotency(), target_digest, LEASE).await? {
+        Claim::InProgress => return Ok(Begin::InProgress),
+        Claim::Mismatch => return Ok(Begin::Mismatch),
+        // An export never completes its key (a repeat must be able to resend failed leads), so
+        // `Done` cannot be found; were it, resuming from the records is the safe reading.
+        Claim::Owned | Claim::Done(_) => {}
+    }
+    // A key taken over after it expired was born again: the export kept from its old life goes.
+    sqlx::query(
+        "DELETE FROM dialer_exports e USING idempotency_keys k
+          WHERE e.tenant = $1 AND e.request_id = $3
+            AND k.tenant = e.tenant AND k.method = $2 AND k.request_id = e.request_id
+            AND e.created_at < k.created_at",
+    )
+    .bind(key.tenant)
+    .bind(EXPORT_METHOD)
+    .bind(key.request_id)
+    .execute(pool)
+    .await?;
+    let (inserted, list_ready): (bool, bool) = sqlx::query_as(
+        "INSERT INTO dialer_exports (tenant, method, request_id, list_id) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant, request_id) DO UPDATE SET list_id = dialer_exports.list_id
          RETURNING (xmax = 0), list_ready",
     )
     .bind(key.tenant)
+    .bind(EXPORT_METHOD)
     .bind(key.request_id)
-    .bind(target_digest)
     .bind(list_id)
-    .bind(LEASE.as_secs_f64())
-    .bind(RETENTION.as_secs_f64())
-    .fetch_optional(pool)
+    .fetch_one(pool)
     .await?;
-    if let Some((inserted, list_ready)) = taken {
-        return Ok(if inserted { Begin::Fresh } else { Begin::Resume { list_ready } });
-    }
-    let digest: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT target_digest FROM dialer_exports WHERE tenant = $1 AND request_id = $2")
-            .bind(key.tenant)
-            .bind(key.request_id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(match digest {
-        // Deleted between the two statements: start again.
-        None => return Box::pin(begin(pool, key, target_digest, list_id)).await,
-        Some(d) if d != target_digest => Begin::Mismatch,
-        Some(_) => Begin::InProgress,
-    })
+    Ok(if inserted { Begin::Fresh } else { Begin::Resume { list_ready } })
 }
-
 /// The export's list exists at the dialer.
 pub async fn mark_list_ready(pool: &PgPool, key: ExportKey<'_>) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE dialer_exports SET list_ready = true WHERE tenant = $1 AND request_id = $2")
@@ -137,35 +142,17 @@ pub async fn mark_list_ready(pool: &PgPool, key: ExportKey<'_>) -> Result<(), sq
 
 /// Extends the lease of a running export.
 pub async fn renew_lease(pool: &PgPool, key: ExportKey<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE dialer_exports SET lease_until = now() + make_interval(secs => $3) WHERE tenant = $1 AND request_id = $2",
-    )
-    .bind(key.tenant)
-    .bind(key.request_id)
-    .bind(LEASE.as_secs_f64())
-    .execute(pool)
-    .await?;
-    Ok(())
+    idempotency::renew(pool, key.idempotency(), LEASE).await
 }
 
-/// Ends the lease: a repeat may run at once.
+/// Ends the lease: the same export may resume at once; its records stand.
 pub async fn release(pool: &PgPool, key: ExportKey<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE dialer_exports SET lease_until = now() WHERE tenant = $1 AND request_id = $2")
-        .bind(key.tenant)
-        .bind(key.request_id)
-        .execute(pool)
-        .await?;
-    Ok(())
+    idempotency::end_lease(pool, key.idempotency()).await
 }
 
-/// Forgets an export and its outcomes.
+/// Forgets an export and its outcomes: its key goes, and its rows with it.
 pub async fn delete(pool: &PgPool, key: ExportKey<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM dialer_exports WHERE tenant = $1 AND request_id = $2")
-        .bind(key.tenant)
-        .bind(key.request_id)
-        .execute(pool)
-        .await?;
-    Ok(())
+    idempotency::release(pool, key.idempotency()).await
 }
 
 /// Outcomes already recorded for the leads `from..=to`, by index: (phone, outcome).
@@ -242,9 +229,4 @@ pub async fn each_outcome(
         each(LeadRow { idx, phone, outcome: Outcome::parse(&outcome), lead_id, error });
     }
     Ok(())
-}
-
-/// Deletes exports older than their retention; returns how many.
-pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM dialer_exports WHERE expires_at < now()").execute(pool).await?.rows_affected())
 }

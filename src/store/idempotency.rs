@@ -6,6 +6,10 @@
 //! each other cannot both run. A claim has a lease: if the process dies mid-call, the key can be
 //! taken over once the lease runs out. A failed call releases its key, so the caller may retry
 //! after fixing the cause.
+//!
+//! A long job keyed by request_id (the dialer's lead export) uses the same key as a lease only:
+//! it claims with its own lease, [`renew`]s it while it runs and [`end_lease`]s it at the end,
+//! so that the same request may resume at once while another request with that id is refused.
 
 use std::time::Duration;
 
@@ -39,24 +43,42 @@ pub struct Key<'a> {
 
 /// Claims `key` for a request whose hash is `request_hash`.
 pub async fn claim(pool: &PgPool, key: Key<'_>, request_hash: &[u8]) -> Result<Claim, sqlx::Error> {
+    claim_leased(pool, key, request_hash, LEASE).await
+}
+
+/// [`claim`] with a lease of its own length (a job that renews it holds it for less).
+pub async fn claim_leased(
+    pool: &PgPool,
+    key: Key<'_>,
+    request_hash: &[u8],
+    lease: Duration,
+) -> Result<Claim, sqlx::Error> {
     // A key released between our insert and our read is claimed again; twice in a row is
     // a caller hammering one id, which may wait for its retry like any in-progress call.
     for _ in 0..2 {
-        if let Some(claim) = try_claim(pool, key, request_hash).await? {
+        if let Some(claim) = try_claim(pool, key, request_hash, lease).await? {
             return Ok(claim);
         }
     }
     Ok(Claim::InProgress)
 }
 
-async fn try_claim(pool: &PgPool, key: Key<'_>, request_hash: &[u8]) -> Result<Option<Claim>, sqlx::Error> {
+async fn try_claim(
+    pool: &PgPool,
+    key: Key<'_>,
+    request_hash: &[u8],
+    lease: Duration,
+) -> Result<Option<Claim>, sqlx::Error> {
     // Insert, or take over a row that expired or whose lease ran out; otherwise read it.
     let taken: Option<bool> = sqlx::query_scalar(
         "INSERT INTO idempotency_keys (tenant, method, request_id, request_hash, state, lease_until, expires_at)
          VALUES ($1, $2, $3, $4, 'in_progress', now() + make_interval(secs => $5), now() + make_interval(secs => $6))
          ON CONFLICT (tenant, method, request_id) DO UPDATE
             SET request_hash = EXCLUDED.request_hash, state = 'in_progress', response = NULL,
-                lease_until = EXCLUDED.lease_until, expires_at = EXCLUDED.expires_at
+                lease_until = EXCLUDED.lease_until, expires_at = EXCLUDED.expires_at,
+                -- An expired key starts a new life (a domain store drops what it kept from before).
+                created_at = CASE WHEN idempotency_keys.expires_at < now() THEN now()
+                                  ELSE idempotency_keys.created_at END
           WHERE idempotency_keys.expires_at < now()
              OR (idempotency_keys.state = 'in_progress' AND idempotency_keys.lease_until < now()
                  AND idempotency_keys.request_hash = EXCLUDED.request_hash)
@@ -66,7 +88,7 @@ async fn try_claim(pool: &PgPool, key: Key<'_>, request_hash: &[u8]) -> Result<O
     .bind(key.method)
     .bind(key.request_id)
     .bind(request_hash)
-    .bind(LEASE.as_secs_f64())
+    .bind(lease.as_secs_f64())
     .bind(RETENTION.as_secs_f64())
     .fetch_optional(pool)
     .await?;
@@ -118,7 +140,37 @@ pub async fn release(pool: &PgPool, key: Key<'_>) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Deletes expired keys; returns how many.
+/// Extends the lease of an owned key by `lease` from now.
+pub async fn renew(pool: &PgPool, key: Key<'_>, lease: Duration) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET lease_until = now() + make_interval(secs => $4)
+          WHERE tenant = $1 AND method = $2 AND request_id = $3 AND state = 'in_progress'",
+    )
+    .bind(key.tenant)
+    .bind(key.method)
+    .bind(key.request_id)
+    .bind(lease.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Ends an owned key's lease but keeps its request: the same request may take the key over at
+/// once (and resume), another request with this id is still refused.
+pub async fn end_lease(pool: &PgPool, key: Key<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET lease_until = now() - interval '1 microsecond'
+          WHERE tenant = $1 AND method = $2 AND request_id = $3 AND state = 'in_progress'",
+    )
+    .bind(key.tenant)
+    .bind(key.method)
+    .bind(key.request_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Deletes expired keys (and, by cascade, what a domain store keeps under them); returns how many.
 pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query("DELETE FROM idempotency_keys WHERE expires_at < now()").execute(pool).await?.rows_affected())
 }
