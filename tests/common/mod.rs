@@ -16,7 +16,7 @@ use std::{
 use patchbay::{
     App, AppError, AppState, Settings,
     ops::auth::TokenHash,
-    proto::v1::registry_service_client::RegistryServiceClient,
+    proto::v1::{self as pb, registry_service_client::RegistryServiceClient},
     registry::SimHost,
     store::{DatabaseConfig, EmbeddedOptions, EmbeddedPostgres},
 };
@@ -221,6 +221,23 @@ impl TestApp {
 
     pub fn registry_client(&self) -> RegistryServiceClient<Channel> {
         RegistryServiceClient::new(self.channel.clone())
+    }
+
+    /// GetTenant, as the admin.
+    pub async fn tenant_view(&self, tenant: &str) -> Result<pb::Tenant, tonic::Status> {
+        let req = pb::GetTenantRequest { tenant: tenant.into() };
+        self.registry_client().get_tenant(authed(req, ADMIN_TOKEN)).await.map(tonic::Response::into_inner)
+    }
+
+    /// ValidateConfig of `yaml` under `file_name`, as the admin.
+    pub async fn validate_config(&self, file_name: &str, yaml: String) -> pb::ValidateConfigResponse {
+        let req = pb::ValidateConfigRequest { yaml, file_name: file_name.into() };
+        self.registry_client().validate_config(authed(req, ADMIN_TOKEN)).await.unwrap().into_inner()
+    }
+
+    /// One page of ListAuditEvents, as the admin.
+    pub async fn audit_events(&self, req: pb::ListAuditEventsRequest) -> Vec<pb::AuditEvent> {
+        self.registry_client().list_audit_events(authed(req, ADMIN_TOKEN)).await.unwrap().into_inner().events
     }
 
     pub fn http_url(&self, path: &str) -> String {
