@@ -13,9 +13,10 @@ use std::{
 };
 
 use account_support::{
-    PARTITION, TENANT, TOKEN, client, customer, demo_customer, eventually, serve, tenant_file, vendor,
+    Crm, PARTITION, TENANT, TOKEN, create_request, customer, delete_request, eventually, serve, set_status_request,
+    sync_request, tenant_file, vendor,
 };
-use common::{ADMIN_TOKEN, DEMO_TOKEN, TestApp, authed, bad_fields, reason};
+use common::{TestApp, bad_fields, reason};
 use patchbay::{
     account::{
         alianza::{
@@ -32,40 +33,6 @@ use patchbay::{
 use tonic::Code;
 use tonic_types::StatusExt;
 
-fn create_request(number: &str) -> pb::CreateAccountRequest {
-    pb::CreateAccountRequest {
-        tenant: TENANT.into(),
-        customer: Some(pb::Customer { name: "New Customer".into(), ..customer(number) }),
-        account_type: pb::AccountType::Advanced.into(),
-        billing_cycle_day: 12,
-        dialing_behavior: pb::DialingBehavior::DialNineTenDigit.into(),
-        extension_length: 4,
-        request_id: String::new(),
-    }
-}
-
-fn status_request(c: pb::Customer) -> pb::GetAccountStatusRequest {
-    pb::GetAccountStatusRequest { tenant: TENANT.into(), customer: Some(c) }
-}
-
-fn sync_request(number: &str, mode: pb::SyncMode, dry_run: bool) -> pb::SyncSipLinesRequest {
-    pb::SyncSipLinesRequest {
-        tenant: TENANT.into(),
-        customer: Some(customer(number)),
-        mode: mode.into(),
-        dry_run,
-        request_id: String::new(),
-    }
-}
-
-fn set_status_request(number: &str, crm_status: &str) -> pb::SetCustomerStatusRequest {
-    pb::SetCustomerStatusRequest {
-        tenant: TENANT.into(),
-        customer: Some(pb::Customer { status: crm_status.into(), ..customer(number) }),
-        request_id: String::new(),
-    }
-}
-
 fn usernames(lines: &[pb::SipLine]) -> Vec<&str> {
     let mut names: Vec<&str> = lines.iter().map(|l| l.sip_username.as_str()).collect();
     names.sort();
@@ -76,20 +43,9 @@ fn error_info(status: &tonic::Status) -> tonic_types::ErrorInfo {
     status.get_error_details().error_info().cloned().expect("every error carries ErrorInfo")
 }
 
-fn list_request(number: &str) -> pb::ListSipLinesRequest {
-    pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(customer(number)) }
-}
-
+/// acme's audit events.
 async fn audit_events(app: &TestApp) -> Vec<pb::AuditEvent> {
-    app.registry_client()
-        .list_audit_events(authed(
-            pb::ListAuditEventsRequest { tenant: TENANT.into(), ..Default::default() },
-            ADMIN_TOKEN,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events
+    app.audit_events(pb::ListAuditEventsRequest { tenant: TENANT.into(), ..Default::default() }).await
 }
 
 /// A customer account with three SIP lines, two users: `sip-a`, `sip-b`, `sip-c`.
@@ -104,19 +60,29 @@ fn seed_lines_account(sim: &AlianzaSim, number: &str) {
     }
 }
 
+/// A server on a simulator of its own, acme's CRM, and customer `number` with three SIP lines
+/// ([`seed_lines_account`]).
+async fn lines_account(number: &str) -> (AlianzaSim, TestApp, Crm) {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    seed_lines_account(&sim, number);
+    let crm = Crm::acme(&app);
+    (sim, app, crm)
+}
+
+/// [`lines_account`], its lines synced into the table by a FULL sync.
+async fn synced_lines_account(number: &str) -> (AlianzaSim, TestApp, Crm) {
+    let (sim, app, mut crm) = lines_account(number).await;
+    crm.sync(number, pb::SyncMode::Full, false).await.unwrap();
+    (sim, app, crm)
+}
+
 // ---- GetAccountStatus ----
 
 #[tokio::test]
 async fn get_account_status_returns_the_demo_panel_with_sip_lines() {
     let app = TestApp::builder().demo().spawn().await;
-    let panel = client(&app)
-        .get_account_status(authed(
-            pb::GetAccountStatusRequest { tenant: "demo".into(), customer: Some(demo_customer()) },
-            DEMO_TOKEN,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let panel = Crm::demo(&app).status(demo::ACCOUNT).await.unwrap();
     assert_eq!(panel.account_number, demo::ACCOUNT);
     assert_eq!(panel.name, "Jane Smith Consulting");
     assert_eq!(panel.status(), pb::AccountState::Active);
@@ -141,7 +107,7 @@ async fn get_account_status_returns_the_demo_panel_with_sip_lines() {
 async fn get_account_status_of_a_customer_without_an_account_is_not_found_account_not_enabled() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let err = client(&app).get_account_status(authed(status_request(customer("404404404")), TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).status("404404404").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(reason(&err), "ACCOUNT_NOT_ENABLED");
     assert!(err.message().contains("not enabled in Alianza"), "{}", err.message());
@@ -151,19 +117,16 @@ async fn get_account_status_of_a_customer_without_an_account_is_not_found_accoun
 async fn get_account_status_returns_invalid_argument_when_the_account_number_is_missing_or_malformed() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
+    let mut c = Crm::acme(&app);
     for (nickname, rule) in
         [("", "required"), ("12", "3-25"), ("12345678901234567890123456", "3-25"), (" 1001", "blanks")]
     {
-        let err = c.get_account_status(authed(status_request(customer(nickname)), TOKEN)).await.unwrap_err();
+        let err = c.status(nickname).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{nickname:?}");
         assert_eq!(bad_fields(&err), ["customer.nickname"], "{nickname:?}");
         assert!(err.message().contains(rule), "{nickname:?}: {}", err.message());
     }
-    let err = c
-        .get_account_status(authed(pb::GetAccountStatusRequest { tenant: TENANT.into(), customer: None }, TOKEN))
-        .await
-        .unwrap_err();
+    let err = c.status_of(None).await.unwrap_err();
     assert_eq!(bad_fields(&err), ["customer"]);
     assert_eq!(sim.calls().total(), 0, "nothing reached the vendor");
 }
@@ -172,12 +135,12 @@ async fn get_account_status_returns_invalid_argument_when_the_account_number_is_
 async fn the_account_number_comes_from_the_tenants_account_number_field() {
     let sim = vendor();
     let app = serve(&sim, &[("Account_Number_Field", "alianza_account")]).await;
-    let mut c = client(&app);
+    let mut c = Crm::acme(&app);
     let mut who = customer("not-the-number");
     who.fields.insert("alianza_account".into(), demo::ACCOUNT.into());
-    let panel = c.get_account_status(authed(status_request(who), TOKEN)).await.unwrap().into_inner();
+    let panel = c.status_of(Some(who)).await.unwrap();
     assert_eq!(panel.account_number, demo::ACCOUNT);
-    let err = c.get_account_status(authed(status_request(customer(demo::ACCOUNT)), TOKEN)).await.unwrap_err();
+    let err = c.status(demo::ACCOUNT).await.unwrap_err();
     assert_eq!(bad_fields(&err), ["customer.fields.alianza_account"]);
 }
 
@@ -185,15 +148,15 @@ async fn the_account_number_comes_from_the_tenants_account_number_field() {
 async fn ten_calls_and_a_token_that_expires_mid_run_make_exactly_two_logins() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
+    let mut c = Crm::acme(&app);
     for _ in 0..5 {
-        c.get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap();
+        c.status(demo::ACCOUNT).await.unwrap();
     }
     assert_eq!(sim.logins(), 1);
     sim.expire_tokens();
     let calls = (0..5).map(|_| {
         let mut c = c.clone();
-        async move { c.get_account_status(authed(status_request(demo_customer()), TOKEN)).await }
+        async move { c.status(demo::ACCOUNT).await }
     });
     for result in futures::future::join_all(calls).await {
         result.unwrap();
@@ -245,14 +208,14 @@ async fn vendor_faults_on_the_panel_reads_answer_the_shared_vendor_error_vocabul
     sim.faults().set_hang_for(Duration::from_secs(5));
     for (spec, fault, code, reason, (key, value), retry) in cases {
         sim.faults().plan(fault);
-        let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+        let err = Crm::acme(&app).status(demo::ACCOUNT).await.unwrap_err();
         let info = error_info(&err);
         assert_eq!((err.code(), info.reason.as_str(), info.domain.as_str()), (code, reason, "alianza.com"), "{spec}");
         assert_eq!(info.metadata[key], value, "{spec}");
         assert_eq!(err.get_error_details().retry_info().is_some(), retry, "{spec}");
     }
     // Every fault was consumed by the attempts the policy allows, no more.
-    client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap();
+    Crm::acme(&app).status(demo::ACCOUNT).await.unwrap();
 }
 
 #[tokio::test]
@@ -260,15 +223,15 @@ async fn a_transient_vendor_500_on_a_read_is_retried_and_succeeds() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
     sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/user").times(2));
-    let panel = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap();
-    assert_eq!(panel.get_ref().sip_lines.len(), 3);
+    let panel = Crm::acme(&app).status(demo::ACCOUNT).await.unwrap();
+    assert_eq!(panel.sip_lines.len(), 3);
 }
 
 #[tokio::test]
 async fn a_wrong_api_url_is_vendor_misconfigured_not_an_auth_failure() {
     let sim = vendor();
     let app = serve(&sim, &[("api_url", &format!("{}/wrong-base", sim.url()))]).await;
-    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).status(demo::ACCOUNT).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     let info = error_info(&err);
     assert_eq!((info.reason.as_str(), info.metadata["http_status"].as_str()), ("VENDOR_MISCONFIGURED", "404"));
@@ -280,7 +243,7 @@ async fn create_account_on_a_misconfigured_partition_url_is_failed_precondition_
     let sim = vendor();
     let app = serve(&sim, &[]).await;
     sim.faults().plan(FaultRule::new(Fault::Status(404)).matching("POST /v2/partition").times(1));
-    let err = client(&app).create_account(authed(create_request("555000120"), TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).create(create_request("555000120")).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     let info = error_info(&err);
     assert_eq!(
@@ -294,9 +257,8 @@ async fn create_account_without_a_clear_vendor_answer_is_unknown_outcome_and_nev
     let sim = vendor();
     let app = serve(&sim, &[]).await;
     sim.faults().plan(FaultRule::new(Fault::Status(502)).matching("POST /v2/partition").times(1));
-    let mut req = create_request("555000121");
-    req.request_id = "create-555000121".into();
-    let err = client(&app).create_account(authed(req, TOKEN)).await.unwrap_err();
+    let req = pb::CreateAccountRequest { request_id: "create-555000121".into(), ..create_request("555000121") };
+    let err = Crm::acme(&app).create(req).await.unwrap_err();
     assert_eq!(err.code(), Code::Unknown);
     let info = error_info(&err);
     assert_eq!((info.reason.as_str(), info.metadata["http_status"].as_str()), ("VENDOR_OUTCOME_UNKNOWN", "502"));
@@ -310,7 +272,7 @@ async fn create_account_without_a_clear_vendor_answer_is_unknown_outcome_and_nev
 async fn wrong_vendor_credentials_are_failed_precondition_vendor_auth_failed() {
     let sim = vendor();
     let app = serve(&sim, &[("password", "not-the-password")]).await;
-    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).status(demo::ACCOUNT).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(reason(&err), "VENDOR_AUTH_FAILED");
     assert!(!err.message().contains("not-the-password"));
@@ -324,7 +286,7 @@ async fn create_account_creates_it_at_the_vendor_with_the_tenant_defaults() {
     let app = serve(&sim, &[]).await;
     let mut req = create_request("555000111");
     req.customer.as_mut().unwrap().status = "TRIAL".into();
-    let created = client(&app).create_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    let created = Crm::acme(&app).create(req).await.unwrap();
     assert_eq!(created.account_number, "555000111");
     assert_eq!(created.name, "New Customer");
     assert_eq!(created.status(), pb::AccountState::Active, "status_map: trial is ACTIVE");
@@ -349,7 +311,7 @@ async fn create_account_uses_the_default_billing_day_and_dialing_behaviour_and_m
     req.dialing_behavior = pb::DialingBehavior::Unspecified.into();
     req.extension_length = 0;
     req.customer.as_mut().unwrap().status = "prospect".into();
-    let created = client(&app).create_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    let created = Crm::acme(&app).create(req).await.unwrap();
     assert_eq!(created.status(), pb::AccountState::Disabled);
     let stored = sim.account(PARTITION, "555000112").unwrap();
     assert_eq!((stored.billing_cycle_day, stored.dialing_behavior_type.as_str()), (1, "TEN_DIGIT"));
@@ -405,7 +367,7 @@ async fn create_account_refuses_each_broken_rule_on_its_field_before_calling_the
     for (rule, break_it, field, words) in cases {
         let mut req = create_request("555000113");
         break_it(&mut req);
-        let err = client(&app).create_account(authed(req, TOKEN)).await.unwrap_err();
+        let err = Crm::acme(&app).create(req).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{rule}");
         assert_eq!(bad_fields(&err), [field], "{rule}");
         assert!(err.message().contains(words), "{rule}: {}", err.message());
@@ -426,7 +388,7 @@ async fn create_account_reports_every_bad_field_at_once() {
         extension_length: 2,
         request_id: String::new(),
     };
-    let err = client(&app).create_account(authed(req, TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).create(req).await.unwrap_err();
     assert_eq!(
         bad_fields(&err),
         [
@@ -451,7 +413,7 @@ async fn create_account_maps_a_vendor_rejection_to_invalid_argument_with_the_ven
         )],
     )
     .await;
-    let err = client(&app).create_account(authed(create_request("555000114"), TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).create(create_request("555000114")).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     let info = error_info(&err);
     assert_eq!((info.reason.as_str(), info.domain.as_str()), ("VENDOR_VALIDATION_FAILED", "alianza.com"));
@@ -463,7 +425,7 @@ async fn create_account_maps_a_vendor_rejection_to_invalid_argument_with_the_ven
 async fn create_account_of_a_taken_number_is_already_exists() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let err = client(&app).create_account(authed(create_request(demo::ACCOUNT), TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).create(create_request(demo::ACCOUNT)).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
     assert_eq!(error_info(&err).metadata["vendor_code"], "AccountNumberInUse");
 }
@@ -472,23 +434,13 @@ async fn create_account_of_a_taken_number_is_already_exists() {
 async fn create_account_is_idempotent_by_request_id_and_audited() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
-    let mut req = create_request("555000115");
-    req.request_id = "create-555000115".into();
-    let first = c.create_account(authed(req.clone(), TOKEN)).await.unwrap().into_inner();
-    let again = c.create_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    let mut c = Crm::acme(&app);
+    let req = pb::CreateAccountRequest { request_id: "create-555000115".into(), ..create_request("555000115") };
+    let first = c.create(req.clone()).await.unwrap();
+    let again = c.create(req).await.unwrap();
     assert_eq!(first, again);
     assert_eq!(sim.calls().get("account.create"), 1, "the retry was answered from the idempotency store");
-    let events = app
-        .registry_client()
-        .list_audit_events(authed(
-            pb::ListAuditEventsRequest { tenant: TENANT.into(), ..Default::default() },
-            ADMIN_TOKEN,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .events;
+    let events = audit_events(&app).await;
     let creates: Vec<_> = events.iter().filter(|e| e.method.ends_with("AccountService/CreateAccount")).collect();
     assert_eq!(creates.len(), 2);
     assert!(creates.iter().all(|e| e.provider == "alianza" && e.outcome == "OK"));
@@ -499,14 +451,11 @@ async fn create_account_is_idempotent_by_request_id_and_audited() {
 async fn create_account_whose_caller_gives_up_still_completes_is_audited_and_replays_to_a_retry() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
+    let mut c = Crm::acme(&app);
     // Every vendor request takes 1.5 s; the caller waits 300 ms.
     sim.faults().set_latency(Duration::from_millis(1500));
-    let mut req = create_request("555000122");
-    req.request_id = "create-555000122".into();
-    let mut call = authed(req.clone(), TOKEN);
-    call.set_timeout(Duration::from_millis(300));
-    let err = c.create_account(call).await.unwrap_err();
+    let req = pb::CreateAccountRequest { request_id: "create-555000122".into(), ..create_request("555000122") };
+    let err = c.create_within(req.clone(), Duration::from_millis(300)).await.unwrap_err();
     // The deadline expired. (tonic, on both ends, reports an expired deadline as CANCELLED
     // "Timeout expired"; grpc-go and grpcurl callers see DEADLINE_EXCEEDED.)
     assert!(
@@ -530,7 +479,7 @@ async fn create_account_whose_caller_gives_up_still_completes_is_audited_and_rep
 
     // A retry with the same request_id gets the stored answer: no second creation.
     sim.faults().clear();
-    let again = c.create_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    let again = c.create(req).await.unwrap();
     assert_eq!((again.account_number.as_str(), again.name.as_str()), ("555000122", "New Customer"));
     assert_eq!(sim.calls().get("account.create"), 1);
     let replays = audit_events(&app).await.into_iter().filter(|e| e.reason == "IDEMPOTENT_REPLAY").count();
@@ -541,13 +490,9 @@ async fn create_account_whose_caller_gives_up_still_completes_is_audited_and_rep
 
 #[tokio::test]
 async fn full_sync_adds_updates_and_deletes_and_list_shows_rows_by_field_id() {
-    let sim = vendor();
-    let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
     let number = "600000001";
-    seed_lines_account(&sim, number);
-    let first =
-        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap().into_inner();
+    let (sim, _app, mut c) = lines_account(number).await;
+    let first = c.sync(number, pb::SyncMode::Full, false).await.unwrap();
     assert_eq!(first.added.len(), 3);
     assert!(first.updated.is_empty() && first.deleted.is_empty() && first.unchanged.is_empty() && !first.dry_run);
 
@@ -555,22 +500,13 @@ async fn full_sync_adds_updates_and_deletes_and_list_shows_rows_by_field_id() {
     assert!(sim.edit_line(PARTITION, &format!("sip-b-{number}"), |l| l.sip_password = "rotated".into()));
     assert!(sim.remove_line(PARTITION, &format!("sip-c-{number}")));
     sim.add_line(PARTITION, number, SimLine::new(&format!("sip-d-{number}"), 4, "00BB00BB0001"));
-    let second =
-        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap().into_inner();
+    let second = c.sync(number, pb::SyncMode::Full, false).await.unwrap();
     assert_eq!(usernames(&second.added), [format!("sip-d-{number}")]);
     assert_eq!(usernames(&second.updated), [format!("sip-b-{number}")]);
     assert_eq!(usernames(&second.deleted), [format!("sip-c-{number}")]);
     assert_eq!(usernames(&second.unchanged), [format!("sip-a-{number}")]);
 
-    let rows = c
-        .list_sip_lines(authed(
-            pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(customer(number)) },
-            TOKEN,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .rows;
+    let rows = c.sip_rows(number).await.unwrap();
     let mut by_user: Vec<_> = rows.iter().map(|r| (r.fields[&105].clone(), r.fields.clone())).collect();
     by_user.sort();
     assert_eq!(by_user.len(), 3);
@@ -586,73 +522,58 @@ async fn full_sync_adds_updates_and_deletes_and_list_shows_rows_by_field_id() {
 
 #[tokio::test]
 async fn add_only_sync_never_deletes_and_dry_run_writes_nothing() {
-    let sim = vendor();
-    let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
     let number = "600000002";
-    seed_lines_account(&sim, number);
-    let dry =
-        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, true), TOKEN)).await.unwrap().into_inner();
+    let (sim, _app, mut c) = lines_account(number).await;
+    let dry = c.sync(number, pb::SyncMode::Full, true).await.unwrap();
     assert!(dry.dry_run);
     assert_eq!(dry.added.len(), 3);
-    let list = pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(customer(number)) };
-    assert!(c.list_sip_lines(authed(list.clone(), TOKEN)).await.unwrap().into_inner().rows.is_empty());
+    assert!(c.sip_rows(number).await.unwrap().is_empty());
 
-    c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::AddOnly, false), TOKEN)).await.unwrap();
+    c.sync(number, pb::SyncMode::AddOnly, false).await.unwrap();
     sim.remove_line(PARTITION, &format!("sip-a-{number}"));
     sim.edit_line(PARTITION, &format!("sip-b-{number}"), |l| l.line_number = 9);
-    let dry =
-        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::AddOnly, true), TOKEN)).await.unwrap().into_inner();
+    let dry = c.sync(number, pb::SyncMode::AddOnly, true).await.unwrap();
     assert_eq!(usernames(&dry.updated), [format!("sip-b-{number}")]);
-    let add_only =
-        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::AddOnly, false), TOKEN)).await.unwrap().into_inner();
+    let add_only = c.sync(number, pb::SyncMode::AddOnly, false).await.unwrap();
     assert!(add_only.deleted.is_empty());
     assert_eq!(usernames(&add_only.kept), [format!("sip-a-{number}")]);
     assert_eq!(usernames(&add_only.updated), [format!("sip-b-{number}")]);
-    assert_eq!(c.list_sip_lines(authed(list.clone(), TOKEN)).await.unwrap().into_inner().rows.len(), 3);
+    assert_eq!(c.sip_rows(number).await.unwrap().len(), 3);
 
     // A FULL dry run shows the deletion but keeps the row.
-    let dry =
-        c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, true), TOKEN)).await.unwrap().into_inner();
+    let dry = c.sync(number, pb::SyncMode::Full, true).await.unwrap();
     assert_eq!(usernames(&dry.deleted), [format!("sip-a-{number}")]);
-    assert_eq!(c.list_sip_lines(authed(list, TOKEN)).await.unwrap().into_inner().rows.len(), 3);
+    assert_eq!(c.sip_rows(number).await.unwrap().len(), 3);
 }
 
 #[tokio::test]
 async fn a_vendor_failure_half_way_through_a_sync_changes_nothing() {
-    let sim = vendor();
-    let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
     let number = "600000003";
-    seed_lines_account(&sim, number);
-    c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap();
-    let list = pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(customer(number)) };
-    let before = c.list_sip_lines(authed(list.clone(), TOKEN)).await.unwrap().into_inner();
+    let (sim, _app, mut c) = synced_lines_account(number).await;
+    let before = c.sip_rows(number).await.unwrap();
 
     sim.remove_line(PARTITION, &format!("sip-a-{number}"));
     sim.edit_line(PARTITION, &format!("sip-b-{number}"), |l| l.sip_password = "new".into());
     // The account and its users answer; its lines do not.
     sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/deviceline"));
-    let err = c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap_err();
+    let err = c.sync(number, pb::SyncMode::Full, false).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
-    let after = c.list_sip_lines(authed(list, TOKEN)).await.unwrap().into_inner();
+    let after = c.sip_rows(number).await.unwrap();
     assert_eq!(before, after);
 }
 
 #[tokio::test]
 async fn two_syncs_of_one_customer_at_once_never_interleave() {
-    let sim = vendor();
-    let app = serve(&sim, &[]).await;
     let number = "600000004";
-    seed_lines_account(&sim, number);
+    let (sim, _app, c) = lines_account(number).await;
     // A slow vendor, so that the second sync starts while the first is reading.
     sim.faults().set_latency(Duration::from_millis(150));
     let run = || {
-        let mut c = client(&app);
-        async move { c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await }
+        let mut c = c.clone();
+        async move { c.sync(number, pb::SyncMode::Full, false).await }
     };
     let (a, b) = tokio::join!(run(), run());
-    let (a, b) = (a.unwrap().into_inner(), b.unwrap().into_inner());
+    let (a, b) = (a.unwrap(), b.unwrap());
     let mut added = [a.added.len(), b.added.len()];
     added.sort();
     // Serialised: one sync added the three rows, the other found them in place.
@@ -676,9 +597,9 @@ async fn slow_vendor_syncs_hold_no_database_connection_while_they_wait() {
     let syncs: Vec<_> = numbers
         .iter()
         .map(|number| {
-            let (mut c, finished, number) = (client(&app), finished.clone(), number.clone());
+            let (mut c, finished, number) = (Crm::acme(&app), finished.clone(), number.clone());
             tokio::spawn(async move {
-                let answer = c.sync_sip_lines(authed(sync_request(&number, pb::SyncMode::Full, false), TOKEN)).await;
+                let answer = c.sync(&number, pb::SyncMode::Full, false).await;
                 finished.fetch_add(1, Ordering::SeqCst);
                 answer
             })
@@ -689,8 +610,8 @@ async fn slow_vendor_syncs_hold_no_database_connection_while_they_wait() {
         sim.calls().get("user.list") >= numbers.len() as u64
     })
     .await;
-    let rows = client(&app).list_sip_lines(authed(list_request(demo::ACCOUNT), TOKEN)).await.unwrap();
-    assert!(rows.get_ref().rows.is_empty());
+    let rows = Crm::acme(&app).sip_rows(demo::ACCOUNT).await.unwrap();
+    assert!(rows.is_empty());
     assert_eq!(finished.load(Ordering::SeqCst), 0, "the database answered while every sync still waited for Alianza");
     for sync in syncs {
         sync.await.unwrap().unwrap();
@@ -699,17 +620,15 @@ async fn slow_vendor_syncs_hold_no_database_connection_while_they_wait() {
 
 #[tokio::test]
 async fn a_sync_that_read_the_vendor_before_a_delete_never_writes_the_deleted_rows_back() {
-    let sim = vendor();
-    let app = serve(&sim, &[]).await;
     let number = "600000006";
-    seed_lines_account(&sim, number);
+    let (sim, app, mut c) = lines_account(number).await;
     let db = app.state.db.clone();
     // The customer's table is locked, as by a delete's clean-up under way.
     let mut held = db.begin().await.unwrap();
     store::lock_customer(&mut held, TENANT, number).await.unwrap();
     let sync = tokio::spawn({
-        let mut c = client(&app);
-        async move { c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await }
+        let mut c = c.clone();
+        async move { c.sync(number, pb::SyncMode::Full, false).await }
     });
     eventually(Duration::from_secs(10), "the sync has read the vendor's lines", async || {
         sim.calls().get("deviceline.list") == 1
@@ -724,20 +643,19 @@ async fn a_sync_that_read_the_vendor_before_a_delete_never_writes_the_deleted_ro
 
     let err = sync.await.unwrap().unwrap_err();
     assert_eq!(reason(&err), "ACCOUNT_NOT_ENABLED", "it read the vendor again and found the account gone");
-    let rows = client(&app).list_sip_lines(authed(list_request(number), TOKEN)).await.unwrap().into_inner().rows;
+    let rows = c.sip_rows(number).await.unwrap();
     assert!(rows.is_empty(), "{rows:?}");
 }
 
 #[tokio::test]
 async fn sync_answers_replay_by_request_id_without_keeping_sip_passwords_in_the_idempotency_store() {
-    let sim = vendor();
-    let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
     let number = "600000007";
-    seed_lines_account(&sim, number);
-    let mut req = sync_request(number, pb::SyncMode::Full, false);
-    req.request_id = "sync-600000007".into();
-    let first = c.sync_sip_lines(authed(req.clone(), TOKEN)).await.unwrap().into_inner();
+    let (sim, app, mut c) = lines_account(number).await;
+    let req = pb::SyncSipLinesRequest {
+        request_id: "sync-600000007".into(),
+        ..sync_request(number, pb::SyncMode::Full, false)
+    };
+    let first = c.sync_with(req.clone()).await.unwrap();
     assert_eq!(first.added.len(), 3);
     assert!(first.added.iter().all(|l| l.sip_password.starts_with("pw-sip-")), "{:?}", first.added);
 
@@ -751,7 +669,7 @@ async fn sync_answers_replay_by_request_id_without_keeping_sip_passwords_in_the_
         assert!(!stored.windows(secret.len()).any(|w| w == secret), "a SIP password is in the idempotency store");
     }
 
-    let again = c.sync_sip_lines(authed(req, TOKEN)).await.unwrap().into_inner();
+    let again = c.sync_with(req).await.unwrap();
     assert_eq!(again, first, "the replay has the passwords again, from the stored table");
     assert_eq!(sim.calls().get("deviceline.list"), 1, "replayed, not synced again");
 }
@@ -760,34 +678,17 @@ async fn sync_answers_replay_by_request_id_without_keeping_sip_passwords_in_the_
 async fn sync_of_a_customer_without_an_account_is_not_found() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let err = client(&app)
-        .sync_sip_lines(authed(sync_request("700700700", pb::SyncMode::Full, false), TOKEN))
-        .await
-        .unwrap_err();
+    let err = Crm::acme(&app).sync("700700700", pb::SyncMode::Full, false).await.unwrap_err();
     assert_eq!((err.code(), reason(&err).as_str()), (Code::NotFound, "ACCOUNT_NOT_ENABLED"));
 }
 
 #[tokio::test]
 async fn demo_sync_fills_the_table() {
     let app = TestApp::builder().demo().spawn().await;
-    let mut c = client(&app);
-    let req = pb::SyncSipLinesRequest {
-        tenant: "demo".into(),
-        customer: Some(demo_customer()),
-        mode: pb::SyncMode::Full.into(),
-        ..Default::default()
-    };
-    let synced = c.sync_sip_lines(authed(req, DEMO_TOKEN)).await.unwrap().into_inner();
+    let mut c = Crm::demo(&app);
+    let synced = c.sync(demo::ACCOUNT, pb::SyncMode::Full, false).await.unwrap();
     assert_eq!(synced.added.len(), 3);
-    let rows = c
-        .list_sip_lines(authed(
-            pb::ListSipLinesRequest { tenant: "demo".into(), customer: Some(demo_customer()) },
-            DEMO_TOKEN,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .rows;
+    let rows = c.sip_rows(demo::ACCOUNT).await.unwrap();
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r.fields.keys().copied().collect::<Vec<_>>() == [101, 102, 103, 104, 105]));
 }
@@ -798,13 +699,13 @@ async fn demo_sync_fills_the_table() {
 async fn set_customer_status_applies_the_mapped_status_at_once() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
-    let answer = c.set_customer_status(authed(set_status_request(demo::ACCOUNT, "suspended"), TOKEN)).await.unwrap();
-    assert_eq!(answer.get_ref().desired(), pb::AccountState::Disabled);
-    assert_eq!(answer.get_ref().delivery(), pb::Delivery::Applied);
+    let mut c = Crm::acme(&app);
+    let answer = c.set_status(demo::ACCOUNT, "suspended").await.unwrap();
+    assert_eq!(answer.desired(), pb::AccountState::Disabled);
+    assert_eq!(answer.delivery(), pb::Delivery::Applied);
     assert_eq!(sim.account(PARTITION, demo::ACCOUNT).unwrap().status, "DISABLED");
-    let answer = c.set_customer_status(authed(set_status_request(demo::ACCOUNT, "Current"), TOKEN)).await.unwrap();
-    assert_eq!(answer.get_ref().desired(), pb::AccountState::Active);
+    let answer = c.set_status(demo::ACCOUNT, "Current").await.unwrap();
+    assert_eq!(answer.desired(), pb::AccountState::Active);
     assert_eq!(sim.account(PARTITION, demo::ACCOUNT).unwrap().status, "ACTIVE");
     let stored = store::intent(&app.state.db, TENANT, demo::ACCOUNT).await.unwrap().unwrap();
     assert_eq!((stored.state.as_str(), stored.generation), ("applied", 2));
@@ -814,7 +715,7 @@ async fn set_customer_status_applies_the_mapped_status_at_once() {
 async fn set_customer_status_needs_the_crm_status() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let err = client(&app).set_customer_status(authed(set_status_request(demo::ACCOUNT, ""), TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).set_status(demo::ACCOUNT, "").await.unwrap_err();
     assert_eq!(bad_fields(&err), ["customer.status"]);
     assert!(store::intent(&app.state.db, TENANT, demo::ACCOUNT).await.unwrap().is_none());
 }
@@ -823,8 +724,7 @@ async fn set_customer_status_needs_the_crm_status() {
 async fn set_customer_status_of_a_customer_without_an_account_is_not_found_and_not_retried() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let err =
-        client(&app).set_customer_status(authed(set_status_request("404404404", "current"), TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).set_status("404404404", "current").await.unwrap_err();
     assert_eq!(reason(&err), "ACCOUNT_NOT_ENABLED");
     let stored = store::intent(&app.state.db, TENANT, "404404404").await.unwrap().unwrap();
     assert_eq!(stored.state, "rejected");
@@ -834,11 +734,11 @@ async fn set_customer_status_of_a_customer_without_an_account_is_not_found_and_n
 async fn a_status_change_while_the_vendor_is_down_is_delivered_once_when_it_is_back_and_the_latest_wins() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
+    let mut c = Crm::acme(&app);
     sim.faults().plan(FaultRule::new(Fault::Status(503)).matching("/v2/partition"));
     for crm_status in ["current", "closed", "current", "suspended"] {
-        let answer = c.set_customer_status(authed(set_status_request(demo::ACCOUNT, crm_status), TOKEN)).await.unwrap();
-        assert_eq!(answer.get_ref().delivery(), pb::Delivery::Pending, "{crm_status}");
+        let answer = c.set_status(demo::ACCOUNT, crm_status).await.unwrap();
+        assert_eq!(answer.delivery(), pb::Delivery::Pending, "{crm_status}");
     }
     let stored = store::intent(&app.state.db, TENANT, demo::ACCOUNT).await.unwrap().unwrap();
     assert_eq!((stored.state.as_str(), stored.generation), ("pending", 4));
@@ -860,9 +760,8 @@ async fn a_status_change_pending_when_the_server_stops_is_delivered_after_the_re
     let sim = vendor();
     let app = serve(&sim, &[]).await;
     sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/v2/partition"));
-    let answer =
-        client(&app).set_customer_status(authed(set_status_request(demo::ACCOUNT, "cancelled"), TOKEN)).await.unwrap();
-    assert_eq!(answer.get_ref().delivery(), pb::Delivery::Pending);
+    let answer = Crm::acme(&app).set_status(demo::ACCOUNT, "cancelled").await.unwrap();
+    assert_eq!(answer.delivery(), pb::Delivery::Pending);
     let (providers, database) = app.stop().await;
 
     // The vendor recovers while patchbay is down; nothing can deliver the change meanwhile.
@@ -914,9 +813,8 @@ async fn a_status_its_tenant_can_no_longer_deliver_backs_off_then_is_rejected_in
     let app = serve(&sim, &[]).await;
     let db = app.state.db.clone();
     sim.faults().plan(FaultRule::new(Fault::Status(503)).matching("/v2/partition"));
-    let answer =
-        client(&app).set_customer_status(authed(set_status_request(demo::ACCOUNT, "closed"), TOKEN)).await.unwrap();
-    assert_eq!(answer.get_ref().delivery(), pb::Delivery::Pending);
+    let answer = Crm::acme(&app).set_status(demo::ACCOUNT, "closed").await.unwrap();
+    assert_eq!(answer.delivery(), pb::Delivery::Pending);
 
     // The operator switches the status follow-up off: nothing can deliver the change any more.
     let reloaded = app.next_reload();
@@ -958,13 +856,8 @@ async fn a_status_its_tenant_can_no_longer_deliver_backs_off_then_is_rejected_in
 async fn delete_account_requires_confirm() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let req = pb::DeleteAccountRequest {
-        tenant: TENANT.into(),
-        customer: Some(demo_customer()),
-        confirm: false,
-        request_id: String::new(),
-    };
-    let err = client(&app).delete_account(authed(req, TOKEN)).await.unwrap_err();
+    let req = pb::DeleteAccountRequest { confirm: false, ..delete_request(demo::ACCOUNT, "") };
+    let err = Crm::acme(&app).delete_with(req).await.unwrap_err();
     assert_eq!(bad_fields(&err), ["confirm"]);
     assert!(sim.account(PARTITION, demo::ACCOUNT).is_some());
 }
@@ -973,13 +866,7 @@ async fn delete_account_requires_confirm() {
 async fn delete_account_with_numbers_assigned_is_failed_precondition() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let req = pb::DeleteAccountRequest {
-        tenant: TENANT.into(),
-        customer: Some(customer(demo::ACCOUNT_WITH_NUMBERS)),
-        confirm: true,
-        request_id: String::new(),
-    };
-    let err = client(&app).delete_account(authed(req, TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).delete(demo::ACCOUNT_WITH_NUMBERS, "").await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     let info = error_info(&err);
     assert_eq!((info.reason.as_str(), info.domain.as_str()), ("NUMBERS_ASSIGNED", "alianza.com"));
@@ -989,88 +876,49 @@ async fn delete_account_with_numbers_assigned_is_failed_precondition() {
 
 #[tokio::test]
 async fn delete_account_deletes_the_vendor_account_and_the_stored_rows() {
-    let sim = vendor();
-    let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
     let number = "600000005";
-    seed_lines_account(&sim, number);
-    c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap();
-    c.set_customer_status(authed(set_status_request(number, "current"), TOKEN)).await.unwrap();
-    let req = pb::DeleteAccountRequest {
-        tenant: TENANT.into(),
-        customer: Some(customer(number)),
-        confirm: true,
-        request_id: "delete-600000005".into(),
-    };
-    let deleted = c.delete_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    let (sim, app, mut c) = synced_lines_account(number).await;
+    c.set_status(number, "current").await.unwrap();
+    let deleted = c.delete(number, "delete-600000005").await.unwrap();
     assert_eq!(deleted.deleted_sip_lines, 3);
     assert!(sim.account(PARTITION, number).is_none());
-    let rows = c
-        .list_sip_lines(authed(
-            pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(customer(number)) },
-            TOKEN,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .rows;
-    assert!(rows.is_empty());
+    assert!(c.sip_rows(number).await.unwrap().is_empty());
     assert!(store::intent(&app.state.db, TENANT, number).await.unwrap().is_none());
 }
 
 #[tokio::test]
 async fn delete_account_of_an_account_the_vendor_no_longer_has_still_removes_the_stored_rows() {
-    let sim = vendor();
-    let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
     let number = "600000008";
-    seed_lines_account(&sim, number);
-    c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap();
-    c.set_customer_status(authed(set_status_request(number, "current"), TOKEN)).await.unwrap();
+    let (sim, app, mut c) = synced_lines_account(number).await;
+    c.set_status(number, "current").await.unwrap();
     // Deleted at Alianza already (earlier, or by someone else).
     assert!(sim.remove_account(PARTITION, number));
-    let req = pb::DeleteAccountRequest {
-        tenant: TENANT.into(),
-        customer: Some(customer(number)),
-        confirm: true,
-        request_id: String::new(),
-    };
-    let deleted = c.delete_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    let deleted = c.delete(number, "").await.unwrap();
     assert_eq!((deleted.deleted_sip_lines, deleted.already_deleted), (3, true));
-    assert!(c.list_sip_lines(authed(list_request(number), TOKEN)).await.unwrap().into_inner().rows.is_empty());
+    assert!(c.sip_rows(number).await.unwrap().is_empty());
     assert!(store::intent(&app.state.db, TENANT, number).await.unwrap().is_none());
     assert_eq!(sim.calls().get("account.delete"), 0);
 }
 
 #[tokio::test]
 async fn a_delete_whose_local_clean_up_fails_after_the_vendor_deleted_is_finished_by_a_retry() {
-    let sim = vendor();
-    let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
     let number = "600000009";
-    seed_lines_account(&sim, number);
-    c.sync_sip_lines(authed(sync_request(number, pb::SyncMode::Full, false), TOKEN)).await.unwrap();
-    let req = pb::DeleteAccountRequest {
-        tenant: TENANT.into(),
-        customer: Some(customer(number)),
-        confirm: true,
-        request_id: "delete-600000009".into(),
-    };
+    let (sim, app, mut c) = synced_lines_account(number).await;
     // The customer's table stays locked longer than a writer waits, so the clean-up fails.
     let mut held = app.state.db.begin().await.unwrap();
     store::lock_customer(&mut held, TENANT, number).await.unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(60), c.delete_account(authed(req.clone(), TOKEN)))
+    let first = tokio::time::timeout(Duration::from_secs(60), c.delete(number, "delete-600000009"))
         .await
         .expect("the delete does not wait for the lock forever");
     let err = first.unwrap_err();
     assert_eq!((err.code(), reason(&err).as_str()), (Code::Aborted, "CUSTOMER_BUSY"));
     assert!(sim.account(PARTITION, number).is_none(), "Alianza deleted it");
     held.rollback().await.unwrap();
-    assert_eq!(c.list_sip_lines(authed(list_request(number), TOKEN)).await.unwrap().into_inner().rows.len(), 3);
+    assert_eq!(c.sip_rows(number).await.unwrap().len(), 3);
 
-    let retried = c.delete_account(authed(req, TOKEN)).await.unwrap().into_inner();
+    let retried = c.delete(number, "delete-600000009").await.unwrap();
     assert_eq!((retried.deleted_sip_lines, retried.already_deleted), (3, true));
-    assert!(c.list_sip_lines(authed(list_request(number), TOKEN)).await.unwrap().into_inner().rows.is_empty());
+    assert!(c.sip_rows(number).await.unwrap().is_empty());
 }
 
 // ---- the trigger's switches ----
@@ -1079,7 +927,7 @@ async fn a_delete_whose_local_clean_up_fails_after_the_vendor_deleted_is_finishe
 async fn a_disabled_trigger_is_failed_precondition_trigger_disabled() {
     let sim = vendor();
     let app = serve(&sim, &[("enabled", "false")]).await;
-    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).status(demo::ACCOUNT).await.unwrap_err();
     assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "TRIGGER_DISABLED"));
     assert_eq!(sim.calls().total(), 0);
 }
@@ -1088,64 +936,53 @@ async fn a_disabled_trigger_is_failed_precondition_trigger_disabled() {
 async fn customer_status_off_refuses_the_panel_and_the_status_follow_up_but_not_the_console() {
     let sim = vendor();
     let app = serve(&sim, &[("customer_status", "false")]).await;
-    let mut c = client(&app);
-    let err = c.get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    let mut c = Crm::acme(&app);
+    let err = c.status(demo::ACCOUNT).await.unwrap_err();
     assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "FEATURE_DISABLED"));
     assert_eq!(error_info(&err).metadata["feature"], "customer_status");
-    let err = c.set_customer_status(authed(set_status_request(demo::ACCOUNT, "closed"), TOKEN)).await.unwrap_err();
+    let err = c.set_status(demo::ACCOUNT, "closed").await.unwrap_err();
     assert_eq!(reason(&err), "FEATURE_DISABLED");
-    c.sync_sip_lines(authed(sync_request(demo::ACCOUNT, pb::SyncMode::Full, true), TOKEN)).await.unwrap();
+    c.sync(demo::ACCOUNT, pb::SyncMode::Full, true).await.unwrap();
 }
 
 #[tokio::test]
 async fn synchro_console_off_refuses_create_sync_list_and_delete_but_not_the_panel() {
     let sim = vendor();
     let app = serve(&sim, &[("synchro_console", "false")]).await;
-    let mut c = client(&app);
-    let err = c.create_account(authed(create_request("555000116"), TOKEN)).await.unwrap_err();
+    let mut c = Crm::acme(&app);
+    let err = c.create(create_request("555000116")).await.unwrap_err();
     assert_eq!(reason(&err), "FEATURE_DISABLED");
-    let err =
-        c.sync_sip_lines(authed(sync_request(demo::ACCOUNT, pb::SyncMode::Full, false), TOKEN)).await.unwrap_err();
+    let err = c.sync(demo::ACCOUNT, pb::SyncMode::Full, false).await.unwrap_err();
     assert_eq!(reason(&err), "FEATURE_DISABLED");
-    let list = pb::ListSipLinesRequest { tenant: TENANT.into(), customer: Some(demo_customer()) };
-    assert_eq!(reason(&c.list_sip_lines(authed(list, TOKEN)).await.unwrap_err()), "FEATURE_DISABLED");
-    let del = pb::DeleteAccountRequest {
-        tenant: TENANT.into(),
-        customer: Some(demo_customer()),
-        confirm: true,
-        ..Default::default()
-    };
-    let err = c.delete_account(authed(del, TOKEN)).await.unwrap_err();
+    assert_eq!(reason(&c.sip_rows(demo::ACCOUNT).await.unwrap_err()), "FEATURE_DISABLED");
+    let err = c.delete(demo::ACCOUNT, "").await.unwrap_err();
     assert_eq!(error_info(&err).metadata["feature"], "synchro_console");
-    c.get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap();
+    c.status(demo::ACCOUNT).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_tenant_without_an_account_trigger_is_failed_precondition_trigger_not_configured() {
     let app = TestApp::builder().file("acme.yaml", common::tenant_yaml(TENANT, TOKEN)).spawn().await;
-    let err = client(&app).get_account_status(authed(status_request(demo_customer()), TOKEN)).await.unwrap_err();
+    let err = Crm::acme(&app).status(demo::ACCOUNT).await.unwrap_err();
     assert_eq!((err.code(), reason(&err).as_str()), (Code::FailedPrecondition, "TRIGGER_NOT_CONFIGURED"));
 }
 
 // ---- the tenant file ----
 
+/// ValidateConfig of acme's file whose account trigger has an `ftp:` api_url and `changes`.
+async fn validate_ftp_trigger(changes: &[(&str, &str)]) -> pb::ValidateConfigResponse {
+    let app = TestApp::builder().demo().spawn().await;
+    app.validate_config("acme.yaml", tenant_file("ftp://api.alianza.com", changes)).await
+}
+
 #[tokio::test]
 async fn validate_config_reports_account_trigger_problems_with_positions() {
-    let app = TestApp::builder().demo().spawn().await;
-    let yaml = tenant_file(
-        "ftp://api.alianza.com",
-        &[
-            ("status_map", "{ current: SUSPENDED }"),
-            ("password", "${env:PATCHBAY_TEST_SURELY_UNSET_PASSWORD}"),
-            ("colour", "blue"),
-        ],
-    );
-    let answer = app
-        .registry_client()
-        .validate_config(authed(pb::ValidateConfigRequest { yaml, file_name: "acme.yaml".into() }, ADMIN_TOKEN))
-        .await
-        .unwrap()
-        .into_inner();
+    let answer = validate_ftp_trigger(&[
+        ("status_map", "{ current: SUSPENDED }"),
+        ("password", "${env:PATCHBAY_TEST_SURELY_UNSET_PASSWORD}"),
+        ("colour", "blue"),
+    ])
+    .await;
     assert!(!answer.valid);
     let found: Vec<_> = answer.diagnostics.iter().map(|d| (d.line, d.column, d.path.as_str())).collect();
     // Trigger keys start on line 6, indented four spaces; `colour` is appended last (line 19).
@@ -1160,23 +997,14 @@ async fn validate_config_reports_account_trigger_problems_with_positions() {
 
 #[tokio::test]
 async fn validate_config_reports_semantic_problems_of_a_well_typed_trigger() {
-    let app = TestApp::builder().demo().spawn().await;
-    let yaml = tenant_file(
-        "ftp://api.alianza.com",
-        &[
-            ("password", "${env:PATCHBAY_TEST_SURELY_UNSET_PASSWORD}"),
-            (
-                "custom_sip_table",
-                "{ dial_number: 101, display_name: 101, password: 103, port_number: 104, user_name: 105 }",
-            ),
-        ],
-    );
-    let answer = app
-        .registry_client()
-        .validate_config(authed(pb::ValidateConfigRequest { yaml, file_name: "acme.yaml".into() }, ADMIN_TOKEN))
-        .await
-        .unwrap()
-        .into_inner();
+    let answer = validate_ftp_trigger(&[
+        ("password", "${env:PATCHBAY_TEST_SURELY_UNSET_PASSWORD}"),
+        (
+            "custom_sip_table",
+            "{ dial_number: 101, display_name: 101, password: 103, port_number: 104, user_name: 105 }",
+        ),
+    ])
+    .await;
     let found: Vec<_> =
         answer.diagnostics.iter().map(|d| format!("{}:{}: {}: {}", d.line, d.column, d.path, d.message)).collect();
     assert!(found.iter().any(|d| d.starts_with("10:14: triggers.account.api_url: must be `simulator`")), "{found:#?}");
@@ -1213,12 +1041,7 @@ async fn an_invalid_account_trigger_stops_the_server_start() {
 #[tokio::test]
 async fn the_tenant_view_never_shows_the_vendor_password() {
     let app = TestApp::builder().demo().spawn().await;
-    let tenant = app
-        .registry_client()
-        .get_tenant(authed(pb::GetTenantRequest { tenant: "demo".into() }, ADMIN_TOKEN))
-        .await
-        .unwrap()
-        .into_inner();
+    let tenant = app.tenant_view("demo").await.unwrap();
     let view = format!("{tenant:?}");
     assert!(!view.contains("demo-alianza-password"), "{view}");
     assert!(view.contains("DEMO_ALIANZA_PASSWORD"), "{view}");
@@ -1228,14 +1051,17 @@ async fn the_tenant_view_never_shows_the_vendor_password() {
 async fn one_request_id_on_two_different_methods_does_not_clash() {
     let sim = vendor();
     let app = serve(&sim, &[]).await;
-    let mut c = client(&app);
-    let mut sync = sync_request(demo::ACCOUNT, pb::SyncMode::Full, false);
-    sync.request_id = "crm-action-1".into();
-    c.sync_sip_lines(authed(sync, TOKEN)).await.unwrap();
-    let mut status = set_status_request(demo::ACCOUNT, "closed");
-    status.request_id = "crm-action-1".into();
-    let answer = c.set_customer_status(authed(status, TOKEN)).await.unwrap();
-    assert_eq!(answer.get_ref().delivery(), pb::Delivery::Applied);
+    let mut c = Crm::acme(&app);
+    let request_id = String::from("crm-action-1");
+    c.sync_with(pb::SyncSipLinesRequest {
+        request_id: request_id.clone(),
+        ..sync_request(demo::ACCOUNT, pb::SyncMode::Full, false)
+    })
+    .await
+    .unwrap();
+    let status = pb::SetCustomerStatusRequest { request_id, ..set_status_request(demo::ACCOUNT, "closed") };
+    let answer = c.set_status_with(status).await.unwrap();
+    assert_eq!(answer.delivery(), pb::Delivery::Applied);
 }
 
 #[tokio::test]
@@ -1255,9 +1081,8 @@ async fn two_replicas_on_one_database_deliver_each_pending_status_exactly_once()
     for (i, number) in numbers.iter().enumerate() {
         // Half the changes arrive through each replica.
         let app = if i % 2 == 0 { &first } else { &second };
-        let answer =
-            client(app).set_customer_status(authed(set_status_request(number, "closed"), TOKEN)).await.unwrap();
-        assert_eq!(answer.get_ref().delivery(), pb::Delivery::Pending);
+        let answer = Crm::acme(app).set_status(number, "closed").await.unwrap();
+        assert_eq!(answer.delivery(), pb::Delivery::Pending);
     }
     sim.faults().clear();
     let db = first.state.db.clone();
