@@ -88,6 +88,27 @@ pub async fn provision(app: &TestApp, req: pb::ProvisionNumbersRequest) -> Resul
     client(app).provision_numbers(authed(req, TOKEN)).await.map(|r| r.into_inner())
 }
 
+/// An UpdateCustomer of acme's company `company_id` that changes nothing yet.
+pub fn update_of(company_id: &str) -> pb::UpdateCustomerRequest {
+    pb::UpdateCustomerRequest { tenant: "acme".into(), company_id: company_id.into(), ..Default::default() }
+}
+
+pub async fn update_customer(
+    app: &TestApp,
+    req: pb::UpdateCustomerRequest,
+) -> Result<pb::UpdateCustomerResponse, tonic::Status> {
+    client(app).update_customer(authed(req, TOKEN)).await.map(|r| r.into_inner())
+}
+
+/// GetRegionNumberTypes of `region` for acme.
+pub async fn number_types(
+    app: &TestApp,
+    region: pb::Region,
+) -> Result<pb::GetRegionNumberTypesResponse, tonic::Status> {
+    let req = pb::GetRegionNumberTypesRequest { tenant: "acme".into(), region: region as i32 };
+    client(app).get_region_number_types(authed(req, TOKEN)).await.map(|r| r.into_inner())
+}
+
 pub async fn get_order(app: &TestApp, order_id: &str) -> pb::Order {
     let req = pb::GetOrderRequest { tenant: "acme".into(), order_id: order_id.into() };
     client(app).get_order(authed(req, TOKEN)).await.unwrap().into_inner()
