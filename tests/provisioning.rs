@@ -4,12 +4,18 @@
 mod common;
 mod provisioning_support;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use common::{ADMIN_TOKEN, TestApp, authed, bad_fields, reason};
+use common::{TestApp, authed, bad_fields, reason};
 use patchbay::{
     proto::v1 as pb,
-    provisioning::delacon::sim::{CallbackResult, Completion, OrderPlan, SimFeature},
+    provisioning::{
+        delacon::{
+            DelaconSim,
+            sim::{CallbackResult, Completion, OrderPlan, SimFeature},
+        },
+        store,
+    },
     sim::{Fault, FaultRule},
 };
 use provisioning_support::*;
@@ -18,6 +24,28 @@ use tonic_types::StatusExt;
 
 fn wait_manual() -> OrderPlan {
     OrderPlan::Wait { result: CallbackResult::Ok, when: Completion::Manual }
+}
+
+/// A server with tenant acme, and its order `order-1` of `count` numbers for a new customer that
+/// Delacon answered WAIT: it calls back when the test says so (`sim.complete`).
+async fn waiting_order(count: i32) -> (TestApp, Arc<DelaconSim>, pb::Order) {
+    let app = spawn().await;
+    let sim = sim(&app);
+    sim.plan_order(wait_manual());
+    let order = provision(&app, new_customer_order("order-1", count)).await.unwrap();
+    (app, sim, order)
+}
+
+/// Stages acme's order `request_id` (one number, for a new customer) as another call (or replica)
+/// sent it, allowed `lease` to hear from Delacon; the order and what the claim found.
+async fn claimed_elsewhere(
+    app: &TestApp,
+    request_id: &str,
+    lease: Duration,
+) -> (pb::ProvisionNumbersRequest, store::Submission) {
+    let req = new_customer_order(request_id, 1);
+    let claimed = store::claim_submission(&app.state.db, "acme", request_id, &request_hash(&req), lease).await.unwrap();
+    (req, claimed)
 }
 
 // ---- ProvisionNumbers: each RESULT ----
@@ -56,10 +84,7 @@ async fn provision_numbers_for_an_existing_company_orders_in_the_company_s_own_r
 
 #[tokio::test]
 async fn provision_numbers_answered_wait_is_pending_until_the_callback_completes_it_for_a_watcher() {
-    let app = spawn().await;
-    let sim = sim(&app);
-    sim.plan_order(wait_manual());
-    let order = provision(&app, new_customer_order("order-1", 2)).await.unwrap();
+    let (app, sim, order) = waiting_order(2).await;
     assert_eq!(order.state(), pb::OrderState::Pending);
     assert!(order.message.contains("is received"), "{}", order.message);
     assert!(order.numbers.is_empty());
@@ -201,9 +226,9 @@ async fn a_provision_that_times_out_is_unknown_with_vendor_outcome_unknown_and_n
 #[tokio::test]
 async fn a_provision_answered_http_500_or_garbage_has_an_unknown_outcome_and_is_not_resent() {
     let app = spawn().await;
-    let sim = sim(&app);
-    sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/provision").times(1));
-    sim.faults().plan(FaultRule::new(Fault::Garbage).matching("/provision").times(1));
+    for fault in [Fault::Status(500), Fault::Garbage] {
+        sim(&app).faults().plan(FaultRule::new(fault).matching("/provision").times(1));
+    }
     let err = provision(&app, new_customer_order("order-1", 2)).await.unwrap_err();
     assert_eq!(err.code(), Code::Unknown);
     assert_eq!(reason(&err), "VENDOR_OUTCOME_UNKNOWN");
@@ -304,8 +329,6 @@ async fn an_update_mixing_ordinary_parameters_and_two_toggles_sends_three_reques
     let app = spawn().await;
     let sim = sim(&app);
     let req = pb::UpdateCustomerRequest {
-        tenant: "acme".into(),
-        company_id: "1001".into(),
         business_name: Some("Demo Plumbing & Gas".into()),
         voicemail: Some(true),
         transfer_type: pb::TransferType::TransferAndEmail as i32,
@@ -315,9 +338,9 @@ async fn an_update_mixing_ordinary_parameters_and_two_toggles_sends_three_reques
         call_recording: Some(false),
         call_feedback_survey: Some(false),
         request_id: "update-1".into(),
-        ..Default::default()
+        ..update_of("1001")
     };
-    let steps = client(&app).update_customer(authed(req, TOKEN)).await.unwrap().into_inner().steps;
+    let steps = update_customer(&app, req).await.unwrap().steps;
     assert_eq!(steps.len(), 3, "{steps:#?}");
     assert_eq!(
         steps[0].parameters,
@@ -346,14 +369,12 @@ async fn enabling_a_feature_that_is_not_provisioned_fails_its_step_and_stops_the
     let app = spawn().await;
     let sim = sim(&app);
     let req = pb::UpdateCustomerRequest {
-        tenant: "acme".into(),
-        company_id: "1001".into(),
         call_recording: Some(true),
         ivr: Some(true),
         call_feedback_survey: Some(true),
-        ..Default::default()
+        ..update_of("1001")
     };
-    let steps = client(&app).update_customer(authed(req, TOKEN)).await.unwrap().into_inner().steps;
+    let steps = update_customer(&app, req).await.unwrap().steps;
     assert_eq!(steps.len(), 2, "{steps:#?}");
     assert!(steps[0].ok);
     assert_eq!(steps[0].message, "CallRecording enabled for customer, CallRecording Provisioned:Yes");
@@ -366,7 +387,7 @@ async fn enabling_a_feature_that_is_not_provisioned_fails_its_step_and_stops_the
 #[tokio::test]
 async fn update_customer_refuses_each_invalid_field_before_calling_the_vendor() {
     let app = spawn().await;
-    let base = || pb::UpdateCustomerRequest { tenant: "acme".into(), company_id: "1001".into(), ..Default::default() };
+    let base = || update_of("1001");
     let cases: Vec<(&str, pb::UpdateCustomerRequest)> = vec![
         ("transfer_time", pb::UpdateCustomerRequest { transfer_time: Some(1000), ..base() }),
         ("transfer_time", pb::UpdateCustomerRequest { transfer_time: Some(-1), ..base() }),
@@ -384,28 +405,25 @@ async fn update_customer_refuses_each_invalid_field_before_calling_the_vendor() 
         ("company_id", pb::UpdateCustomerRequest { company_id: "../1001".into(), whisper: Some(true), ..base() }),
     ];
     for (field, req) in cases {
-        let err = client(&app).update_customer(authed(req, TOKEN)).await.unwrap_err();
+        let err = update_customer(&app, req).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{field}");
         assert_eq!(bad_fields(&err), [field], "{}", err.message());
     }
-    let nothing = client(&app).update_customer(authed(base(), TOKEN)).await.unwrap_err();
+    let nothing = update_customer(&app, base()).await.unwrap_err();
     assert_eq!(reason(&nothing), "NOTHING_TO_UPDATE");
     // 160 characters (not bytes) is still fine, and 999 seconds.
     let ok = pb::UpdateCustomerRequest { sms_message: Some("é".repeat(160)), transfer_time: Some(999), ..base() };
-    client(&app).update_customer(authed(ok, TOKEN)).await.unwrap();
+    update_customer(&app, ok).await.unwrap();
     assert_eq!(sim(&app).calls().get("updatecustomer"), 1);
 }
 
 #[tokio::test]
 async fn updating_an_unknown_company_reports_the_vendor_failure_as_a_failed_step() {
     let app = spawn().await;
-    let req = pb::UpdateCustomerRequest {
-        tenant: "acme".into(),
-        company_id: "424242".into(),
-        whisper: Some(true),
-        ..Default::default()
-    };
-    let steps = client(&app).update_customer(authed(req, TOKEN)).await.unwrap().into_inner().steps;
+    let steps = update_customer(&app, pb::UpdateCustomerRequest { whisper: Some(true), ..update_of("424242") })
+        .await
+        .unwrap()
+        .steps;
     assert_eq!(steps.len(), 1);
     assert!(!steps[0].ok);
     assert_eq!(steps[0].message, "Company 424242 not found");
@@ -415,13 +433,8 @@ async fn updating_an_unknown_company_reports_the_vendor_failure_as_a_failed_step
 async fn an_update_refused_by_login_failed_is_vendor_auth_failed() {
     let app = spawn().await;
     sim(&app).remove_partner(API_KEY);
-    let req = pb::UpdateCustomerRequest {
-        tenant: "acme".into(),
-        company_id: "1001".into(),
-        dnis: Some(true),
-        ..Default::default()
-    };
-    let err = client(&app).update_customer(authed(req, TOKEN)).await.unwrap_err();
+    let err =
+        update_customer(&app, pb::UpdateCustomerRequest { dnis: Some(true), ..update_of("1001") }).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(reason(&err), "VENDOR_AUTH_FAILED");
 }
@@ -432,22 +445,15 @@ async fn an_update_refused_by_login_failed_is_vendor_auth_failed() {
 async fn get_region_number_types_lists_a_region_s_types_and_caches_them() {
     let app = spawn().await;
     let sim = sim(&app);
-    let ask = |region: pb::Region| {
-        let mut client = client(&app);
-        async move {
-            let req = pb::GetRegionNumberTypesRequest { tenant: "acme".into(), region: region as i32 };
-            client.get_region_number_types(authed(req, TOKEN)).await
-        }
-    };
-    let japan = ask(pb::Region::Japan).await.unwrap().into_inner();
+    let japan = number_types(&app, pb::Region::Japan).await.unwrap();
     assert_eq!(japan.region_code, "ja-jp");
     let keys: Vec<_> = japan.number_types.iter().map(|t| (t.key.as_str(), t.description.as_str())).collect();
     assert_eq!(keys, [("0120", "0120 Japan Toll Free Number"), ("03", "03 Tokyo")]);
-    ask(pb::Region::Japan).await.unwrap();
+    number_types(&app, pb::Region::Japan).await.unwrap();
     assert_eq!(sim.calls().get("getnumbertypes"), 1, "the second answer came from the cache");
     // A region name with a space travels URL-encoded.
-    assert_eq!(ask(pb::Region::HongKong).await.unwrap().into_inner().region_code, "zh-hk");
-    let err = ask(pb::Region::Unspecified).await.unwrap_err();
+    assert_eq!(number_types(&app, pb::Region::HongKong).await.unwrap().region_code, "zh-hk");
+    let err = number_types(&app, pb::Region::Unspecified).await.unwrap_err();
     assert_eq!(bad_fields(&err), ["region"]);
 }
 
@@ -457,8 +463,7 @@ async fn get_region_number_types_retries_5xx_and_garbage_then_succeeds() {
     let sim = sim(&app);
     sim.faults().plan(FaultRule::new(Fault::Status(503)).matching("/getnumbertypes").times(1));
     sim.faults().plan(FaultRule::new(Fault::Garbage).matching("/getnumbertypes").times(1));
-    let req = pb::GetRegionNumberTypesRequest { tenant: "acme".into(), region: pb::Region::Australia as i32 };
-    let types = client(&app).get_region_number_types(authed(req, TOKEN)).await.unwrap().into_inner();
+    let types = number_types(&app, pb::Region::Australia).await.unwrap();
     assert_eq!(types.region_code, "en-au");
     assert_eq!(sim.calls().get("getnumbertypes"), 1, "two faulted attempts, then the handler answered");
 }
@@ -470,8 +475,7 @@ async fn get_region_number_types_is_unavailable_with_retry_info_after_three_atte
     sim.faults().set_hang_for(Duration::from_secs(1));
     sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("/getnumbertypes").times(2));
     sim.faults().plan(FaultRule::new(Fault::Hang).matching("/getnumbertypes").times(1));
-    let req = pb::GetRegionNumberTypesRequest { tenant: "acme".into(), region: pb::Region::Singapore as i32 };
-    let err = client(&app).get_region_number_types(authed(req, TOKEN)).await.unwrap_err();
+    let err = number_types(&app, pb::Region::Singapore).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert_eq!(reason(&err), "VENDOR_UNAVAILABLE");
     assert!(err.message().contains("after 3 attempts"), "{}", err.message());
@@ -546,9 +550,7 @@ async fn watch_order_of_a_final_order_sends_it_once_and_ends() {
 
 #[tokio::test]
 async fn an_open_watch_order_stream_ends_with_unavailable_when_the_server_stops() {
-    let app = spawn().await;
-    sim(&app).plan_order(wait_manual());
-    let order = provision(&app, new_customer_order("order-1", 2)).await.unwrap();
+    let (app, _, order) = waiting_order(2).await;
     let mut stream = watch(&app, &order.order_id).await;
     assert_eq!(next(&mut stream).await.unwrap().state(), pb::OrderState::Pending);
     // The server stops gracefully (within the harness's 30 s) although a stream is open.
@@ -586,10 +588,7 @@ async fn a_watch_order_client_on_a_second_instance_sees_a_callback_that_lands_on
 
 #[tokio::test]
 async fn a_callback_is_committed_before_accepted_is_sent() {
-    let app = spawn().await;
-    let sim = sim(&app);
-    sim.plan_order(wait_manual());
-    let order = provision(&app, new_customer_order("order-1", 2)).await.unwrap();
+    let (app, sim, order) = waiting_order(2).await;
     assert_eq!(sim.complete(&order.order_id).await, Some(true));
     // No waiting: ACCEPTED came after the commit.
     assert_eq!(get_order(&app, &order.order_id).await.state(), pb::OrderState::Completed);
@@ -600,10 +599,7 @@ async fn a_callback_is_committed_before_accepted_is_sent() {
 
 #[tokio::test]
 async fn the_same_callback_delivered_twice_takes_effect_once_and_is_accepted_both_times() {
-    let app = spawn().await;
-    let sim = sim(&app);
-    sim.plan_order(wait_manual());
-    let order = provision(&app, new_customer_order("order-1", 2)).await.unwrap();
+    let (app, sim, order) = waiting_order(2).await;
     assert_eq!(sim.complete(&order.order_id).await, Some(true));
     let after_first = get_order(&app, &order.order_id).await;
     assert_eq!(sim.redeliver(&order.order_id).await, Some(true));
@@ -627,10 +623,7 @@ async fn the_same_callback_delivered_twice_takes_effect_once_and_is_accepted_bot
 
 #[tokio::test]
 async fn a_callback_with_a_wrong_secret_or_for_an_unknown_tenant_is_404_without_detail() {
-    let app = spawn().await;
-    let sim = sim(&app);
-    sim.plan_order(wait_manual());
-    let order = provision(&app, new_customer_order("order-1", 2)).await.unwrap();
+    let (app, _, order) = waiting_order(2).await;
     let form = [("OrderID", order.order_id.as_str()), ("Result", "OK"), ("Message", "done")];
     for (tenant, secret) in
         [("acme", "acme-callback-secret-0123456789abcdeX"), ("acme", "short"), ("nobody", SECRET), ("acme", "")]
@@ -707,31 +700,16 @@ async fn a_disabled_trigger_refuses_calls_but_still_takes_callbacks() {
 
 #[tokio::test]
 async fn every_mutating_call_and_callback_is_audited_without_secrets() {
-    let app = spawn().await;
-    let sim = sim(&app);
-    sim.plan_order(wait_manual());
-    let order = provision(&app, new_customer_order("order-1", 1)).await.unwrap();
+    let (app, sim, order) = waiting_order(1).await;
     sim.complete(&order.order_id).await;
     provision(&app, new_customer_order("", 1)).await.unwrap_err();
-    let req = pb::UpdateCustomerRequest {
-        tenant: "acme".into(),
-        company_id: "1001".into(),
-        music_on_hold: Some(true),
-        request_id: "u-1".into(),
-        ..Default::default()
-    };
-    client(&app).update_customer(authed(req, TOKEN)).await.unwrap();
+    let req = pb::UpdateCustomerRequest { music_on_hold: Some(true), request_id: "u-1".into(), ..update_of("1001") };
+    update_customer(&app, req).await.unwrap();
 
     // A callback's audit row is written just after its ACCEPTED: allow it a moment.
     let mut rows: Vec<(String, String, String)> = Vec::new();
     for _ in 0..40 {
-        let events = app
-            .registry_client()
-            .list_audit_events(authed(pb::ListAuditEventsRequest { page_size: 50, ..Default::default() }, ADMIN_TOKEN))
-            .await
-            .unwrap()
-            .into_inner()
-            .events;
+        let events = app.audit_events(pb::ListAuditEventsRequest { page_size: 50, ..Default::default() }).await;
         rows = events.iter().map(|e| (e.method.clone(), e.outcome.clone(), e.reason.clone())).collect();
         if rows.iter().any(|(m, _, _)| m == "POST /callbacks/delacon") {
             break;
@@ -755,11 +733,8 @@ async fn every_mutating_call_and_callback_is_audited_without_secrets() {
 
 #[tokio::test]
 async fn delacon_tries_a_refused_callback_three_times_and_a_later_delivery_completes_the_order() {
-    let app = spawn().await;
-    let sim = sim(&app);
+    let (app, sim, order) = waiting_order(2).await;
     sim.set_callback_retry_delay(Duration::from_millis(20));
-    sim.plan_order(wait_manual());
-    let order = provision(&app, new_customer_order("order-1", 2)).await.unwrap();
     // The portal has a wrong callback URL: every attempt is refused.
     let wrong = app.http_url("/callbacks/delacon/acme/not-the-secret-0123456789abcdef");
     sim.add_partner(API_KEY, Some(wrong));
@@ -777,7 +752,6 @@ async fn delacon_tries_a_refused_callback_three_times_and_a_later_delivery_compl
 
 #[tokio::test]
 async fn a_pending_order_survives_a_restart_and_its_callback_then_completes_it() {
-    use patchbay::provisioning::delacon::DelaconSim;
     let sim = DelaconSim::start_demo("127.0.0.1:0".parse().unwrap()).unwrap();
     sim.set_callback_retry_delay(Duration::from_millis(20));
     let app = TestApp::builder().file("acme.yaml", tenant_file(&sim.url(), "")).spawn().await;
@@ -865,14 +839,7 @@ async fn the_demo_tenant_serves_the_readme_examples() {
 async fn get_tenant_redacts_the_api_key_under_its_alias_and_points_diagnostics_at_the_alias() {
     let file = tenant_file("simulator", "").replace("    auth_token:", "    AuthToken:");
     let app = TestApp::builder().file("acme.yaml", file.clone()).spawn().await;
-    let get = || {
-        let mut registry = app.registry_client();
-        async move {
-            let req = pb::GetTenantRequest { tenant: "acme".into() };
-            registry.get_tenant(authed(req, ADMIN_TOKEN)).await.unwrap().into_inner()
-        }
-    };
-    let tenant = get().await;
+    let tenant = app.tenant_view("acme").await.unwrap();
     assert!(!tenant.config_json.contains(API_KEY), "{}", tenant.config_json);
     let view: serde_json::Value = serde_json::from_str(&tenant.config_json).unwrap();
     assert_eq!(view["provisioning"]["AuthToken"], "<redacted>", "{view:#}");
@@ -884,7 +851,7 @@ async fn get_tenant_redacts_the_api_key_under_its_alias_and_points_diagnostics_a
     let broken = file.replace(API_KEY, "${env:PATCHBAY_TEST_SURELY_UNSET_DELACON_KEY}");
     std::fs::write(app.providers_dir().join("acme.yaml"), broken).unwrap();
     reloaded.await;
-    let tenant = get().await;
+    let tenant = app.tenant_view("acme").await.unwrap();
     assert_eq!(tenant.problems.len(), 1, "{:?}", tenant.problems);
     assert_eq!(tenant.problems[0].path, "triggers.provisioning.AuthToken");
     assert!(tenant.problems[0].message.contains("environment variable"), "{:?}", tenant.problems[0]);
@@ -930,12 +897,10 @@ async fn an_update_whose_caller_gives_up_is_applied_and_its_steps_replayed_to_a_
     let sim = sim(&app);
     sim.faults().set_latency(Duration::from_millis(1500));
     let req = pb::UpdateCustomerRequest {
-        tenant: "acme".into(),
-        company_id: "1001".into(),
         business_name: Some("Slow Plumbing".into()),
         call_recording: Some(false),
         request_id: "slow-update".into(),
-        ..Default::default()
+        ..update_of("1001")
     };
     let mut call = authed(req.clone(), TOKEN);
     call.set_timeout(Duration::from_millis(300));
@@ -949,8 +914,8 @@ async fn an_update_whose_caller_gives_up_is_applied_and_its_steps_replayed_to_a_
     // The task stores its answer a moment after Delacon's second answer; until then a retry is ABORTED.
     let mut tries = 0;
     let steps = loop {
-        match client(&app).update_customer(authed(req.clone(), TOKEN)).await {
-            Ok(resp) => break resp.into_inner().steps,
+        match update_customer(&app, req.clone()).await {
+            Ok(resp) => break resp.steps,
             Err(e) if e.code() == Code::Aborted && tries < 100 => tries += 1,
             Err(e) => panic!("{e:?}"),
         }
@@ -962,10 +927,7 @@ async fn an_update_whose_caller_gives_up_is_applied_and_its_steps_replayed_to_a_
 
 #[tokio::test]
 async fn a_retried_wait_order_answers_completed_once_its_callback_has_completed_it() {
-    let app = spawn().await;
-    let sim = sim(&app);
-    sim.plan_order(wait_manual());
-    let first = provision(&app, new_customer_order("order-1", 2)).await.unwrap();
+    let (app, sim, first) = waiting_order(2).await;
     assert_eq!(first.state(), pb::OrderState::Pending);
     assert_eq!(sim.complete(&first.order_id).await, Some(true));
 
@@ -981,12 +943,9 @@ async fn a_retried_wait_order_answers_completed_once_its_callback_has_completed_
 
 #[tokio::test]
 async fn a_stale_submission_does_not_hold_unknown_order_callbacks_and_is_swept_to_unknown() {
-    use patchbay::provisioning::store;
     let app = spawn().await;
     // A replica sent this order and stopped before Delacon answered: its answer is overdue.
-    let req = new_customer_order("orphan", 1);
-    let claimed =
-        store::claim_submission(&app.state.db, "acme", "orphan", &request_hash(&req), Duration::ZERO).await.unwrap();
+    let (req, claimed) = claimed_elsewhere(&app, "orphan", Duration::ZERO).await;
     assert!(matches!(claimed, store::Submission::New(_)), "{claimed:?}");
     tokio::time::sleep(Duration::from_millis(20)).await;
 
@@ -1012,13 +971,9 @@ async fn a_stale_submission_does_not_hold_unknown_order_callbacks_and_is_swept_t
 
 #[tokio::test]
 async fn a_retry_while_the_first_submission_still_awaits_delacon_is_aborted_not_written_off() {
-    use patchbay::provisioning::store;
     let app = spawn().await;
     // Another call sent this order a moment ago (its idempotency key since purged).
-    let req = new_customer_order("in-flight", 1);
-    store::claim_submission(&app.state.db, "acme", "in-flight", &request_hash(&req), Duration::from_secs(60))
-        .await
-        .unwrap();
+    let (req, _) = claimed_elsewhere(&app, "in-flight", Duration::from_secs(60)).await;
     let err = provision(&app, req).await.unwrap_err();
     assert_eq!(err.code(), Code::Aborted);
     assert_eq!(reason(&err), "REQUEST_IN_PROGRESS");
@@ -1029,12 +984,8 @@ async fn a_retry_while_the_first_submission_still_awaits_delacon_is_aborted_not_
 
 #[tokio::test]
 async fn a_held_callback_expires_when_no_submission_could_still_be_its_order() {
-    use patchbay::provisioning::store;
     let app = spawn().await;
-    let req = new_customer_order("short", 1);
-    store::claim_submission(&app.state.db, "acme", "short", &request_hash(&req), Duration::from_millis(700))
-        .await
-        .unwrap();
+    claimed_elsewhere(&app, "short", Duration::from_millis(700)).await;
     let form = [("OrderID", "880"), ("Result", "OK"), ("Message", "done")];
     let (status, body) = post_callback(&app, "acme", SECRET, &form).await;
     assert_eq!((status, body.as_str()), (200, r#"{"RESULT":"ACCEPTED"}"#), "held while the submission is due");
@@ -1052,10 +1003,8 @@ async fn a_held_callback_expires_when_no_submission_could_still_be_its_order() {
 
 #[tokio::test]
 async fn callbacks_beyond_the_cap_of_held_ones_are_answered_try_again() {
-    use patchbay::provisioning::store;
     let app = spawn().await;
-    let req = new_customer_order("busy", 1);
-    store::claim_submission(&app.state.db, "acme", "busy", &request_hash(&req), Duration::from_secs(60)).await.unwrap();
+    claimed_elsewhere(&app, "busy", Duration::from_secs(60)).await;
     sqlx::query(
         "INSERT INTO provisioning_callbacks (tenant, order_id, result, hold_until)
          SELECT 'acme', 'held-' || i, 'completed', now() + interval '1 minute' FROM generate_series(1, $1) i",
@@ -1096,14 +1045,7 @@ async fn number_types_answered_fail_are_failed_precondition_at_once_and_not_cach
     let app = spawn().await;
     let sim = sim(&app);
     sim.set_number_types_failure(Some("something went wrong"));
-    let ask = || {
-        let mut client = client(&app);
-        async move {
-            let req = pb::GetRegionNumberTypesRequest { tenant: "acme".into(), region: pb::Region::Japan as i32 };
-            client.get_region_number_types(authed(req, TOKEN)).await
-        }
-    };
-    let err = ask().await.unwrap_err();
+    let err = number_types(&app, pb::Region::Japan).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(reason(&err), "VENDOR_REJECTED");
     assert_eq!(err.get_error_details().error_info().unwrap().metadata["vendor_message"], "something went wrong");
@@ -1114,12 +1056,11 @@ async fn number_types_answered_fail_are_failed_precondition_at_once_and_not_cach
     assert_eq!(sim.calls().get("provision"), 0);
 
     sim.set_number_types_failure(None);
-    assert_eq!(ask().await.unwrap().into_inner().region_code, "ja-jp");
+    assert_eq!(number_types(&app, pb::Region::Japan).await.unwrap().region_code, "ja-jp");
 }
 
 #[tokio::test]
 async fn a_wrong_base_path_is_failed_precondition_vendor_misconfigured_naming_api_url() {
-    use patchbay::provisioning::delacon::DelaconSim;
     let sim = DelaconSim::start_demo("127.0.0.1:0".parse().unwrap()).unwrap();
     sim.add_partner(API_KEY, None);
     let url = format!("{}/rest/config", sim.url());
@@ -1129,8 +1070,7 @@ async fn a_wrong_base_path_is_failed_precondition_vendor_misconfigured_naming_ap
     assert_eq!(reason(&err), "VENDOR_MISCONFIGURED");
     assert!(err.message().contains("triggers.provisioning.api_url"), "{}", err.message());
     assert_eq!(err.get_error_details().error_info().unwrap().metadata["vendor_code"], "404");
-    let req = pb::GetRegionNumberTypesRequest { tenant: "acme".into(), region: pb::Region::Japan as i32 };
-    let err = client(&app).get_region_number_types(authed(req, TOKEN)).await.unwrap_err();
+    let err = number_types(&app, pb::Region::Japan).await.unwrap_err();
     assert_eq!(reason(&err), "VENDOR_MISCONFIGURED");
     // Nothing was ordered: the same request_id may be sent again once the URL is fixed.
     assert_eq!(submission_state(&app, "order-1").await, None);
@@ -1148,8 +1088,7 @@ async fn oversized_answers_are_unreadable_an_order_s_outcome_unknown_a_read_unav
     assert_eq!(sim.calls().get("provision"), 1, "Delacon took it; its answer was not read");
 
     sim.oversize_answers(3);
-    let req = pb::GetRegionNumberTypesRequest { tenant: "acme".into(), region: pb::Region::Japan as i32 };
-    let err = client(&app).get_region_number_types(authed(req, TOKEN)).await.unwrap_err();
+    let err = number_types(&app, pb::Region::Japan).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert_eq!(reason(&err), "VENDOR_UNAVAILABLE");
     assert!(err.message().contains("after 3 attempts"), "{}", err.message());
@@ -1160,14 +1099,8 @@ async fn an_update_answered_http_502_is_unknown_outcome_and_says_how_to_find_out
     let app = spawn().await;
     let sim = sim(&app);
     sim.faults().plan(FaultRule::new(Fault::Status(502)).matching("/updatecustomer").times(1));
-    let req = pb::UpdateCustomerRequest {
-        tenant: "acme".into(),
-        company_id: "1001".into(),
-        whisper: Some(true),
-        request_id: "u-502".into(),
-        ..Default::default()
-    };
-    let err = client(&app).update_customer(authed(req, TOKEN)).await.unwrap_err();
+    let req = pb::UpdateCustomerRequest { whisper: Some(true), request_id: "u-502".into(), ..update_of("1001") };
+    let err = update_customer(&app, req).await.unwrap_err();
     assert_eq!(err.code(), Code::Unknown);
     assert_eq!(reason(&err), "VENDOR_OUTCOME_UNKNOWN");
     assert!(err.message().contains("may or may not have been applied"), "{}", err.message());
