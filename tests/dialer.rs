@@ -16,12 +16,8 @@ use patchbay::{
     },
     sim::{Fault, FaultRule},
 };
-use tonic::{Code, Status, transport::Channel};
+use tonic::{Code, Response, Status, transport::Channel};
 use tonic_types::StatusExt;
-
-fn client(app: &TestApp) -> DialerServiceClient<Channel> {
-    DialerServiceClient::new(app.channel.clone())
-}
 
 /// The in-process simulator the demo tenant (`api_url: simulator`) talks to.
 fn sim(app: &TestApp) -> Arc<ElisionSim> {
@@ -59,20 +55,8 @@ fn agent(user: &str) -> pb::Agent {
     }
 }
 
-fn create_agent(agent: pb::Agent) -> tonic::Request<pb::CreateAgentRequest> {
-    authed(pb::CreateAgentRequest { tenant: "demo".into(), agent: Some(agent), request_id: String::new() }, DEMO_TOKEN)
-}
-
-fn update_agent(agent: pb::Agent) -> tonic::Request<pb::UpdateAgentRequest> {
-    authed(pb::UpdateAgentRequest { tenant: "demo".into(), agent: Some(agent), request_id: String::new() }, DEMO_TOKEN)
-}
-
 fn dial_list(list_id: &str, name: &str, campaign_id: &str) -> pb::DialList {
     pb::DialList { list_id: list_id.into(), name: name.into(), campaign_id: campaign_id.into(), active: true }
-}
-
-fn create_list(list: pb::DialList) -> tonic::Request<pb::CreateListRequest> {
-    authed(pb::CreateListRequest { tenant: "demo".into(), list: Some(list), request_id: String::new() }, DEMO_TOKEN)
 }
 
 fn metadata(status: &Status, key: &str) -> String {
@@ -92,40 +76,92 @@ fn leads(range: std::ops::Range<usize>) -> Vec<pb::Lead> {
     range.map(|i| pb::Lead { phone_number: phone(i), first_name: format!("Lead {i}"), ..Default::default() }).collect()
 }
 
-/// Sends an export: the target, then the leads in messages of `per_message`.
-async fn export(
-    channel: &Channel,
-    token: &str,
-    tenant: &str,
-    request_id: &str,
-    target: List,
-    leads: Vec<pb::Lead>,
-    per_message: usize,
-) -> Result<pb::ExportLeadsResponse, Status> {
-    let mut msgs = vec![pb::ExportLeadsRequest {
-        tenant: tenant.into(),
-        request_id: request_id.into(),
-        part: Some(Part::Target(pb::ExportTarget { list: Some(target) })),
-    }];
-    for chunk in leads.chunks(per_message.max(1)) {
-        msgs.push(pb::ExportLeadsRequest {
-            part: Some(Part::Batch(pb::LeadBatch { leads: chunk.to_vec() })),
-            ..Default::default()
-        });
-    }
-    DialerServiceClient::new(channel.clone())
-        .export_leads(authed(tokio_stream::iter(msgs), token))
-        .await
-        .map(tonic::Response::into_inner)
+/// DialerService as one tenant's CRM calls it: every call carries the tenant's bearer token and
+/// answers the message itself.
+#[derive(Clone)]
+struct Crm {
+    client: DialerServiceClient<Channel>,
+    tenant: &'static str,
+    token: &'static str,
 }
 
+impl Crm {
+    fn of(app: &TestApp, tenant: &'static str, token: &'static str) -> Self {
+        Self { client: DialerServiceClient::new(app.channel.clone()), tenant, token }
+    }
+
+    /// The shipped demo tenant.
+    fn demo(app: &TestApp) -> Self {
+        Self::of(app, "demo", DEMO_TOKEN)
+    }
+
+    /// Tenant `acme` of [`acme_on`].
+    fn acme(app: &TestApp) -> Self {
+        Self::of(app, "acme", "acme-token")
+    }
+
+    async fn create_agent(&mut self, agent: pb::Agent) -> Result<pb::AgentResponse, Status> {
+        self.create_agent_once(agent, "").await
+    }
+
+    /// CreateAgent under `request_id`.
+    async fn create_agent_once(&mut self, agent: pb::Agent, request_id: &str) -> Result<pb::AgentResponse, Status> {
+        let req =
+            pb::CreateAgentRequest { tenant: self.tenant.into(), agent: Some(agent), request_id: request_id.into() };
+        self.client.create_agent(authed(req, self.token)).await.map(Response::into_inner)
+    }
+
+    async fn update_agent(&mut self, agent: pb::Agent) -> Result<pb::AgentResponse, Status> {
+        let req = pb::UpdateAgentRequest { tenant: self.tenant.into(), agent: Some(agent), request_id: String::new() };
+        self.client.update_agent(authed(req, self.token)).await.map(Response::into_inner)
+    }
+
+    async fn create_list(&mut self, list: impl Into<Option<pb::DialList>>) -> Result<pb::DialList, Status> {
+        let req = pb::CreateListRequest { tenant: self.tenant.into(), list: list.into(), request_id: String::new() };
+        self.client.create_list(authed(req, self.token)).await.map(Response::into_inner)
+    }
+
+    async fn active_lists(&mut self) -> Result<Vec<pb::DialList>, Status> {
+        let req = pb::ListActiveListsRequest { tenant: self.tenant.into() };
+        self.client.list_active_lists(authed(req, self.token)).await.map(|r| r.into_inner().lists)
+    }
+
+    /// Sends an export: the target, then the leads in messages of `per_message`.
+    async fn export(
+        &mut self,
+        request_id: &str,
+        target: List,
+        leads: Vec<pb::Lead>,
+        per_message: usize,
+    ) -> Result<pb::ExportLeadsResponse, Status> {
+        let mut msgs = vec![pb::ExportLeadsRequest {
+            tenant: self.tenant.into(),
+            request_id: request_id.into(),
+            part: Some(Part::Target(pb::ExportTarget { list: Some(target) })),
+        }];
+        for chunk in leads.chunks(per_message.max(1)) {
+            msgs.push(pb::ExportLeadsRequest {
+                part: Some(Part::Batch(pb::LeadBatch { leads: chunk.to_vec() })),
+                ..Default::default()
+            });
+        }
+        self.export_messages(msgs).await
+    }
+
+    /// ExportLeads of these messages, as they are.
+    async fn export_messages(&mut self, msgs: Vec<pb::ExportLeadsRequest>) -> Result<pb::ExportLeadsResponse, Status> {
+        self.client.export_leads(authed(tokio_stream::iter(msgs), self.token)).await.map(Response::into_inner)
+    }
+}
+
+/// An export of the demo tenant, in messages of 37 leads.
 async fn demo_export(
     app: &TestApp,
     request_id: &str,
     target: List,
     leads: Vec<pb::Lead>,
 ) -> Result<pb::ExportLeadsResponse, Status> {
-    export(&app.channel, DEMO_TOKEN, "demo", request_id, target, leads, 37).await
+    Crm::demo(app).export(request_id, target, leads, 37).await
 }
 
 fn existing(id: &str) -> List {
@@ -137,11 +173,13 @@ fn existing(id: &str) -> List {
 #[tokio::test]
 async fn create_agent_adds_the_agent_at_the_dialer_and_answers_without_passwords() {
     let app = TestApp::builder().demo().spawn().await;
-    let mut a = agent("1000");
-    a.phone_login = "1000".into();
-    a.phone_password = "phonepw".into();
-    a.email = "agent@example.com".into();
-    let resp = client(&app).create_agent(create_agent(a)).await.unwrap().into_inner();
+    let a = pb::Agent {
+        phone_login: "1000".into(),
+        phone_password: "phonepw".into(),
+        email: "agent@example.com".into(),
+        ..agent("1000")
+    };
+    let resp = Crm::demo(&app).create_agent(a).await.unwrap();
     let answered = resp.agent.unwrap();
     assert_eq!(
         (answered.user.as_str(), answered.password.as_str(), answered.phone_password.as_str()),
@@ -158,9 +196,8 @@ async fn create_agent_adds_the_agent_at_the_dialer_and_answers_without_passwords
 async fn create_agent_returns_already_exists_when_the_user_exists() {
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).add_agent("2000", 1, "AGENTS");
-    let status = client(&app).create_agent(create_agent(agent("2000"))).await.unwrap_err();
-    assert_eq!(status.code(), Code::AlreadyExists);
-    assert_eq!(reason(&status), "AGENT_ALREADY_EXISTS");
+    let status = Crm::demo(&app).create_agent(agent("2000")).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::AlreadyExists, "AGENT_ALREADY_EXISTS".into()));
     assert_eq!(domain(&status), "elision.com");
     assert_eq!(metadata(&status, "vendor_code"), "USER ALREADY EXISTS");
     assert_eq!(metadata(&status, "vendor_message"), "ERROR: add_user USER ALREADY EXISTS - api|2000");
@@ -171,9 +208,8 @@ async fn create_agent_returns_failed_precondition_when_the_user_group_does_not_e
     let app = TestApp::builder().demo().spawn().await;
     let mut a = agent("1000");
     a.group = "NOSUCHGROUP".into();
-    let status = client(&app).create_agent(create_agent(a)).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "USER_GROUP_NOT_FOUND");
+    let status = Crm::demo(&app).create_agent(a).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "USER_GROUP_NOT_FOUND".into()));
     assert!(metadata(&status, "vendor_message").contains("USER GROUP DOES NOT EXIST"));
 }
 
@@ -181,9 +217,8 @@ async fn create_agent_returns_failed_precondition_when_the_user_group_does_not_e
 async fn create_agent_returns_vendor_permission_denied_when_the_api_user_may_not_modify_users() {
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).set_permissions("api", Permissions { modify_users: false, ..Permissions::ALL });
-    let status = client(&app).create_agent(create_agent(agent("1000"))).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "VENDOR_PERMISSION_DENIED");
+    let status = Crm::demo(&app).create_agent(agent("1000")).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "VENDOR_PERMISSION_DENIED".into()));
     assert_eq!(metadata(&status, "vendor_code"), "USER DOES NOT HAVE PERMISSION TO ADD USERS");
 }
 
@@ -192,7 +227,7 @@ async fn create_agent_returns_invalid_argument_on_agent_level_when_the_level_is_
     let app = TestApp::builder().demo().spawn().await;
     let mut a = agent("1000");
     a.level = 9;
-    let status = client(&app).create_agent(create_agent(a)).await.unwrap_err();
+    let status = Crm::demo(&app).create_agent(a).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["agent.level"]);
     let details = status.get_error_details();
@@ -205,14 +240,13 @@ async fn create_agent_returns_invalid_argument_on_agent_level_when_the_level_is_
 #[tokio::test]
 async fn create_agent_classifies_the_dialers_message_never_the_callers_values_it_echoes() {
     let app = TestApp::builder().demo().spawn().await;
+    let mut c = Crm::demo(&app);
     // A user named like a permission problem that already exists: ALREADY_EXISTS.
     sim(&app).add_agent("permission1", 1, "AGENTS");
-    let status = client(&app).create_agent(create_agent(agent("permission1"))).await.unwrap_err();
+    let status = c.create_agent(agent("permission1")).await.unwrap_err();
     assert_eq!((status.code(), reason(&status)), (Code::AlreadyExists, "AGENT_ALREADY_EXISTS".into()));
     // A group holding VICIdial's lockout word: the group is missing, the login is fine.
-    let mut a = agent("1000");
-    a.group = "x|LOCK|y".into();
-    let status = client(&app).create_agent(create_agent(a)).await.unwrap_err();
+    let status = c.create_agent(pb::Agent { group: "x|LOCK|y".into(), ..agent("1000") }).await.unwrap_err();
     assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "USER_GROUP_NOT_FOUND".into()));
     assert_eq!(metadata(&status, "vendor_message"), "ERROR: add_user USER GROUP DOES NOT EXIST - api|x|LOCK|y");
 }
@@ -220,19 +254,14 @@ async fn create_agent_classifies_the_dialers_message_never_the_callers_values_it
 #[tokio::test]
 async fn a_refused_login_is_vendor_auth_failed_and_never_shows_the_password() {
     let app = TestApp::builder().file("acme.yaml", acme_on("simulator", "wrong-password")).spawn().await;
-    let req = authed(
-        pb::CreateAgentRequest { tenant: "acme".into(), agent: Some(agent("1000")), request_id: String::new() },
-        "acme-token",
-    );
-    let status = client(&app).create_agent(req).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "VENDOR_AUTH_FAILED");
+    let mut c = Crm::acme(&app);
+    let status = c.create_agent(agent("1000")).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "VENDOR_AUTH_FAILED".into()));
     let shown = format!("{} {:?}", status.message(), status.get_error_details());
     assert!(shown.contains("Login incorrect"), "{shown}");
     assert!(!shown.contains("wrong-password"), "{shown}");
 
-    let req = authed(pb::ListActiveListsRequest { tenant: "acme".into() }, "acme-token");
-    let status = client(&app).list_active_lists(req).await.unwrap_err();
+    let status = c.active_lists().await.unwrap_err();
     assert_eq!(reason(&status), "VENDOR_AUTH_FAILED");
 }
 
@@ -240,12 +269,11 @@ async fn a_refused_login_is_vendor_auth_failed_and_never_shows_the_password() {
 async fn a_garbage_answer_to_create_agent_is_outcome_unknown_and_the_server_keeps_serving() {
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).faults().plan(FaultRule::new(Fault::Garbage).matching("add_user").times(1));
-    let status = client(&app).create_agent(create_agent(agent("1000"))).await.unwrap_err();
-    assert_eq!(status.code(), Code::Unknown);
-    assert_eq!(reason(&status), "VENDOR_OUTCOME_UNKNOWN");
+    let status = Crm::demo(&app).create_agent(agent("1000")).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::Unknown, "VENDOR_OUTCOME_UNKNOWN".into()));
     assert!(status.get_error_details().retry_info().is_none(), "a blind retry is not safe");
     assert!(status.message().contains("AGENT_ALREADY_EXISTS"), "says how to find out: {}", status.message());
-    client(&app).create_agent(create_agent(agent("1001"))).await.unwrap();
+    Crm::demo(&app).create_agent(agent("1001")).await.unwrap();
 }
 
 #[tokio::test]
@@ -255,7 +283,7 @@ async fn create_agent_answered_500_502_or_504_after_it_ran_is_outcome_unknown_an
     for (i, status) in [500, 502, 504].into_iter().enumerate() {
         s.faults_after().plan(FaultRule::new(Fault::Status(status)).matching("add_user").times(1));
         let user = format!("100{i}");
-        let err = client(&app).create_agent(create_agent(agent(&user))).await.unwrap_err();
+        let err = Crm::demo(&app).create_agent(agent(&user)).await.unwrap_err();
         assert_eq!((err.code(), reason(&err)), (Code::Unknown, "VENDOR_OUTCOME_UNKNOWN".into()), "{status}");
         assert!(err.message().contains(&format!("HTTP {status}")), "{}", err.message());
         assert!(s.user(&user).is_some(), "the dialer did add it: a resend would have met ALREADY_EXISTS");
@@ -267,28 +295,22 @@ async fn create_agent_answered_500_502_or_504_after_it_ran_is_outcome_unknown_an
 async fn create_agent_refused_with_503_is_unavailable_with_retry_info_and_a_retry_succeeds() {
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).faults().plan(FaultRule::new(Fault::Status(503)).matching("add_user").times(1));
-    let status = client(&app).create_agent(create_agent(agent("1000"))).await.unwrap_err();
+    let status = Crm::demo(&app).create_agent(agent("1000")).await.unwrap_err();
     assert_eq!((status.code(), reason(&status)), (Code::Unavailable, "VENDOR_UNAVAILABLE".into()));
     assert!(status.get_error_details().retry_info().is_some());
     assert!(sim(&app).user("1000").is_none());
-    client(&app).create_agent(create_agent(agent("1000"))).await.unwrap();
+    Crm::demo(&app).create_agent(agent("1000")).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_dialer_that_refuses_connections_is_unavailable_with_retry_info_for_reads_and_mutations() {
     let url = format!("http://127.0.0.1:{}/dialer/elision_api.php", closed_port());
     let app = TestApp::builder().file("acme.yaml", acme_on(&url, "1234")).spawn().await;
-    let req = authed(
-        pb::CreateAgentRequest { tenant: "acme".into(), agent: Some(agent("1000")), request_id: String::new() },
-        "acme-token",
-    );
-    let status = client(&app).create_agent(req).await.unwrap_err();
-    assert_eq!((status.code(), reason(&status)), (Code::Unavailable, "VENDOR_UNAVAILABLE".into()));
-    assert!(status.get_error_details().retry_info().is_some());
-    let req = authed(pb::ListActiveListsRequest { tenant: "acme".into() }, "acme-token");
-    let status = client(&app).list_active_lists(req).await.unwrap_err();
-    assert_eq!((status.code(), reason(&status)), (Code::Unavailable, "VENDOR_UNAVAILABLE".into()));
-    assert!(status.get_error_details().retry_info().is_some());
+    let mut c = Crm::acme(&app);
+    for status in [c.create_agent(agent("1000")).await.unwrap_err(), c.active_lists().await.unwrap_err()] {
+        assert_eq!((status.code(), reason(&status)), (Code::Unavailable, "VENDOR_UNAVAILABLE".into()), "{status:?}");
+        assert!(status.get_error_details().retry_info().is_some(), "{status:?}");
+    }
 }
 
 #[tokio::test]
@@ -296,8 +318,7 @@ async fn an_api_url_that_is_not_the_api_script_is_vendor_misconfigured_naming_th
     let dialer = ElisionSim::start(([127, 0, 0, 1], 0).into()).unwrap();
     let url = format!("http://{}/dialer/elision.php", dialer.addr());
     let app = TestApp::builder().file("acme.yaml", acme_on(&url, "1234")).spawn().await;
-    let req = authed(pb::ListActiveListsRequest { tenant: "acme".into() }, "acme-token");
-    let status = client(&app).list_active_lists(req).await.unwrap_err();
+    let status = Crm::acme(&app).active_lists().await.unwrap_err();
     assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "VENDOR_MISCONFIGURED".into()));
     assert_eq!(metadata(&status, "tenant_key"), "triggers.dialer.api_url");
     assert!(status.message().contains("triggers.dialer.api_url") && status.message().contains("HTTP 404"));
@@ -317,15 +338,7 @@ async fn a_dialer_answer_echoing_the_api_password_json_escaped_never_reaches_the
         .file("acme.yaml", acme_on(&format!("{}/api.php", dialer.url()), "pa\"ss/w0rd"))
         .spawn()
         .await;
-    let req = authed(
-        pb::CreateListRequest {
-            tenant: "acme".into(),
-            list: Some(dial_list("5001", "Spring promo", "TESTCAMP")),
-            request_id: String::new(),
-        },
-        "acme-token",
-    );
-    let status = client(&app).create_list(req).await.unwrap_err();
+    let status = Crm::acme(&app).create_list(dial_list("5001", "Spring promo", "TESTCAMP")).await.unwrap_err();
     assert_eq!(status.code(), Code::Unknown);
     let shown = format!("{} {:?}", status.message(), status.get_error_details());
     for form in ["pa\"ss", "pa\\\"ss", "ss/w0rd", "ss\\/w0rd", "w0rd"] {
@@ -336,14 +349,8 @@ async fn a_dialer_answer_echoing_the_api_password_json_escaped_never_reaches_the
 #[tokio::test]
 async fn a_create_agent_repeated_with_its_request_id_reaches_the_dialer_once() {
     let app = TestApp::builder().demo().spawn().await;
-    let req = || {
-        authed(
-            pb::CreateAgentRequest { tenant: "demo".into(), agent: Some(agent("1000")), request_id: "req-1".into() },
-            DEMO_TOKEN,
-        )
-    };
-    let first = client(&app).create_agent(req()).await.unwrap().into_inner();
-    let again = client(&app).create_agent(req()).await.unwrap().into_inner();
+    let first = Crm::demo(&app).create_agent_once(agent("1000"), "req-1").await.unwrap();
+    let again = Crm::demo(&app).create_agent_once(agent("1000"), "req-1").await.unwrap();
     assert_eq!(first, again);
     assert_eq!(sim(&app).calls().get("add_user"), 1);
 }
@@ -351,28 +358,23 @@ async fn a_create_agent_repeated_with_its_request_id_reaches_the_dialer_once() {
 #[tokio::test]
 async fn create_agent_idempotency_holds_with_passwords_left_out_of_the_request_fingerprint() {
     let app = TestApp::builder().demo().spawn().await;
-    let req = |agent: pb::Agent| {
-        authed(
-            pb::CreateAgentRequest { tenant: "demo".into(), agent: Some(agent), request_id: "req-pw".into() },
-            DEMO_TOKEN,
-        )
-    };
-    let first = client(&app).create_agent(req(agent("1000"))).await.unwrap().into_inner();
+    let mut c = Crm::demo(&app);
+    let first = c.create_agent_once(agent("1000"), "req-pw").await.unwrap();
     // The same request again: the stored answer, no second add_user.
-    let again = client(&app).create_agent(req(agent("1000"))).await.unwrap().into_inner();
+    let again = c.create_agent_once(agent("1000"), "req-pw").await.unwrap();
     assert_eq!(first, again);
     // Only a password differs: still the same request (passwords are not fingerprinted).
     let mut other_password = agent("1000");
     other_password.password = "4321".into();
     other_password.phone_password = "phone-pw".into();
-    let replay = client(&app).create_agent(req(other_password)).await.unwrap().into_inner();
+    let replay = c.create_agent_once(other_password, "req-pw").await.unwrap();
     assert_eq!(first, replay);
     assert_eq!(sim(&app).calls().get("add_user"), 1);
     assert_eq!(sim(&app).user("1000").unwrap().pass, "9999", "the first call's password stands");
     // Another agent under the same request_id: refused on request_id, nothing sent.
     let mut renamed = agent("1000");
     renamed.full_name = "Someone Else".into();
-    let status = client(&app).create_agent(req(renamed)).await.unwrap_err();
+    let status = c.create_agent_once(renamed, "req-pw").await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&status), ["request_id"]);
     assert_eq!(sim(&app).calls().get("add_user"), 1);
@@ -387,36 +389,29 @@ async fn ten_refused_logins_lock_the_api_user_and_calls_then_say_it_is_locked() 
         .spawn()
         .await;
     for attempt in 1..=10 {
-        let req = authed(pb::ListActiveListsRequest { tenant: "acme".into() }, "acme-token");
-        let status = client(&app).list_active_lists(req).await.unwrap_err();
+        let status = Crm::acme(&app).active_lists().await.unwrap_err();
         assert_eq!(reason(&status), "VENDOR_AUTH_FAILED", "attempt {attempt}");
         assert!(status.message().contains("Login incorrect"), "attempt {attempt}: {}", status.message());
     }
     assert!(dialer.is_locked("api"));
 
     // Now even the right password is refused, and the caller is told why.
-    let req = authed(
-        pb::CreateAgentRequest { tenant: "good".into(), agent: Some(agent("1000")), request_id: String::new() },
-        "good-token",
-    );
-    let status = client(&app).create_agent(req).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "VENDOR_AUTH_FAILED");
+    let mut good = Crm::of(&app, "good", "good-token");
+    let status = good.create_agent(agent("1000")).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "VENDOR_AUTH_FAILED".into()));
     assert!(status.message().contains("locked the tenant's API user"), "{}", status.message());
     assert_eq!(metadata(&status, "api_user_locked"), "true");
     assert!(metadata(&status, "vendor_message").contains("Too many login attempts"));
     assert!(dialer.user("1000").is_none());
-    let req = authed(pb::ListActiveListsRequest { tenant: "good".into() }, "good-token");
-    let status = client(&app).list_active_lists(req).await.unwrap_err();
+    let status = good.active_lists().await.unwrap_err();
     assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "VENDOR_AUTH_FAILED".into()));
     assert_eq!(metadata(&status, "api_user_locked"), "true");
-    let export = export(&app.channel, "good-token", "good", "", existing("20042018"), leads(0..3), 3).await;
+    let export = good.export("", existing("20042018"), leads(0..3), 3).await;
     assert_eq!(metadata(&export.unwrap_err(), "api_user_locked"), "true");
 
     // Once the dialer's admin lifts the lock, the tenant with the right password works again.
     dialer.unlock("api");
-    let req = authed(pb::ListActiveListsRequest { tenant: "good".into() }, "good-token");
-    client(&app).list_active_lists(req).await.unwrap();
+    good.active_lists().await.unwrap();
 }
 
 #[tokio::test]
@@ -425,9 +420,10 @@ async fn mutations_are_audited_and_no_password_reaches_the_audit_trail() {
     let mut a = agent("1000");
     a.password = "Secr3tAgentPw".into();
     a.phone_password = "Secr3tPhonePw".into();
-    client(&app).create_agent(create_agent(a)).await.unwrap();
-    client(&app).create_list(create_list(dial_list("5001", "Spring promo", "NOPE"))).await.unwrap_err();
-    export(&app.channel, DEMO_TOKEN, "demo", "exp-1", existing("20042018"), leads(0..3), 10).await.unwrap();
+    let mut c = Crm::demo(&app);
+    c.create_agent(a).await.unwrap();
+    c.create_list(dial_list("5001", "Spring promo", "NOPE")).await.unwrap_err();
+    c.export("exp-1", existing("20042018"), leads(0..3), 10).await.unwrap();
 
     let events = patchbay::store::audit::page(&app.state.db, Some("demo"), None, 10).await.unwrap();
     let rows: Vec<(String, String, String)> =
@@ -455,7 +451,7 @@ async fn mutations_are_audited_and_no_password_reaches_the_audit_trail() {
 #[tokio::test]
 async fn every_field_rule_is_a_bad_request_naming_the_field_before_any_dialer_call() {
     let app = TestApp::builder().demo().spawn().await;
-    let mut c = client(&app);
+    let mut c = Crm::demo(&app);
     type Breaks = fn(&mut pb::Agent);
     let agent_cases: Vec<(&str, Breaks)> = vec![
         ("agent.user", |a| a.user = "1".into()),
@@ -478,18 +474,15 @@ async fn every_field_rule_is_a_bad_request_naming_the_field_before_any_dialer_ca
     for (field, breaks) in &agent_cases {
         let mut a = agent("1000");
         breaks(&mut a);
-        let status = c.create_agent(create_agent(a)).await.unwrap_err();
+        let status = c.create_agent(a).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{field}");
         assert_eq!(bad_fields(&status), [*field], "{field}: {}", status.message());
     }
     // UpdateAgent checks the fields it is given, and needs something to change.
-    let status =
-        c.update_agent(update_agent(pb::Agent { user: "1000".into(), ..Default::default() })).await.unwrap_err();
+    let status = c.update_agent(pb::Agent { user: "1000".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(bad_fields(&status), ["agent"]);
-    let status = c
-        .update_agent(update_agent(pb::Agent { user: "1000".into(), email: "x@".into(), ..Default::default() }))
-        .await
-        .unwrap_err();
+    let status =
+        c.update_agent(pb::Agent { user: "1000".into(), email: "x@".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(bad_fields(&status), ["agent.email"]);
 
     let list_cases = [
@@ -502,16 +495,10 @@ async fn every_field_rule_is_a_bad_request_naming_the_field_before_any_dialer_ca
         ("list.campaign_id", dial_list("1101", "Test API list", "TESTCAMP9")),
     ];
     for (field, list) in list_cases {
-        let status = c.create_list(create_list(list)).await.unwrap_err();
+        let status = c.create_list(list).await.unwrap_err();
         assert_eq!(bad_fields(&status), [field]);
     }
-    let status = c
-        .create_list(authed(
-            pb::CreateListRequest { tenant: "demo".into(), list: None, request_id: String::new() },
-            DEMO_TOKEN,
-        ))
-        .await
-        .unwrap_err();
+    let status = c.create_list(None).await.unwrap_err();
     assert_eq!(bad_fields(&status), ["list"]);
 
     let status = demo_export(&app, "", existing("1"), leads(0..1)).await.unwrap_err();
@@ -521,10 +508,7 @@ async fn every_field_rule_is_a_bad_request_naming_the_field_before_any_dialer_ca
     assert_eq!(bad_fields(&status), ["target.new_list.name"]);
 
     // Several bad fields are all reported at once.
-    let status = c
-        .create_agent(create_agent(pb::Agent { user: "x".into(), level: 12, ..Default::default() }))
-        .await
-        .unwrap_err();
+    let status = c.create_agent(pb::Agent { user: "x".into(), level: 12, ..Default::default() }).await.unwrap_err();
     assert_eq!(bad_fields(&status), ["agent.user", "agent.password", "agent.full_name", "agent.group", "agent.level"]);
     assert_eq!(sim(&app).calls().total(), 0, "{:?}", sim(&app).calls().snapshot());
 }
@@ -536,7 +520,7 @@ async fn update_agent_changes_only_the_fields_sent() {
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).add_agent("2000", 1, "AGENTS");
     let changes = pb::Agent { user: "2000".into(), full_name: "Renamed Person".into(), level: 3, ..Default::default() };
-    let resp = client(&app).update_agent(update_agent(changes)).await.unwrap().into_inner();
+    let resp = Crm::demo(&app).update_agent(changes).await.unwrap();
     assert_eq!(resp.vendor_message, "SUCCESS: update_user USER HAS BEEN UPDATED - api|2000");
     let at_dialer = sim(&app).user("2000").unwrap();
     assert_eq!((at_dialer.full_name.as_str(), at_dialer.level), ("Renamed Person", 3));
@@ -547,11 +531,10 @@ async fn update_agent_changes_only_the_fields_sent() {
 async fn update_agent_with_active_false_deactivates_the_agent_and_true_reactivates_it() {
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).add_agent("2000", 1, "AGENTS");
-    let set_active =
-        |active| update_agent(pb::Agent { user: "2000".into(), active: Some(active), ..Default::default() });
-    client(&app).update_agent(set_active(false)).await.unwrap();
+    let set_active = |active| pb::Agent { user: "2000".into(), active: Some(active), ..Default::default() };
+    Crm::demo(&app).update_agent(set_active(false)).await.unwrap();
     assert!(!sim(&app).user("2000").unwrap().active);
-    client(&app).update_agent(set_active(true)).await.unwrap();
+    Crm::demo(&app).update_agent(set_active(true)).await.unwrap();
     assert!(sim(&app).user("2000").unwrap().active);
 }
 
@@ -559,9 +542,8 @@ async fn update_agent_with_active_false_deactivates_the_agent_and_true_reactivat
 async fn update_agent_returns_not_found_for_a_user_the_dialer_does_not_have() {
     let app = TestApp::builder().demo().spawn().await;
     let changes = pb::Agent { user: "78789".into(), full_name: "Nobody".into(), ..Default::default() };
-    let status = client(&app).update_agent(update_agent(changes)).await.unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(reason(&status), "AGENT_NOT_FOUND");
+    let status = Crm::demo(&app).update_agent(changes).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::NotFound, "AGENT_NOT_FOUND".into()));
     assert_eq!(metadata(&status, "vendor_message"), "ERROR: update_user USER DOES NOT EXIST - api|78789");
 }
 
@@ -570,9 +552,8 @@ async fn update_agent_returns_failed_precondition_for_a_group_the_dialer_does_no
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).add_agent("2000", 1, "AGENTS");
     let changes = pb::Agent { user: "2000".into(), group: "FAKEGROUP".into(), ..Default::default() };
-    let status = client(&app).update_agent(update_agent(changes)).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "USER_GROUP_NOT_FOUND");
+    let status = Crm::demo(&app).update_agent(changes).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "USER_GROUP_NOT_FOUND".into()));
 }
 
 #[tokio::test]
@@ -580,9 +561,12 @@ async fn update_agent_returns_failed_precondition_naming_an_agent_at_the_api_use
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).add_agent("boss", 9, "ADMIN");
     let changes = pb::Agent { user: "boss".into(), active: Some(false), ..Default::default() };
-    let status = client(&app).update_agent(update_agent(changes)).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "AGENT_LEVEL_TOO_HIGH", "the agent's level, not the tenant's rights");
+    let status = Crm::demo(&app).update_agent(changes).await.unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status)),
+        (Code::FailedPrecondition, "AGENT_LEVEL_TOO_HIGH".into()),
+        "the agent's level, not the tenant's rights"
+    );
     assert_eq!(metadata(&status, "agent"), "boss");
     assert!(status.message().contains("agent boss"), "{}", status.message());
     assert!(metadata(&status, "vendor_message").contains("UPDATE THIS USER"));
@@ -595,7 +579,7 @@ async fn update_agent_returns_vendor_permission_denied_when_the_api_user_may_not
     sim(&app).add_agent("2000", 1, "AGENTS");
     sim(&app).set_level("api", 7);
     let changes = pb::Agent { user: "2000".into(), full_name: "X".into(), ..Default::default() };
-    let status = client(&app).update_agent(update_agent(changes)).await.unwrap_err();
+    let status = Crm::demo(&app).update_agent(changes).await.unwrap_err();
     assert_eq!(reason(&status), "VENDOR_PERMISSION_DENIED");
     assert_eq!(metadata(&status, "vendor_code"), "USER DOES NOT HAVE PERMISSION TO UPDATE USERS");
 }
@@ -605,8 +589,8 @@ async fn update_agent_returns_vendor_permission_denied_when_the_api_user_may_not
 #[tokio::test]
 async fn create_list_creates_the_list_at_the_dialer() {
     let app = TestApp::builder().demo().spawn().await;
-    let created = client(&app).create_list(create_list(dial_list("1101", "Test API list", "TESTCAMP"))).await.unwrap();
-    assert_eq!(created.into_inner(), dial_list("1101", "Test API list", "TESTCAMP"));
+    let created = Crm::demo(&app).create_list(dial_list("1101", "Test API list", "TESTCAMP")).await.unwrap();
+    assert_eq!(created, dial_list("1101", "Test API list", "TESTCAMP"));
     let at_dialer = sim(&app).list("1101").unwrap();
     assert_eq!(
         (at_dialer.name.as_str(), at_dialer.campaign_id.as_str(), at_dialer.active),
@@ -615,32 +599,36 @@ async fn create_list_creates_the_list_at_the_dialer() {
 }
 
 #[tokio::test]
-async fn create_list_returns_already_exists_for_a_list_id_the_dialer_has() {
+async fn create_list_refused_by_the_dialer_answers_a_code_and_reason_of_its_own_with_the_vendor_message() {
     let app = TestApp::builder().demo().spawn().await;
-    let status =
-        client(&app).create_list(create_list(dial_list("20042018", "Another list", "TESTING"))).await.unwrap_err();
-    assert_eq!(status.code(), Code::AlreadyExists);
-    assert_eq!(reason(&status), "LIST_ALREADY_EXISTS");
-    assert_eq!(metadata(&status, "vendor_message"), "20042018 list already exist");
-}
-
-#[tokio::test]
-async fn create_list_returns_failed_precondition_when_the_campaign_does_not_exist() {
-    let app = TestApp::builder().demo().spawn().await;
-    let status = client(&app).create_list(create_list(dial_list("1101", "Test API list", "NOCAMP"))).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "CAMPAIGN_NOT_FOUND");
-    assert_eq!(metadata(&status, "vendor_message"), "NOCAMP campaign does not exist");
+    // (the refusal, as a spec; the list; the code, reason and vendor message expected)
+    let cases = [
+        (
+            "a list id the dialer has is ALREADY_EXISTS",
+            dial_list("20042018", "Another list", "TESTING"),
+            (Code::AlreadyExists, "LIST_ALREADY_EXISTS"),
+            "20042018 list already exist",
+        ),
+        (
+            "a campaign the dialer does not have is FAILED_PRECONDITION",
+            dial_list("1101", "Test API list", "NOCAMP"),
+            (Code::FailedPrecondition, "CAMPAIGN_NOT_FOUND"),
+            "NOCAMP campaign does not exist",
+        ),
+    ];
+    for (spec, list, (code, why), vendor_message) in cases {
+        let status = Crm::demo(&app).create_list(list).await.unwrap_err();
+        assert_eq!((status.code(), reason(&status)), (code, why.into()), "{spec}");
+        assert_eq!(metadata(&status, "vendor_message"), vendor_message, "{spec}");
+    }
 }
 
 #[tokio::test]
 async fn create_list_without_the_modify_lists_permission_is_denied_and_the_api_password_is_not_echoed() {
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).set_permissions("api", Permissions { modify_lists: false, ..Permissions::ALL });
-    let status =
-        client(&app).create_list(create_list(dial_list("1101", "Test API list", "TESTCAMP"))).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "VENDOR_PERMISSION_DENIED");
+    let status = Crm::demo(&app).create_list(dial_list("1101", "Test API list", "TESTCAMP")).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "VENDOR_PERMISSION_DENIED".into()));
     let shown = format!("{} {:?}", status.message(), status.get_error_details());
     assert!(!shown.contains("1234"), "{shown}");
 }
@@ -649,12 +637,8 @@ async fn create_list_without_the_modify_lists_permission_is_denied_and_the_api_p
 async fn list_active_lists_splits_campaign_list_id_and_names_with_dashes() {
     let app = TestApp::builder().demo().spawn().await;
     sim(&app).add_list("7001", "Spring - promo - 2024", "SALES", true);
-    let resp = client(&app)
-        .list_active_lists(authed(pb::ListActiveListsRequest { tenant: "demo".into() }, DEMO_TOKEN))
-        .await
-        .unwrap()
-        .into_inner();
-    let find = |id: &str| resp.lists.iter().find(|l| l.list_id == id).cloned();
+    let lists = Crm::demo(&app).active_lists().await.unwrap();
+    let find = |id: &str| lists.iter().find(|l| l.list_id == id).cloned();
     assert_eq!(find("20042018").unwrap(), dial_list("20042018", "20042018-hardik", "TESTING"));
     assert_eq!(find("26042018").unwrap(), dial_list("26042018", "26042018_custom-form", "NIKHIL"));
     assert_eq!(find("7001").unwrap(), dial_list("7001", "Spring - promo - 2024", "SALES"));
@@ -666,14 +650,12 @@ async fn list_active_lists_retries_a_failing_dialer_and_reports_unavailable_when
     let app = TestApp::builder().demo().spawn().await;
     let s = sim(&app);
     s.faults().plan(FaultRule::new(Fault::Status(500)).matching("active_lists").times(2));
-    let req = || authed(pb::ListActiveListsRequest { tenant: "demo".into() }, DEMO_TOKEN);
-    assert!(!client(&app).list_active_lists(req()).await.unwrap().into_inner().lists.is_empty());
+    assert!(!Crm::demo(&app).active_lists().await.unwrap().is_empty());
     assert_eq!(s.calls().get("active_lists"), 3);
 
     s.faults().plan(FaultRule::new(Fault::Status(503)).matching("active_lists"));
-    let status = client(&app).list_active_lists(req()).await.unwrap_err();
-    assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(reason(&status), "VENDOR_UNAVAILABLE");
+    let status = Crm::demo(&app).active_lists().await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::Unavailable, "VENDOR_UNAVAILABLE".into()));
     assert!(status.get_error_details().retry_info().is_some());
 }
 
@@ -877,7 +859,7 @@ async fn export_batches_stay_within_the_dialers_limits() {
     let app = TestApp::builder().demo().spawn().await;
     // The simulator refuses a batch above its limit, so an oversized batch would show as rejected leads.
     let n = MAX_LEADS_PER_CALL * 4 + 50;
-    let resp = export(&app.channel, DEMO_TOKEN, "demo", "", existing("20042018"), leads(0..n), 7).await.unwrap();
+    let resp = Crm::demo(&app).export("", existing("20042018"), leads(0..n), 7).await.unwrap();
     assert_eq!(resp.accepted as usize, n);
     assert_eq!(sim(&app).calls().get("add_multi_lead"), 5);
 }
@@ -886,18 +868,15 @@ async fn export_batches_stay_within_the_dialers_limits() {
 async fn export_to_a_list_that_is_not_active_is_failed_precondition() {
     let app = TestApp::builder().demo().spawn().await;
     let status = demo_export(&app, "", existing("3001"), leads(0..3)).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "LIST_NOT_ACTIVE");
+    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "LIST_NOT_ACTIVE".into()));
     assert_eq!(sim(&app).calls().get("add_multi_lead"), 0);
 }
 
 #[tokio::test]
 async fn export_with_a_refused_login_is_vendor_auth_failed() {
     let app = TestApp::builder().file("acme.yaml", acme_on("simulator", "wrong-password")).spawn().await;
-    let status =
-        export(&app.channel, "acme-token", "acme", "", existing("20042018"), leads(0..3), 10).await.unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert_eq!(reason(&status), "VENDOR_AUTH_FAILED");
+    let status = Crm::acme(&app).export("", existing("20042018"), leads(0..3), 10).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "VENDOR_AUTH_FAILED".into()));
 }
 
 #[tokio::test]
@@ -917,7 +896,8 @@ async fn an_export_stream_must_start_with_its_target_and_keep_its_tenant() {
         request_id: String::new(),
         part: Some(Part::Batch(pb::LeadBatch { leads: leads(0..1) })),
     }];
-    let status = client(&app).export_leads(authed(tokio_stream::iter(batch_first), DEMO_TOKEN)).await.unwrap_err();
+    let mut c = Crm::demo(&app);
+    let status = c.export_messages(batch_first).await.unwrap_err();
     assert_eq!(bad_fields(&status), ["target"]);
 
     let target = pb::ExportLeadsRequest {
@@ -930,15 +910,12 @@ async fn an_export_stream_must_start_with_its_target_and_keep_its_tenant() {
         request_id: String::new(),
         part: Some(Part::Batch(pb::LeadBatch { leads: leads(0..1) })),
     };
-    let status = client(&app)
-        .export_leads(authed(tokio_stream::iter(vec![target, other_tenant]), DEMO_TOKEN))
-        .await
-        .unwrap_err();
+    let status = c.export_messages(vec![target, other_tenant]).await.unwrap_err();
     assert_eq!(bad_fields(&status), ["tenant"]);
 
-    let status = client(&app).export_leads(authed(tokio_stream::iter(Vec::new()), DEMO_TOKEN)).await.unwrap_err();
+    let status = c.export_messages(Vec::new()).await.unwrap_err();
     assert_eq!(bad_fields(&status), ["target"]);
-    let unauthenticated = export(&app.channel, "bad-token", "demo", "", existing("20042018"), leads(0..1), 1).await;
+    let unauthenticated = Crm::of(&app, "demo", "bad-token").export("", existing("20042018"), leads(0..1), 1).await;
     assert_eq!(unauthenticated.unwrap_err().code(), Code::Unauthenticated);
 }
 
@@ -948,8 +925,8 @@ async fn a_repeated_export_after_a_restart_adds_no_lead_twice() {
     let dialer = ElisionSim::start(([127, 0, 0, 1], 0).into()).unwrap();
     let app = TestApp::builder().file("acme.yaml", acme_on(&dialer.url(), "1234")).spawn().await;
     let send = |app: &TestApp| {
-        let channel = app.channel.clone();
-        async move { export(&channel, "acme-token", "acme", "exp-restart", existing("20042018"), leads(0..150), 40).await }
+        let mut c = Crm::acme(app);
+        async move { c.export("exp-restart", existing("20042018"), leads(0..150), 40).await }
     };
     let first = send(&app).await.unwrap();
     let (dir, database) = app.stop().await;
