@@ -78,62 +78,51 @@ fn validate_reports_every_problem_of_every_file_with_positions_and_exits_1() {
 }
 
 #[test]
-fn validate_names_wrong_types_and_missing_keys() {
-    let dir = dir_with(&[("acme.yaml", b"tenant: acme\nname: [1, 2]\n")]);
-    let (code, stdout, _) = validate(dir.path());
-    assert_eq!(code, 1);
-    assert!(stdout.contains("acme.yaml:2:7: name: invalid type: sequence, expected a string"), "{stdout}");
-    assert!(stdout.contains("acme.yaml:1:1: missing field `access`"), "{stdout}");
-}
-
-#[test]
-fn validate_refuses_a_tenant_that_does_not_match_its_file_name() {
-    let dir = dir_with(&[("acme.yaml", valid("other").as_bytes())]);
-    let (code, stdout, _) = validate(dir.path());
-    assert_eq!(code, 1);
-    assert!(
-        stdout.contains("acme.yaml:1:9: tenant: must equal the file name without its extension: `acme`"),
-        "{stdout}"
-    );
-}
-
-#[test]
-fn validate_refuses_two_files_claiming_one_tenant() {
-    let dir = dir_with(&[("acme.yaml", valid("acme").as_bytes()), ("acme.yml", valid("acme").as_bytes())]);
-    let (code, stdout, _) = validate(dir.path());
-    assert_eq!(code, 1);
-    assert!(stdout.contains("keep exactly one file per tenant"), "{stdout}");
-}
-
-#[test]
-fn validate_refuses_an_empty_directory() {
-    let dir = dir_with(&[("README.txt", b"not a tenant")]);
-    let (code, stdout, _) = validate(dir.path());
-    assert_eq!(code, 1);
-    assert!(stdout.contains("no tenant files (*.yaml or *.yml) in this directory"), "{stdout}");
-}
-
-#[test]
-fn validate_refuses_a_missing_directory() {
-    let (code, stdout, _) = patchbay(&["validate", "/nonexistent/providers.d"]);
-    assert_eq!(code, 1);
-    assert!(stdout.contains("cannot read the providers directory"), "{stdout}");
-}
-
-#[test]
-fn validate_points_at_the_first_byte_that_is_not_utf8() {
-    let dir = dir_with(&[("acme.yaml", b"tenant: acme\nname: caf\xe9\n")]);
-    let (code, stdout, _) = validate(dir.path());
-    assert_eq!(code, 1);
-    assert!(stdout.contains("acme.yaml:2:10: the file is not UTF-8 text; save it as UTF-8"), "{stdout}");
-}
-
-#[test]
-fn validate_explains_an_empty_file() {
-    let dir = dir_with(&[("acme.yaml", b"# nothing yet\n")]);
-    let (code, stdout, _) = validate(dir.path());
-    assert_eq!(code, 1);
-    assert!(stdout.contains("the file is empty"), "{stdout}");
+fn validate_refuses_each_broken_providers_directory_saying_what_is_wrong_and_exits_1() {
+    let (other, acme) = (valid("other"), valid("acme"));
+    // The directory's files, or `None` for a directory that does not exist.
+    type Dir<'a> = Option<&'a [(&'a str, &'a [u8])]>;
+    // (the problem, as a spec; the directory; what the report must say)
+    let cases: [(&str, Dir<'_>, &[&str]); 7] = [
+        (
+            "wrong types and missing keys are named",
+            Some(&[("acme.yaml", b"tenant: acme\nname: [1, 2]\n")]),
+            &[
+                "acme.yaml:2:7: name: invalid type: sequence, expected a string",
+                "acme.yaml:1:1: missing field `access`",
+            ],
+        ),
+        (
+            "a tenant that does not match its file name is refused",
+            Some(&[("acme.yaml", other.as_bytes())]),
+            &["acme.yaml:1:9: tenant: must equal the file name without its extension: `acme`"],
+        ),
+        (
+            "two files claiming one tenant are refused",
+            Some(&[("acme.yaml", acme.as_bytes()), ("acme.yml", acme.as_bytes())]),
+            &["keep exactly one file per tenant"],
+        ),
+        (
+            "a directory without tenant files is refused",
+            Some(&[("README.txt", b"not a tenant")]),
+            &["no tenant files (*.yaml or *.yml) in this directory"],
+        ),
+        ("a missing directory is refused", None, &["cannot read the providers directory"]),
+        (
+            "a file that is not UTF-8 is pointed at its first bad byte",
+            Some(&[("acme.yaml", b"tenant: acme\nname: caf\xe9\n")]),
+            &["acme.yaml:2:10: the file is not UTF-8 text; save it as UTF-8"],
+        ),
+        ("an empty file is explained", Some(&[("acme.yaml", b"# nothing yet\n")]), &["the file is empty"]),
+    ];
+    for (spec, files, words) in cases {
+        let dir = files.map(dir_with);
+        let (code, stdout, _) = validate(dir.as_ref().map_or(Path::new("/nonexistent/providers.d"), |d| d.path()));
+        assert_eq!(code, 1, "{spec}: {stdout}");
+        for words in words {
+            assert!(stdout.contains(words), "{spec}: {stdout}");
+        }
+    }
 }
 
 #[test]
