@@ -68,6 +68,7 @@ fn registry(dir: &Path) -> Registry {
         metrics: Default::default(),
         sims: Arc::new(SimHost::new()),
         http_base_url: "http://127.0.0.1:8080".into(),
+        farewells: Default::default(),
     };
     Registry::new(dir, patchbay::app::trigger_areas(), build, Arc::new(SystemSecrets))
 }

@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, task::JoinHandle};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     account, admin, dialer,
@@ -120,7 +120,11 @@ pub struct App {
     ops: TcpListener,
     sims: Arc<SimHost>,
     watcher: Option<JoinHandle<()>>,
+    farewells: TaskTracker,
 }
+
+/// How long a stopping server waits for its vendor clients' logouts.
+const FAREWELL_GRACE: Duration = Duration::from_secs(2);
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
@@ -147,11 +151,13 @@ impl App {
         let sims = Arc::new(SimHost::new());
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
         let metrics = Metrics::new();
+        let farewells = TaskTracker::new();
         let build = BuildContext {
             http: http.clone(),
             metrics: metrics.clone(),
             sims: Arc::clone(&sims),
             http_base_url: public_url,
+            farewells: farewells.clone(),
         };
         let registry = Registry::new(&settings.providers_dir, trigger_areas(), build, Arc::new(SystemSecrets));
         let report = registry
@@ -184,7 +190,7 @@ impl App {
             admin_tokens: settings.admin_tokens.clone().into(),
             shutdown,
         };
-        Ok(Self { state, database, grpc, http: http_listener, ops, sims, watcher })
+        Ok(Self { state, database, grpc, http: http_listener, ops, sims, watcher, farewells })
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -227,7 +233,7 @@ impl App {
     /// Serves until `stop` resolves, then shuts down gracefully: stop accepting, let in-flight
     /// calls finish, stop the workers, close the database (and stop the private cluster).
     pub async fn run_until(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), AppError> {
-        let Self { state, database, grpc, http, ops, sims, watcher } = self;
+        let Self { state, database, grpc, http, ops, sims, watcher, farewells } = self;
         let shutdown = state.shutdown.clone();
         tokio::spawn({
             let shutdown = shutdown.clone();
@@ -256,6 +262,13 @@ impl App {
         }
         if let Some(watcher) = watcher {
             let _ = watcher.await;
+        }
+        // Vendor sessions end with the server (Alianza logs out), not hours later; the
+        // simulators stay up until then.
+        state.registry.retire_all();
+        farewells.close();
+        if tokio::time::timeout(FAREWELL_GRACE, farewells.wait()).await.is_err() {
+            tracing::warn!("some vendor logouts did not finish within {FAREWELL_GRACE:?}");
         }
         drop(sims);
         drop(state);

@@ -9,10 +9,15 @@
 //! - reads the answer's body up to a cap, never buffering more.
 //!
 //! What the answer means stays with the vendor's client: this layer knows no vendor.
+//!
+//! A client that is let go (its tenant's file changed or went, the server stops) may say goodbye
+//! to its vendor, e.g. log out of a session: [`VendorHttp::farewell`] runs that in the background,
+//! tracked, so that a stopping server waits for it a little (see `App::run_until`).
 
-use std::time::Instant;
+use std::{future::Future, time::Instant};
 
 use prost::bytes::Bytes;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::metrics::Metrics;
@@ -24,6 +29,7 @@ pub struct VendorHttp {
     metrics: Metrics,
     provider: &'static str,
     tenant: String,
+    farewells: TaskTracker,
 }
 
 impl std::fmt::Debug for VendorHttp {
@@ -41,7 +47,21 @@ pub struct Answer {
 
 impl VendorHttp {
     pub fn new(http: reqwest::Client, metrics: Metrics, provider: &'static str, tenant: impl Into<String>) -> Self {
-        Self { http, metrics, provider, tenant: tenant.into() }
+        Self { http, metrics, provider, tenant: tenant.into(), farewells: TaskTracker::new() }
+    }
+
+    /// Tracks this client's farewells in `farewells` (the server's, which it waits for on stop).
+    pub fn with_farewells(mut self, farewells: TaskTracker) -> Self {
+        self.farewells = farewells;
+        self
+    }
+
+    /// Runs `goodbye` (a client's last request, e.g. a logout) in the background, if there is a
+    /// runtime to run it on; a dropped client calls it from `Drop`, which cannot wait.
+    pub fn farewell(&self, goodbye: impl Future<Output = ()> + Send + 'static) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.farewells.spawn_on(goodbye, &runtime);
+        }
     }
 
     /// The shared client, to build requests with (sent through [`VendorHttp::exchange`]).

@@ -55,6 +55,8 @@ pub struct BuildContext {
     pub metrics: crate::ops::metrics::Metrics,
     pub sims: Arc<SimHost>,
     pub http_base_url: String,
+    /// Vendor clients' farewells (logouts), waited for briefly when the server stops.
+    pub farewells: tokio_util::task::TaskTracker,
 }
 
 #[derive(Clone)]
@@ -185,6 +187,13 @@ impl Registry {
         let mut all: Vec<_> = self.served().tenants.values().cloned().collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
+    }
+
+    /// Stops serving every tenant (the server is stopping): their clients are let go, and say
+    /// goodbye to their vendors (see `ops::vendor`) once the last call using them ends.
+    pub fn retire_all(&self) {
+        let retired = std::mem::take(&mut *self.inner.served.write().unwrap_or_else(|e| e.into_inner()));
+        drop(retired);
     }
 
     pub fn tenant_count(&self) -> usize {
@@ -417,6 +426,7 @@ impl Registry {
             sims: Arc::clone(&self.inner.build.sims),
             http_base_url: self.inner.build.http_base_url.clone(),
             tenant: spec.id.clone(),
+            farewells: self.inner.build.farewells.clone(),
         };
         let mut triggers = Vec::with_capacity(spec.triggers.len());
         for (area, validated) in spec.triggers {

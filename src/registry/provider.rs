@@ -321,6 +321,8 @@ pub struct BuildDeps {
     pub http_base_url: String,
     /// The tenant being built.
     pub tenant: String,
+    /// Where a dropped vendor client's last requests (a logout) are tracked.
+    pub farewells: tokio_util::task::TaskTracker,
 }
 
 impl BuildDeps {
@@ -328,6 +330,7 @@ impl BuildDeps {
     /// and traced under `provider` (see `ops::vendor`).
     pub fn vendor_http(&self, provider: &'static str) -> VendorHttp {
         VendorHttp::new(self.http.clone(), self.metrics.clone(), provider, self.tenant.clone())
+            .with_farewells(self.farewells.clone())
     }
 }
 
