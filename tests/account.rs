@@ -118,9 +118,7 @@ async fn get_account_status_returns_invalid_argument_when_the_account_number_is_
     let sim = vendor();
     let app = serve(&sim, &[]).await;
     let mut c = Crm::acme(&app);
-    for (nickname, rule) in
-        [("", "required"), ("12", "3-25"), ("12345678901234567890123456", "3-25"), (" 1001", "blanks")]
-    {
+    for (nickname, rule) in [("", "required"), ("12", "3-256"), (&"1".repeat(257), "3-256"), (" 1001", "blanks")] {
         let err = c.status(nickname).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{nickname:?}");
         assert_eq!(bad_fields(&err), ["customer.nickname"], "{nickname:?}");
@@ -321,7 +319,7 @@ async fn create_account_uses_the_default_billing_day_and_dialing_behaviour_and_m
 async fn create_account_refuses_each_broken_rule_on_its_field_before_calling_the_vendor() {
     type Break = fn(&mut pb::CreateAccountRequest);
     // (the rule, as a spec; how a request breaks it; the field blamed; words of the rule's message)
-    let cases: [(&str, Break, &str, &str); 8] = [
+    let cases: [(&str, Break, &str, &str); 10] = [
         (
             "an ADVANCED account with DIAL_NINE needs an extension length",
             |r| r.extension_length = 0,
@@ -356,10 +354,22 @@ async fn create_account_refuses_each_broken_rule_on_its_field_before_calling_the
             "account name",
         ),
         (
-            "an account number is 3-25 characters",
-            |r| r.customer.as_mut().unwrap().nickname = "55500011355500011355500011".into(),
+            "an account number is 3-256 characters",
+            |r| r.customer.as_mut().unwrap().nickname = "5".repeat(257),
             "customer.nickname",
-            "3-25",
+            "3-256",
+        ),
+        (
+            "an account name has at least 3 characters",
+            |r| r.customer.as_mut().unwrap().name = "Al".into(),
+            "customer.name",
+            "3-256",
+        ),
+        (
+            "an account name has at most 256 characters",
+            |r| r.customer.as_mut().unwrap().name = "n".repeat(257),
+            "customer.name",
+            "this one has 257",
         ),
     ];
     let sim = vendor();
@@ -409,7 +419,7 @@ async fn create_account_maps_a_vendor_rejection_to_invalid_argument_with_the_ven
         &sim,
         &[(
             "account_defaults",
-            "{ time_zone: Mars/Olympus, regulatory_type: RESIDENTIAL, inbound_rate_plan_product_id: demo-rate-plan }",
+            "{ time_zone: US/Eastern, regulatory_type: RESIDENTIAL, inbound_rate_plan_product_id: no-such-plan }",
         )],
     )
     .await;
@@ -417,7 +427,7 @@ async fn create_account_maps_a_vendor_rejection_to_invalid_argument_with_the_ven
     assert_eq!(err.code(), Code::InvalidArgument);
     let info = error_info(&err);
     assert_eq!((info.reason.as_str(), info.domain.as_str()), ("VENDOR_VALIDATION_FAILED", "alianza.com"));
-    assert_eq!(info.metadata["vendor_code"], "InvalidTimeZone");
+    assert_eq!(info.metadata["vendor_code"], "InvalidInboundRatePlanProductId");
     assert_eq!(info.metadata["http_status"], "400");
 }
 
@@ -870,7 +880,8 @@ async fn delete_account_with_numbers_assigned_is_failed_precondition() {
     assert_eq!(err.code(), Code::FailedPrecondition);
     let info = error_info(&err);
     assert_eq!((info.reason.as_str(), info.domain.as_str()), ("NUMBERS_ASSIGNED", "alianza.com"));
-    assert_eq!(info.metadata["vendor_code"], "AccountHasTelephoneNumbers");
+    assert!(err.message().contains(demo::ASSIGNED_NUMBER), "names the numbers: {}", err.message());
+    assert_eq!(sim.calls().get("account.delete"), 0, "refused before the delete is sent");
     assert!(sim.account(PARTITION, demo::ACCOUNT_WITH_NUMBERS).is_some());
 }
 
@@ -1097,4 +1108,33 @@ async fn two_replicas_on_one_database_deliver_each_pending_status_exactly_once()
     .await;
     assert!(numbers.iter().all(|n| sim.account(PARTITION, n).unwrap().status == "DISABLED"));
     assert_eq!(sim.calls().get("account.update"), numbers.len() as u64, "each delivered exactly once");
+}
+
+// ---- Alianza sessions end with their client ----
+
+#[tokio::test]
+async fn a_stopping_server_logs_out_of_alianza() {
+    let sim = vendor();
+    let app = serve(&sim, &[]).await;
+    Crm::acme(&app).status(demo::ACCOUNT).await.unwrap();
+    assert_eq!(sim.live_tokens(), 1);
+    app.stop().await;
+    assert_eq!(sim.calls().get("logout"), 1);
+    assert_eq!(sim.live_tokens(), 0, "no session lingers for its 8 hours");
+}
+
+#[tokio::test]
+async fn changed_credentials_log_the_old_session_out_and_the_next_call_logs_in_anew() {
+    let sim = vendor();
+    sim.add_login("crm2@acme.example", "rotated-secret", PARTITION);
+    let app = serve(&sim, &[]).await;
+    let mut c = Crm::acme(&app);
+    c.status(demo::ACCOUNT).await.unwrap();
+    let reloaded = app.next_reload();
+    let changes = [("username", "crm2@acme.example"), ("password", "rotated-secret")];
+    std::fs::write(app.providers_dir().join("acme.yaml"), tenant_file(&sim.url(), &changes)).unwrap();
+    reloaded.await;
+    eventually(Duration::from_secs(5), "the old session is logged out", async || sim.calls().get("logout") == 1).await;
+    c.status(demo::ACCOUNT).await.unwrap();
+    assert_eq!((sim.logins(), sim.live_tokens()), (2, 1));
 }

@@ -9,7 +9,7 @@ use patchbay::{
         alianza::{
             AlianzaClient, AlianzaSim,
             client::{ClientConfig, CreateDefaults},
-            sim::{SimAccount, SimLine, demo},
+            sim::{SimAccount, SimCallingPlan, SimLine, SimUser, demo},
         },
         provider::{AccountType, DesiredStatus, DialingBehavior, NewAccount, ProviderError, Rejection, StatusChange},
     },
@@ -43,7 +43,8 @@ fn config(sim: &AlianzaSim) -> ClientConfig {
         create_defaults: Some(CreateDefaults {
             time_zone: "US/Eastern".into(),
             regulatory_type: "RESIDENTIAL".into(),
-            inbound_rate_plan_product_id: demo::RATE_PLAN.into(),
+            inbound_rate_plan_product_id: Some(demo::RATE_PLAN.into()),
+            platform_type: None,
         }),
     }
 }
@@ -307,17 +308,30 @@ async fn a_status_change_is_sent_once_and_skipped_when_already_set() {
 }
 
 #[tokio::test]
-async fn deleting_an_account_with_numbers_is_refused_in_the_code_message_shape() {
+async fn deleting_an_account_with_numbers_reads_them_first_and_names_them_without_sending_the_delete() {
     let sim = sim();
     let client = client(&sim);
     let err = client.delete_account(demo::ACCOUNT_WITH_NUMBERS).await.unwrap_err();
-    let ProviderError::Rejected { kind: Rejection::NumbersAssigned, fault } = &err else { panic!("{err:?}") };
-    assert_eq!(fault.code, "AccountHasTelephoneNumbers");
+    let ProviderError::NumbersAssigned { numbers, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(numbers, &[demo::ASSIGNED_NUMBER]);
+    assert_eq!(sim.calls().get("account.delete"), 0);
+    assert_eq!(sim.calls().get("telephonenumber.list"), 1);
     sim.release_numbers(PARTITION, demo::ACCOUNT_WITH_NUMBERS);
     client.delete_account(demo::ACCOUNT_WITH_NUMBERS).await.unwrap();
     assert!(sim.account(PARTITION, demo::ACCOUNT_WITH_NUMBERS).is_none());
     let again = client.delete_account(demo::ACCOUNT_WITH_NUMBERS).await.unwrap_err();
     assert!(matches!(again, ProviderError::NoAccount { .. }), "gone is NoAccount: {again:?}");
+}
+
+#[tokio::test]
+async fn any_400_of_the_delete_itself_is_a_refusal_carrying_the_vendors_message() {
+    let sim = sim();
+    let body = r#"{"status": 400, "messages": ["LifecycleEventInProgress"], "data": {}}"#;
+    sim.faults().plan(FaultRule::new(Fault::Json(400, body)).matching("DELETE /v2/partition"));
+    let err = client(&sim).delete_account(demo::ACCOUNT).await.unwrap_err();
+    let ProviderError::Rejected { kind: Rejection::DeleteRefused, fault } = &err else { panic!("{err:?}") };
+    assert_eq!((fault.http_status, fault.code.as_str()), (Some(400), "LifecycleEventInProgress"));
+    assert!(sim.account(PARTITION, demo::ACCOUNT).is_some());
 }
 
 #[tokio::test]
@@ -374,7 +388,7 @@ async fn the_simulator_enforces_the_documented_account_rules() {
         }
     };
     let base = json!({
-        "accountNumber": "777000111", "accountName": "A", "accountType": "SIMPLE", "billingCycleDay": 5,
+        "accountNumber": "777000111", "accountName": "Acme", "accountType": "SIMPLE", "billingCycleDay": 5,
         "dialingBehaviorType": "TEN_DIGIT", "timeZone": "US/Central", "regulatoryType": "COMMERCIAL",
         "inboundRatePlanProductId": demo::RATE_PLAN, "status": "ACTIVE"
     });
@@ -400,6 +414,27 @@ async fn the_simulator_enforces_the_documented_account_rules() {
     assert!(body.get("extensionLength").is_none(), "a SIMPLE account ignores an extension length");
     let (_, body) = create(base.clone()).await;
     assert_eq!(body["messages"], json!(["AccountNumberInUse"]));
+    // The spec's limits: names and numbers 3-256 characters, its 15 time zones, CPE1/CPE2 (and
+    // the older V2_x) platforms; the inbound rate plan only when given.
+    for (number, name, ok) in [
+        ("777000120", "ab".to_owned(), false),
+        ("777000121", "abc".to_owned(), true),
+        ("777000122", "n".repeat(256), true),
+        ("777000123", "n".repeat(257), false),
+        ("77", "Acme".to_owned(), false),
+        (&"7".repeat(256), "Acme".to_owned(), true),
+    ] {
+        let (status, _) = create(with(json!({"accountNumber": number, "accountName": name}))).await;
+        assert_eq!(status == 200, ok, "number of {} and name of {} characters", number.len(), name.len());
+    }
+    let (_, body) = create(with(json!({"accountNumber": "777000130", "timeZone": "America/New_York"}))).await;
+    assert_eq!(body["messages"], json!(["InvalidTimeZone"]));
+    let (status, body) =
+        create(with(json!({"accountNumber": "777000131", "platformType": "CPE2", "inboundRatePlanProductId": null})))
+            .await;
+    assert_eq!((status, body["platformType"].as_str()), (200, Some("CPE2")), "{body}");
+    let (_, body) = create(with(json!({"accountNumber": "777000132", "platformType": "CPE9"}))).await;
+    assert_eq!(body["messages"], json!(["InvalidPlatformType"]));
 
     // Device lines: SIP user names are unique platform-wide, MACs are 12 hex digits.
     let id = sim.account(PARTITION, demo::ACCOUNT).unwrap().id;
@@ -447,4 +482,125 @@ async fn seeded_lines_can_be_changed_and_removed() {
     assert!(sim.remove_line(PARTITION, "seeded-1"));
     assert!(!sim.remove_line(PARTITION, "seeded-1"));
     assert!(sim.lines(PARTITION, "888000111").is_empty());
+}
+
+#[tokio::test]
+async fn the_simulator_refuses_query_parameters_the_spec_does_not_declare() {
+    let sim = sim();
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{}/v2/authorize", sim.url()))
+        .json(&json!({"username": "crm@isp.example", "password": "s3cret"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["authToken"].as_str().unwrap();
+    assert_eq!(login["userType"], "ManagementUser", "one of the spec's five user types");
+    let id = sim.account(PARTITION, demo::ACCOUNT).unwrap().id;
+    let get = |query: &str| {
+        let req = http
+            .get(format!("{}/v2/partition/{PARTITION}/account/{id}/{query}", sim.url()))
+            .header("X-AUTH-TOKEN", token);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get("user?limitedData=true").await, 200);
+    assert_eq!(get("user?limitedData=yes").await, 400);
+    assert_eq!(get("user?accountIdType=AccountNumber").await, 400);
+    assert_eq!(get("deviceline?filterType=ACCOUNT&filter=x").await, 200);
+    assert_eq!(get("telephonenumber?page=2").await, 400);
+}
+
+#[tokio::test]
+async fn an_account_of_1001_users_is_read_whole() {
+    let sim = sim();
+    sim.seed_account(PARTITION, SimAccount::new("900000001", "Big Office"));
+    let mut last = String::new();
+    for i in 0..1001 {
+        last = sim.add_user(PARTITION, "900000001", SimUser::new("User", &format!("N{i:04}"), "STANDARD", ""));
+    }
+    let mut line = SimLine::new("big-last", 1, "00BB00BB0001");
+    line.user_id = Some(last);
+    sim.add_line(PARTITION, "900000001", line);
+    let panel = client(&sim).account_panel("900000001").await.unwrap();
+    // The 1,001st user owns the line: without limitedData=true Alianza's list stops at 1,000.
+    assert_eq!(panel.sip_lines[0].display_name, "User N1000");
+}
+
+#[tokio::test]
+async fn only_lines_and_shared_or_paging_lines_with_their_own_sip_user_are_sip_lines() {
+    let sim = sim();
+    sim.seed_account(PARTITION, SimAccount::new("900000002", "Keys Galore"));
+    let types = [
+        ("Line", "own"),
+        ("AdvancedSharedLine", "own"),
+        ("AdvancedSharedLine", ""),
+        ("SipPaging", "own"),
+        ("SipPaging", ""),
+        ("ReferencedUser", ""),
+        ("PresenceBlfUser", ""),
+        ("SpeedDialUser", ""),
+        ("SpeedDialTn", ""),
+        ("CallParkingSpot", ""),
+        ("IntercomLine", ""),
+        ("Custom", ""),
+    ];
+    for (i, (line_type, own)) in types.iter().enumerate() {
+        let username = if own.is_empty() { String::new() } else { format!("{line_type}-{i}") };
+        let mut line = SimLine::new(&username, i as u32 + 1, "00CC00CC0001");
+        line.line_type = (*line_type).into();
+        sim.add_line(PARTITION, "900000002", line);
+    }
+    let lines = client(&sim).sip_lines("900000002").await.unwrap();
+    let names: Vec<&str> = lines.iter().map(|l| l.sip_username.as_str()).collect();
+    assert_eq!(names, ["Line-0", "AdvancedSharedLine-1", "SipPaging-3"]);
+}
+
+#[tokio::test]
+async fn the_panel_shows_the_users_calling_plans_with_their_user_and_date_times() {
+    let sim = sim();
+    sim.seed_account(PARTITION, SimAccount::new("900000003", "Planned"));
+    let mut user = SimUser::new("Ann", "Lee", "STANDARD", "");
+    user.calling_plans = vec![SimCallingPlan::new("cp-intl-300", "2026-01-01T00:00:00Z", 300, 18_000)];
+    sim.add_user(PARTITION, "900000003", user);
+    let panel = client(&sim).account_panel("900000003").await.unwrap();
+    let plans: Vec<_> =
+        panel.account.calling_plans.iter().map(|p| (p.name.as_str(), p.user.as_str(), p.start_date.as_str())).collect();
+    assert_eq!(plans, [("International 300", "Ann Lee", "2026-01-01T00:00:00Z")]);
+}
+
+#[tokio::test]
+async fn a_login_404_in_alianzas_json_shape_is_a_refused_login_not_a_wrong_url() {
+    let sim = sim();
+    let mut cfg = config(&sim);
+    cfg.username = "nobody@isp.example".to_owned().into();
+    let err = AlianzaClient::new(vendor_http(), cfg).unwrap().sip_lines(demo::ACCOUNT).await.unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Credentials { fault } if fault.http_status == Some(404) && fault.code == "EntityNotFound"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_is_let_go_logs_out_once() {
+    let sim = sim();
+    let http = patchbay::ops::vendor::VendorHttp::new(reqwest::Client::new(), Default::default(), "alianza", "acme");
+    let farewells = tokio_util::task::TaskTracker::new();
+    let client = AlianzaClient::new(http.with_farewells(farewells.clone()), config(&sim)).unwrap();
+    client.sip_lines(demo::ACCOUNT).await.unwrap();
+    let clone = client.clone();
+    drop(client);
+    assert_eq!(sim.calls().get("logout"), 0, "a clone still uses the session");
+    drop(clone);
+    farewells.close();
+    farewells.wait().await;
+    assert_eq!(sim.calls().get("logout"), 1);
+    assert_eq!(sim.live_tokens(), 0, "the token is gone at Alianza");
+
+    // A client that never logged in has nothing to log out of.
+    drop(AlianzaClient::new(vendor_http(), config(&sim)).unwrap());
+    tokio::task::yield_now().await;
+    assert_eq!(sim.calls().get("logout"), 1);
 }

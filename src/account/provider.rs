@@ -118,9 +118,12 @@ pub struct Account {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallingPlan {
     pub name: String,
+    /// As the vendor gives it (Alianza: a date-time, `2026-01-01T00:00:00Z`).
     pub start_date: String,
     pub plan_minutes: i64,
     pub seconds_remaining: i64,
+    /// The user the plan belongs to ("First Last"); empty for the account's own plans.
+    pub user: String,
 }
 
 /// A SIP line (a device line at the vendor), with the values the CRM's custom table needs.
@@ -189,8 +192,9 @@ pub enum Rejection {
     Invalid,
     /// The account number is taken.
     AlreadyExists,
-    /// The account still has telephone numbers, so it cannot be deleted.
-    NumbersAssigned,
+    /// The vendor refused to delete the account (Alianza: a 400, while it has telephone numbers
+    /// or a lifecycle event is in progress); its message says why.
+    DeleteRefused,
 }
 
 /// A provider's failure.
@@ -206,6 +210,9 @@ pub enum ProviderError {
     NoAccount { vendor: &'static str },
     #[error("{} refused the request: {} {}", .fault.domain, .fault.code, .fault.message)]
     Rejected { kind: Rejection, fault: VendorFault },
+    /// The account still has telephone numbers (read before deleting), so it cannot be deleted.
+    #[error("{vendor} will not delete an account that still has telephone numbers: {}", numbers_text(.numbers))]
+    NumbersAssigned { vendor: &'static str, domain: &'static str, numbers: Vec<String> },
     /// The vendor is down, slow or unreachable; trying again later is safe.
     #[error("{} is unavailable: {} {}", .fault.domain, .fault.code, .fault.message)]
     Unavailable { fault: VendorFault, retry_after: Duration },
@@ -254,12 +261,14 @@ impl From<ProviderError> for ApiError {
                 let message = format!("{} already has an account with this account number", fault.domain);
                 return fault.annotate(ApiError::new(Code::AlreadyExists, "ACCOUNT_EXISTS", message));
             }
-            ProviderError::Rejected { kind: Rejection::NumbersAssigned, fault } => {
-                let message = format!(
-                    "{} will not delete an account that still has telephone numbers; release them first",
-                    fault.domain
-                );
-                return fault.annotate(ApiError::failed_precondition("NUMBERS_ASSIGNED", message));
+            ProviderError::NumbersAssigned { domain, numbers, .. } => {
+                return ApiError::failed_precondition("NUMBERS_ASSIGNED", format!("{message}; release them first"))
+                    .with_domain(domain)
+                    .with_metadata("assigned_numbers", numbers.len().to_string());
+            }
+            ProviderError::Rejected { kind: Rejection::DeleteRefused, fault } => {
+                let message = format!("{} refused to delete the account: {}", fault.domain, fault.message);
+                return fault.annotate(ApiError::failed_precondition("DELETE_REFUSED", message));
             }
             ProviderError::Rejected { kind: Rejection::Invalid, fault } => (VendorFailure::Invalid, fault),
             ProviderError::Unavailable { fault, retry_after } => (VendorFailure::Unavailable { retry_after }, fault),
@@ -275,6 +284,16 @@ impl From<ProviderError> for ApiError {
         };
         VendorError::new(failure, "", fault, message).into()
     }
+}
+
+/// `a, b, c` — at most ten numbers, then how many more: a message stays short whatever the account holds.
+fn numbers_text(numbers: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = numbers.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+    if numbers.len() > SHOWN {
+        text.push_str(&format!(" and {} more", numbers.len() - SHOWN));
+    }
+    text
 }
 
 /// The longest a status delivery may spend on the vendor (its lookup, logins and change, with
@@ -324,8 +343,23 @@ mod tests {
         assert_eq!(err.domain, "alianza.com");
         assert_eq!(err.metadata["vendor_code"], "AccountNumberInUse");
         let err: ApiError =
-            ProviderError::Rejected { kind: Rejection::NumbersAssigned, fault: fault("AccountHasNumbers") }.into();
+            ProviderError::Rejected { kind: Rejection::DeleteRefused, fault: fault("LifecycleEventInProgress") }.into();
+        assert_eq!((err.code, err.reason.as_ref()), (Code::FailedPrecondition, "DELETE_REFUSED"));
+        assert_eq!(err.metadata["vendor_code"], "LifecycleEventInProgress");
+    }
+
+    #[test]
+    fn numbers_still_assigned_are_named_in_the_message_at_most_ten_of_them() {
+        let numbers: Vec<String> = (0..12).map(|i| format!("80155501{i:02}")).collect();
+        let err: ApiError =
+            ProviderError::NumbersAssigned { vendor: "Alianza", domain: "alianza.com", numbers: numbers[..2].to_vec() }
+                .into();
         assert_eq!((err.code, err.reason.as_ref()), (Code::FailedPrecondition, "NUMBERS_ASSIGNED"));
+        assert!(err.message.contains("8015550100, 8015550101; release them first"), "{}", err.message);
+        assert_eq!((err.domain.as_ref(), err.metadata["assigned_numbers"].as_str()), ("alianza.com", "2"));
+        let err: ApiError = ProviderError::NumbersAssigned { vendor: "Alianza", domain: "alianza.com", numbers }.into();
+        assert!(err.message.contains("8015550109 and 2 more"), "{}", err.message);
+        assert!(!err.message.contains("8015550110"), "{}", err.message);
     }
 
     #[test]

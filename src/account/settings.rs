@@ -101,28 +101,58 @@ impl SipTableConfig {
             let (canonical, alias) = SIP_TABLE_KEYS[i];
             if table.and_then(|t| t.get(alias)).is_some() { alias } else { canonical }
         };
-        let before = ctx.problem_count();
-        for (i, id) in ids.iter().enumerate() {
-            if *id == 0 {
-                ctx.problem(&format!("custom_sip_table.{}", written(i)), "field IDs start at 1");
-            } else if let Some(first) = ids[..i].iter().position(|other| other == id) {
-                ctx.problem(
-                    &format!("custom_sip_table.{}", written(i)),
-                    format!(
-                        "field ID {id} is also `{}`: each column of the SIP table needs its own field ID",
-                        written(first)
-                    ),
-                );
-            }
-        }
-        (ctx.problem_count() == before).then_some(SipTable {
-            dial_number: self.dial_number,
-            display_name: self.display_name,
-            password: self.password,
-            port_number: self.port_number,
-            user_name: self.user_name,
-        })
+        check_ids(ids, "custom_sip_table.", written, ctx)
     }
+}
+
+/// The CRM page's flat keys (`Custom_SIP_Table_dialNumber`, ... directly under the trigger), in
+/// the order of [`SipTableConfig`]'s fields.
+pub const FLAT_SIP_TABLE_KEYS: [&str; 5] =
+    [SIP_TABLE_KEYS[0].1, SIP_TABLE_KEYS[1].1, SIP_TABLE_KEYS[2].1, SIP_TABLE_KEYS[3].1, SIP_TABLE_KEYS[4].1];
+
+/// The SIP table given as the CRM page's five flat keys: all five are needed, each checked as in
+/// `custom_sip_table`; `None` (with the problems said) otherwise.
+pub fn flat_sip_table(ids: [Option<u32>; 5], ctx: &mut ValidateCtx<'_>) -> Option<SipTable> {
+    let before = ctx.problem_count();
+    for (id, key) in ids.iter().zip(FLAT_SIP_TABLE_KEYS) {
+        if id.is_none() {
+            ctx.problem(
+                key,
+                "missing: the SIP table's field IDs come as all five Custom_SIP_Table_* keys (or in custom_sip_table:)",
+            );
+        }
+    }
+    if ctx.problem_count() != before {
+        return None;
+    }
+    check_ids(ids.map(Option::unwrap_or_default), "", |i| FLAT_SIP_TABLE_KEYS[i], ctx)
+}
+
+/// Field IDs start at 1 and are all different; a problem names the key as written
+/// (`prefix` + `name_of`).
+fn check_ids<'a>(
+    ids: [u32; 5],
+    prefix: &str,
+    name_of: impl Fn(usize) -> &'a str,
+    ctx: &mut ValidateCtx<'_>,
+) -> Option<SipTable> {
+    let before = ctx.problem_count();
+    for (i, id) in ids.iter().enumerate() {
+        let key = format!("{prefix}{}", name_of(i));
+        if *id == 0 {
+            ctx.problem(&key, "field IDs start at 1");
+        } else if let Some(first) = ids[..i].iter().position(|other| other == id) {
+            ctx.problem(
+                &key,
+                format!(
+                    "field ID {id} is also `{}`: each column of the SIP table needs its own field ID",
+                    name_of(first)
+                ),
+            );
+        }
+    }
+    let [dial_number, display_name, password, port_number, user_name] = ids;
+    (ctx.problem_count() == before).then_some(SipTable { dial_number, display_name, password, port_number, user_name })
 }
 
 /// Where the CRM keeps the account number.

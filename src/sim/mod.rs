@@ -86,6 +86,8 @@ pub enum Fault {
     Hang,
     /// Answer 200 with a body no parser accepts.
     Garbage,
+    /// Answer with this HTTP status and this JSON body (a vendor's own error shape).
+    Json(u16, &'static str),
 }
 
 /// One planned fault: which endpoints it hits and how many times.
@@ -194,6 +196,10 @@ impl Faults {
                 let hang = self.hang_for.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(Duration::from_secs(120));
                 tokio::time::sleep(hang).await;
                 (StatusCode::GATEWAY_TIMEOUT, "simulated hang").into_response()
+            }
+            Fault::Json(code, body) => {
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
             }
             Fault::Garbage => {
                 let mut resp = Response::new(Body::from("\u{1}<<garbage>>{\"unterminated"));

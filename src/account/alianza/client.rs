@@ -11,7 +11,8 @@
 //! (connection refused) or was refused for its token (401); a change sent without a clear answer
 //! (timeout, 5xx, unreadable answer) is `OutcomeUnknown`. A 404 in Alianza's own error shape means
 //! the entity is absent; a 404 or 405 in any other shape means the URL is not Alianza's API
-//! (`VendorMisconfigured`).
+//! (`VendorMisconfigured`). A client let go logs out (`PUT /v2/authorize/logout`), once, in the
+//! background.
 
 use std::{
     collections::HashMap,
@@ -28,7 +29,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use super::{
-    convert::{domain_account, sip_lines},
+    convert::{domain_account, sip_lines, user_plans},
     wire::{self, VendorMessage},
 };
 use crate::{
@@ -49,13 +50,14 @@ pub const PROVIDER: &str = "alianza";
 
 /// Vendor codes meaning "this account number is taken".
 const ACCOUNT_EXISTS_CODES: &[&str] = &["AccountNumberInUse", "AccountNumberAlreadyExists"];
-/// Vendor codes meaning "the account still has telephone numbers".
-const NUMBERS_ASSIGNED_CODES: &[&str] = &["AccountHasTelephoneNumbers", "TelephoneNumbersAssigned"];
 
 /// How long calling-plan product names are reused before being read again.
 const PLAN_NAMES_TTL: Duration = Duration::from_secs(300);
 /// An account naming a product the cache lacks refreshes it, at most this often.
 const PLAN_NAMES_MIN_REFRESH: Duration = Duration::from_secs(10);
+
+/// A logout gets this long at most (it runs while a server stops).
+const LOGOUT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Vendor answers are read up to this many bytes; a longer one is treated as unreadable.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -75,7 +77,10 @@ const CHECK_DELETE: &str = "GetAccountStatus tells (NOT_FOUND means it is gone);
 pub struct CreateDefaults {
     pub time_zone: String,
     pub regulatory_type: String,
-    pub inbound_rate_plan_product_id: String,
+    /// Needed only for accounts with toll-free numbers: sent when set.
+    pub inbound_rate_plan_product_id: Option<String>,
+    /// `CPE1` or `CPE2`; `None`: the partition's default.
+    pub platform_type: Option<String>,
 }
 
 /// One tenant's connection settings.
@@ -236,7 +241,9 @@ impl AlianzaClient {
     }
 
     async fn users(&self, id: &str) -> Result<Vec<wire::User>, ProviderError> {
-        let url = self.inner.url(&["account", id, "user"]);
+        let mut url = self.inner.url(&["account", id, "user"]);
+        // Without it Alianza answers at most 1,000 users, silently.
+        url.query_pairs_mut().append_pair("limitedData", "true");
         self.inner.call("GET account users", Method::GET, url, None, Kind::Read).await.map_err(account_scoped)
     }
 
@@ -245,19 +252,30 @@ impl AlianzaClient {
         self.inner.call("GET account devicelines", Method::GET, url, None, Kind::Read).await.map_err(account_scoped)
     }
 
+    /// The account's telephone numbers (all of them: `limitedData=true` is the spec's way for
+    /// large lists).
+    async fn telephone_numbers(&self, id: &str) -> Result<Vec<wire::TelephoneNumber>, ProviderError> {
+        let mut url = self.inner.url(&["account", id, "telephonenumber"]);
+        url.query_pairs_mut().append_pair("limitedData", "true");
+        self.inner
+            .call("GET account telephonenumbers", Method::GET, url, None, Kind::Read)
+            .await
+            .map_err(account_scoped)
+    }
+
     /// Calling-plan product id -> name, cached per tenant for [`PLAN_NAMES_TTL`].
-    async fn plan_names(
+    async fn plan_names<'p>(
         &self,
-        wanted: &[wire::AccountCallingPlan],
+        wanted: impl Iterator<Item = &'p wire::AccountCallingPlan> + Clone,
     ) -> Result<Arc<HashMap<String, String>>, ProviderError> {
-        if wanted.is_empty() {
+        if wanted.clone().next().is_none() {
             return Ok(Arc::default());
         }
         let fresh = || {
             let cache = self.inner.plan_names.lock().unwrap_or_else(|e| e.into_inner());
             let cached = cache.as_ref().map(|c| (c.fetched.elapsed(), Arc::clone(&c.names)));
             let usable = cached.as_ref().is_some_and(|(age, names)| {
-                let complete = wanted.iter().all(|p| names.contains_key(&p.calling_plan_product_id));
+                let complete = wanted.clone().all(|p| names.contains_key(&p.calling_plan_product_id));
                 *age < PLAN_NAMES_TTL && (complete || *age < PLAN_NAMES_MIN_REFRESH)
             });
             (usable, cached.map(|(_, names)| names))
@@ -307,15 +325,21 @@ impl AccountProvider for AlianzaClient {
 
     async fn account_panel(&self, number: &str) -> Result<AccountPanel, ProviderError> {
         let account = self.lookup(number).await?;
-        let ((users, sip_lines), names) =
-            futures::try_join!(self.lines_of(&account.id), self.plan_names(&account.calling_plans))?;
+        let (mut users, sip_lines) = self.lines_of(&account.id).await?;
+        // The account's plans and its users' (END_USER) plans, named from one product list.
+        let names = self
+            .plan_names(account.calling_plans.iter().chain(users.iter().flat_map(|u| u.calling_plans.iter())))
+            .await?;
         let mut product_plans: Vec<String> = Vec::new();
         for user in &users {
             if !user.user_product_plan.is_empty() && !product_plans.contains(&user.user_product_plan) {
                 product_plans.push(user.user_product_plan.clone());
             }
         }
-        Ok(AccountPanel { account: domain_account(account, &names), product_plans, sip_lines })
+        let users_plans = user_plans(&mut users, &names);
+        let mut account = domain_account(account, &names);
+        account.calling_plans.extend(users_plans);
+        Ok(AccountPanel { account, product_plans, sip_lines })
     }
 
     async fn sip_lines(&self, number: &str) -> Result<Vec<SipLine>, ProviderError> {
@@ -326,8 +350,7 @@ impl AccountProvider for AlianzaClient {
     async fn create_account(&self, new: &NewAccount) -> Result<Account, ProviderError> {
         let defaults = self.inner.cfg.create_defaults.as_ref().ok_or_else(|| {
             ProviderError::Misconfigured(
-                "account_defaults (time_zone, regulatory_type, inbound_rate_plan_product_id) are needed to create accounts"
-                    .into(),
+                "account_defaults (time_zone, regulatory_type) are needed to create accounts".into(),
             )
         })?;
         let body = wire::NewAccount {
@@ -343,7 +366,8 @@ impl AccountProvider for AlianzaClient {
             extension_length: new.extension_length,
             time_zone: &defaults.time_zone,
             regulatory_type: &defaults.regulatory_type,
-            inbound_rate_plan_product_id: &defaults.inbound_rate_plan_product_id,
+            inbound_rate_plan_product_id: defaults.inbound_rate_plan_product_id.as_deref(),
+            platform_type: defaults.platform_type.as_deref(),
             status: new.status.as_str(),
         };
         let body = serde_json::to_vec(&body).expect("a struct of text is JSON");
@@ -355,7 +379,7 @@ impl AccountProvider for AlianzaClient {
                 CallError::NotFound(m) => wrong_url(m, "triggers.account.api_url, triggers.account.partition_id"),
                 CallError::Failed(e) => e,
             })?;
-        let names = self.plan_names(&created.calling_plans).await.unwrap_or_default();
+        let names = self.plan_names(created.calling_plans.iter()).await.unwrap_or_default();
         Ok(domain_account(created, &names))
     }
 
@@ -377,13 +401,57 @@ impl AccountProvider for AlianzaClient {
 
     async fn delete_account(&self, number: &str) -> Result<(), ProviderError> {
         let account = self.lookup(number).await?;
+        // Alianza refuses to delete an account that still has telephone numbers (with a 400 whose
+        // code the spec never names): read them first, so the caller learns which ones.
+        let numbers = self.telephone_numbers(&account.id).await?;
+        if !numbers.is_empty() {
+            let numbers = numbers.into_iter().map(|n| n.phone_number).collect();
+            return Err(ProviderError::NumbersAssigned { vendor: "Alianza", domain: DOMAIN, numbers });
+        }
         let url = self.inner.url(&["account", &account.id]);
         let kind = Kind::Mutation { check: CHECK_DELETE };
         self.inner
             .call_with("DELETE account", Method::DELETE, url, None, kind, |_| Ok(()))
             .await
-            .map_err(account_scoped)?;
+            .map_err(account_scoped)
+            .map_err(|e| match e {
+                // Whatever the 400 says (numbers assigned since, a lifecycle event in progress), the
+                // account's state refuses the delete: the vendor's message says why.
+                ProviderError::Rejected { fault, .. } if fault.http_status == Some(400) => {
+                    ProviderError::Rejected { kind: Rejection::DeleteRefused, fault }
+                }
+                e => e,
+            })?;
         Ok(())
+    }
+}
+
+impl Drop for Inner {
+    /// The last clone is let go (the tenant's file changed or went, or the server stops): log
+    /// out, so that the session does not linger at Alianza for its 8-hour lifetime.
+    fn drop(&mut self) {
+        let Session::Ready(token) =
+            std::mem::replace(self.session.get_mut().unwrap_or_else(|e| e.into_inner()), Session::Empty)
+        else {
+            return;
+        };
+        let mut logout = self.authorize_url.clone();
+        logout.path_segments_mut().expect("checked in new()").push("logout");
+        let req = self
+            .http
+            .client()
+            .put(logout)
+            .timeout(self.cfg.timeout.min(LOGOUT_TIMEOUT))
+            .header("X-AUTH-TOKEN", HeaderValue::clone(&token));
+        let http = self.http.clone();
+        // One attempt: a logout that fails leaves a session that expires on its own.
+        self.http.farewell(async move {
+            match http.exchange("PUT logout", req, 4096).await {
+                Ok(answer) if answer.status.is_success() => tracing::debug!("logged out of Alianza"),
+                Ok(answer) => tracing::debug!(status = %answer.status, "Alianza refused the logout"),
+                Err(e) => tracing::debug!(error = %e, "logging out of Alianza failed"),
+            }
+        });
     }
 }
 
@@ -476,11 +544,15 @@ impl Inner {
                         self.status_error(status, &bytes, Kind::Read)
                     } else {
                         let m = VendorMessage::parse(&bytes);
+                        let from_api = from_the_api(&m);
                         let code = if m.code.is_empty() { format!("HTTP_{}", status.as_u16()) } else { m.code };
                         let fault = self.fault(Some(status.as_u16()), code, m.message);
                         return Err(match status {
                             // The operator fixes the tenant's credentials.
                             StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST => ProviderError::Credentials { fault },
+                            // Alianza answers an unknown user 404 in its own error shape: a
+                            // refusal of the login, not a wrong URL.
+                            StatusCode::NOT_FOUND if from_api => ProviderError::Credentials { fault },
                             StatusCode::FORBIDDEN => ProviderError::Forbidden { fault },
                             // 404, 405, ...: whatever answered is not Alianza's login.
                             _ => ProviderError::VendorMisconfigured { fault, keys: API_URL_KEY },
@@ -606,8 +678,6 @@ impl Inner {
             _ => {
                 let kind = if ACCOUNT_EXISTS_CODES.iter().any(|c| m.has(c)) {
                     Rejection::AlreadyExists
-                } else if NUMBERS_ASSIGNED_CODES.iter().any(|c| m.has(c)) {
-                    Rejection::NumbersAssigned
                 } else {
                     Rejection::Invalid
                 };

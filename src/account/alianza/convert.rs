@@ -30,20 +30,32 @@ pub(super) fn domain_account(a: wire::Account, names: &HashMap<String, String>) 
         },
         platform_type: a.platform_type,
         billing_cycle_day: i32::try_from(a.billing_cycle_day).unwrap_or(0),
-        calling_plans: a
-            .calling_plans
-            .into_iter()
-            .map(|p| CallingPlan {
-                name: names.get(&p.calling_plan_product_id).cloned().unwrap_or(p.calling_plan_product_id),
-                start_date: p.start_date,
-                plan_minutes: p.plan_minutes,
-                seconds_remaining: p.seconds_remaining,
-            })
-            .collect(),
+        calling_plans: a.calling_plans.into_iter().map(|p| calling_plan(p, names, String::new())).collect(),
     }
 }
 
-/// Device lines as SIP lines: the display name is the owner's name (else the device name), the
+fn calling_plan(p: wire::AccountCallingPlan, names: &HashMap<String, String>, user: String) -> CallingPlan {
+    CallingPlan {
+        name: names.get(&p.calling_plan_product_id).cloned().unwrap_or(p.calling_plan_product_id),
+        start_date: p.start_date,
+        plan_minutes: p.plan_minutes,
+        seconds_remaining: p.seconds_remaining,
+        user,
+    }
+}
+
+/// The users' own calling plans (`referenceType` END_USER), each naming its user.
+pub(super) fn user_plans(users: &mut [wire::User], names: &HashMap<String, String>) -> Vec<CallingPlan> {
+    let mut plans = Vec::new();
+    for u in users {
+        let user = full_name(&u.first_name, &u.last_name);
+        let user = if user.is_empty() { u.id.clone() } else { user };
+        plans.extend(std::mem::take(&mut u.calling_plans).into_iter().map(|p| calling_plan(p, names, user.clone())));
+    }
+    plans
+}
+
+/// Device lines as SIP lines (only those [`wire::DeviceLine::is_sip_line`] counts): the display name is the owner's name (else the device name), the
 /// dial number the owner's caller-id number (else the line's emergency number).
 pub(super) fn sip_lines(users: &[wire::User], lines: Vec<wire::DeviceLine>) -> Vec<SipLine> {
     // An account has a handful of users; a map pays off only for many (a status panel is built
@@ -56,6 +68,7 @@ pub(super) fn sip_lines(users: &[wire::User], lines: Vec<wire::DeviceLine>) -> V
     };
     lines
         .into_iter()
+        .filter(wire::DeviceLine::is_sip_line)
         .map(|l| {
             let owner = if l.user_id.is_empty() { None } else { owner_of(&l.user_id) };
             let owner_name = owner.map(|u| full_name(&u.first_name, &u.last_name)).unwrap_or_default();
@@ -99,6 +112,7 @@ mod tests {
             last_name: last.into(),
             user_product_plan: "STANDARD".into(),
             caller_id_config: Some(wire::CallerIdConfig { caller_id_number: caller_id.into() }),
+            calling_plans: Vec::new(),
         }
     }
 
@@ -111,6 +125,7 @@ mod tests {
             sip_password: "pw".into(),
             mac_address: "0004F2000001".into(),
             emergency_number: emergency.into(),
+            line_type: "Line".into(),
         }
     }
 
@@ -136,6 +151,56 @@ mod tests {
     }
 
     #[test]
+    fn only_device_lines_that_are_registrations_count_as_sip_lines() {
+        let cases = [
+            ("Line", true, true),
+            ("", true, true),
+            ("AdvancedSharedLine", true, true),
+            ("AdvancedSharedLine", false, false),
+            ("SipPaging", true, true),
+            ("SipPaging", false, false),
+            ("ReferencedUser", true, false),
+            ("PresenceBlfUser", true, false),
+            ("SpeedDialUser", true, false),
+            ("SpeedDialTn", true, false),
+            ("CallParkingSpot", true, false),
+            ("IntercomLine", true, false),
+            ("Custom", true, false),
+            ("SomethingNew", true, false),
+        ];
+        for (line_type, own_username, counts) in cases {
+            let mut l = line("", "Desk", "911");
+            l.line_type = line_type.into();
+            if !own_username {
+                l.sip_username.clear();
+            }
+            assert_eq!(
+                sip_lines(&[], vec![l]).len(),
+                usize::from(counts),
+                "lineType {line_type:?}, username {own_username}"
+            );
+        }
+    }
+
+    #[test]
+    fn users_plans_name_their_user_and_the_account_plans_none() {
+        let mut users = [user("u1", "Jane", "Smith", ""), user("u2", "", "", "")];
+        users[0].calling_plans = vec![wire::AccountCallingPlan {
+            calling_plan_product_id: "p1".into(),
+            start_date: "2026-01-01T00:00:00Z".into(),
+            ..Default::default()
+        }];
+        users[1].calling_plans =
+            vec![wire::AccountCallingPlan { calling_plan_product_id: "p9".into(), ..Default::default() }];
+        let names = HashMap::from([("p1".to_owned(), "Unlimited".to_owned())]);
+        let plans = user_plans(&mut users, &names);
+        assert_eq!(
+            plans.iter().map(|p| (p.name.as_str(), p.user.as_str(), p.start_date.as_str())).collect::<Vec<_>>(),
+            [("Unlimited", "Jane Smith", "2026-01-01T00:00:00Z"), ("p9", "u2", "")]
+        );
+    }
+
+    #[test]
     fn calling_plans_are_named_from_the_products_or_keep_their_id() {
         let account = wire::Account {
             status: "SUSPENDED".into(),
@@ -152,5 +217,6 @@ mod tests {
         assert_eq!(a.account_type, Some(AccountType::Advanced));
         assert_eq!(a.calling_plans[0].name, "Unlimited");
         assert_eq!(a.calling_plans[1].name, "p2");
+        assert!(a.calling_plans.iter().all(|p| p.user.is_empty()));
     }
 }

@@ -6,6 +6,25 @@
 
 use serde::{Deserialize, Deserializer, Serialize, de};
 
+/// The time zones of the spec's `Account.timeZone` (and `EndUserV2X.timeZone`): these 15 only.
+pub const TIME_ZONES: &[&str] = &[
+    "US/Samoa",
+    "US/Hawaii",
+    "US/Alaska",
+    "US/Pacific",
+    "US/Arizona",
+    "US/Mountain",
+    "US/Central",
+    "US/Eastern",
+    "America/St_Thomas",
+    "Canada/Pacific",
+    "Canada/Mountain",
+    "Canada/Central",
+    "Canada/Eastern",
+    "Canada/Atlantic",
+    "Canada/Newfoundland",
+];
+
 /// `POST /v2/authorize` answer (only what the client uses).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,11 +61,14 @@ pub struct Account {
     pub calling_plans: Vec<AccountCallingPlan>,
 }
 
+/// A calling plan (`CallingPlanX`), of the account (`referenceType` ACCOUNT) or of one of its
+/// users (END_USER, in the user's own `callingPlans`).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AccountCallingPlan {
     #[serde(deserialize_with = "text")]
     pub calling_plan_product_id: String,
+    /// A date-time (`2026-01-01T00:00:00Z`), as the spec gives it.
     #[serde(deserialize_with = "text")]
     pub start_date: String,
     #[serde(deserialize_with = "int")]
@@ -67,6 +89,9 @@ pub struct User {
     #[serde(deserialize_with = "text")]
     pub user_product_plan: String,
     pub caller_id_config: Option<CallerIdConfig>,
+    /// The user's own calling plans (read-only in `EndUserV2X`).
+    #[serde(deserialize_with = "list")]
+    pub calling_plans: Vec<AccountCallingPlan>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,7 +101,7 @@ pub struct CallerIdConfig {
     pub caller_id_number: String,
 }
 
-/// A device line (`DeviceX`): one SIP line.
+/// A device line (`DeviceX`): a SIP line, or a key of a device (see [`DeviceLine::is_sip_line`]).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DeviceLine {
@@ -94,6 +119,35 @@ pub struct DeviceLine {
     pub mac_address: String,
     #[serde(deserialize_with = "text")]
     pub emergency_number: String,
+    /// `Line`, `SpeedDialUser`, `CallParkingSpot`, ... (empty when the vendor leaves it out).
+    #[serde(deserialize_with = "text")]
+    pub line_type: String,
+}
+
+impl DeviceLine {
+    /// Whether this device line is a SIP line of the account (a registration with its own SIP
+    /// credentials), as the CRM's SIP table lists them. By `lineType`, after the spec's `DeviceX`:
+    /// - `Line` (and a line with no `lineType`, as older data has): yes, the line itself;
+    /// - `AdvancedSharedLine`, `SipPaging`: the spec does not say; yes when it has its own
+    ///   `sipUsername`;
+    /// - `ReferencedUser`, `PresenceBlfUser`, `SpeedDialUser`, `SpeedDialTn`, `CallParkingSpot`,
+    ///   `IntercomLine`, `Custom`, and any type this build does not know: no, a key on a device
+    ///   that points at a user, a number or a park spot, not a registration.
+    pub fn is_sip_line(&self) -> bool {
+        match self.line_type.as_str() {
+            "" | "Line" => true,
+            "AdvancedSharedLine" | "SipPaging" => !self.sip_username.trim().is_empty(),
+            _ => false,
+        }
+    }
+}
+
+/// An account's telephone number (`TelephoneNumberAccountV2X`; only what the client uses).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TelephoneNumber {
+    #[serde(deserialize_with = "text")]
+    pub phone_number: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,7 +173,12 @@ pub struct NewAccount<'a> {
     pub extension_length: Option<u8>,
     pub time_zone: &'a str,
     pub regulatory_type: &'a str,
-    pub inbound_rate_plan_product_id: &'a str,
+    /// Needed only for accounts with toll-free numbers (the spec's description); sent when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbound_rate_plan_product_id: Option<&'a str>,
+    /// `CPE1` or `CPE2`; absent: the partition's PLATFORM_TYPE_DEFAULT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_type: Option<&'a str>,
     pub status: &'a str,
 }
 

@@ -60,6 +60,7 @@ pub(super) fn status_pb(
                 start_date: p.start_date,
                 plan_minutes: p.plan_minutes,
                 seconds_remaining: p.seconds_remaining,
+                user: p.user,
             })
             .collect(),
         sip_lines: lines.into_iter().map(line_pb).collect(),

@@ -11,8 +11,11 @@ use crate::{
     proto::v1 as pb,
 };
 
+/// The longest account number and account name Alianza takes (its spec: 3-256 characters each).
+const MAX_TEXT: usize = 256;
+
 /// The customer's account number, by the tenant's `account_number_field`; a violation if it is
-/// missing or breaks the vendor-neutral rule (3-25 printable characters, no outer blanks).
+/// missing or breaks Alianza's rule (3-256 characters; here also printable, no outer blanks).
 pub(super) fn account_number(
     customer: Option<&pb::Customer>,
     field: &AccountNumberField,
@@ -30,8 +33,8 @@ pub(super) fn account_number(
     let len = value.chars().count();
     if value.is_empty() {
         v.add(path, "required: the customer's account number at the vendor (the tenant's account_number_field)");
-    } else if !(3..=25).contains(&len) {
-        v.add(path, format!("an account number is 3-25 characters; this one has {len}"));
+    } else if !(3..=MAX_TEXT).contains(&len) {
+        v.add(path, format!("an account number is 3-{MAX_TEXT} characters; this one has {len}"));
     } else if value.chars().any(char::is_control) || value.trim() != value {
         v.add(path, "an account number has no control characters and no leading or trailing blanks");
     }
@@ -56,10 +59,14 @@ pub(super) fn new_account(req: &pb::CreateAccountRequest, settings: &AccountSett
     let number = account_number(req.customer.as_ref(), &settings.account_number_field, &mut v);
     let customer = req.customer.clone().unwrap_or_default();
     let name = customer.name.trim();
+    let name_len = name.chars().count();
     if req.customer.is_some() && name.is_empty() {
         v.add("customer.name", "required: it becomes the account name at the vendor");
-    } else if name.chars().count() > 100 {
-        v.add("customer.name", "at most 100 characters");
+    } else if req.customer.is_some() && !(3..=MAX_TEXT).contains(&name_len) {
+        v.add(
+            "customer.name",
+            format!("an account name is 3-{MAX_TEXT} characters (Alianza's rule); this one has {name_len}"),
+        );
     }
     if req.customer.is_some() && customer.status.trim().is_empty() {
         v.add("customer.status", "required: the CRM status (e.g. `current`) gives the account's initial status");

@@ -7,11 +7,16 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::client::{AlianzaClient, ClientConfig, CreateDefaults, READ_BACKOFF};
+use super::{
+    client::{AlianzaClient, ClientConfig, CreateDefaults, READ_BACKOFF},
+    wire::TIME_ZONES,
+};
 use crate::{
     account::{
         provider::{DesiredStatus, DialingBehavior},
-        settings::{AccountNumberField, AccountSettings, SipTableConfig, StatusMap},
+        settings::{
+            AccountNumberField, AccountSettings, FLAT_SIP_TABLE_KEYS, SipTableConfig, StatusMap, flat_sip_table,
+        },
         trigger::AccountTrigger,
     },
     registry::{
@@ -46,8 +51,8 @@ pub struct AlianzaConfig {
     #[serde(default)]
     pub customer_status: bool,
     /// The CRM's "Customer Synchro Console" switch: enables CreateAccount, SyncSipLines,
-    /// ListSipLines and DeleteAccount. When true, `account_defaults` (time_zone, regulatory_type,
-    /// inbound_rate_plan_product_id) and `custom_sip_table` are required. Default false.
+    /// ListSipLines and DeleteAccount. When true, `account_defaults` (time_zone and
+    /// regulatory_type) and the SIP table's field IDs are required. Default false.
     #[serde(default)]
     pub synchro_console: bool,
     /// Alianza's API: `https://api.alianza.com` (production), `https://api.b2.alianza.com`
@@ -76,9 +81,27 @@ pub struct AlianzaConfig {
     /// What Alianza requires on account creation that the CRM does not know.
     #[serde(default)]
     pub account_defaults: Option<AccountDefaults>,
-    /// The field IDs of the CRM's custom "Alianza Voice" table that SyncSipLines fills.
+    /// The field IDs of the CRM's custom "Alianza Voice" table that SyncSipLines fills. The CRM's
+    /// trigger page lists them flat instead: the five `Custom_SIP_Table_*` keys below may stand
+    /// directly under `triggers.account` (all five), but not as well as this key.
     #[serde(default)]
     pub custom_sip_table: Option<SipTableConfig>,
+    /// Flat form of `custom_sip_table.dial_number`, as the CRM's trigger page lists it.
+    #[serde(default, rename = "Custom_SIP_Table_dialNumber")]
+    pub flat_dial_number: Option<u32>,
+    /// Flat form of `custom_sip_table.display_name`, as the CRM's trigger page lists it.
+    #[serde(default, rename = "Custom_SIP_Table_displayName")]
+    pub flat_display_name: Option<u32>,
+    /// Flat form of `custom_sip_table.password` (a field ID, not a secret), as the CRM's
+    /// trigger page lists it.
+    #[serde(default, rename = "Custom_SIP_Table_password")]
+    pub flat_password: Option<u32>,
+    /// Flat form of `custom_sip_table.port_number`, as the CRM's trigger page lists it.
+    #[serde(default, rename = "Custom_SIP_Table_portNumber")]
+    pub flat_port_number: Option<u32>,
+    /// Flat form of `custom_sip_table.user_name`, as the CRM's trigger page lists it.
+    #[serde(default, rename = "Custom_SIP_Table_userName")]
+    pub flat_user_name: Option<u32>,
     /// Milliseconds before an Alianza request is given up (100-15000). Default 10000. A status
     /// delivery makes up to seven requests in a row, and must finish within the status follow-up's
     /// budget (110 s), hence the upper bound.
@@ -101,15 +124,24 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountDefaults {
-    /// The new account's time zone, e.g. `US/Eastern`.
+    /// The new account's time zone: one of Alianza's 15 (US/Samoa, US/Hawaii, US/Alaska,
+    /// US/Pacific, US/Arizona, US/Mountain, US/Central, US/Eastern, America/St_Thomas,
+    /// Canada/Pacific, Canada/Mountain, Canada/Central, Canada/Eastern, Canada/Atlantic,
+    /// Canada/Newfoundland). `America/New_York` is not among them.
     #[serde(default)]
     pub time_zone: Option<String>,
     /// RESIDENTIAL, COMMERCIAL or GOVERNMENT.
     #[serde(default)]
     pub regulatory_type: Option<RegulatoryType>,
-    /// The inbound rate plan product new accounts get.
+    /// The inbound rate plan product new accounts get. Alianza needs one only for accounts with
+    /// toll-free numbers (its partition setting InboundRatePlanDefault applies otherwise): sent
+    /// when set.
     #[serde(default)]
     pub inbound_rate_plan_product_id: Option<String>,
+    /// CPE1 (basic telephone features) or CPE2 (business cloud features; Alianza's new platform
+    /// features need it). Left out: the partition's default platform type.
+    #[serde(default)]
+    pub platform_type: Option<PlatformType>,
     /// The dialling behaviour when CreateAccount leaves it unspecified: SEVEN_DIGIT, TEN_DIGIT,
     /// OPEN_DIAL_PLAN, DIAL_NINE_SEVEN_DIGIT, DIAL_NINE_TEN_DIGIT (both ADVANCED only) or
     /// OPEN_DIAL_PLAN_TEN_DIGIT.
@@ -126,6 +158,24 @@ pub enum RegulatoryType {
     Residential,
     Commercial,
     Government,
+}
+
+/// The platform types new accounts may be created on.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+pub enum PlatformType {
+    #[serde(rename = "CPE1")]
+    Cpe1,
+    #[serde(rename = "CPE2")]
+    Cpe2,
+}
+
+impl PlatformType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpe1 => "CPE1",
+            Self::Cpe2 => "CPE2",
+        }
+    }
 }
 
 impl RegulatoryType {
@@ -220,22 +270,50 @@ pub fn validate(raw: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn BuildT
             }
         }
     }
+    if let Some(zone) = defaults.and_then(|d| d.time_zone.as_deref()).map(str::trim)
+        && !zone.is_empty()
+        && !TIME_ZONES.contains(&zone)
+    {
+        ctx.problem(
+            "account_defaults.time_zone",
+            format!("`{zone}` is not one of Alianza's time zones: {}", TIME_ZONES.join(", ")),
+        );
+    }
     let create_defaults = defaults.and_then(|d| {
         Some(CreateDefaults {
             time_zone: d.time_zone.clone()?.trim().to_owned(),
             regulatory_type: d.regulatory_type?.as_str().to_owned(),
-            inbound_rate_plan_product_id: d.inbound_rate_plan_product_id.clone()?.trim().to_owned(),
+            inbound_rate_plan_product_id: d.inbound_rate_plan_product_id.as_deref().map(|p| p.trim().to_owned()),
+            platform_type: d.platform_type.map(|p| p.as_str().to_owned()),
         })
     });
-    let sip_table = cfg.custom_sip_table.as_ref().and_then(|t| t.check(raw, ctx));
+    let flat =
+        [cfg.flat_dial_number, cfg.flat_display_name, cfg.flat_password, cfg.flat_port_number, cfg.flat_user_name];
+    let sip_table = match (&cfg.custom_sip_table, flat.iter().any(Option::is_some)) {
+        (Some(_), true) => {
+            for (key, id) in FLAT_SIP_TABLE_KEYS.iter().zip(flat) {
+                if id.is_some() {
+                    ctx.problem(
+                        key,
+                        "set both here and in `custom_sip_table`: give the SIP table's field IDs in one place",
+                    );
+                }
+            }
+            None
+        }
+        (Some(table), false) => table.check(raw, ctx),
+        (None, true) => flat_sip_table(flat, ctx),
+        (None, false) => None,
+    };
+    let has_sip_table = cfg.custom_sip_table.is_some() || flat.iter().any(Option::is_some);
     if cfg.synchro_console {
         // The console's actions need these; saying so now beats a failed CreateAccount later.
         let needed = "synchro_console: true needs it (CreateAccount takes it from here)";
         match defaults {
             None => ctx.problem(
                 "account_defaults",
-                "missing: synchro_console: true needs account_defaults with time_zone, regulatory_type and \
-                 inbound_rate_plan_product_id (CreateAccount takes them from here)",
+                "missing: synchro_console: true needs account_defaults with time_zone and regulatory_type \
+                 (CreateAccount takes them from here)",
             ),
             Some(d) => {
                 if d.time_zone.is_none() {
@@ -244,15 +322,13 @@ pub fn validate(raw: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn BuildT
                 if d.regulatory_type.is_none() {
                     ctx.problem("account_defaults.regulatory_type", format!("missing: {needed}"));
                 }
-                if d.inbound_rate_plan_product_id.is_none() {
-                    ctx.problem("account_defaults.inbound_rate_plan_product_id", format!("missing: {needed}"));
-                }
             }
         }
-        if cfg.custom_sip_table.is_none() {
+        if !has_sip_table {
             ctx.problem(
                 "custom_sip_table",
-                "missing: synchro_console: true needs the field IDs of the CRM's SIP table (SyncSipLines fills it)",
+                "missing: synchro_console: true needs the field IDs of the CRM's SIP table (SyncSipLines fills it), \
+                 in custom_sip_table: or as the five Custom_SIP_Table_* keys",
             );
         }
     }
@@ -329,8 +405,9 @@ impl BuildTrigger<AccountTrigger> for AlianzaBuild {
                 // rate plan, and the demo accounts.
                 sim.add_login(self.username.expose_secret(), self.password.expose_secret(), &self.partition_id);
                 sim.seed_demo(&self.partition_id);
-                if let Some(d) = &self.create_defaults {
-                    sim.add_rate_plan(&self.partition_id, &d.inbound_rate_plan_product_id);
+                if let Some(plan) = self.create_defaults.as_ref().and_then(|d| d.inbound_rate_plan_product_id.as_ref())
+                {
+                    sim.add_rate_plan(&self.partition_id, plan);
                 }
                 sim.url()
             }

@@ -212,6 +212,61 @@ fn account_defaults_are_checked() {
         "account_defaults.dialing_behavior: unknown variant `NINE_DIGIT`",
     );
     assert_problem(&with("  regulatory_type", "  regulatory_type: MILITARY"), "unknown variant `MILITARY`");
+    assert_problem(
+        &with("  regulatory_type", "  platform_type: V2_0"),
+        "unknown variant `V2_0`, expected `CPE1` or `CPE2`",
+    );
+}
+
+#[test]
+fn a_time_zone_outside_alianzas_fifteen_is_refused_with_the_list() {
+    let found = problems(&with("  time_zone", "  time_zone: America/New_York"));
+    let expected = "account_defaults.time_zone: `America/New_York` is not one of Alianza's time zones: US/Samoa, \
+                    US/Hawaii, US/Alaska, US/Pacific, US/Arizona, US/Mountain, US/Central, US/Eastern, \
+                    America/St_Thomas, Canada/Pacific, Canada/Mountain, Canada/Central, Canada/Eastern, \
+                    Canada/Atlantic, Canada/Newfoundland";
+    assert!(found.iter().any(|p| p.contains(expected)), "{found:#?}");
+    for zone in crate::account::alianza::wire::TIME_ZONES {
+        assert_eq!(problems(&with("  time_zone", &format!("  time_zone: {zone}"))), Vec::<String>::new(), "{zone}");
+    }
+}
+
+#[test]
+fn the_inbound_rate_plan_is_optional_and_a_platform_type_may_be_set() {
+    let trigger = with("  inbound_rate_plan_product_id", "  platform_type: CPE2");
+    assert_eq!(problems(&trigger), Vec::<String>::new());
+}
+
+/// `GOOD` with its `custom_sip_table:` mapping given as the CRM page's five flat keys.
+fn flat_sip_table() -> String {
+    let head = GOOD.split("custom_sip_table:").next().unwrap();
+    format!(
+        "{head}Custom_SIP_Table_dialNumber: 101\nCustom_SIP_Table_displayName: 102\nCustom_SIP_Table_password: 103\n\
+         Custom_SIP_Table_portNumber: 104\nCustom_SIP_Table_userName: 105\ntimeout_ms: 2000"
+    )
+}
+
+#[test]
+fn the_crm_pages_flat_sip_table_keys_are_accepted_directly_under_the_trigger() {
+    assert_eq!(problems(&flat_sip_table()), Vec::<String>::new());
+}
+
+#[test]
+fn flat_sip_table_keys_are_checked_like_the_mapping_and_all_five_are_needed() {
+    assert_problem(
+        &flat_sip_table().replace("Custom_SIP_Table_portNumber: 104", "Custom_SIP_Table_portNumber: 101"),
+        "triggers.account.Custom_SIP_Table_portNumber: field ID 101 is also `Custom_SIP_Table_dialNumber`",
+    );
+    assert_problem(
+        &flat_sip_table().replace("Custom_SIP_Table_userName: 105\n", ""),
+        "triggers.account.Custom_SIP_Table_userName: missing: the SIP table's field IDs come as all five",
+    );
+}
+
+#[test]
+fn the_sip_table_in_both_places_is_an_error_naming_both() {
+    let both = format!("{GOOD}\nCustom_SIP_Table_userName: 105");
+    assert_problem(&both, "triggers.account.Custom_SIP_Table_userName: set both here and in `custom_sip_table`");
 }
 
 #[test]

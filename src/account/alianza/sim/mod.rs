@@ -7,13 +7,15 @@
 //! | call | endpoint key in [`AlianzaSim::calls`] |
 //! |---|---|
 //! | `POST /v2/authorize` | `authorize` (every attempt), `authorize.ok` (successful logins) |
+//! | `PUT /v2/authorize/logout` | `logout` (the token is gone afterwards) |
 //! | `GET /v2/partition/{p}/account/{accountNumber}?accountIdType=AccountNumber` | `account.lookup` |
 //! | `GET /v2/partition/{p}/account/{id}` | `account.get` |
 //! | `GET /v2/partition/{p}/account/search?q=` (substring) | `account.search` |
 //! | `POST /v2/partition/{p}/account` | `account.create` |
 //! | `PATCH /v2/partition/{p}/account/{id}` | `account.update` |
 //! | `DELETE /v2/partition/{p}/account/{id}` | `account.delete` |
-//! | `GET`/`POST /v2/partition/{p}/account/{id}/user` | `user.list` / `user.create` |
+//! | `GET`/`POST /v2/partition/{p}/account/{id}/user` | `user.list` (at most 1,000 without `limitedData=true`) / `user.create` |
+//! | `GET /v2/partition/{p}/account/{id}/telephonenumber` | `telephonenumber.list` |
 //! | `GET`/`POST /v2/partition/{p}/account/{id}/deviceline` | `deviceline.list` / `deviceline.create` |
 //! | `DELETE /v2/partition/{p}/account/{id}/deviceline/{lineId}` | `deviceline.delete` |
 //! | `GET /v2/partition/{p}/callingplanproduct` | `callingplanproduct.list` |
@@ -21,9 +23,10 @@
 //! Tokens live for a sliding lifetime (8 hours by default, [`AlianzaSim::set_token_lifetime`]) on
 //! the simulator's clock, which tests move ahead with [`AlianzaSim::advance_clock`]; an expired one
 //! gets `401 {"status": 401, "messages": ["ExpiredAuthToken"], "data": {}}`.
-//! Errors come in the vendor's three shapes: the usual `{"status", "messages", "data"}`,
-//! `{"code", "message"}` (DELETE of an account that still has numbers) and plain text (malformed
-//! JSON, unknown paths). Faults ([`AlianzaSim::faults`]) are keyed `METHOD /path`, e.g.
+//! Errors come in the spec's two shapes: the usual `PublicApiException`
+//! `{"status", "messages", "data"}` (also a login with an unknown user, 404), and
+//! `ApiSingleException` `{"code": <int>, "message"}` (a lookup with a bad `accountIdType`); and as
+//! plain text where a web server would answer (malformed JSON, unknown paths). Faults ([`AlianzaSim::faults`]) are keyed `METHOD /path`, e.g.
 //! `FaultRule::new(Fault::Status(500)).matching("/deviceline")`.
 
 mod routes;
@@ -43,7 +46,7 @@ use axum::{
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
+    routing::{delete, get, post, put},
 };
 use rand::{Rng, distr::Alphanumeric};
 use serde::Serialize;
@@ -51,26 +54,14 @@ use serde_json::{Value, json};
 
 use crate::sim::{Calls, Faults, SimServer};
 
-/// Time zones the simulated platform accepts.
-pub const TIME_ZONES: &[&str] = &[
-    "US/Eastern",
-    "US/Central",
-    "US/Mountain",
-    "US/Pacific",
-    "US/Alaska",
-    "US/Hawaii",
-    "US/Arizona",
-    "America/New_York",
-    "America/Chicago",
-    "America/Denver",
-    "America/Los_Angeles",
-    "America/Phoenix",
-    "America/Toronto",
-    "America/Vancouver",
-    "Europe/London",
-    "Europe/Dublin",
-    "UTC",
-];
+/// The time zones the simulated platform accepts: the spec's 15.
+pub use super::wire::TIME_ZONES;
+
+/// The spec's `Account.platformType` values.
+const PLATFORM_TYPES: &[&str] = &["V2_0", "V2_1", "CPE1", "CPE2"];
+
+/// Users a list answers without `limitedData=true`: the rest are cut off, as Alianza does.
+pub const USER_LIST_CAP: usize = 1000;
 
 const DIALING_BEHAVIORS: &[&str] = &[
     "SEVEN_DIGIT",
@@ -87,6 +78,8 @@ pub mod demo {
     pub const ACCOUNT: &str = "100200300";
     /// Account number of a SIMPLE demo account that still has a telephone number (delete refuses).
     pub const ACCOUNT_WITH_NUMBERS: &str = "100200301";
+    /// The telephone number [`ACCOUNT_WITH_NUMBERS`] holds.
+    pub const ASSIGNED_NUMBER: &str = "8015550200";
     /// The inbound rate plan product the demo's account_defaults name.
     pub const RATE_PLAN: &str = "demo-rate-plan";
 }
@@ -144,7 +137,12 @@ impl SimAccount {
 #[serde(rename_all = "camelCase")]
 pub struct SimCallingPlan {
     pub id: String,
+    /// `ACCOUNT` or `END_USER`.
+    pub reference_type: String,
+    /// The account's or the user's id.
+    pub reference_id: String,
     pub calling_plan_product_id: String,
+    /// A date-time, `2026-01-01T00:00:00Z`.
     pub start_date: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_date: Option<String>,
@@ -157,6 +155,8 @@ pub struct SimCallingPlan {
 pub struct SimUser {
     pub id: String,
     pub account_id: String,
+    /// The spec's only required field of `EndUserV2X`.
+    pub time_zone: String,
     pub first_name: String,
     pub last_name: String,
     /// `STANDARD`, `ADVANCED` or `PROFESSIONAL`.
@@ -164,6 +164,24 @@ pub struct SimUser {
     pub caller_id_config: SimCallerId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extension: Option<String>,
+    /// The user's own plans (`referenceType` END_USER), read-only.
+    pub calling_plans: Vec<SimCallingPlan>,
+}
+
+impl SimCallingPlan {
+    /// A plan of product `product` from `start_date` (a date-time); its owner is set when seeded.
+    pub fn new(product: &str, start_date: &str, plan_minutes: i64, seconds_remaining: i64) -> Self {
+        Self {
+            id: String::new(),
+            reference_type: String::new(),
+            reference_id: String::new(),
+            calling_plan_product_id: product.into(),
+            start_date: start_date.into(),
+            end_date: None,
+            plan_minutes,
+            seconds_remaining,
+        }
+    }
 }
 
 impl SimUser {
@@ -171,11 +189,13 @@ impl SimUser {
         Self {
             id: String::new(),
             account_id: String::new(),
+            time_zone: "US/Eastern".into(),
             first_name: first.into(),
             last_name: last.into(),
             user_product_plan: plan.into(),
             caller_id_config: SimCallerId { caller_id_number: caller_id_number.into() },
             extension: None,
+            calling_plans: Vec::new(),
         }
     }
 }
@@ -186,36 +206,47 @@ pub struct SimCallerId {
     pub caller_id_number: String,
 }
 
-/// A device line (`DeviceX`).
+/// A device line (`DeviceX`, with the spec's required fields: `id`, `accountId`, `partitionId`,
+/// `userId`, `deviceName`, `deviceTypeId`, `faxEnabled`, `lineNumber`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SimLine {
     pub id: String,
+    pub account_id: String,
+    pub partition_id: String,
     pub device_name: String,
     pub device_type_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` for a line no user owns.
     pub user_id: Option<String>,
+    pub fax_enabled: bool,
     pub line_number: u32,
     pub sip_username: String,
     pub sip_password: String,
     pub mac_address: String,
     pub emergency_number: String,
+    /// `Line`, `SpeedDialUser`, `CallParkingSpot`, ... (the spec's `lineType`).
     pub line_type: String,
+    /// What a key points at: a user id or a phone number (`null` for a `Line`).
+    pub reference_id: Option<String>,
 }
 
 impl SimLine {
     pub fn new(sip_username: &str, line_number: u32, mac_address: &str) -> Self {
         Self {
             id: String::new(),
+            account_id: String::new(),
+            partition_id: String::new(),
             device_name: format!("Device {mac_address}"),
             device_type_id: "polycom-vvx".into(),
             user_id: None,
+            fax_enabled: false,
             line_number,
             sip_username: sip_username.into(),
             sip_password: format!("pw-{sip_username}"),
             mac_address: mac_address.into(),
             emergency_number: String::new(),
-            line_type: "STANDARD".into(),
+            line_type: "Line".into(),
+            reference_id: None,
         }
     }
 }
@@ -356,6 +387,11 @@ impl AlianzaSim {
         data.partition(partition);
     }
 
+    /// Tokens issued and neither logged out nor expired.
+    pub fn live_tokens(&self) -> usize {
+        self.shared.data().tokens.values().filter(|t| !t.expired).count()
+    }
+
     /// Every token issued so far answers 401 ExpiredAuthToken from now on.
     pub fn expire_tokens(&self) {
         for token in self.shared.data().tokens.values_mut() {
@@ -409,6 +445,8 @@ impl AlianzaSim {
             if plan.id.is_empty() {
                 plan.id = format!("{}-cp{i}", account.id);
             }
+            plan.reference_type = "ACCOUNT".into();
+            plan.reference_id = account.id.clone();
         }
         let id = account.id.clone();
         let part = data.partition(partition);
@@ -431,6 +469,13 @@ impl AlianzaSim {
         let id = user.id.clone();
         let rec = data.by_number(partition, number).unwrap_or_else(|| panic!("no simulated account {number}"));
         user.account_id = rec.account.id.clone();
+        for (i, plan) in user.calling_plans.iter_mut().enumerate() {
+            if plan.id.is_empty() {
+                plan.id = format!("{id}-cp{i}");
+            }
+            plan.reference_type = "END_USER".into();
+            plan.reference_id = id.clone();
+        }
         rec.users.push(user);
         id
     }
@@ -447,10 +492,15 @@ impl AlianzaSim {
         let id = line.id.clone();
         let sip_username = line.sip_username.clone();
         let mac = line.mac_address.to_ascii_uppercase();
+        let has_username = !sip_username.is_empty();
         let rec = data.by_number(partition, number).unwrap_or_else(|| panic!("no simulated account {number}"));
         let account_id = rec.account.id.clone();
+        line.account_id = account_id.clone();
+        line.partition_id = partition.to_owned();
         rec.lines.push(line);
-        data.sip_usernames.insert(sip_username);
+        if has_username {
+            data.sip_usernames.insert(sip_username);
+        }
         data.macs.insert(mac, account_id);
         id
     }
@@ -540,14 +590,7 @@ impl AlianzaSim {
         account.dialing_behavior_type = "DIAL_NINE_TEN_DIGIT".into();
         account.extension_length = Some(3);
         account.inbound_rate_plan_product_id = demo::RATE_PLAN.into();
-        account.calling_plans = vec![SimCallingPlan {
-            id: String::new(),
-            calling_plan_product_id: "cp-unl-na".into(),
-            start_date: "2024-01-01".into(),
-            end_date: None,
-            plan_minutes: 3000,
-            seconds_remaining: 151_200,
-        }];
+        account.calling_plans = vec![SimCallingPlan::new("cp-unl-na", "2024-01-01T00:00:00Z", 3000, 151_200)];
         self.seed_account(partition, account);
         let mut jane = SimUser::new("Jane", "Smith", "STANDARD", "8015550100");
         jane.extension = Some("101".into());
@@ -556,13 +599,13 @@ impl AlianzaSim {
         desk.extension = Some("102".into());
         let desk = self.add_user(partition, demo::ACCOUNT, desk);
         let mut l1 = SimLine::new(&format!("jsmith-{tag}"), 1, &mac(1));
-        l1.user_id = Some(jane);
+        l1.user_id = Some(jane.clone());
         l1.device_name = "Jane's desk phone".into();
         l1.sip_password = "Xq7-demo-pass-1".into();
         l1.emergency_number = "8015550100".into();
         self.add_line(partition, demo::ACCOUNT, l1);
         let mut l2 = SimLine::new(&format!("frontdesk-{tag}"), 1, &mac(2));
-        l2.user_id = Some(desk);
+        l2.user_id = Some(desk.clone());
         l2.device_name = "Lobby phone".into();
         l2.sip_password = "Xq7-demo-pass-2".into();
         l2.emergency_number = "8015550101".into();
@@ -571,14 +614,22 @@ impl AlianzaSim {
         l3.device_name = "Fax line".into();
         l3.sip_password = "Xq7-demo-pass-3".into();
         l3.emergency_number = "8015550109".into();
-        l3.line_type = "FAX".into();
+        l3.fax_enabled = true;
         self.add_line(partition, demo::ACCOUNT, l3);
+        // A key, not a line: Jane's speed-dial to the front desk has no SIP registration of its
+        // own, so neither the panel nor the CRM's SIP table shows it.
+        let mut key = SimLine::new("", 3, &mac(1));
+        key.device_name = "Speed dial: Front Desk".into();
+        key.line_type = "SpeedDialUser".into();
+        key.user_id = Some(jane);
+        key.reference_id = Some(desk);
+        self.add_line(partition, demo::ACCOUNT, key);
 
         let mut bakery = SimAccount::new(demo::ACCOUNT_WITH_NUMBERS, "Bob's Bakery");
         bakery.inbound_rate_plan_product_id = demo::RATE_PLAN.into();
         self.seed_account(partition, bakery);
         self.add_user(partition, demo::ACCOUNT_WITH_NUMBERS, SimUser::new("Bob", "Baker", "STANDARD", "8015550200"));
-        self.assign_number(partition, demo::ACCOUNT_WITH_NUMBERS, "8015550200");
+        self.assign_number(partition, demo::ACCOUNT_WITH_NUMBERS, demo::ASSIGNED_NUMBER);
     }
 }
 

@@ -8,15 +8,64 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
     let p = "/v2/partition/{partition}";
     Router::new()
         .route("/v2/authorize", post(authorize))
+        .route("/v2/authorize/logout", put(logout))
         .route(&format!("{p}/account"), post(create_account))
         .route(&format!("{p}/account/search"), get(search_accounts))
         .route(&format!("{p}/account/{{account}}"), get(get_account).patch(patch_account).delete(delete_account))
         .route(&format!("{p}/account/{{account}}/user"), get(list_users).post(create_user))
         .route(&format!("{p}/account/{{account}}/deviceline"), get(list_lines).post(create_line))
         .route(&format!("{p}/account/{{account}}/deviceline/{{line}}"), delete(delete_line))
+        .route(&format!("{p}/account/{{account}}/telephonenumber"), get(list_numbers))
         .route(&format!("{p}/callingplanproduct"), get(list_products))
         .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found").into_response() })
+        .layer(axum::middleware::from_fn(conforms_to_the_spec))
         .with_state(shared)
+}
+
+/// The query parameters the spec declares for each operation the simulator serves (by method and
+/// the path's last fixed segment); no other exists.
+fn declared_query(method: &axum::http::Method, path: &str) -> &'static [&'static str] {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let last = segments.last().copied().unwrap_or_default();
+    let before = segments.len().checked_sub(2).and_then(|i| segments.get(i)).copied().unwrap_or_default();
+    match (method.as_str(), before, last) {
+        ("GET", _, "search") => &["q"],
+        ("GET", _, "user" | "accountuser" | "telephonenumber") => &["limitedData"],
+        ("GET", _, "deviceline") => &["filterType", "filter"],
+        ("GET", _, "callingplanproduct") => &["includeArchived"],
+        ("GET", _, "callingplan") => &["referenceType", "referenceId"],
+        ("GET", "account", _) => &["accountIdType"],
+        _ => &[],
+    }
+}
+
+/// Refuses what the published spec does not allow, so that every test against the simulator
+/// checks patchbay's requests too: a query parameter the operation does not declare, a boolean
+/// that is not `true`/`false`, a body that is not declared JSON, a missing `X-AUTH-TOKEN` is
+/// caught in `auth`.
+async fn conforms_to_the_spec(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let declared = declared_query(req.method(), req.uri().path());
+    let query: Vec<(String, String)> = reqwest::Url::parse(&format!("http://sim{}", req.uri()))
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    for (key, value) in &query {
+        if !declared.contains(&key.as_str()) {
+            return usual(StatusCode::BAD_REQUEST, &[&format!("UndeclaredQueryParameter: {key}")]);
+        }
+        if matches!(key.as_str(), "limitedData" | "includeArchived") && !matches!(value.as_str(), "true" | "false") {
+            return usual(StatusCode::BAD_REQUEST, &[&format!("InvalidBoolean: {key}")]);
+        }
+    }
+    let has_body = req.headers().get(axum::http::header::CONTENT_LENGTH).is_some_and(|l| l != "0");
+    let json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if has_body && !json {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json").into_response();
+    }
+    next.run(req).await
 }
 
 /// The usual error shape.
@@ -24,9 +73,9 @@ fn usual(status: StatusCode, messages: &[&str]) -> Response {
     (status, Json(json!({ "status": status.as_u16(), "messages": messages, "data": {} }))).into_response()
 }
 
-/// The `{code, message}` shape some endpoints use.
-fn coded(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({ "code": code, "message": message }))).into_response()
+/// `ApiSingleException`: `{code: integer, message}` (retrieveAccount's 400).
+fn coded(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "code": status.as_u16(), "message": message }))).into_response()
 }
 
 fn not_found() -> Response {
@@ -82,7 +131,9 @@ async fn authorize(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     let mut data = s.data();
     let partition = match data.logins.get(username) {
         Some((expected, partition)) if expected == password => partition.clone(),
-        _ => return usual(StatusCode::UNAUTHORIZED, &["InvalidCredentials"]),
+        Some(_) => return usual(StatusCode::UNAUTHORIZED, &["InvalidCredentials"]),
+        // Alianza answers a user it does not know with a 404 in its own shape.
+        None => return usual(StatusCode::NOT_FOUND, &["EntityNotFound"]),
     };
     let token: String = rand::rng().sample_iter(&Alphanumeric).take(22).map(char::from).collect();
     let now = data.now();
@@ -93,7 +144,7 @@ async fn authorize(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     Json(json!({
         "authToken": token,
         "userId": format!("user-{username}"),
-        "userType": "User",
+        "userType": "ManagementUser",
         "username": username,
         "firstName": "Simulated",
         "lastName": "Admin",
@@ -106,16 +157,29 @@ async fn authorize(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     .into_response()
 }
 
+async fn logout(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    s.calls.record("logout");
+    let token = headers.get("x-auth-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    match s.data().tokens.remove(token) {
+        Some(_) => StatusCode::OK.into_response(),
+        None => usual(StatusCode::UNAUTHORIZED, &["InvalidAuthToken"]),
+    }
+}
+
 async fn get_account(
     State(s): State<Arc<Shared>>,
     Path((partition, account)): Path<(String, String)>,
     Query(q): Q,
     headers: HeaderMap,
 ) -> Response {
-    let by_number = q.get("accountIdType").is_some_and(|t| t == "AccountNumber");
+    let id_type = q.get("accountIdType").map_or("Id", String::as_str);
+    let by_number = id_type == "AccountNumber";
     s.calls.record(if by_number { "account.lookup" } else { "account.get" });
     if let Err(r) = s.auth(&headers, &partition) {
         return *r;
+    }
+    if !matches!(id_type, "Id" | "AccountNumber" | "PhoneNumber" | "MacAddress") {
+        return coded(StatusCode::BAD_REQUEST, &format!("Invalid accountIdType: {id_type}"));
     }
     let mut data = s.data();
     let Some(part) = data.partitions.get_mut(&partition) else { return not_found() };
@@ -172,13 +236,13 @@ async fn create_account(
     let part = data.partition(&partition);
     let mut errors: Vec<&str> = Vec::new();
     let number = text(&body, "accountNumber").unwrap_or_default().to_owned();
-    if !(3..=25).contains(&number.chars().count()) {
+    if !(3..=256).contains(&number.chars().count()) {
         errors.push("InvalidAccountNumber");
     } else if part.numbers.contains_key(&number) {
         errors.push("AccountNumberInUse");
     }
     let name = text(&body, "accountName").unwrap_or_default().trim().to_owned();
-    if name.is_empty() {
+    if !(3..=256).contains(&name.chars().count()) {
         errors.push("InvalidAccountName");
     }
     let account_type = text(&body, "accountType").unwrap_or_default().to_owned();
@@ -218,9 +282,14 @@ async fn create_account(
     if !matches!(regulatory.as_str(), "RESIDENTIAL" | "COMMERCIAL" | "GOVERNMENT") {
         errors.push("InvalidRegulatoryType");
     }
+    // Needed only for toll-free numbers; when given, it must exist.
     let rate_plan = text(&body, "inboundRatePlanProductId").unwrap_or_default().to_owned();
-    if !part.rate_plans.contains(&rate_plan) {
+    if !rate_plan.is_empty() && !part.rate_plans.contains(&rate_plan) {
         errors.push("InvalidInboundRatePlanProductId");
+    }
+    let platform_type = text(&body, "platformType").unwrap_or("V2_1").to_owned();
+    if !PLATFORM_TYPES.contains(&platform_type.as_str()) {
+        errors.push("InvalidPlatformType");
     }
     let status = text(&body, "status").unwrap_or_default().to_owned();
     if !matches!(status.as_str(), "ACTIVE" | "DISABLED") {
@@ -237,7 +306,7 @@ async fn create_account(
         account_name: name,
         account_type,
         status,
-        platform_type: "V2_1".into(),
+        platform_type,
         billing_cycle_day: billing_day.unwrap_or(1) as u8,
         dialing_behavior_type: dialing,
         // A SIMPLE account has no extensions: the platform ignores a length it was given.
@@ -286,7 +355,7 @@ async fn patch_account(
     };
     let name = match body.get("accountName") {
         None => None,
-        Some(v) => match v.as_str().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(v) => match v.as_str().map(str::trim).filter(|s| (3..=256).contains(&s.chars().count())) {
             Some(s) => Some(s.to_owned()),
             None => {
                 errors.push("InvalidAccountName");
@@ -335,11 +404,8 @@ async fn delete_account(
     let Some(part) = data.partitions.get_mut(&partition) else { return not_found() };
     let Some(rec) = part.accounts.get(&account) else { return not_found() };
     if !rec.account.telephone_numbers.is_empty() {
-        return coded(
-            StatusCode::BAD_REQUEST,
-            "AccountHasTelephoneNumbers",
-            &format!("{} telephone number(s) are still assigned to this account", rec.account.telephone_numbers.len()),
-        );
+        // The spec names no code for it: a 400 in the usual shape.
+        return usual(StatusCode::BAD_REQUEST, &["AccountHasTelephoneNumbers"]);
     }
     let rec = part.accounts.remove(&account).expect("checked above");
     part.numbers.remove(&rec.account.account_number);
@@ -352,17 +418,49 @@ async fn delete_account(
 async fn list_users(
     State(s): State<Arc<Shared>>,
     Path((partition, account)): Path<(String, String)>,
+    Query(q): Q,
     headers: HeaderMap,
 ) -> Response {
     s.calls.record("user.list");
     if let Err(r) = s.auth(&headers, &partition) {
         return *r;
     }
+    let all = q.get("limitedData").is_some_and(|v| v == "true");
     let data = s.data();
     match data.partitions.get(&partition).and_then(|p| p.accounts.get(&account)) {
-        Some(rec) => Json(&rec.users).into_response(),
+        Some(rec) if all => Json(&rec.users).into_response(),
+        Some(rec) => Json(&rec.users[..rec.users.len().min(USER_LIST_CAP)]).into_response(),
         None => not_found(),
     }
+}
+
+async fn list_numbers(
+    State(s): State<Arc<Shared>>,
+    Path((partition, account)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    s.calls.record("telephonenumber.list");
+    if let Err(r) = s.auth(&headers, &partition) {
+        return *r;
+    }
+    let data = s.data();
+    let Some(rec) = data.partitions.get(&partition).and_then(|p| p.accounts.get(&account)) else {
+        return not_found();
+    };
+    let numbers: Vec<Value> = rec
+        .account
+        .telephone_numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            json!({
+                "id": format!("{account}-tn{i}"), "phoneNumber": n, "accountId": account, "partitionId": partition,
+                "referenceType": "END_USER", "functionType": "ELS", "tollFree": false,
+                "operationalStatus": "ACTIVE", "carrierStatus": "ACTIVE",
+            })
+        })
+        .collect();
+    Json(numbers).into_response()
 }
 
 async fn create_user(
@@ -405,6 +503,9 @@ async fn create_user(
     );
     user.id = id;
     user.account_id = account;
+    if let Some(tz) = text(&body, "timeZone") {
+        user.time_zone = tz.to_owned();
+    }
     user.extension = text(&body, "extension").map(str::to_owned);
     rec.users.push(user.clone());
     Json(user).into_response()
@@ -474,6 +575,8 @@ async fn create_line(
     }
     let mut line = SimLine::new(&sip_username, line_number, &mac);
     line.id = id;
+    line.account_id = account.clone();
+    line.partition_id = partition.clone();
     line.user_id = user_id;
     if let Some(name) = text(&body, "deviceName") {
         line.device_name = name.to_owned();
