@@ -122,6 +122,7 @@ async fn export(
                 city: "Ahmedabad".into(),
                 postal_code: "380007".into(),
                 vendor_lead_code: format!("CRM-{i}"),
+                phone_code: String::new(),
             })
             .collect();
         pb::ExportLeadsRequest { part: Some(Part::Batch(pb::LeadBatch { leads })), ..Default::default() }

@@ -104,6 +104,7 @@ fn list_pb(l: DialList) -> pb::DialList {
 fn lead_from_pb(l: pb::Lead) -> Lead {
     Lead {
         phone_number: l.phone_number,
+        phone_code: l.phone_code,
         first_name: l.first_name,
         last_name: l.last_name,
         email: l.email,

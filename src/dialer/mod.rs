@@ -5,6 +5,8 @@
 //! - [`validate`]: the dialer document's field rules, checked before any vendor call;
 //! - [`export`]: the lead-export pipeline (bounded, streaming, resumable by request_id);
 //! - [`store`]: its PostgreSQL tables;
+//! - [`vicidial_family`]: what the VICIdial family's vendors share on the wire (answer lines,
+//!   secret scrubbing, the characters they strip);
 //! - [`elision`]: the first vendor;
 //! - [`area`]: the area's key and its providers' list.
 //!
@@ -18,6 +20,7 @@ pub mod grpc;
 pub mod provider;
 pub mod store;
 pub mod validate;
+pub mod vicidial_family;
 
 pub use area::{DialerArea, TRIGGERS};
 

@@ -60,6 +60,8 @@ pub struct DialList {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Lead {
     pub phone_number: String,
+    /// The country code to dial the number with, 1-4 digits; empty: the dialer's default, 1.
+    pub phone_code: String,
     pub first_name: String,
     pub last_name: String,
     pub email: String,
@@ -94,6 +96,9 @@ pub struct ExportShape {
     pub max_leads_per_call: usize,
     /// Bytes of leads per call, at most, as [`DialerProvider::lead_wire_size`] counts them.
     pub max_bytes_per_call: usize,
+    /// Whether the vendor takes a lead's `phone_code`; if not, only the default (1) is possible
+    /// and a lead asking for another is refused rather than dialled wrongly.
+    pub takes_phone_code: bool,
 }
 
 /// A dialer vendor. One implementation per vendor folder; the registry builds it from a

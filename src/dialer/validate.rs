@@ -4,7 +4,10 @@
 //! Lengths count characters, as the dialer does. Control characters are refused everywhere:
 //! the dialer answers in single text lines, which a newline in a value would break.
 
-use super::provider::{Agent, DialList, Lead};
+use super::{
+    provider::{Agent, DialList, Lead},
+    vicidial_family::fields::{login_chars_problem, secret_login_chars_problem},
+};
 use crate::ops::{ApiError, Violations};
 
 /// Phone numbers: digits once everything else is removed.
@@ -48,11 +51,38 @@ pub fn well_formed_email(email: &str) -> bool {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
+/// A login-like field (user, password, phone login, group): `min..=max` characters, and only
+/// those the dialer keeps (it silently drops the others, so `p@ss!` would become `pss`).
+fn login_text(v: &mut Violations, field: &str, value: &str, range: (usize, usize)) {
+    login_rule(v, field, value, range, login_chars_problem);
+}
+
+/// [`login_text`] for a password: its characters are never named.
+fn login_secret(v: &mut Violations, field: &str, value: &str, range: (usize, usize)) {
+    login_rule(v, field, value, range, secret_login_chars_problem);
+}
+
+fn login_rule(
+    v: &mut Violations,
+    field: &str,
+    value: &str,
+    range: (usize, usize),
+    problem: fn(&str) -> Option<String>,
+) {
+    let before = v.len();
+    text(v, field, value, range);
+    if v.len() == before
+        && let Some(problem) = problem(value)
+    {
+        v.add(field, problem);
+    }
+}
+
 /// The rules of the optional agent fields, shared by create and update.
 fn agent_fields(v: &mut Violations, a: &Agent) {
     use secrecy::ExposeSecret;
     if let Some(p) = &a.password {
-        text(v, "agent.password", p.expose_secret(), (1, 20));
+        login_secret(v, "agent.password", p.expose_secret(), (1, 20));
     }
     if let Some(level) = a.level
         && !(1..=9).contains(&level)
@@ -63,13 +93,13 @@ fn agent_fields(v: &mut Violations, a: &Agent) {
         text(v, "agent.full_name", name, (1, 50));
     }
     if let Some(group) = &a.group {
-        text(v, "agent.group", group, (1, 20));
+        login_text(v, "agent.group", group, (1, 20));
     }
     if let Some(login) = &a.phone_login {
-        text(v, "agent.phone_login", login, (1, 20));
+        login_text(v, "agent.phone_login", login, (1, 20));
     }
     if let Some(p) = &a.phone_password {
-        text(v, "agent.phone_password", p.expose_secret(), (1, 20));
+        login_secret(v, "agent.phone_password", p.expose_secret(), (1, 20));
     }
     if let Some(vm) = &a.voicemail_id {
         digits(v, "agent.voicemail_id", vm, (1, 10));
@@ -87,7 +117,7 @@ fn agent_fields(v: &mut Violations, a: &Agent) {
 /// CreateAgent: user, password, level, full name and group are required.
 pub fn new_agent(a: &Agent) -> Result<(), ApiError> {
     let mut v = Violations::new();
-    text(&mut v, "agent.user", &a.user, (2, 20));
+    login_text(&mut v, "agent.user", &a.user, (2, 20));
     for (field, missing) in [
         ("agent.password", a.password.is_none()),
         ("agent.level", a.level.is_none()),
@@ -104,7 +134,7 @@ pub fn new_agent(a: &Agent) -> Result<(), ApiError> {
 /// UpdateAgent: user is required, and at least one field to change.
 pub fn agent_update(a: &Agent) -> Result<(), ApiError> {
     let mut v = Violations::new();
-    text(&mut v, "agent.user", &a.user, (2, 20));
+    login_text(&mut v, "agent.user", &a.user, (2, 20));
     let changes = a.password.is_some()
         || a.level.is_some()
         || a.full_name.is_some()
@@ -153,18 +183,49 @@ pub fn normalize_phone(phone: &str) -> Result<String, String> {
     Ok(d)
 }
 
+/// The lengths the family's lead columns hold (`vicidial_list`); a longer value would be cut
+/// without a word, so it is refused instead.
+pub const LEAD_FIELD_LIMITS: [(&str, usize); 6] =
+    [("first_name", 30), ("last_name", 30), ("email", 70), ("city", 50), ("postal_code", 10), ("vendor_lead_code", 20)];
+
 /// A lead ready for the dialer (phone normalised), or its phone's digits and why it is refused.
-pub fn lead(mut lead: Lead) -> Result<Lead, (String, String)> {
-    match normalize_phone(&lead.phone_number) {
-        Ok(d) => {
-            lead.phone_number = d;
-            Ok(lead)
-        }
+/// `takes_phone_code`: whether the vendor takes a lead's country code at all.
+pub fn lead(mut lead: Lead, takes_phone_code: bool) -> Result<Lead, (String, String)> {
+    let digits = match normalize_phone(&lead.phone_number) {
+        Ok(d) => d,
         Err(e) => {
             lead.phone_number.retain(|c| c.is_ascii_digit());
-            Err((lead.phone_number, e))
+            return Err((lead.phone_number, e));
+        }
+    };
+    let values =
+        [&lead.first_name, &lead.last_name, &lead.email, &lead.city, &lead.postal_code, &lead.vendor_lead_code];
+    for ((field, max), value) in LEAD_FIELD_LIMITS.iter().zip(values) {
+        let n = chars(value);
+        if n > *max {
+            return Err((
+                digits,
+                format!("{field} must be at most {max} characters (has {n}): the dialer would cut it"),
+            ));
+        }
+        if has_control(value) {
+            return Err((digits, format!("{field} must not contain control characters")));
         }
     }
+    let code = lead.phone_code.as_str();
+    if !code.is_empty() && !(code.len() <= 4 && code.bytes().all(|b| b.is_ascii_digit())) {
+        return Err((digits, "phone_code must be 1-4 digits (a country code, e.g. 1 or 44)".to_owned()));
+    }
+    if !takes_phone_code && !matches!(code, "" | "1") {
+        return Err((
+            digits,
+            format!(
+                "phone_code {code} cannot be sent: this dialer's lead export takes no country code and dials with 1"
+            ),
+        ));
+    }
+    lead.phone_number = digits;
+    Ok(lead)
 }
 
 #[cfg(test)]
@@ -238,6 +299,31 @@ mod tests {
     }
 
     #[test]
+    fn login_like_fields_refuse_every_character_the_dialer_would_strip() {
+        type Sets = fn(&mut Agent, &str);
+        let fields: [(&str, Sets); 5] = [
+            ("agent.user", |a, v| a.user = v.into()),
+            ("agent.password", |a, v| a.password = Some(v.to_owned().into())),
+            ("agent.phone_login", |a, v| a.phone_login = Some(v.into())),
+            ("agent.phone_password", |a, v| a.phone_password = Some(v.to_owned().into())),
+            ("agent.group", |a, v| a.group = Some(v.into())),
+        ];
+        // One value per class of stripped character: punctuation, blank, non-ASCII letter, symbol.
+        for (field, set) in fields {
+            for value in ["p@ss!", "two words", "crème", "a+b", "x.y", "q'uote"] {
+                let mut a = valid_agent();
+                set(&mut a, value);
+                let err = new_agent(&a).unwrap_err();
+                assert_eq!(err.fields(), [field], "{field} = {value:?}");
+                assert!(format!("{err:?}").contains("silently drops"), "{field} = {value:?}: {err:?}");
+            }
+            let mut a = valid_agent();
+            set(&mut a, "Ok_value-9");
+            assert!(new_agent(&a).is_ok(), "{field}: letters, digits, - and _ pass");
+        }
+    }
+
+    #[test]
     fn lengths_count_characters_not_bytes() {
         let mut a = valid_agent();
         a.full_name = Some("é".repeat(50));
@@ -288,8 +374,42 @@ mod tests {
         assert_eq!(normalize_phone("123456").unwrap(), "123456");
         assert!(normalize_phone("12345").unwrap_err().contains("has 5"));
         assert!(normalize_phone(&"9".repeat(17)).is_err());
-        let (digits, why) = lead(Lead { phone_number: "12-34".into(), ..Lead::default() }).unwrap_err();
+        let (digits, why) = lead(Lead { phone_number: "12-34".into(), ..Lead::default() }, true).unwrap_err();
         assert_eq!(digits, "1234");
         assert!(why.contains("6-16 digits"));
+    }
+
+    #[test]
+    fn lead_fields_at_their_column_width_pass_and_one_more_is_refused() {
+        type Sets = fn(&mut Lead, String);
+        let fields: [(&str, usize, Sets); 6] = [
+            ("first_name", 30, |l, v| l.first_name = v),
+            ("last_name", 30, |l, v| l.last_name = v),
+            ("email", 70, |l, v| l.email = v),
+            ("city", 50, |l, v| l.city = v),
+            ("postal_code", 10, |l, v| l.postal_code = v),
+            ("vendor_lead_code", 20, |l, v| l.vendor_lead_code = v),
+        ];
+        for (field, max, set) in fields {
+            let mut at = Lead { phone_number: "5550100".into(), ..Lead::default() };
+            set(&mut at, "é".repeat(max));
+            assert!(lead(at.clone(), true).is_ok(), "{field} of {max}");
+            set(&mut at, "é".repeat(max + 1));
+            let (_, why) = lead(at, true).unwrap_err();
+            assert!(why.starts_with(&format!("{field} must be at most {max} characters")), "{why}");
+        }
+    }
+
+    #[test]
+    fn a_phone_code_is_1_to_4_digits_and_only_1_where_the_vendor_takes_none() {
+        let with = |code: &str| Lead { phone_number: "5550100".into(), phone_code: code.into(), ..Lead::default() };
+        for ok in ["", "1", "44", "1234"] {
+            assert!(lead(with(ok), true).is_ok(), "{ok}");
+        }
+        for bad in ["12345", "+44", "4a"] {
+            assert!(lead(with(bad), true).unwrap_err().1.contains("1-4 digits"), "{bad}");
+        }
+        assert!(lead(with("1"), false).is_ok());
+        assert!(lead(with("44"), false).unwrap_err().1.contains("takes no country code"));
     }
 }

@@ -214,6 +214,11 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// How many violations so far (a rule that adds to an earlier one can tell whether it did).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// `Ok(())` when nothing was recorded, else one `INVALID_ARGUMENT` with them all.
     pub fn into_result(self) -> Result<(), ApiError> {
         if self.0.is_empty() { Ok(()) } else { Err(ApiError::invalid_fields(self.0)) }

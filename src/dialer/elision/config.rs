@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::client::ElisionClient;
 use crate::{
-    dialer::provider::DialerProvider,
+    dialer::{provider::DialerProvider, vicidial_family::fields::secret_login_chars_problem},
     registry::{
         BuildDeps,
         provider::{BuildTrigger, ValidateCtx, simulator_allowed},
@@ -41,7 +41,8 @@ pub struct ElisionConfig {
     /// The dialer API user's login. It needs user level 8 or higher (and above the levels of the
     /// agents it creates), and the "modify users", "modify lists" and "modify leads" permissions.
     pub username: SecretRef,
-    /// The dialer API user's password.
+    /// The dialer API user's password. Letters, digits, `-` and `_` only: the dialer silently
+    /// drops any other character before comparing, so such a password could never log in.
     pub password: SecretRef,
 }
 
@@ -101,8 +102,9 @@ pub fn validate(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn Buil
     if !(2..=20).contains(&source_len) || cfg.source.chars().any(char::is_control) {
         ctx.problem("source", format!("must be 2-20 printable characters (has {source_len})"));
     }
-    let username = ctx.secret("username", &cfg.username);
-    let password = ctx.secret("password", &cfg.password);
+    // The dialer strips any other character before comparing: such a login can never succeed.
+    let username = ctx.secret_checked("username", &cfg.username, |v| secret_login_chars_problem(v).map_or(Ok(()), Err));
+    let password = ctx.secret_checked("password", &cfg.password, |v| secret_login_chars_problem(v).map_or(Ok(()), Err));
     if ctx.problem_count() > before {
         return None;
     }
@@ -230,6 +232,23 @@ mod tests {
         );
         let e = check("    provider: elision\n    api_url: simulator\n    source: crm\n    password: x\n").unwrap_err();
         assert!(e.iter().any(|l| l.contains("missing field `username`")), "{e:#?}");
+    }
+
+    #[test]
+    fn an_api_login_with_characters_the_dialer_strips_is_refused_without_quoting_it() {
+        for (key, line) in [
+            ("username", "    username: \"api user\"\n    password: x\n"),
+            ("password", "    username: api\n    password: \"p@ss!\"\n"),
+        ] {
+            let e =
+                check(&format!("    provider: elision\n    api_url: simulator\n    source: crm\n{line}")).unwrap_err();
+            assert!(
+                e.iter()
+                    .any(|l| l.contains(&format!("triggers.dialer.{key}: may hold only letters A-Z and a-z, digits"))),
+                "{key}: {e:#?}"
+            );
+            assert!(!e.iter().any(|l| l.contains("p@ss") || l.contains("api user")), "never quoted: {e:#?}");
+        }
     }
 
     #[test]

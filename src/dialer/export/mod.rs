@@ -442,7 +442,7 @@ impl Export<'_> {
 
     /// patchbay's own checks of a lead: normalised and sized, or refused.
     fn check(&self, idx: i32, lead: Lead) -> (Item, usize) {
-        match validate::lead(lead) {
+        match validate::lead(lead, self.provider.export_shape().takes_phone_code) {
             Err((phone, error)) => (Item::Reject { idx, phone, error }, 0),
             Ok(lead) => match self.provider.lead_wire_size(&lead) {
                 Some(size) => (Item::Send { idx, lead }, size),

@@ -1,7 +1,7 @@
 use super::*;
 
 fn shape() -> ExportShape {
-    ExportShape { concurrency: 2, max_leads_per_call: 3, max_bytes_per_call: 100 }
+    ExportShape { concurrency: 2, max_leads_per_call: 3, max_bytes_per_call: 100, takes_phone_code: false }
 }
 
 fn send(idx: i32) -> Item {

@@ -459,6 +459,8 @@ impl DialerProvider for ElisionClient {
             concurrency: EXPORT_CONCURRENCY,
             max_leads_per_call: wire::MAX_LEADS_PER_CALL,
             max_bytes_per_call: wire::MAX_BODY_BYTES - wire::PARAMS_ALLOWANCE,
+            // Elision's add_multi_lead documents no phone_code (the seed's lead has none).
+            takes_phone_code: false,
         }
     }
 

@@ -97,13 +97,31 @@ impl SimState {
             return Answer::Text(format!("ERROR: {function} YOU MUST USE ALL REQUIRED FIELDS - {user}|source"));
         }
         match function {
-            wire::ADD_USER => Answer::Text(self.add_user(&api, &get)),
-            wire::UPDATE_USER => Answer::Text(self.update_user(&api, &get)),
+            wire::ADD_USER => {
+                let line = self.add_user(&api, &get);
+                Answer::Text(self.admin_error_form(line))
+            }
+            wire::UPDATE_USER => {
+                let line = self.update_user(&api, &get);
+                Answer::Text(self.admin_error_form(line))
+            }
             wire::ADD_LIST => Answer::Json(self.add_list(&api, &get)),
             wire::ACTIVE_LISTS => Answer::Json(self.active_lists()),
             wire::ADD_MULTI_LEAD => Answer::Json(self.add_multi_lead(&api, leads.unwrap_or(Err(())))),
             "" => Answer::Text(format!("ERROR: NO FUNCTION SPECIFIED - {user}|")),
             other => Answer::Text(format!("ERROR: {other} FUNCTION NOT FOUND - {user}|{other}")),
+        }
+    }
+
+    /// An admin error line in the form this dialer writes: the seed's ` - `, or stock VICIdial's
+    /// `: |` (see [`super::ElisionSim::use_stock_error_lines`]).
+    fn admin_error_form(&self, line: String) -> String {
+        match line.strip_prefix("ERROR: ") {
+            Some(rest) if self.stock_error_lines => match rest.split_once(" - ") {
+                Some((reason, data)) => format!("ERROR: {reason}: |{data}"),
+                None => line,
+            },
+            _ => line,
         }
     }
 

@@ -116,6 +116,8 @@ struct SimState {
     lists: BTreeMap<String, SimList>,
     leads: Vec<SimLead>,
     next_lead_id: u64,
+    /// Admin errors in stock VICIdial's `: |` form rather than the seed's ` - `.
+    stock_error_lines: bool,
 }
 
 #[derive(Clone)]
@@ -181,6 +183,12 @@ impl ElisionSim {
         if let Some(u) = self.shared.state().users.get_mut(user) {
             u.permissions = permissions;
         }
+    }
+
+    /// Answers admin errors (add_user, update_user) as stock VICIdial's source writes them,
+    /// `ERROR: add_user USER ALREADY EXISTS: |api|1000`, instead of the Elision seed's ` - `.
+    pub fn use_stock_error_lines(&self, on: bool) {
+        self.shared.state().stock_error_lines = on;
     }
 
     pub fn set_level(&self, user: &str, level: u8) {
