@@ -213,7 +213,8 @@ pub fn lead(mut lead: Lead, takes_phone_code: bool) -> Result<Lead, (String, Str
         }
     }
     let code = lead.phone_code.as_str();
-    if !code.is_empty() && !(code.len() <= 4 && code.bytes().all(|b| b.is_ascii_digit())) {
+    let well_formed = code.len() <= 4 && code.bytes().all(|b| b.is_ascii_digit());
+    if !well_formed {
         return Err((digits, "phone_code must be 1-4 digits (a country code, e.g. 1 or 44)".to_owned()));
     }
     if !takes_phone_code && !matches!(code, "" | "1") {
