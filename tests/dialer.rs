@@ -245,10 +245,52 @@ async fn create_agent_classifies_the_dialers_message_never_the_callers_values_it
     sim(&app).add_agent("permission1", 1, "AGENTS");
     let status = c.create_agent(agent("permission1")).await.unwrap_err();
     assert_eq!((status.code(), reason(&status)), (Code::AlreadyExists, "AGENT_ALREADY_EXISTS".into()));
-    // A group holding VICIdial's lockout word: the group is missing, the login is fine.
-    let status = c.create_agent(pb::Agent { group: "x|LOCK|y".into(), ..agent("1000") }).await.unwrap_err();
+    // A group named like VICIdial's lockout result, echoed in the login line's `: |` form: the
+    // group is missing, the login is fine.
+    sim(&app).use_stock_error_lines(true);
+    let status = c.create_agent(pb::Agent { group: "LOCK".into(), ..agent("1000") }).await.unwrap_err();
     assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "USER_GROUP_NOT_FOUND".into()));
-    assert_eq!(metadata(&status, "vendor_message"), "ERROR: add_user USER GROUP DOES NOT EXIST - api|x|LOCK|y");
+    assert_eq!(metadata(&status, "vendor_message"), "ERROR: add_user USER GROUP DOES NOT EXIST: |api|LOCK");
+}
+
+#[tokio::test]
+async fn admin_errors_in_stock_vicidials_form_answer_the_same_codes_as_the_seeds_form() {
+    let app = TestApp::builder().demo().spawn().await;
+    let dialer = sim(&app);
+    dialer.add_agent("2000", 1, "AGENTS");
+    let mut c = Crm::demo(&app);
+    for stock in [false, true] {
+        dialer.use_stock_error_lines(stock);
+        let form = if stock { ": |" } else { " - " };
+        let exists = c.create_agent(agent("2000")).await.unwrap_err();
+        let missing = c.update_agent(pb::Agent { user: "7777".into(), full_name: "X".into(), ..Default::default() });
+        let missing = missing.await.unwrap_err();
+        let no_group = c.create_agent(pb::Agent { group: "NOSUCHGROUP".into(), ..agent("1001") }).await.unwrap_err();
+        let got: Vec<(Code, String)> = [&exists, &missing, &no_group].iter().map(|s| (s.code(), reason(s))).collect();
+        assert_eq!(
+            got,
+            [
+                (Code::AlreadyExists, "AGENT_ALREADY_EXISTS".to_owned()),
+                (Code::NotFound, "AGENT_NOT_FOUND".to_owned()),
+                (Code::FailedPrecondition, "USER_GROUP_NOT_FOUND".to_owned()),
+            ],
+            "separator {form:?}"
+        );
+        assert!(metadata(&exists, "vendor_message").contains(&format!("USER ALREADY EXISTS{form}")), "{form:?}");
+    }
+}
+
+#[tokio::test]
+async fn agent_values_the_dialer_would_strip_are_refused_before_it_is_called() {
+    let app = TestApp::builder().demo().spawn().await;
+    let mut c = Crm::demo(&app);
+    let status = c.create_agent(pb::Agent { password: "p@ss!".into(), ..agent("1000") }).await.unwrap_err();
+    assert_eq!((status.code(), bad_fields(&status)), (Code::InvalidArgument, vec!["agent.password".to_owned()]));
+    assert!(!format!("{status:?}").contains("p@ss"), "the password is never echoed");
+    let status = c.create_agent(agent("o'brien")).await.unwrap_err();
+    assert_eq!(bad_fields(&status), ["agent.user"]);
+    assert!(status.get_error_details().bad_request().unwrap().field_violations[0].description.contains("`\\'`"));
+    assert!(sim(&app).user("obrien").is_none(), "nothing reached the dialer");
 }
 
 #[tokio::test]
@@ -326,22 +368,22 @@ async fn an_api_url_that_is_not_the_api_script_is_vendor_misconfigured_naming_th
 }
 
 #[tokio::test]
-async fn a_dialer_answer_echoing_the_api_password_json_escaped_never_reaches_the_caller() {
+async fn a_dialer_answer_echoing_the_api_password_in_its_json_never_reaches_the_caller() {
     use axum::{Router, routing::any};
-    // PHP's json_encode writes `"` as \" and `/` as \/, which an exact-text scrubber misses.
+    // Elision's add_list errors echo the API user's password, in the message and in the data.
+    // (Escaped echoes of passwords with `"` or `/` are scrubbed too, see vicidial_family::scrub;
+    // such a password cannot reach a dialer any more: validate refuses it.)
     let router = Router::new().route(
         "/api.php",
-        any(|| async { r#"{"success":"no","message":"bad pass pa\"ss\/w0rd","data":{"password":"pa\"ss\/w0rd"}}"# }),
+        any(|| async { r#"{"success":"no","message":"bad pass pa_ss-w0rd","data":{"password":"pa_ss-w0rd"}}"# }),
     );
     let dialer = patchbay::sim::SimServer::start(router, ([127, 0, 0, 1], 0).into()).unwrap();
-    let app = TestApp::builder()
-        .file("acme.yaml", acme_on(&format!("{}/api.php", dialer.url()), "pa\"ss/w0rd"))
-        .spawn()
-        .await;
+    let app =
+        TestApp::builder().file("acme.yaml", acme_on(&format!("{}/api.php", dialer.url()), "pa_ss-w0rd")).spawn().await;
     let status = Crm::acme(&app).create_list(dial_list("5001", "Spring promo", "TESTCAMP")).await.unwrap_err();
     assert_eq!(status.code(), Code::Unknown);
     let shown = format!("{} {:?}", status.message(), status.get_error_details());
-    for form in ["pa\"ss", "pa\\\"ss", "ss/w0rd", "ss\\/w0rd", "w0rd"] {
+    for form in ["pa_ss", "ss-w0rd", "w0rd"] {
         assert!(!shown.contains(form), "{form} in {shown}");
     }
 }
@@ -720,6 +762,28 @@ async fn export_mixing_good_and_bad_leads_reports_each_by_its_index() {
     assert!(!r[5].lead_id.is_empty());
     assert_eq!(sim(&app).lead_count("20042018"), 8);
     assert_eq!(sim(&app).calls().get("add_multi_lead"), 1, "the good leads go in one batch");
+}
+
+#[tokio::test]
+async fn export_refuses_leads_the_dialer_would_cut_or_dial_with_the_wrong_country_code() {
+    let app = TestApp::builder().demo().spawn().await;
+    let mut all = leads(0..6);
+    all[0].first_name = "f".repeat(30); // at the column's width: sent
+    all[1].first_name = "f".repeat(31);
+    all[2].vendor_lead_code = "v".repeat(21);
+    all[3].email = format!("{}@example.com", "e".repeat(60)); // 72 characters
+    all[4].phone_code = "44".into(); // Elision's add_multi_lead takes no country code
+    all[5].phone_code = "1".into();
+    let resp = demo_export(&app, "", existing("20042018"), all).await.unwrap();
+    assert_eq!((resp.accepted, resp.rejected), (2, 4));
+    let errors: Vec<&str> = resp.results.iter().map(|r| r.error.as_str()).collect();
+    assert_eq!(errors[0], "");
+    assert!(errors[1].starts_with("first_name must be at most 30 characters (has 31)"), "{}", errors[1]);
+    assert!(errors[2].starts_with("vendor_lead_code must be at most 20"), "{}", errors[2]);
+    assert!(errors[3].starts_with("email must be at most 70 characters (has 72)"), "{}", errors[3]);
+    assert!(errors[4].contains("takes no country code"), "{}", errors[4]);
+    assert_eq!(errors[5], "");
+    assert_eq!(sim(&app).lead_count("20042018"), 2);
 }
 
 #[tokio::test]

@@ -6,11 +6,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::dialer::provider::LeadOutcome;
+use crate::dialer::vicidial_family::answer;
 pub use crate::dialer::vicidial_family::{
     answer::{Line, LoginResult, Prefix, Subject, classify, classify_line, login_result},
     scrub::Scrubber,
 };
-use crate::dialer::{provider::LeadOutcome, vicidial_family::answer};
 
 /// ErrorInfo domain of what the dialer decided.
 pub const DOMAIN: &str = "elision.com";
