@@ -187,6 +187,7 @@ impl App {
             db: database.pool.clone(),
             http,
             metrics,
+            instance: database.instance(),
             admin_tokens: settings.admin_tokens.clone().into(),
             shutdown,
         };

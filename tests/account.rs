@@ -24,7 +24,7 @@ use patchbay::{
             sim::{SimAccount, SimLine, SimUser, demo},
         },
         provider::DesiredStatus,
-        store::{self, Finish},
+        store::{self, Finish, Lease},
     },
     proto::v1::{self as pb},
     sim::{Fault, FaultRule},
@@ -793,16 +793,37 @@ async fn a_status_change_pending_when_the_server_stops_is_delivered_after_the_re
 }
 
 #[tokio::test]
+async fn a_delivery_lease_held_by_a_process_that_died_is_free_at_once_and_a_live_ones_is_not() {
+    use sqlx::Connection;
+    let url = common::fresh_database().await;
+    let db = Database::open(&DatabaseConfig::Url(url.clone()), 4).await.unwrap().pool;
+    let lease = |owner| Lease { length: Duration::from_secs(150), owner };
+    // A live process (it holds its instance lock) has the delivery of one customer...
+    let live: i64 = 0x11fe;
+    let mut live_conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(live).execute(&mut live_conn).await.unwrap();
+    store::record_desired(&db, TENANT, "630000001", DesiredStatus::Disabled, lease(live)).await.unwrap().unwrap();
+    // ... and a process that died (nobody holds its lock) had another's.
+    store::record_desired(&db, TENANT, "630000002", DesiredStatus::Disabled, lease(0xdead)).await.unwrap().unwrap();
+    assert!(store::claim_one(&db, TENANT, "630000001", lease(7)).await.unwrap().is_none(), "a live lease holds");
+    let taken = store::claim_one(&db, TENANT, "630000002", lease(live)).await.unwrap();
+    assert!(taken.is_some(), "a dead one is free at once");
+    let due = store::claim_due(&db, 10, lease(8)).await.unwrap();
+    assert!(due.is_empty(), "both are held by a live process now: {due:?}");
+    drop(live_conn);
+}
+
+#[tokio::test]
 async fn a_delivery_whose_lease_ran_out_can_neither_finish_nor_release_the_next_holders_claim() {
     // A database of its own, with no worker claiming rows behind the test's back.
     let db = Database::open(&DatabaseConfig::Url(common::fresh_database().await), 4).await.unwrap().pool;
     let number = "620000001";
-    let stale = store::record_desired(&db, TENANT, number, DesiredStatus::Disabled, Duration::from_millis(1))
-        .await
-        .unwrap()
-        .expect("claimed");
+    let short = Lease { length: Duration::from_millis(1), owner: 1 };
+    let stale =
+        store::record_desired(&db, TENANT, number, DesiredStatus::Disabled, short).await.unwrap().expect("claimed");
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let current = store::claim_one(&db, TENANT, number, Duration::from_secs(60)).await.unwrap().expect("free again");
+    let minute = Lease { length: Duration::from_secs(60), owner: 1 };
+    let current = store::claim_one(&db, TENANT, number, minute).await.unwrap().expect("free again");
     assert_ne!(stale.token, current.token);
 
     // The stale holder finishes late (its PATCH landed long after its lease ran out).

@@ -24,7 +24,7 @@ use super::provider::DELIVERY_BUDGET;
 use super::{
     area::AccountArea,
     provider::{AccountProvider, DesiredStatus, ProviderError},
-    store::{self, Claimed, Finish},
+    store::{self, Claimed, Finish, Lease},
 };
 use crate::{ops::retry::Backoff, platform::AppState};
 
@@ -72,9 +72,11 @@ pub async fn desire(
     tenant: &str,
     number: &str,
     desired: DesiredStatus,
+    owner: i64,
 ) -> Result<Delivery, DeliveryError> {
-    match store::record_desired(db, tenant, number, desired, LEASE).await? {
-        Some(claimed) => deliver_from(db, provider, claimed).await,
+    let lease = Lease { length: LEASE, owner };
+    match store::record_desired(db, tenant, number, desired, lease).await? {
+        Some(claimed) => deliver_from(db, provider, claimed, lease).await,
         None => Ok(Delivery::Pending),
     }
 }
@@ -85,6 +87,7 @@ async fn deliver_from(
     db: &PgPool,
     provider: &dyn AccountProvider,
     mut claimed: Claimed,
+    lease: Lease,
 ) -> Result<Delivery, DeliveryError> {
     loop {
         let sent = tokio::time::timeout(DELIVERY_BUDGET, provider.set_status(&claimed.account_number, claimed.desired));
@@ -98,7 +101,7 @@ async fn deliver_from(
                     return Ok(Delivery::Applied(claimed.desired));
                 }
                 // A newer desire arrived while this one was on its way: deliver it now.
-                Finish::Newer => match store::claim_one(db, &claimed.tenant, &claimed.account_number, LEASE).await? {
+                Finish::Newer => match store::claim_one(db, &claimed.tenant, &claimed.account_number, lease).await? {
                     Some(next) => {
                         claimed = next;
                         continue;
@@ -180,7 +183,8 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
                 _ = state.shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let claimed = match store::claim_due(&state.db, BATCH, LEASE).await {
+            let claimed = match store::claim_due(&state.db, BATCH, Lease { length: LEASE, owner: state.instance }).await
+            {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "status follow-up: claiming due deliveries failed");
@@ -222,7 +226,7 @@ async fn deliver_claimed(state: &AppState, claimed: Claimed) {
         return;
     };
     let provider: Arc<dyn AccountProvider> = trigger.provider;
-    match deliver_from(&state.db, provider.as_ref(), claimed).await {
+    match deliver_from(&state.db, provider.as_ref(), claimed, Lease { length: LEASE, owner: state.instance }).await {
         Ok(_) | Err(DeliveryError::Refused(_)) => {}
         Err(DeliveryError::Store(e)) => tracing::warn!(error = %e, "status follow-up: the status store failed"),
     }

@@ -220,31 +220,30 @@ pub async fn record_desired(
     tenant: &str,
     number: &str,
     desired: DesiredStatus,
-    lease: Duration,
+    lease: Lease,
 ) -> Result<Option<Claimed>, sqlx::Error> {
     let token = Uuid::new_v4();
-    let (generation, attempts, claimed): (i64, i32, bool) = sqlx::query_as(
+    let free = lease_free("account_status_intents", "$6");
+    let (generation, attempts, claimed): (i64, i32, bool) = sqlx::query_as(&format!(
         "INSERT INTO account_status_intents
-                (tenant, account_number, desired, generation, state, attempts, lease_until, lease_token, desired_at)
-         VALUES ($1, $2, $3, 1, 'pending', 1, now() + make_interval(secs => $4), $5, now())
+                (tenant, account_number, desired, generation, state, attempts, lease_until, lease_token, lease_owner,
+                 desired_at)
+         VALUES ($1, $2, $3, 1, 'pending', 1, now() + make_interval(secs => $4), $5, $6, now())
          ON CONFLICT (tenant, account_number) DO UPDATE
             SET desired = EXCLUDED.desired, generation = account_status_intents.generation + 1,
                 state = 'pending', next_attempt_at = now(), last_error = '', updated_at = now(), desired_at = now(),
-                attempts = CASE WHEN account_status_intents.lease_until IS NULL
-                                  OR account_status_intents.lease_until < now() THEN 1 ELSE 0 END,
-                lease_token = CASE WHEN account_status_intents.lease_until IS NULL
-                                     OR account_status_intents.lease_until < now()
-                                   THEN EXCLUDED.lease_token ELSE account_status_intents.lease_token END,
-                lease_until = CASE WHEN account_status_intents.lease_until IS NULL
-                                     OR account_status_intents.lease_until < now()
-                                   THEN EXCLUDED.lease_until ELSE account_status_intents.lease_until END
-         RETURNING generation, attempts, lease_token IS NOT DISTINCT FROM $5",
-    )
+                attempts = CASE WHEN {free} THEN 1 ELSE 0 END,
+                lease_token = CASE WHEN {free} THEN EXCLUDED.lease_token ELSE account_status_intents.lease_token END,
+                lease_owner = CASE WHEN {free} THEN EXCLUDED.lease_owner ELSE account_status_intents.lease_owner END,
+                lease_until = CASE WHEN {free} THEN EXCLUDED.lease_until ELSE account_status_intents.lease_until END
+         RETURNING generation, attempts, lease_token IS NOT DISTINCT FROM $5"
+    ))
     .bind(tenant)
     .bind(number)
     .bind(desired.as_str())
-    .bind(lease.as_secs_f64())
+    .bind(lease.length.as_secs_f64())
     .bind(token)
+    .bind(lease.owner)
     .fetch_one(pool)
     .await?;
     Ok(claimed.then(|| Claimed {
@@ -258,24 +257,43 @@ pub async fn record_desired(
     }))
 }
 
+/// A delivery's lease: how long it holds, and the claiming process's instance key
+/// (`store::instance`), so that the lease of a process that died is free at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    pub length: Duration,
+    pub owner: i64,
+}
+
+/// SQL: `table`'s row has no live lease: none, one that ran out, or one whose owner (another
+/// process than `owner_param`'s) is gone.
+fn lease_free(table: &str, owner_param: &str) -> String {
+    format!(
+        "({table}.lease_until IS NULL OR {table}.lease_until < now()
+          OR ({table}.lease_owner IS NOT NULL AND {table}.lease_owner <> {owner_param}
+              AND NOT patchbay_instance_alive({table}.lease_owner)))"
+    )
+}
+
 /// Claims one customer's pending status for delivery now, unless someone else holds its lease.
 pub async fn claim_one(
     pool: &PgPool,
     tenant: &str,
     number: &str,
-    lease: Duration,
+    lease: Lease,
 ) -> Result<Option<Claimed>, sqlx::Error> {
     let row: Option<ClaimRow> = sqlx::query_as(&format!(
         "UPDATE account_status_intents
             SET lease_until = now() + make_interval(secs => $3), lease_token = gen_random_uuid(),
-                attempts = attempts + 1
-          WHERE tenant = $1 AND account_number = $2 AND state = 'pending'
-            AND (lease_until IS NULL OR lease_until < now())
-         RETURNING {CLAIM_RETURNING}"
+                lease_owner = $4, attempts = attempts + 1
+          WHERE tenant = $1 AND account_number = $2 AND state = 'pending' AND {}
+         RETURNING {CLAIM_RETURNING}",
+        lease_free("account_status_intents", "$4")
     ))
     .bind(tenant)
     .bind(number)
-    .bind(lease.as_secs_f64())
+    .bind(lease.length.as_secs_f64())
+    .bind(lease.owner)
     .fetch_optional(pool)
     .await?;
     Ok(row.and_then(claimed))
@@ -283,23 +301,25 @@ pub async fn claim_one(
 
 /// Claims up to `limit` pending statuses that are due, skipping rows another replica is
 /// claiming at this moment (FOR UPDATE SKIP LOCKED) or holds the lease of.
-pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<Claimed>, sqlx::Error> {
+pub async fn claim_due(pool: &PgPool, limit: i64, lease: Lease) -> Result<Vec<Claimed>, sqlx::Error> {
     let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
         "UPDATE account_status_intents AS i
             SET lease_until = now() + make_interval(secs => $2), lease_token = gen_random_uuid(),
-                attempts = i.attempts + 1
+                lease_owner = $3, attempts = i.attempts + 1
            FROM (SELECT tenant, account_number FROM account_status_intents
                   WHERE state = 'pending' AND next_attempt_at <= now()
-                    AND (lease_until IS NULL OR lease_until < now())
+                    AND {}
                   ORDER BY next_attempt_at
                   LIMIT $1
                   FOR UPDATE SKIP LOCKED) AS due
           WHERE i.tenant = due.tenant AND i.account_number = due.account_number
          RETURNING {}",
+        lease_free("account_status_intents", "$3"),
         CLAIM_RETURNING.replace("tenant, account_number,", "i.tenant, i.account_number,")
     ))
     .bind(limit)
-    .bind(lease.as_secs_f64())
+    .bind(lease.length.as_secs_f64())
+    .bind(lease.owner)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().filter_map(claimed).collect())

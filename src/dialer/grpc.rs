@@ -194,7 +194,7 @@ impl DialerGrpc {
                 None => Ok(Vec::new()),
             }
         });
-        let req = ExportRequest { tenant: call.tenant.id.clone(), request_id, target };
+        let req = ExportRequest { tenant: call.tenant.id.clone(), request_id, target, instance: self.state.instance };
         // Its own task: if the caller goes away mid-export, the batches already read are still
         // sent and recorded, and a repeat of the export finds them.
         tokio::spawn(export::run(self.state.db.clone(), provider, req, leads).in_current_span())

@@ -53,6 +53,9 @@ pub enum Outcome {
     Unknown,
     /// Not taken by the dialer: a repeated export sends it again.
     Failed,
+    /// Recorded just before its batch goes to the dialer, replaced by the answer. Found later
+    /// (the process died mid-call), it means sent without an answer: never sent again.
+    Sending,
 }
 
 impl Outcome {
@@ -62,6 +65,7 @@ impl Outcome {
             Self::Rejected => "rejected",
             Self::Unknown => "unknown",
             Self::Failed => "failed",
+            Self::Sending => "sending",
         }
     }
 
@@ -70,6 +74,7 @@ impl Outcome {
             "accepted" => Self::Accepted,
             "rejected" => Self::Rejected,
             "unknown" => Self::Unknown,
+            "sending" => Self::Sending,
             _ => Self::Failed,
         }
     }
@@ -97,8 +102,9 @@ pub async fn begin(
     key: ExportKey<'_>,
     target_digest: &[u8],
     list_id: &str,
+    owner: i64,
 ) -> Result<Begin, sqlx::Error> {
-    match idempotency::claim_leased(pool, key.idempotency(), target_digest, LEASE).await? {
+    match idempotency::claim_leased(pool, key.idempotency(), target_digest, LEASE, owner).await? {
         Claim::InProgress => return Ok(Begin::InProgress),
         Claim::Mismatch => return Ok(Begin::Mismatch),
         // An export never completes its key (a repeat must be able to resend failed leads), so
@@ -176,7 +182,7 @@ pub async fn recorded(
 }
 
 /// Records outcomes in one statement. A settled outcome is never overwritten; a `failed` one is
-/// replaced by the outcome of its retry.
+/// replaced by the outcome of its retry, a `sending` one by its batch's answer.
 pub async fn record(pool: &PgPool, key: ExportKey<'_>, rows: &[LeadRow]) -> Result<(), sqlx::Error> {
     let mut idx = Vec::with_capacity(rows.len());
     let mut phone = Vec::with_capacity(rows.len());
@@ -195,7 +201,7 @@ pub async fn record(pool: &PgPool, key: ExportKey<'_>, rows: &[LeadRow]) -> Resu
          SELECT $1, $2, * FROM UNNEST($3::int4[], $4::text[], $5::text[], $6::text[], $7::text[])
          ON CONFLICT (tenant, request_id, idx) DO UPDATE
             SET phone = EXCLUDED.phone, outcome = EXCLUDED.outcome, lead_id = EXCLUDED.lead_id, error = EXCLUDED.error
-          WHERE dialer_export_leads.outcome = 'failed'",
+          WHERE dialer_export_leads.outcome IN ('failed', 'sending')",
     )
     .bind(key.tenant)
     .bind(key.request_id)

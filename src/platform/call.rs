@@ -233,7 +233,7 @@ impl TenantCall {
         }
         let key = Key { tenant: &self.tenant.id, method: &self.method, request_id };
         let db = |e: sqlx::Error| ApiError::internal("idempotency store", &e);
-        match idempotency::claim(&state.db, key, hash).await.map_err(db)? {
+        match idempotency::claim(&state.db, key, hash, state.instance).await.map_err(db)? {
             Claim::Owned => {}
             Claim::Done(bytes) => {
                 let resp = Resp::decode(bytes.as_slice()).map_err(|e| ApiError::internal("stored response", &e))?;

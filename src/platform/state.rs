@@ -18,6 +18,8 @@ pub struct AppState {
     /// The one pooled HTTP client of the process.
     pub http: reqwest::Client,
     pub metrics: Metrics,
+    /// This process's instance key (`store::instance`): the owner of its leases.
+    pub instance: i64,
     pub admin_tokens: Arc<[TokenHash]>,
     /// Cancelled when the server shuts down: background workers and streams stop on it.
     pub shutdown: CancellationToken,

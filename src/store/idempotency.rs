@@ -3,8 +3,9 @@
 //! refused. Keys are kept 24 hours.
 //!
 //! The first call claims the key (`in_progress`) before doing anything, so two retries racing
-//! each other cannot both run. A claim has a lease: if the process dies mid-call, the key can be
-//! taken over once the lease runs out. A failed call releases its key, so the caller may retry
+//! each other cannot both run. A claim has a lease and an owner (the claiming process's instance
+//! key): if the process dies mid-call, the key is taken over at once, since the dead owner no
+//! longer holds its instance lock; the lease covers the rest (an owner of an older version). A failed call releases its key, so the caller may retry
 //! after fixing the cause.
 //!
 //! A long job keyed by request_id (the dialer's lead export) uses the same key as a lease only:
@@ -42,8 +43,10 @@ pub struct Key<'a> {
 }
 
 /// Claims `key` for a request whose hash is `request_hash`.
-pub async fn claim(pool: &PgPool, key: Key<'_>, request_hash: &[u8]) -> Result<Claim, sqlx::Error> {
-    claim_leased(pool, key, request_hash, LEASE).await
+/// `owner` is the claiming process's instance key ([`super::instance`]): a claim whose owner is
+/// gone is taken over at once, whatever its lease says.
+pub async fn claim(pool: &PgPool, key: Key<'_>, request_hash: &[u8], owner: i64) -> Result<Claim, sqlx::Error> {
+    claim_leased(pool, key, request_hash, LEASE, owner).await
 }
 
 /// [`claim`] with a lease of its own length (a job that renews it holds it for less).
@@ -52,11 +55,12 @@ pub async fn claim_leased(
     key: Key<'_>,
     request_hash: &[u8],
     lease: Duration,
+    owner: i64,
 ) -> Result<Claim, sqlx::Error> {
     // A key released between our insert and our read is claimed again; twice in a row is
     // a caller hammering one id, which may wait for its retry like any in-progress call.
     for _ in 0..2 {
-        if let Some(claim) = try_claim(pool, key, request_hash, lease).await? {
+        if let Some(claim) = try_claim(pool, key, request_hash, lease, owner).await? {
             return Ok(claim);
         }
     }
@@ -68,20 +72,24 @@ async fn try_claim(
     key: Key<'_>,
     request_hash: &[u8],
     lease: Duration,
+    owner: i64,
 ) -> Result<Option<Claim>, sqlx::Error> {
     // Insert, or take over a row that expired or whose lease ran out; otherwise read it.
     let taken: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO idempotency_keys (tenant, method, request_id, request_hash, state, lease_until, expires_at)
-         VALUES ($1, $2, $3, $4, 'in_progress', now() + make_interval(secs => $5), now() + make_interval(secs => $6))
+        "INSERT INTO idempotency_keys (tenant, method, request_id, request_hash, state, lease_until, expires_at, owner)
+         VALUES ($1, $2, $3, $4, 'in_progress', now() + make_interval(secs => $5), now() + make_interval(secs => $6), $7)
          ON CONFLICT (tenant, method, request_id) DO UPDATE
             SET request_hash = EXCLUDED.request_hash, state = 'in_progress', response = NULL,
-                lease_until = EXCLUDED.lease_until, expires_at = EXCLUDED.expires_at,
+                lease_until = EXCLUDED.lease_until, expires_at = EXCLUDED.expires_at, owner = EXCLUDED.owner,
                 -- An expired key starts a new life (a domain store drops what it kept from before).
                 created_at = CASE WHEN idempotency_keys.expires_at < now() THEN now()
                                   ELSE idempotency_keys.created_at END
           WHERE idempotency_keys.expires_at < now()
-             OR (idempotency_keys.state = 'in_progress' AND idempotency_keys.lease_until < now()
-                 AND idempotency_keys.request_hash = EXCLUDED.request_hash)
+             OR (idempotency_keys.state = 'in_progress' AND idempotency_keys.request_hash = EXCLUDED.request_hash
+                 AND (idempotency_keys.lease_until < now()
+                      -- Its owner died (or lost its database): nobody is running it.
+                      OR (idempotency_keys.owner IS NOT NULL AND idempotency_keys.owner <> EXCLUDED.owner
+                          AND NOT patchbay_instance_alive(idempotency_keys.owner))))
          RETURNING true",
     )
     .bind(key.tenant)
@@ -90,6 +98,7 @@ async fn try_claim(
     .bind(request_hash)
     .bind(lease.as_secs_f64())
     .bind(RETENTION.as_secs_f64())
+    .bind(owner)
     .fetch_optional(pool)
     .await?;
     if taken.is_some() {

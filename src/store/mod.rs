@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod embedded;
 pub mod idempotency;
+pub mod instance;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -43,9 +44,10 @@ pub enum DatabaseConfig {
     Embedded(EmbeddedOptions),
 }
 
-/// The pool, and the private cluster behind it if patchbay runs one.
+/// The pool, this process's instance lock, and the private cluster behind it if patchbay runs one.
 pub struct Database {
     pub pool: PgPool,
+    instance: instance::Instance,
     embedded: Option<EmbeddedPostgres>,
 }
 
@@ -67,11 +69,20 @@ impl Database {
         };
         let pool = pool(&url, max_connections).await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, embedded })
+        let instance = instance::Instance::register(&url)
+            .await
+            .map_err(|source| StoreError::Connect { url: redact_url(&url), source })?;
+        Ok(Self { pool, instance, embedded })
     }
 
-    /// Closes the pool, then stops the private cluster (if any) cleanly.
+    /// This process's instance key: the owner recorded with its leases.
+    pub fn instance(&self) -> i64 {
+        self.instance.key
+    }
+
+    /// Closes the pool and the instance lock, then stops the private cluster (if any) cleanly.
     pub async fn close(self) {
+        self.instance.close().await;
         self.pool.close().await;
         if let Some(mut pg) = self.embedded {
             let _ = tokio::task::spawn_blocking(move || pg.stop()).await;

@@ -309,8 +309,15 @@ impl AccountService for AccountGrpc {
             .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, move || async move {
                 let ctx = run_ctx;
                 // Stored first: from here on the change survives a vendor outage or a restart.
-                let delivered =
-                    reconciler::desire(&state.db, ctx.provider.as_ref(), ctx.tenant(), &number, desired).await;
+                let delivered = reconciler::desire(
+                    &state.db,
+                    ctx.provider.as_ref(),
+                    ctx.tenant(),
+                    &number,
+                    desired,
+                    state.instance,
+                )
+                .await;
                 let delivery = match delivered {
                     Ok(Delivery::Applied(applied)) if applied == desired => pb::Delivery::Applied,
                     Ok(_) => pb::Delivery::Pending,

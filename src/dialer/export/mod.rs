@@ -17,7 +17,8 @@
 //!   again, in this run or a repeat: its leads are recorded as `unknown`, each saying so.
 //! - Idempotent by (tenant, request_id): a repeated export sends only the leads that have no
 //!   settled outcome yet (so a finished export sends nothing, and an interrupted one resumes),
-//!   and answers every lead from the records.
+//!   and answers every lead from the records. A batch is recorded as `sending` before it goes, so
+//!   one whose answer was lost with a dead process is outcome unknown on resume, never resent.
 
 use std::{
     sync::{
@@ -95,6 +96,8 @@ pub struct ExportRequest {
     /// Empty: not idempotent (the export still spools its outcomes, under a one-off key).
     pub request_id: String,
     pub target: Target,
+    /// This process's instance key, the owner of the export's lease (`store::instance`).
+    pub instance: i64,
 }
 
 /// One lead's outcome, as answered.
@@ -137,7 +140,7 @@ where
     let key = ExportKey { tenant: &req.tenant, request_id: &export_id };
     let list_id = req.target.list_id().to_owned();
 
-    let resume = match store::begin(&pool, key, &req.target.digest(), &list_id).await.map_err(db)? {
+    let resume = match store::begin(&pool, key, &req.target.digest(), &list_id, req.instance).await.map_err(db)? {
         Begin::InProgress => {
             return Err(ApiError::new(
                 Code::Aborted,
@@ -519,6 +522,10 @@ impl Export<'_> {
                 .collect()
         };
         self.sent.store(true, Ordering::Relaxed);
+        // On record before it goes: should this process die before the answer is recorded, a
+        // resume finds these leads sent and never sends them again (they may be in the list).
+        let sending = settle(Outcome::Sending, "", &self.unknown_error("sent, and the answer was never recorded"));
+        store::record(self.pool, self.key, &sending).await.map_err(db)?;
         loop {
             made += 1;
             match self.provider.add_leads(self.list_id, &leads).await {
