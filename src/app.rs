@@ -64,6 +64,9 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// The database pool's size (`PATCHBAY_DB_MAX_CONNECTIONS`).
     pub max_db_connections: u32,
+    /// TLS on the gRPC and callback listeners (`PATCHBAY_TLS_CERT`, `_KEY`, `_CLIENT_CA`);
+    /// `None`: plaintext, for the local demo.
+    pub tls: Option<crate::ops::tls::TlsFiles>,
 }
 
 impl Settings {
@@ -81,6 +84,7 @@ impl Settings {
             reload_debounce: Duration::from_millis(250),
             public_url: None,
             max_db_connections: 20,
+            tls: None,
         }
     }
 }
@@ -97,6 +101,8 @@ pub enum AppError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] crate::ops::tls::TlsError),
     #[error("{} problem(s) in {}; fix them or start with --serve-valid-tenants-only", .0.len(), .1.display())]
     InvalidTenants(Vec<Diagnostic>, PathBuf),
     #[error("cannot watch {dir} for changes: {source}")]
@@ -128,6 +134,8 @@ const FAREWELL_GRACE: Duration = Duration::from_secs(2);
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        // Certificates first: a bad file stops the start before anything listens.
+        let tls = settings.tls.clone().map(crate::ops::tls::Tls::load).transpose()?;
         let grpc = bind("gRPC", settings.grpc_addr).await?;
         let http_listener = bind("HTTP", settings.http_addr).await?;
         let ops = bind("ops", settings.ops_addr).await?;
@@ -188,6 +196,7 @@ impl App {
             http,
             metrics,
             instance: database.instance(),
+            tls,
             admin_tokens: settings.admin_tokens.clone().into(),
             shutdown,
         };
@@ -218,12 +227,18 @@ impl App {
     /// Serves until SIGINT or SIGTERM; SIGHUP reloads every tenant file.
     pub async fn run_until_stopped(self) -> Result<(), AppError> {
         let registry = self.state.registry.clone();
+        let tls = self.state.tls.clone();
         let hup = tokio::spawn(async move {
             let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
             while hup.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading every tenant file");
                 let registry = registry.clone();
                 let _ = tokio::task::spawn_blocking(move || registry.reload_all()).await;
+                if let Some(tls) = &tls
+                    && let Err(e) = tls.reload()
+                {
+                    tracing::error!(error = %e, "SIGHUP: the TLS files could not be used; the certificate in service stays");
+                }
             }
         });
         let result = self.run_until(shutdown_signal()).await;

@@ -25,7 +25,7 @@ struct Cli {
 enum Command {
     /// Runs the gRPC server, the public HTTP listener (vendor callbacks) and the operations
     /// listener (/healthz, /readyz, /metrics).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Checks tenant files and prints every problem as file:line:col: key.path: message.
     /// Exits 1 on any problem.
     Validate {
@@ -99,13 +99,23 @@ struct ServeArgs {
     /// server's max_connections).
     #[arg(long, env = "PATCHBAY_DB_MAX_CONNECTIONS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     db_max_connections: u32,
+    /// TLS certificate chain (PEM, leaf first) for the gRPC and callback listeners; with
+    /// --tls-key. Unset: plaintext (the local demo). Re-read on SIGHUP and ReloadConfig.
+    #[arg(long, env = "PATCHBAY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "PATCHBAY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require gRPC callers to present a client certificate signed by this CA (PEM): mTLS.
+    #[arg(long, env = "PATCHBAY_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Validate { dir, skip_secrets } => validate(&dir, skip_secrets),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&app::tenant_file_schema()).expect("a schema is JSON"));
@@ -130,6 +140,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     settings.public_url = args.public_url;
     settings.reload_debounce = Duration::from_millis(args.reload_debounce_ms);
     settings.max_db_connections = args.db_max_connections;
+    settings.tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(patchbay::ops::tls::TlsFiles { cert, key, client_ca: args.tls_client_ca }),
+        _ => None,
+    };
 
     let runtime = tokio::runtime::Runtime::new().expect("starting the Tokio runtime");
     let result = runtime.block_on(async {

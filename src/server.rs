@@ -11,8 +11,10 @@ use std::{
 };
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use futures::StreamExt;
 use prost::Message;
 use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{
     codegen::http,
     transport::{Server, server::TcpIncoming},
@@ -21,7 +23,10 @@ use tower::{Layer, Service};
 use tracing::Instrument;
 
 use crate::{
-    ops::error::code_name,
+    ops::{
+        error::code_name,
+        tls::{HttpsListener, Listener},
+    },
     platform::{AppState, AreaSpec, GrpcServices, call::RpcMethod, periodic},
     proto,
 };
@@ -48,13 +53,17 @@ pub async fn serve_grpc(
         .add_service(reflection(&names).build_v1().expect("the embedded descriptor sets are valid"))
         .add_service(reflection(&names).build_v1alpha().expect("the embedded descriptor sets are valid"));
     let known = Arc::new(known_methods(&names));
-    Server::builder()
-        .layer(MetricsLayer { state: state.clone(), known })
-        .add_routes(routes.routes())
+    let tls = state.tls.clone();
+    let server = Server::builder().layer(MetricsLayer { state, known }).add_routes(routes.routes());
+    match tls {
+        Some(tls) => {
+            let incoming = ReceiverStream::new(tls.incoming(listener, Listener::Grpc)).map(Ok::<_, std::io::Error>);
+            server.serve_with_incoming_shutdown(incoming, stop).await
+        }
         // TCP_NODELAY on every accepted connection: without it small answers wait ~40 ms for the
         // peer's delayed ACK (Nagle); `Server::tcp_nodelay` only applies to listeners tonic binds.
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop)
-        .await
+        None => server.serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop).await,
+    }
 }
 
 /// Reflection for the served services only, not every service the proto files declare.
@@ -85,7 +94,10 @@ pub async fn serve_http(
     for area in areas {
         router = router.merge((area.routes)(&state));
     }
-    axum::serve(listener, router).with_graceful_shutdown(stop).await
+    match &state.tls {
+        Some(tls) => axum::serve(HttpsListener::new(tls, listener)?, router).with_graceful_shutdown(stop).await,
+        None => axum::serve(listener, router).with_graceful_shutdown(stop).await,
+    }
 }
 
 /// Serves the operations listener: `/healthz` (the process is up), `/readyz` (it can serve: the

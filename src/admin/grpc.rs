@@ -76,7 +76,19 @@ impl RegistryService for RegistryGrpc {
         let report = tokio::task::spawn_blocking(move || registry.reload_all())
             .await
             .map_err(|e| ApiError::internal("reloading tenant files", &e))?;
-        Ok(Response::new(report_pb(report)))
+        let mut answer = report_pb(report);
+        // The listeners' certificates are re-read too; a bad file keeps the one in service.
+        if let Some(tls) = &self.state.tls
+            && let Err(e) = tls.reload()
+        {
+            tracing::error!(error = %e, "ReloadConfig: the TLS files could not be used; the certificate in service stays");
+            answer.diagnostics.push(pb::Diagnostic {
+                file: e.path,
+                message: format!("TLS: {}", e.why),
+                ..Default::default()
+            });
+        }
+        Ok(Response::new(answer))
     }
 
     async fn list_audit_events(

@@ -20,6 +20,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// This process's instance key (`store::instance`): the owner of its leases.
     pub instance: i64,
+    /// The public listeners' TLS, when configured (re-read on SIGHUP and ReloadConfig).
+    pub tls: Option<Arc<crate::ops::tls::Tls>>,
     pub admin_tokens: Arc<[TokenHash]>,
     /// Cancelled when the server shuts down: background workers and streams stop on it.
     pub shutdown: CancellationToken,

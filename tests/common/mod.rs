@@ -98,6 +98,7 @@ pub struct TestAppBuilder {
     database_url: Option<String>,
     providers_dir: Option<tempfile::TempDir>,
     serve_valid_tenants_only: bool,
+    tls: Option<patchbay::ops::tls::TlsFiles>,
 }
 
 impl Default for TestAppBuilder {
@@ -108,7 +109,7 @@ impl Default for TestAppBuilder {
 
 impl TestAppBuilder {
     pub fn new() -> Self {
-        Self { files: Vec::new(), database_url: None, providers_dir: None, serve_valid_tenants_only: false }
+        Self { files: Vec::new(), database_url: None, providers_dir: None, serve_valid_tenants_only: false, tls: None }
     }
 
     /// Adds `providers.d/<name>` with `text`.
@@ -131,6 +132,12 @@ impl TestAppBuilder {
     /// Reuse a providers directory (to restart a server on the same files).
     pub fn providers_dir(mut self, dir: tempfile::TempDir) -> Self {
         self.providers_dir = Some(dir);
+        self
+    }
+
+    /// Serves gRPC and the callbacks over TLS (the test's `channel` is then unusable: plaintext).
+    pub fn tls(mut self, files: patchbay::ops::tls::TlsFiles) -> Self {
+        self.tls = Some(files);
         self
     }
 
@@ -164,6 +171,7 @@ impl TestAppBuilder {
         settings.serve_valid_tenants_only = self.serve_valid_tenants_only;
         settings.reload_debounce = Duration::from_millis(50);
         settings.max_db_connections = 10;
+        settings.tls = self.tls.take();
         let app = App::build(settings).await?;
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
