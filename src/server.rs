@@ -7,7 +7,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
@@ -48,6 +48,7 @@ pub async fn serve_grpc(
     for name in &names {
         health_reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
     }
+    tokio::spawn(follow_the_database(state.db.clone(), health_reporter, names.clone(), state.shutdown.clone()));
     routes
         .add_service(health)
         .add_service(reflection(&names).build_v1().expect("the embedded descriptor sets are valid"))
@@ -63,6 +64,47 @@ pub async fn serve_grpc(
         // TCP_NODELAY on every accepted connection: without it small answers wait ~40 ms for the
         // peer's delayed ACK (Nagle); `Server::tcp_nodelay` only applies to listeners tonic binds.
         None => server.serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop).await,
+    }
+}
+
+/// How often gRPC health asks the database, and how long it waits for an answer: together they
+/// bound how late health reports an outage (1.5 s).
+const HEALTH_PROBE_EVERY: Duration = Duration::from_millis(500);
+const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// gRPC health tells the truth about the database every service needs: NOT_SERVING (every
+/// service, and the server as a whole) soon after it becomes unreachable, SERVING once it answers
+/// again, without a restart.
+async fn follow_the_database(
+    db: sqlx::PgPool,
+    reporter: tonic_health::server::HealthReporter,
+    names: Vec<&'static str>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut serving = true;
+    let mut tick = tokio::time::interval(HEALTH_PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let probe = sqlx::query("SELECT 1").execute(&db);
+        let up = matches!(tokio::time::timeout(HEALTH_PROBE_TIMEOUT, probe).await, Ok(Ok(_)));
+        if up == serving {
+            continue;
+        }
+        serving = up;
+        let status = if up { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+        if up {
+            tracing::info!("the database answers again: gRPC health SERVING");
+        } else {
+            tracing::error!("the database is unreachable: gRPC health NOT_SERVING");
+        }
+        reporter.set_service_status("", status).await;
+        for name in &names {
+            reporter.set_service_status(*name, status).await;
+        }
     }
 }
 

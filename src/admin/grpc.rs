@@ -107,7 +107,7 @@ impl RegistryService for RegistryGrpc {
         // One extra row tells whether another page follows.
         let mut rows = audit::page(&self.state.db, tenant, before, size + 1)
             .await
-            .map_err(|e| ApiError::internal("reading the audit trail", &e))?;
+            .map_err(|e| ApiError::database("reading the audit trail", &e))?;
         let more = rows.len() as i64 > size;
         rows.truncate(size as usize);
         let next_page_token = match (more, rows.last()) {

@@ -120,6 +120,30 @@ impl ApiError {
     }
 
     /// `INTERNAL`: the cause is logged with an error id; the caller gets only the id.
+    /// A database failure: `UNAVAILABLE` with RetryInfo when PostgreSQL cannot be reached (no
+    /// connection within the pool's short acquire timeout, a connection lost, the server shutting
+    /// down), since a retry once it is back succeeds; anything else is `INTERNAL`.
+    pub fn database(context: &str, cause: &sqlx::Error) -> Self {
+        let unreachable = match cause {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+            // SQLSTATE class 08 (connection exception), 57P01-57P03 (shutdown, cannot connect now).
+            sqlx::Error::Database(e) => {
+                e.code().is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03"))
+            }
+            _ => false,
+        };
+        if unreachable {
+            tracing::warn!(context, error = %cause, "the database is unreachable");
+            return Self::new(
+                Code::Unavailable,
+                "DATABASE_UNAVAILABLE",
+                format!("patchbay's database cannot be reached ({context}); retry once it is back"),
+            )
+            .with_retry_after(Duration::from_secs(2));
+        }
+        Self::internal(context, cause)
+    }
+
     pub fn internal(context: &str, cause: &dyn fmt::Display) -> Self {
         let error_id = uuid::Uuid::new_v4().simple().to_string();
         tracing::error!(error_id = %error_id, context, error = %cause, "internal error");

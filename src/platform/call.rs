@@ -232,7 +232,7 @@ impl TenantCall {
             return run().await.map(|r| (r, false));
         }
         let key = Key { tenant: &self.tenant.id, method: &self.method, request_id };
-        let db = |e: sqlx::Error| ApiError::internal("idempotency store", &e);
+        let db = |e: sqlx::Error| ApiError::database("idempotency store", &e);
         match idempotency::claim(&state.db, key, hash, state.instance).await.map_err(db)? {
             Claim::Owned => {}
             Claim::Done(bytes) => {
@@ -282,6 +282,12 @@ impl TenantCall {
         outcome: Result<bool, &ApiError>,
         started: Instant,
     ) {
+        // The database is what failed: the row could not be written either, and waiting for the
+        // pool again would only delay the caller's UNAVAILABLE.
+        if matches!(outcome, Err(e) if e.reason == "DATABASE_UNAVAILABLE") {
+            tracing::warn!(method = %self.method, "no audit row: the database is unreachable");
+            return;
+        }
         let (outcome, reason) = match outcome {
             Ok(false) => ("OK".to_owned(), String::new()),
             Ok(true) => ("OK".to_owned(), "IDEMPOTENT_REPLAY".to_owned()),

@@ -83,6 +83,16 @@ const SUPERUSER: &str = "patchbay";
 impl EmbeddedPostgres {
     /// Starts the cluster, running initdb first if the data directory is new.
     pub fn start(opts: &EmbeddedOptions) -> Result<Self, EmbeddedError> {
+        Self::start_on(opts, None)
+    }
+
+    /// Starts the cluster on `port` (one attempt): a cluster stopped and started again where its
+    /// clients expect it (the tests of a database outage do this).
+    pub fn start_on_port(opts: &EmbeddedOptions, port: u16) -> Result<Self, EmbeddedError> {
+        Self::start_on(opts, Some(port))
+    }
+
+    fn start_on(opts: &EmbeddedOptions, fixed_port: Option<u16>) -> Result<Self, EmbeddedError> {
         let bin = find_bindir().ok_or(EmbeddedError::NoBinaries)?;
         let run_as = if unsafe { libc::geteuid() } == 0 { Some(postgres_user()?) } else { None };
         fs::create_dir_all(&opts.data_dir).map_err(io_err(format!("creating {}", opts.data_dir.display())))?;
@@ -109,6 +119,9 @@ impl EmbeddedPostgres {
 
         let log_path = data_dir.join("postgres.log");
         // The port is chosen free and handed over; another process may take it in between, so retry.
+        if let Some(port) = fixed_port {
+            return launch(&bin, &data_dir, &log_path, port, run_as.as_ref(), opts);
+        }
         let mut last_error = None;
         for _ in 0..3 {
             let port = free_port().map_err(io_err("finding a free port"))?;

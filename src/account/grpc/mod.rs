@@ -100,7 +100,7 @@ impl Ctx {
 }
 
 fn db(context: &'static str) -> impl Fn(sqlx::Error) -> ApiError {
-    move |e| ApiError::internal(context, &e)
+    move |e| ApiError::database(context, &e)
 }
 
 /// Attempts of a sync that finds its vendor read older than the table (a sync or a delete that
@@ -118,7 +118,7 @@ fn lock_error(e: sqlx::Error) -> ApiError {
         )
         .with_retry_after(Duration::from_secs(1));
     }
-    ApiError::internal("locking the SIP table", &e)
+    ApiError::database("locking the SIP table", &e)
 }
 
 impl AccountGrpc {
@@ -322,7 +322,7 @@ impl AccountService for AccountGrpc {
                     Ok(Delivery::Applied(applied)) if applied == desired => pb::Delivery::Applied,
                     Ok(_) => pb::Delivery::Pending,
                     Err(DeliveryError::Refused(e)) => return Err(e.into()),
-                    Err(DeliveryError::Store(e)) => return Err(ApiError::internal("storing a desired status", &e)),
+                    Err(DeliveryError::Store(e)) => return Err(ApiError::database("storing a desired status", &e)),
                 };
                 Ok(pb::SetCustomerStatusResponse {
                     desired: state_pb(desired.state()).into(),

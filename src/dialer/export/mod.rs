@@ -186,7 +186,7 @@ where
 }
 
 fn db(e: sqlx::Error) -> ApiError {
-    ApiError::internal("dialer export store", &e)
+    ApiError::database("dialer export store", &e)
 }
 
 /// Why the list could not be made ready.

@@ -52,7 +52,7 @@ impl ProvisioningGrpc {
 }
 
 fn db_error(e: sqlx::Error) -> ApiError {
-    ApiError::internal("provisioning store", &e)
+    ApiError::database("provisioning store", &e)
 }
 
 // ---- errors ----
