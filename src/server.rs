@@ -2,12 +2,12 @@
 //! area's gRPC services, HTTP routes and background workers. Each area's own code stays in its folder.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     future::Future,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
@@ -25,6 +25,7 @@ use tracing::Instrument;
 use crate::{
     ops::{
         error::code_name,
+        metrics::{GrpcMethod, Snapshot},
         tls::{HttpsListener, Listener},
     },
     platform::{AppState, AreaSpec, GrpcServices, call::RpcMethod, periodic},
@@ -181,52 +182,76 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let tenants = state.registry.tenant_count() as f64;
-    let failures = state.registry.reload_failures() as f64;
-    let body = state.metrics.render(&[
-        ("patchbay_tenants", "Tenants served.", tenants),
-        ("patchbay_registry_reload_failures", "Reloads that found a problem in a tenant file, since start.", failures),
-    ]);
-    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    let idle = state.db.num_idle() as u64;
+    let now = Snapshot {
+        tenants: state.registry.tenant_count() as u64,
+        reloads: state.registry.reloads(),
+        reload_failures: state.registry.reload_failures(),
+        db_in_use: u64::from(state.db.size()).saturating_sub(idle),
+        db_idle: idle,
+    };
+    let body = state.metrics.render(now);
+    // prometheus-client writes the OpenMetrics text format (Prometheus scrapes it natively).
+    ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
 }
 
-/// The full names of the methods this server answers (`patchbay.v1.AccountService/CreateAccount`),
-/// from the served services' descriptors, health and reflection included. Metrics and logs name
-/// a call by these only: any other path a caller sends is `unknown`, so no request can add a
-/// series (or an unparseable label) to /metrics, or write its own text into a log line.
-fn known_methods(served: &[&'static str]) -> HashSet<String> {
-    let mut known: HashSet<String> = [
-        "grpc.health.v1.Health/Check",
-        "grpc.health.v1.Health/Watch",
-        "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
-    let set = prost_types::FileDescriptorSet::decode(proto::FILE_DESCRIPTOR_SET)
-        .expect("the embedded descriptor set is valid");
-    for file in &set.file {
+/// The methods this server answers, by full name (`patchbay.v1.AccountService/CreateAccount`),
+/// with their metric labels, from the served services' descriptors, health and reflection
+/// included. Metrics and logs name a call by these only: any other path a caller sends is
+/// `unknown`, so no request can add a series (or an unparseable label) to /metrics, or write its
+/// own text into a log line.
+fn known_methods(served: &[&'static str]) -> HashMap<String, GrpcMethod> {
+    let mut sets = vec![
+        prost_types::FileDescriptorSet::decode(proto::FILE_DESCRIPTOR_SET)
+            .expect("the embedded descriptor set is valid"),
+        prost_types::FileDescriptorSet::decode(tonic_health::pb::FILE_DESCRIPTOR_SET).expect("health's descriptor set"),
+    ];
+    sets.extend(
+        [tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET, tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET]
+            .map(|set| prost_types::FileDescriptorSet::decode(set).expect("reflection's descriptor set")),
+    );
+    let served: HashSet<&str> = served
+        .iter()
+        .copied()
+        .chain([
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ])
+        .collect();
+    let mut known = HashMap::new();
+    for file in sets.iter().flat_map(|set| &set.file) {
         for service in &file.service {
             let full = format!("{}.{}", file.package(), service.name());
-            if served.contains(&full.as_str()) {
-                known.extend(service.method.iter().map(|m| format!("{full}/{}", m.name())));
+            if !served.contains(full.as_str()) {
+                continue;
+            }
+            for m in &service.method {
+                let grpc_type = match (m.client_streaming(), m.server_streaming()) {
+                    (false, false) => "unary",
+                    (true, false) => "client_stream",
+                    (false, true) => "server_stream",
+                    (true, true) => "bidi_stream",
+                };
+                known.insert(format!("{full}/{}", m.name()), GrpcMethod::new(&full, m.name(), grpc_type));
             }
         }
     }
     known
 }
 
-/// The label of a request path: its method if the server answers it, else `unknown`.
-fn method_label<'a>(known: &'a HashSet<String>, path: &str) -> &'a str {
-    known.get(path.trim_start_matches('/')).map_or("unknown", String::as_str)
+/// A request path's method and labels if the server answers it, else `unknown`.
+fn method_label<'a>(known: &'a HashMap<String, GrpcMethod>, path: &str) -> (&'a str, GrpcMethod) {
+    known
+        .get_key_value(path.trim_start_matches('/'))
+        .map_or(("unknown", GrpcMethod::UNKNOWN), |(k, v)| (k.as_str(), *v))
 }
 
 /// Names every gRPC call's method for its handler, counts it by status code, and logs it.
 #[derive(Clone)]
 struct MetricsLayer {
     state: AppState,
-    known: Arc<HashSet<String>>,
+    known: Arc<HashMap<String, GrpcMethod>>,
 }
 
 impl<S> Layer<S> for MetricsLayer {
@@ -241,7 +266,7 @@ impl<S> Layer<S> for MetricsLayer {
 struct MetricsService<S> {
     inner: S,
     state: AppState,
-    known: Arc<HashSet<String>>,
+    known: Arc<HashMap<String, GrpcMethod>>,
 }
 
 impl<S, B, RB> Service<http::Request<B>> for MetricsService<S>
@@ -258,11 +283,12 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let method = method_label(&self.known, req.uri().path()).to_owned();
+        let (method, labels) = method_label(&self.known, req.uri().path());
+        let method = method.to_owned();
         // Handlers read it back (tonic sets `GrpcMethod` on the client side only).
         req.extensions_mut().insert(RpcMethod(method.clone()));
-        let started = Instant::now();
-        let metrics = self.state.metrics.clone();
+        // Dropped unfinished (the client cancelled, its deadline passed), it counts CANCELLED.
+        let timer = self.state.metrics.grpc_started(labels);
         // Every log line of the call (and of its vendor calls, see `ops::vendor`) names the method.
         let span = tracing::info_span!("grpc", method = %method);
         let fut = self.inner.call(req).instrument(span);
@@ -277,8 +303,8 @@ where
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<i32>().ok())
                     .map_or("OK", |c| code_name(tonic::Code::from_i32(c)));
-                metrics.grpc_call(&method, code, started.elapsed());
-                tracing::debug!(%method, code, elapsed_ms = started.elapsed().as_millis() as u64, "gRPC call");
+                let elapsed = timer.finish(code);
+                tracing::debug!(%method, code, elapsed_ms = elapsed.as_millis() as u64, "gRPC call");
             }
             result
         })
@@ -293,12 +319,19 @@ mod tests {
     fn only_served_methods_are_labels_and_every_other_path_is_unknown() {
         let known = known_methods(&["patchbay.v1.AccountService"]);
         assert_eq!(
-            method_label(&known, "/patchbay.v1.AccountService/GetAccountStatus"),
+            method_label(&known, "/patchbay.v1.AccountService/GetAccountStatus").0,
             "patchbay.v1.AccountService/GetAccountStatus"
         );
-        assert_eq!(method_label(&known, "/grpc.health.v1.Health/Check"), "grpc.health.v1.Health/Check");
+        assert_eq!(method_label(&known, "/grpc.health.v1.Health/Check").0, "grpc.health.v1.Health/Check");
+        let (_, labels) = method_label(&known, "/patchbay.v1.AccountService/GetAccountStatus");
+        assert_eq!(
+            (labels.grpc_service, labels.grpc_method, labels.grpc_type),
+            ("patchbay.v1.AccountService", "GetAccountStatus", "unary")
+        );
+        let (_, watch) = method_label(&known, "/grpc.health.v1.Health/Watch");
+        assert_eq!(watch.grpc_type, "server_stream");
         for path in ["/patchbay.v1.DialerService/CreateAgent", "/bad\"name/x", "/random-7/x", "/", ""] {
-            assert_eq!(method_label(&known, path), "unknown", "{path}");
+            assert_eq!(method_label(&known, path), ("unknown", GrpcMethod::UNKNOWN), "{path}");
         }
     }
 }

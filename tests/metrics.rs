@@ -38,7 +38,7 @@ async fn made_up_method_paths_add_one_unknown_series_and_never_a_label_of_their_
     let after = series(&text);
     assert_eq!(after.len(), before.len(), "no new series:\n{text}");
     assert!(!text.contains("random-") && !text.contains("bad") && !text.contains("NoSuchMethod"), "{text}");
-    let unknown: Vec<&String> = after.iter().filter(|s| s.contains("method=\"unknown\"")).collect();
+    let unknown: Vec<&String> = after.iter().filter(|s| s.contains("grpc_method=\"unknown\"")).collect();
     assert!(!unknown.is_empty(), "made-up calls are counted, as `unknown`:\n{text}");
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         // name{label="value",...} number: every label value is one of the server's own words.

@@ -104,7 +104,9 @@ async fn an_invalid_change_keeps_the_last_good_version_and_reports_the_problem()
     // ... and in the failed-reload counter of /metrics.
     assert!(app.state.registry.reload_failures() > failures_before);
     let metrics = reqwest::get(app.ops_url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("patchbay_registry_reload_failures"), "{metrics}");
+    let failures = metrics.lines().find_map(|l| l.strip_prefix("patchbay_registry_reload_failures_total "));
+    assert!(failures.is_some_and(|n| n.parse::<u64>().unwrap() >= 1), "a counter, at least 1:\n{metrics}");
+    assert!(metrics.contains("# TYPE patchbay_registry_reload_failures counter"), "{metrics}");
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ async fn alianza_elision_and_delacon_calls_are_all_counted_by_provider_operation
         assert!(metrics.contains(series), "{series} in\n{metrics}");
     }
     for provider in ["alianza", "elision", "delacon"] {
-        let timed = format!("patchbay_vendor_request_seconds_total{{provider=\"{provider}\",");
+        let timed = format!("patchbay_vendor_request_duration_seconds_count{{provider=\"{provider}\",");
         assert!(metrics.contains(&timed), "{timed} in\n{metrics}");
     }
     assert!(!metrics.contains("demo-alianza-password") && !metrics.contains("demo-delacon-token"), "{metrics}");

@@ -1,126 +1,268 @@
-//! Process metrics in the Prometheus text format (`GET /metrics` on the HTTP listener).
+//! Process metrics, exposed in the Prometheus text format on the operations listener
+//! (`GET /metrics`), through `prometheus-client`, the Prometheus project's own Rust client: its
+//! encoder escapes every label value and writes the exposition format exactly, and its counters
+//! and histograms are lock-free on the hot path.
 //!
-//! Labelled counters live in one mutex-guarded map, updated once per call. (The operations issue
-//! moves these to a Prometheus crate with histograms; the series stay the same.)
+//! Series are bounded by construction: gRPC labels come only from the methods the server serves
+//! (anything else is `unknown`, see `server.rs`), vendor labels from each provider's fixed
+//! operation names and the HTTP status (or `timeout` / `error`).
+//!
+//! | series | what |
+//! |---|---|
+//! | `grpc_server_started_total{grpc_service,grpc_method,grpc_type}` | calls begun |
+//! | `grpc_server_handled_total{...,grpc_code}` | calls ended, by status code (a call the client cancelled or whose deadline passed counts as `CANCELLED` / `DEADLINE_EXCEEDED`) |
+//! | `grpc_server_handling_seconds{...}` | histogram of call latency |
+//! | `grpc_server_in_flight{...}` | calls under way |
+//! | `patchbay_vendor_requests_total{provider,operation,outcome}` | vendor HTTP calls |
+//! | `patchbay_vendor_request_duration_seconds{provider,operation}` | histogram of their latency |
+//! | `patchbay_tenants`, `patchbay_registry_reloads_total`, `patchbay_registry_reload_failures_total` | the registry |
+//! | `patchbay_db_connections{state}` | the pool: `in_use`, `idle` |
+//! | `patchbay_build_info{version}` | always 1 |
 
 use std::{
-    collections::BTreeMap,
-    fmt::Write as _,
-    sync::{Arc, Mutex},
-    time::Duration,
+    borrow::Cow,
+    collections::HashSet,
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
 };
 
-/// Counters shared by the whole process. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+        info::Info,
+    },
+    registry::Registry,
+};
+
+/// Latency buckets from 0.5 ms to about 16 s (×2): a gateway call, or a vendor's.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// A served method, as its labels.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrpcMethod {
+    pub grpc_service: &'static str,
+    pub grpc_method: &'static str,
+    /// `unary`, `client_stream`, `server_stream` or `bidi_stream`.
+    pub grpc_type: &'static str,
+}
+
+impl GrpcMethod {
+    /// Every path the server does not serve.
+    pub const UNKNOWN: Self = Self { grpc_service: "unknown", grpc_method: "unknown", grpc_type: "unknown" };
+
+    /// A method's labels, interned for the life of the process (the served methods: a bounded set).
+    pub fn new(service: &str, method: &str, grpc_type: &'static str) -> Self {
+        Self { grpc_service: intern(service), grpc_method: intern(method), grpc_type }
+    }
+}
+
+fn intern(s: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
+    match names.get(s) {
+        Some(name) => name,
+        None => {
+            let name: &'static str = Box::leak(s.to_owned().into_boxed_str());
+            names.insert(name);
+            name
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Handled {
+    grpc_service: &'static str,
+    grpc_method: &'static str,
+    grpc_type: &'static str,
+    grpc_code: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VendorOperation {
+    provider: &'static str,
+    operation: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VendorOutcome {
+    provider: &'static str,
+    operation: &'static str,
+    outcome: Cow<'static, str>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolState {
+    state: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+struct Inner {
+    registry: Registry,
+    started: Family<GrpcMethod, Counter>,
+    handled: Family<Handled, Counter>,
+    handling: HistogramFamily<GrpcMethod>,
+    in_flight: Family<GrpcMethod, Gauge>,
+    vendor_requests: Family<VendorOutcome, Counter>,
+    vendor_seconds: HistogramFamily<VendorOperation>,
+    tenants: Gauge,
+    reloads: Counter,
+    reload_failures: Counter,
+    db_connections: Family<PoolState, Gauge>,
+}
+
+/// The process's metrics. Cheap to clone.
+#[derive(Clone)]
 pub struct Metrics {
-    inner: Arc<Mutex<Counters>>,
+    inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    /// method -> code -> (calls, total seconds). Nested, so that counting a call looks its keys up
-    /// by `&str` and allocates only the first time a (method, code) pair is seen.
-    grpc: BTreeMap<String, BTreeMap<String, (u64, f64)>>,
-    /// (provider, operation) -> outcome -> (vendor HTTP calls, total seconds). Every key is a
-    /// provider's fixed name or an HTTP status, so the series are bounded; nested, so that
-    /// counting a call allocates only the first time an outcome is seen.
-    vendor: BTreeMap<VendorKey, BTreeMap<String, (u64, f64)>>,
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
-/// A vendor call's provider and operation (both fixed names).
-type VendorKey = (&'static str, &'static str);
-
-impl Counters {
-    /// ((provider, operation), outcome, counts), sorted.
-    fn vendor_rows(&self) -> impl Iterator<Item = (&VendorKey, &str, &(u64, f64))> {
-        self.vendor.iter().flat_map(|(key, outcomes)| outcomes.iter().map(move |(o, n)| (key, o.as_str(), n)))
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
     }
+}
 
-    /// (method, code, counts), sorted by method then code.
-    fn grpc_rows(&self) -> impl Iterator<Item = (&str, &str, &(u64, f64))> {
-        self.grpc
-            .iter()
-            .flat_map(|(method, codes)| codes.iter().map(move |(code, n)| (method.as_str(), code.as_str(), n)))
-    }
+/// What the registry and the pool say at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    pub tenants: u64,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    pub db_in_use: u64,
+    pub db_idle: u64,
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        Self::default()
+        let mut registry = Registry::default();
+        let started = Family::<GrpcMethod, Counter>::default();
+        let handled = Family::<Handled, Counter>::default();
+        let handling: HistogramFamily<GrpcMethod> = Family::new_with_constructor(latency_histogram);
+        let in_flight = Family::<GrpcMethod, Gauge>::default();
+        let vendor_requests = Family::<VendorOutcome, Counter>::default();
+        let vendor_seconds: HistogramFamily<VendorOperation> = Family::new_with_constructor(latency_histogram);
+        let (tenants, reloads, reload_failures) = (Gauge::default(), Counter::default(), Counter::default());
+        let db_connections = Family::<PoolState, Gauge>::default();
+        registry.register("grpc_server_started", "gRPC calls begun", started.clone());
+        registry.register("grpc_server_handled", "gRPC calls ended, by status code", handled.clone());
+        registry.register("grpc_server_handling_seconds", "gRPC call latency", handling.clone());
+        registry.register("grpc_server_in_flight", "gRPC calls under way", in_flight.clone());
+        registry.register(
+            "patchbay_vendor_requests",
+            "Vendor HTTP calls by provider, operation and outcome (HTTP status, timeout, error)",
+            vendor_requests.clone(),
+        );
+        registry.register(
+            "patchbay_vendor_request_duration_seconds",
+            "Vendor HTTP call latency by provider and operation",
+            vendor_seconds.clone(),
+        );
+        registry.register("patchbay_tenants", "Tenants served", tenants.clone());
+        registry.register("patchbay_registry_reloads", "Tenant-file reloads since start", reloads.clone());
+        registry.register(
+            "patchbay_registry_reload_failures",
+            "Reloads that found a problem in a tenant file, since start",
+            reload_failures.clone(),
+        );
+        registry.register("patchbay_db_connections", "Database pool connections by state", db_connections.clone());
+        registry.register(
+            "patchbay_build",
+            "The running build",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                started,
+                handled,
+                handling,
+                in_flight,
+                vendor_requests,
+                vendor_seconds,
+                tenants,
+                reloads,
+                reload_failures,
+                db_connections,
+            }),
+        }
     }
 
-    /// One finished gRPC call.
-    pub fn grpc_call(&self, method: &str, code: &str, elapsed: Duration) {
-        let mut c = self.lock();
-        let codes = match c.grpc.get_mut(method) {
-            Some(codes) => codes,
-            None => c.grpc.entry(method.to_owned()).or_default(),
-        };
-        let entry = match codes.get_mut(code) {
-            Some(entry) => entry,
-            None => codes.entry(code.to_owned()).or_default(),
-        };
-        entry.0 += 1;
-        entry.1 += elapsed.as_secs_f64();
+    /// A gRPC call begins; the returned guard records how it ends ([`CallTimer::finish`]), or, if
+    /// it is dropped first (the client went away, its deadline passed), as `CANCELLED`.
+    pub fn grpc_started(&self, method: GrpcMethod) -> CallTimer {
+        self.inner.started.get_or_create(&method).inc();
+        self.inner.in_flight.get_or_create(&method).inc();
+        CallTimer { metrics: self.clone(), method, started: Instant::now(), done: false }
+    }
+
+    fn grpc_ended(&self, method: GrpcMethod, code: &'static str, elapsed: Duration) {
+        let GrpcMethod { grpc_service, grpc_method, grpc_type } = method;
+        self.inner.handled.get_or_create(&Handled { grpc_service, grpc_method, grpc_type, grpc_code: code }).inc();
+        self.inner.handling.get_or_create(&method).observe(elapsed.as_secs_f64());
+        self.inner.in_flight.get_or_create(&method).dec();
     }
 
     /// One vendor HTTP call (see `ops::vendor`); `outcome` is the HTTP status or `timeout` / `error`.
     pub fn vendor_call(&self, provider: &'static str, operation: &'static str, outcome: &str, elapsed: Duration) {
-        let mut c = self.lock();
-        let outcomes = c.vendor.entry((provider, operation)).or_default();
-        let entry = match outcomes.get_mut(outcome) {
-            Some(entry) => entry,
-            None => outcomes.entry(outcome.to_owned()).or_default(),
-        };
-        entry.0 += 1;
-        entry.1 += elapsed.as_secs_f64();
+        let outcome = Cow::Owned(outcome.to_owned());
+        self.inner.vendor_requests.get_or_create(&VendorOutcome { provider, operation, outcome }).inc();
+        self.inner
+            .vendor_seconds
+            .get_or_create(&VendorOperation { provider, operation })
+            .observe(elapsed.as_secs_f64());
     }
 
-    /// Calls of `method` that ended with `code` so far.
-    pub fn grpc_count(&self, method: &str, code: &str) -> u64 {
-        self.lock().grpc.get(method).and_then(|codes| codes.get(code)).map_or(0, |e| e.0)
-    }
-
-    /// The text exposition; `gauges` are process-wide values read at scrape time.
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
-        let c = self.lock();
+    /// The text exposition, with `now`'s registry and pool figures.
+    pub fn render(&self, now: Snapshot) -> String {
+        let i = &self.inner;
+        i.tenants.set(i64::try_from(now.tenants).unwrap_or(i64::MAX));
+        // The registry counts; these counters follow its totals (never backwards).
+        i.reloads.inc_by(now.reloads.saturating_sub(i.reloads.get()));
+        i.reload_failures.inc_by(now.reload_failures.saturating_sub(i.reload_failures.get()));
+        i.db_connections.get_or_create(&PoolState { state: "in_use" }).set(now.db_in_use as i64);
+        i.db_connections.get_or_create(&PoolState { state: "idle" }).set(now.db_idle as i64);
         let mut out = String::new();
-        out.push_str("# HELP patchbay_grpc_requests_total gRPC calls by method and status code.\n");
-        out.push_str("# TYPE patchbay_grpc_requests_total counter\n");
-        for (method, code, (n, _)) in c.grpc_rows() {
-            let _ = writeln!(out, "patchbay_grpc_requests_total{{method=\"{method}\",code=\"{code}\"}} {n}");
-        }
-        out.push_str("# HELP patchbay_grpc_request_seconds_total Time spent in gRPC calls by method and code.\n");
-        out.push_str("# TYPE patchbay_grpc_request_seconds_total counter\n");
-        for (method, code, (_, secs)) in c.grpc_rows() {
-            let _ = writeln!(out, "patchbay_grpc_request_seconds_total{{method=\"{method}\",code=\"{code}\"}} {secs}");
-        }
-        out.push_str("# HELP patchbay_vendor_requests_total Vendor HTTP calls by provider, operation and outcome.\n");
-        out.push_str("# TYPE patchbay_vendor_requests_total counter\n");
-        for ((provider, operation), outcome, (n, _)) in c.vendor_rows() {
-            let _ = writeln!(
-                out,
-                "patchbay_vendor_requests_total{{provider=\"{provider}\",operation=\"{operation}\",outcome=\"{outcome}\"}} {n}"
-            );
-        }
-        out.push_str(
-            "# HELP patchbay_vendor_request_seconds_total Time spent in vendor HTTP calls by provider, operation and outcome.\n",
-        );
-        out.push_str("# TYPE patchbay_vendor_request_seconds_total counter\n");
-        for ((provider, operation), outcome, (_, secs)) in c.vendor_rows() {
-            let _ = writeln!(
-                out,
-                "patchbay_vendor_request_seconds_total{{provider=\"{provider}\",operation=\"{operation}\",outcome=\"{outcome}\"}} {secs}"
-            );
-        }
-        for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
-        }
+        encode(&mut out, &i.registry).expect("writing to a String cannot fail");
         out
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+/// A gRPC call under way (see [`Metrics::grpc_started`]).
+pub struct CallTimer {
+    metrics: Metrics,
+    method: GrpcMethod,
+    started: Instant,
+    done: bool,
+}
+
+impl CallTimer {
+    /// The call ended with `code` (`OK`, `NOT_FOUND`, ...).
+    pub fn finish(mut self, code: &'static str) -> Duration {
+        self.done = true;
+        let elapsed = self.started.elapsed();
+        self.metrics.grpc_ended(self.method, code, elapsed);
+        elapsed
+    }
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        if !self.done {
+            self.metrics.grpc_ended(self.method, "CANCELLED", self.started.elapsed());
+        }
     }
 }
 
@@ -128,40 +270,44 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    const LIST: GrpcMethod =
+        GrpcMethod { grpc_service: "patchbay.v1.RegistryService", grpc_method: "ListTenants", grpc_type: "unary" };
+
     #[test]
-    fn renders_labelled_counters_and_gauges() {
+    fn calls_are_counted_when_begun_and_when_ended_with_their_code_and_latency() {
         let m = Metrics::new();
-        m.grpc_call("patchbay.v1.RegistryService/ListTenants", "OK", Duration::from_millis(5));
-        m.grpc_call("patchbay.v1.RegistryService/ListTenants", "OK", Duration::from_millis(5));
+        m.grpc_started(LIST).finish("OK");
+        m.grpc_started(LIST).finish("OK");
+        let in_flight = m.grpc_started(LIST);
         m.vendor_call("alianza", "GET account", "200", Duration::from_millis(3));
-        let text = m.render(&[("patchbay_tenants", "Tenants served.", 3.0)]);
-        assert!(text.contains(
-            "patchbay_grpc_requests_total{method=\"patchbay.v1.RegistryService/ListTenants\",code=\"OK\"} 2"
-        ));
-        assert!(text.contains(
-            "patchbay_vendor_requests_total{provider=\"alianza\",operation=\"GET account\",outcome=\"200\"} 1"
-        ));
-        assert!(text.contains("patchbay_tenants 3"));
-        assert_eq!(m.grpc_count("patchbay.v1.RegistryService/ListTenants", "OK"), 2);
+        let text = m.render(Snapshot { tenants: 3, reloads: 2, reload_failures: 1, db_in_use: 1, db_idle: 4 });
+        let labels = r#"grpc_service="patchbay.v1.RegistryService",grpc_method="ListTenants",grpc_type="unary""#;
+        for line in [
+            format!("grpc_server_started_total{{{labels}}} 3"),
+            format!("grpc_server_handled_total{{{labels},grpc_code=\"OK\"}} 2"),
+            format!("grpc_server_handling_seconds_count{{{labels}}} 2"),
+            format!("grpc_server_in_flight{{{labels}}} 1"),
+            r#"patchbay_vendor_requests_total{provider="alianza",operation="GET account",outcome="200"} 1"#.into(),
+            r#"patchbay_vendor_request_duration_seconds_count{provider="alianza",operation="GET account"} 1"#.into(),
+            "patchbay_tenants 3".into(),
+            "patchbay_registry_reloads_total 2".into(),
+            "patchbay_registry_reload_failures_total 1".into(),
+            r#"patchbay_db_connections{state="idle"} 4"#.into(),
+            format!("patchbay_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION")),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        drop(in_flight);
+        let text = m.render(Snapshot::default());
+        assert!(text.contains(&format!("grpc_server_handled_total{{{labels},grpc_code=\"CANCELLED\"}} 1")), "{text}");
+        assert!(text.contains(&format!("grpc_server_in_flight{{{labels}}} 0")), "{text}");
     }
 
     #[test]
-    fn counters_are_listed_by_method_then_code() {
+    fn reload_counters_follow_the_registrys_totals_and_never_go_back() {
         let m = Metrics::new();
-        for (method, code) in [("b/X", "OK"), ("a/Y", "UNAVAILABLE"), ("a/Y", "INTERNAL"), ("b/X", "OK")] {
-            m.grpc_call(method, code, Duration::from_millis(1));
-        }
-        let text = m.render(&[]);
-        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("patchbay_grpc_requests_total{")).collect();
-        assert_eq!(
-            rows,
-            [
-                "patchbay_grpc_requests_total{method=\"a/Y\",code=\"INTERNAL\"} 1",
-                "patchbay_grpc_requests_total{method=\"a/Y\",code=\"UNAVAILABLE\"} 1",
-                "patchbay_grpc_requests_total{method=\"b/X\",code=\"OK\"} 2",
-            ]
-        );
-        assert_eq!(m.grpc_count("b/X", "OK"), 2);
-        assert_eq!(m.grpc_count("b/X", "INTERNAL"), 0);
+        m.render(Snapshot { reloads: 5, ..Snapshot::default() });
+        let text = m.render(Snapshot { reloads: 3, ..Snapshot::default() });
+        assert!(text.lines().any(|l| l == "patchbay_registry_reloads_total 5"), "{text}");
     }
 }

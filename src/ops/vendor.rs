@@ -153,7 +153,7 @@ mod tests {
         let answer = vendor.exchange("GET account", vendor.client().get(&url), 1024).await.unwrap();
         assert_eq!(answer.status, 201);
         assert_eq!(answer.body.as_deref(), Some(&b"ok"[..]));
-        let text = metrics.render(&[]);
+        let text = metrics.render(Default::default());
         assert!(
             text.contains(
                 "patchbay_vendor_requests_total{provider=\"acmevoice\",operation=\"GET account\",outcome=\"201\"} 1"
@@ -162,7 +162,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "patchbay_vendor_request_seconds_total{provider=\"acmevoice\",operation=\"GET account\",outcome=\"201\"}"
+                "patchbay_vendor_request_duration_seconds_count{provider=\"acmevoice\",operation=\"GET account\"} 1"
             ),
             "{text}"
         );
@@ -179,7 +179,7 @@ mod tests {
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
         let err = vendor.exchange("op", vendor.client().get(format!("http://{closed}/")), 4).await.unwrap_err();
         assert!(err.is_connect(), "{err}");
-        let text = metrics.render(&[]);
+        let text = metrics.render(Default::default());
         assert!(text.contains("operation=\"op\",outcome=\"error\"} 1"), "{text}");
         assert!(text.contains("operation=\"op\",outcome=\"200\"} 1"), "{text}");
     }

@@ -237,6 +237,11 @@ impl Registry {
     }
 
     /// Reloads that found a problem, since start (`/metrics`).
+    /// Reloads (the first load, every reload and file event handled), since start.
+    pub fn reloads(&self) -> u64 {
+        *self.inner.generation.borrow()
+    }
+
     pub fn reload_failures(&self) -> u64 {
         self.inner.reload_failures.load(Ordering::Relaxed)
     }
