@@ -239,9 +239,15 @@ fn hash_token(token: Option<String>) -> ExitCode {
 }
 
 fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::{EnvFilter, fmt};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    use std::io::IsTerminal;
-    // Colours only on a terminal: logs piped to files or journald stay plain text.
-    fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).init();
+    let logs = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match std::env::var("PATCHBAY_LOG_FORMAT").as_deref() {
+        // One JSON object per line, with the current span and its parents (grpc{method}, vendor{..})
+        // as fields: what a log pipeline indexes.
+        Ok("json") => logs.json().with_current_span(true).with_span_list(true).init(),
+        // Colours only on a terminal: logs piped to files or journald stay plain text.
+        _ => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }

@@ -34,6 +34,11 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, providers: &Path) -> Server {
+        Self::start_with(data_dir, providers, &[("RUST_LOG", "info")])
+    }
+
+    /// [`Server::start`] with these environment variables.
+    fn start_with(data_dir: &Path, providers: &Path, env: &[(&str, &str)]) -> Server {
         let (grpc, http, ops) = (
             format!("127.0.0.1:{}", free_port()),
             format!("127.0.0.1:{}", free_port()),
@@ -48,7 +53,7 @@ impl Server {
             .arg(data_dir)
             .env_remove("DATABASE_URL")
             .env("PATCHBAY_ADMIN_TOKENS", admin_hash)
-            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -246,4 +251,31 @@ fn sighup_rereads_secrets_that_the_file_watcher_cannot_see() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(server.terminate().success());
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_naming_each_calls_method_and_code() {
+    let data = data_dir();
+    let providers = demo_providers();
+    let env = [("RUST_LOG", "info,patchbay=debug"), ("PATCHBAY_LOG_FORMAT", "json")];
+    let server = Server::start_with(data.path(), providers.path(), &env);
+    let auth = format!("authorization: Bearer {ADMIN}");
+    let (ok, text) = server.grpcurl(&["-H", &auth], &["patchbay.v1.RegistryService/ListTenants"]);
+    assert!(ok, "{text}");
+    let log = server.log.clone();
+    assert!(server.terminate().success());
+    let lines = log.lock().unwrap().clone();
+    assert!(!lines.is_empty());
+    let records: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let call = records
+        .iter()
+        .find(|r| {
+            r["fields"]["message"] == "gRPC call" && r["fields"]["method"] == "patchbay.v1.RegistryService/ListTenants"
+        })
+        .unwrap_or_else(|| panic!("no line for the ListTenants call in {lines:#?}"));
+    assert_eq!(call["fields"]["code"], "OK");
+    assert_eq!(call["level"], "DEBUG");
 }
