@@ -69,6 +69,7 @@ fn registry(dir: &Path) -> Registry {
         sims: Arc::new(SimHost::new()),
         http_base_url: "http://127.0.0.1:8080".into(),
         farewells: Default::default(),
+        vendor_in_flight: 32,
     };
     Registry::new(dir, patchbay::app::trigger_areas(), build, Arc::new(SystemSecrets))
 }

@@ -10,7 +10,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     account, admin, dialer,
     ops::{auth::TokenHash, metrics::Metrics},
-    platform::{AppState, AreaSpec},
+    platform::{AppState, AreaSpec, Limits},
     provisioning,
     registry::{
         self, AreaEntry, Areas, BuildContext, Diagnostic, Registry, SimHost, provider::DemoSim, secrets::SystemSecrets,
@@ -67,6 +67,11 @@ pub struct Settings {
     /// TLS on the gRPC and callback listeners (`PATCHBAY_TLS_CERT`, `_KEY`, `_CLIENT_CA`);
     /// `None`: plaintext, for the local demo.
     pub tls: Option<crate::ops::tls::TlsFiles>,
+    /// The gRPC edge's limits (`PATCHBAY_MAX_CONCURRENT_CALLS`, `PATCHBAY_DEFAULT_DEADLINE_MS`).
+    pub limits: Limits,
+    /// Vendor HTTP calls one tenant may have in flight at once (`PATCHBAY_TENANT_VENDOR_IN_FLIGHT`):
+    /// one tenant's burst cannot take every connection to the vendors.
+    pub tenant_vendor_in_flight: usize,
 }
 
 impl Settings {
@@ -85,6 +90,8 @@ impl Settings {
             public_url: None,
             max_db_connections: 20,
             tls: None,
+            limits: Limits::default(),
+            tenant_vendor_in_flight: 32,
         }
     }
 }
@@ -166,6 +173,7 @@ impl App {
             sims: Arc::clone(&sims),
             http_base_url: public_url,
             farewells: farewells.clone(),
+            vendor_in_flight: settings.tenant_vendor_in_flight,
         };
         let registry = Registry::new(&settings.providers_dir, trigger_areas(), build, Arc::new(SystemSecrets));
         let report = registry
@@ -196,6 +204,7 @@ impl App {
             http,
             metrics,
             instance: database.instance(),
+            limits: settings.limits,
             tls,
             admin_tokens: settings.admin_tokens.clone().into(),
             shutdown,

@@ -109,6 +109,15 @@ struct ServeArgs {
     /// Require gRPC callers to present a client certificate signed by this CA (PEM): mTLS.
     #[arg(long, env = "PATCHBAY_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// gRPC calls served at once; more are refused at once (RESOURCE_EXHAUSTED, RetryInfo).
+    #[arg(long, env = "PATCHBAY_MAX_CONCURRENT_CALLS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_concurrent_calls: u32,
+    /// Milliseconds a unary call that brings no deadline may run (DEADLINE_EXCEEDED after).
+    #[arg(long, env = "PATCHBAY_DEFAULT_DEADLINE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    default_deadline_ms: u64,
+    /// Vendor HTTP calls one tenant may have in flight at once (all its providers together).
+    #[arg(long, env = "PATCHBAY_TENANT_VENDOR_IN_FLIGHT", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    tenant_vendor_in_flight: u32,
 }
 
 fn main() -> ExitCode {
@@ -140,6 +149,11 @@ fn serve(args: ServeArgs) -> ExitCode {
     settings.public_url = args.public_url;
     settings.reload_debounce = Duration::from_millis(args.reload_debounce_ms);
     settings.max_db_connections = args.db_max_connections;
+    settings.limits = patchbay::platform::Limits {
+        max_concurrent_calls: args.max_concurrent_calls as usize,
+        default_deadline: Duration::from_millis(args.default_deadline_ms),
+    };
+    settings.tenant_vendor_in_flight = args.tenant_vendor_in_flight as usize;
     settings.tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(patchbay::ops::tls::TlsFiles { cert, key, client_ca: args.tls_client_ca }),
         _ => None,

@@ -16,6 +16,7 @@ use prost::Message;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{
+    Code, Status,
     codegen::http,
     transport::{Server, server::TcpIncoming},
 };
@@ -24,6 +25,7 @@ use tracing::Instrument;
 
 use crate::{
     ops::{
+        ApiError,
         error::code_name,
         metrics::{GrpcMethod, Snapshot},
         tls::{HttpsListener, Listener},
@@ -56,7 +58,8 @@ pub async fn serve_grpc(
         .add_service(reflection(&names).build_v1alpha().expect("the embedded descriptor sets are valid"));
     let known = Arc::new(known_methods(&names));
     let tls = state.tls.clone();
-    let server = Server::builder().layer(MetricsLayer { state, known }).add_routes(routes.routes());
+    let calls = Arc::new(tokio::sync::Semaphore::new(state.limits.max_concurrent_calls.max(1)));
+    let server = Server::builder().layer(MetricsLayer { state, known, calls }).add_routes(routes.routes());
     match tls {
         Some(tls) => {
             let incoming = ReceiverStream::new(tls.incoming(listener, Listener::Grpc)).map(Ok::<_, std::io::Error>);
@@ -240,6 +243,25 @@ fn known_methods(served: &[&'static str]) -> HashMap<String, GrpcMethod> {
     known
 }
 
+/// A `grpc-timeout` header's duration (`100m`, `5S`, `1H`: up to 8 digits and a unit).
+fn grpc_timeout(value: &http::HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 /// A request path's method and labels if the server answers it, else `unknown`.
 fn method_label<'a>(known: &'a HashMap<String, GrpcMethod>, path: &str) -> (&'a str, GrpcMethod) {
     known
@@ -247,18 +269,27 @@ fn method_label<'a>(known: &'a HashMap<String, GrpcMethod>, path: &str) -> (&'a 
         .map_or(("unknown", GrpcMethod::UNKNOWN), |(k, v)| (k.as_str(), *v))
 }
 
-/// Names every gRPC call's method for its handler, counts it by status code, and logs it.
+/// The gRPC edge: names every call's method for its handler, sheds load beyond the server's
+/// concurrency limit (RESOURCE_EXHAUSTED with RetryInfo, at once), enforces the caller's deadline
+/// (or the default one of a unary call that brings none) as DEADLINE_EXCEEDED, counts every call
+/// by its final code, and logs it.
 #[derive(Clone)]
 struct MetricsLayer {
     state: AppState,
     known: Arc<HashMap<String, GrpcMethod>>,
+    calls: Arc<tokio::sync::Semaphore>,
 }
 
 impl<S> Layer<S> for MetricsLayer {
     type Service = MetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner, state: self.state.clone(), known: Arc::clone(&self.known) }
+        MetricsService {
+            inner,
+            state: self.state.clone(),
+            known: Arc::clone(&self.known),
+            calls: Arc::clone(&self.calls),
+        }
     }
 }
 
@@ -267,12 +298,15 @@ struct MetricsService<S> {
     inner: S,
     state: AppState,
     known: Arc<HashMap<String, GrpcMethod>>,
+    calls: Arc<tokio::sync::Semaphore>,
 }
 
 impl<S, B, RB> Service<http::Request<B>> for MetricsService<S>
 where
     S: Service<http::Request<B>, Response = http::Response<RB>>,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    RB: Default + Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -287,13 +321,46 @@ where
         let method = method.to_owned();
         // Handlers read it back (tonic sets `GrpcMethod` on the client side only).
         req.extensions_mut().insert(RpcMethod(method.clone()));
-        // Dropped unfinished (the client cancelled, its deadline passed), it counts CANCELLED.
+        // Dropped unfinished (the client went away), it counts CANCELLED.
         let timer = self.state.metrics.grpc_started(labels);
+        let Ok(permit) = Arc::clone(&self.calls).try_acquire_owned() else {
+            let status = Status::from(
+                ApiError::new(
+                    Code::ResourceExhausted,
+                    "SERVER_OVERLOADED",
+                    "the server is at its limit of concurrent calls; retry after the delay in RetryInfo",
+                )
+                .with_retry_after(Duration::from_secs(1)),
+            );
+            timer.finish("RESOURCE_EXHAUSTED");
+            tracing::warn!(%method, "call shed: the server is at its concurrency limit");
+            return Box::pin(std::future::ready(Ok(status.into_http())));
+        };
+        // The deadline is enforced here, as DEADLINE_EXCEEDED with ErrorInfo, rather than by
+        // tonic (which would answer CANCELLED "Timeout expired"): its header goes.
+        let asked = req.headers_mut().remove("grpc-timeout").and_then(|v| grpc_timeout(&v));
+        let deadline = asked.or((labels.grpc_type == "unary").then_some(self.state.limits.default_deadline));
         // Every log line of the call (and of its vendor calls, see `ops::vendor`) names the method.
         let span = tracing::info_span!("grpc", method = %method);
         let fut = self.inner.call(req).instrument(span);
         Box::pin(async move {
-            let result = fut.await;
+            let _permit = permit;
+            let result = match deadline {
+                None => fut.await,
+                Some(deadline) => match tokio::time::timeout(deadline, fut).await {
+                    Ok(result) => result,
+                    Err(_) => Ok(Status::from(ApiError::new(
+                        Code::DeadlineExceeded,
+                        "DEADLINE_EXCEEDED",
+                        format!(
+                            "the call's deadline ({} ms) passed before it finished; a change it started may still \
+                             complete: a retry with the same request_id gets its answer",
+                            deadline.as_millis()
+                        ),
+                    ))
+                    .into_http()),
+                },
+            };
             if let Ok(resp) = &result {
                 // Errors are trailers-only responses, with grpc-status in the headers; a success
                 // sends its status in the trailers, after the body.

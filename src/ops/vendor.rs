@@ -14,9 +14,10 @@
 //! to its vendor, e.g. log out of a session: [`VendorHttp::farewell`] runs that in the background,
 //! tracked, so that a stopping server waits for it a little (see `App::run_until`).
 
-use std::{future::Future, time::Instant};
+use std::{future::Future, sync::Arc, time::Instant};
 
 use prost::bytes::Bytes;
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -30,6 +31,8 @@ pub struct VendorHttp {
     provider: &'static str,
     tenant: String,
     farewells: TaskTracker,
+    /// The tenant's vendor calls in flight at once, at most (shared by its providers).
+    slots: Option<Arc<Semaphore>>,
 }
 
 impl std::fmt::Debug for VendorHttp {
@@ -47,7 +50,14 @@ pub struct Answer {
 
 impl VendorHttp {
     pub fn new(http: reqwest::Client, metrics: Metrics, provider: &'static str, tenant: impl Into<String>) -> Self {
-        Self { http, metrics, provider, tenant: tenant.into(), farewells: TaskTracker::new() }
+        Self { http, metrics, provider, tenant: tenant.into(), farewells: TaskTracker::new(), slots: None }
+    }
+
+    /// Bounds this client's calls in flight by `slots` (the tenant's, see `registry`): a burst of
+    /// one tenant waits for its own slots and cannot take every connection to a vendor.
+    pub fn with_slots(mut self, slots: Arc<Semaphore>) -> Self {
+        self.slots = Some(slots);
+        self
     }
 
     /// Tracks this client's farewells in `farewells` (the server's, which it waits for on stop).
@@ -84,6 +94,11 @@ impl VendorHttp {
         // The span carries who and what; how it ended is an event inside it (recording fields
         // on a span makes the formatter copy them on every call, logged or not).
         let span = tracing::info_span!("vendor", tenant = %self.tenant, provider = self.provider, operation);
+        // Waiting for a slot is not the vendor's time: the clock starts once it is taken.
+        let _slot = match &self.slots {
+            Some(slots) => Some(slots.acquire().instrument(span.clone()).await.expect("the slots are never closed")),
+            None => None,
+        };
         let started = Instant::now();
         let result = send_capped(request, max_body).instrument(span.clone()).await;
         let elapsed = started.elapsed();

@@ -13,4 +13,4 @@ mod state;
 
 pub use area::{AreaSpec, GrpcServices};
 pub use call::{Edge, TenantCall};
-pub use state::AppState;
+pub use state::{AppState, Limits};

@@ -20,9 +20,27 @@ pub struct AppState {
     pub metrics: Metrics,
     /// This process's instance key (`store::instance`): the owner of its leases.
     pub instance: i64,
+    /// How much the gRPC edge takes on at once, and how long a call may run.
+    pub limits: Limits,
     /// The public listeners' TLS, when configured (re-read on SIGHUP and ReloadConfig).
     pub tls: Option<Arc<crate::ops::tls::Tls>>,
     pub admin_tokens: Arc<[TokenHash]>,
     /// Cancelled when the server shuts down: background workers and streams stop on it.
     pub shutdown: CancellationToken,
+}
+
+/// The gRPC edge's limits (see `server.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Calls served at once; one more is refused at once with RESOURCE_EXHAUSTED and RetryInfo
+    /// (load shedding), never queued without bound.
+    pub max_concurrent_calls: usize,
+    /// The deadline of a unary call that brings none (a stream has none unless it brings one).
+    pub default_deadline: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_concurrent_calls: 512, default_deadline: std::time::Duration::from_secs(60) }
+    }
 }

@@ -57,6 +57,8 @@ pub struct BuildContext {
     pub http_base_url: String,
     /// Vendor clients' farewells (logouts), waited for briefly when the server stops.
     pub farewells: tokio_util::task::TaskTracker,
+    /// Vendor HTTP calls one tenant may have in flight at once (all its providers together).
+    pub vendor_in_flight: usize,
 }
 
 #[derive(Clone)]
@@ -432,6 +434,7 @@ impl Registry {
             http_base_url: self.inner.build.http_base_url.clone(),
             tenant: spec.id.clone(),
             farewells: self.inner.build.farewells.clone(),
+            vendor_slots: Arc::new(tokio::sync::Semaphore::new(self.inner.build.vendor_in_flight.max(1))),
         };
         let mut triggers = Vec::with_capacity(spec.triggers.len());
         for (area, validated) in spec.triggers {

@@ -323,6 +323,8 @@ pub struct BuildDeps {
     pub tenant: String,
     /// Where a dropped vendor client's last requests (a logout) are tracked.
     pub farewells: tokio_util::task::TaskTracker,
+    /// The tenant's vendor-call slots, shared by all its providers.
+    pub vendor_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl BuildDeps {
@@ -331,6 +333,7 @@ impl BuildDeps {
     pub fn vendor_http(&self, provider: &'static str) -> VendorHttp {
         VendorHttp::new(self.http.clone(), self.metrics.clone(), provider, self.tenant.clone())
             .with_farewells(self.farewells.clone())
+            .with_slots(Arc::clone(&self.vendor_slots))
     }
 }
 

@@ -99,6 +99,7 @@ pub struct TestAppBuilder {
     providers_dir: Option<tempfile::TempDir>,
     serve_valid_tenants_only: bool,
     tls: Option<patchbay::ops::tls::TlsFiles>,
+    limits: Option<patchbay::platform::Limits>,
 }
 
 impl Default for TestAppBuilder {
@@ -109,7 +110,14 @@ impl Default for TestAppBuilder {
 
 impl TestAppBuilder {
     pub fn new() -> Self {
-        Self { files: Vec::new(), database_url: None, providers_dir: None, serve_valid_tenants_only: false, tls: None }
+        Self {
+            files: Vec::new(),
+            database_url: None,
+            providers_dir: None,
+            serve_valid_tenants_only: false,
+            tls: None,
+            limits: None,
+        }
     }
 
     /// Adds `providers.d/<name>` with `text`.
@@ -138,6 +146,12 @@ impl TestAppBuilder {
     /// Serves gRPC and the callbacks over TLS (the test's `channel` is then unusable: plaintext).
     pub fn tls(mut self, files: patchbay::ops::tls::TlsFiles) -> Self {
         self.tls = Some(files);
+        self
+    }
+
+    /// The gRPC edge's limits (default: the server's).
+    pub fn limits(mut self, limits: patchbay::platform::Limits) -> Self {
+        self.limits = Some(limits);
         self
     }
 
@@ -172,6 +186,9 @@ impl TestAppBuilder {
         settings.reload_debounce = Duration::from_millis(50);
         settings.max_db_connections = 10;
         settings.tls = self.tls.take();
+        if let Some(limits) = self.limits {
+            settings.limits = limits;
+        }
         let app = App::build(settings).await?;
         let grpc_addr = app.grpc_addr();
         let http_addr = app.http_addr();
