@@ -97,11 +97,15 @@ pub struct FaultRule {
     matches: Option<String>,
     /// `None`: every matching request until the rule is cleared.
     remaining: Option<u32>,
+    /// Strike only every `n`th matching request (1: each one).
+    every: u32,
+    /// Matching requests seen, for `every`.
+    seen: u32,
 }
 
 impl FaultRule {
     pub fn new(fault: Fault) -> Self {
-        Self { fault, matches: None, remaining: None }
+        Self { fault, matches: None, remaining: None, every: 1, seen: 0 }
     }
 
     /// Only requests whose endpoint key contains `needle` (e.g. `"/deviceline"`, `"add_multi_lead"`).
@@ -115,6 +119,23 @@ impl FaultRule {
         self.remaining = Some(n);
         self
     }
+
+    /// About one matching request in `n` (`every(20)` is 5%), picked by a fixed pseudo-random
+    /// sequence: the same rate on every run, but never in step with a client's retries (a
+    /// strict every-`n`th could strike the same request's every retry). The others pass to the
+    /// rules planned after it.
+    pub fn every(mut self, n: u32) -> Self {
+        self.every = n.max(1);
+        self
+    }
+}
+
+/// A well-mixed hash of `x` (SplitMix64's finaliser): consecutive inputs give unrelated outputs.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[derive(Debug, Default)]
@@ -162,7 +183,13 @@ impl Faults {
     /// The fault for a request with this endpoint key, if a rule matches; consumes one use of it.
     pub fn take(&self, key: &str) -> Option<Fault> {
         let mut state = self.state();
-        let idx = state.rules.iter().position(|r| r.matches.as_deref().is_none_or(|m| key.contains(m)))?;
+        let idx = state.rules.iter_mut().position(|r| {
+            if !r.matches.as_deref().is_none_or(|m| key.contains(m)) {
+                return false;
+            }
+            r.seen = r.seen.wrapping_add(1);
+            r.every == 1 || splitmix64(u64::from(r.seen)).is_multiple_of(u64::from(r.every))
+        })?;
         let rule = &mut state.rules[idx];
         let fault = rule.fault.clone();
         match &mut rule.remaining {
