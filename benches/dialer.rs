@@ -1,8 +1,10 @@
 //! Lead export throughput and memory: `cargo bench --bench dialer`.
 //!
 //! Runs `patchbay serve` as a child process (its own private PostgreSQL, or `DATABASE_URL`),
-//! with one tenant whose dialer is an Elision simulator in this process answering every call
-//! after 20 ms. Exports 10,000 and then 100,000 leads through gRPC and prints:
+//! with two tenants whose dialers are simulators in this process answering every call after
+//! 20 ms: Elision (batches of 100 leads, 4 calls in flight) and stock VICIdial (one add_lead per
+//! lead, 8 in flight). Exports 10,000 and 100,000 leads to Elision and 20,000 to VICIdial
+//! through gRPC and prints, for each:
 //! - leads per second and the vendor calls made;
 //! - the ratio of the vendor-bound time (batch calls x latency / concurrency) to the time taken
 //!   (1.0: patchbay adds nothing to the dialer's own time; target at least 0.8);
@@ -29,11 +31,13 @@ use patchbay::{
     dialer::{
         elision::{ElisionClient, client::EXPORT_CONCURRENCY, sim::ElisionSim, wire::MAX_LEADS_PER_CALL},
         provider::{DialerProvider, Lead},
+        vicidial::{client::DEFAULT_EXPORT_CONCURRENCY, sim::VicidialSim},
     },
     ops::auth::TokenHash,
     proto::v1::{
         self as pb, dialer_service_client::DialerServiceClient, export_leads_request::Part, export_target::List,
     },
+    sim::Calls,
 };
 use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
@@ -99,21 +103,33 @@ fn spawn_server(dir: &Path, grpc: u16, http: u16, ops: u16) -> Child {
     cmd.spawn().expect("starting patchbay serve")
 }
 
-/// Streams `n` leads, generated as they are sent (the bench holds no export in memory either).
+/// One provider under test: its tenant, target list, simulator's call counts and batch function.
+struct Dialer<'a> {
+    name: &'static str,
+    tenant: &'static str,
+    list: &'static str,
+    calls: &'a Calls,
+    batch_function: &'static str,
+    concurrency: usize,
+}
+
+/// Streams `n` leads, generated as they are sent (the bench holds no export in memory either),
+/// with phones from `first` on (VICIdial refuses a phone already in the list).
 /// `on_sent` runs once the last message has been handed to gRPC.
 async fn export(
     client: &mut DialerServiceClient<Channel>,
+    dialer: &Dialer<'_>,
     request_id: &str,
-    n: usize,
+    (first, n): (usize, usize),
     on_sent: impl FnOnce() + Send + 'static,
 ) -> pb::ExportLeadsResponse {
     let target = pb::ExportLeadsRequest {
-        tenant: "bench".into(),
+        tenant: dialer.tenant.into(),
         request_id: request_id.into(),
-        part: Some(Part::Target(pb::ExportTarget { list: Some(List::ExistingListId("20042018".into())) })),
+        part: Some(Part::Target(pb::ExportTarget { list: Some(List::ExistingListId(dialer.list.into())) })),
     };
-    let batches = futures::stream::iter((0..n).step_by(LEADS_PER_MESSAGE)).map(move |start| {
-        let leads = (start..(start + LEADS_PER_MESSAGE).min(n))
+    let batches = futures::stream::iter((first..first + n).step_by(LEADS_PER_MESSAGE)).map(move |start| {
+        let leads = (start..(start + LEADS_PER_MESSAGE).min(first + n))
             .map(|i| pb::Lead {
                 phone_number: format!("+1 555 {i:07}"),
                 first_name: format!("First{i}"),
@@ -134,6 +150,8 @@ async fn export(
 }
 
 struct Run {
+    provider: &'static str,
+    concurrency: usize,
     leads: usize,
     seconds: f64,
     batch_calls: u64,
@@ -147,19 +165,19 @@ struct Run {
 
 async fn measure(
     client: &mut DialerServiceClient<Channel>,
-    sim: &ElisionSim,
+    dialer: &Dialer<'_>,
     pid: u32,
-    n: usize,
+    (first, n): (usize, usize),
     request_id: &str,
 ) -> Run {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = rss(pid);
-    let before = sim.calls().snapshot();
+    let before = dialer.calls.snapshot();
     let sampler = Sampler::start(pid);
     let (cpu0, own0) = (support::cpu_of(&pid.to_string()), support::cpu_of("self"));
     let started = Instant::now();
     let streaming_peak = Arc::new(AtomicU64::new(0));
-    let resp = export(client, request_id, n, {
+    let resp = export(client, dialer, request_id, (first, n), {
         let (sampled, streaming_peak) = (sampler.peak.clone(), streaming_peak.clone());
         move || streaming_peak.store(sampled.load(Ordering::Relaxed).max(rss(pid)), Ordering::Relaxed)
     })
@@ -170,11 +188,13 @@ async fn measure(
         ((support::cpu_of(&pid.to_string()) - cpu0).as_secs_f64(), (support::cpu_of("self") - own0).as_secs_f64());
     assert_eq!(resp.accepted as usize, n, "every lead accepted");
     assert_eq!(resp.results.len(), n);
-    let after = sim.calls().snapshot();
+    let after = dialer.calls.snapshot();
     let delta = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
-    let batch_calls = delta("add_multi_lead");
+    let batch_calls = delta(dialer.batch_function);
     let other_calls = after.values().sum::<u64>() - before.values().sum::<u64>() - batch_calls;
     Run {
+        provider: dialer.name,
+        concurrency: dialer.concurrency,
         leads: n,
         seconds,
         batch_calls,
@@ -186,18 +206,18 @@ async fn measure(
     }
 }
 
-fn report(r: &Run) {
-    let bound = r.batch_calls as f64 * latency().as_secs_f64() / EXPORT_CONCURRENCY as f64;
+fn report(r: &Run, batch_function: &str) {
+    let bound = r.batch_calls as f64 * latency().as_secs_f64() / r.concurrency as f64;
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
-    println!("export of {} leads", r.leads);
+    println!("{}: export of {} leads", r.provider, r.leads);
     println!("  time                 {:.2} s  ({:.0} leads/s)", r.seconds, r.leads as f64 / r.seconds);
-    println!("  vendor calls         {} add_multi_lead + {} other", r.batch_calls, r.other_calls);
+    println!("  vendor calls         {} {batch_function} + {} other", r.batch_calls, r.other_calls);
     println!(
         "  vendor-bound time    {:.2} s  ({} calls x {} ms / concurrency {})",
         bound,
         r.batch_calls,
         latency().as_millis(),
-        EXPORT_CONCURRENCY
+        r.concurrency
     );
     println!("  ratio to the bound   {:.2}  (target >= 0.80)", bound / r.seconds);
     println!(
@@ -226,7 +246,7 @@ async fn direct_baseline(sim: &ElisionSim, calls: usize) -> f64 {
         .collect();
     let started = Instant::now();
     futures::stream::iter(0..calls)
-        .map(|_| client.add_leads("20042018", &batch))
+        .map(|_| client.add_leads("20042018", &batch, false))
         .buffer_unordered(EXPORT_CONCURRENCY)
         .for_each(|r| async move {
             r.expect("the batch is taken");
@@ -240,6 +260,8 @@ fn main() {
     runtime.block_on(async {
         let sim = ElisionSim::start(([127, 0, 0, 1], 0).into()).unwrap();
         sim.faults().set_latency(latency());
+        let vici = VicidialSim::start(([127, 0, 0, 1], 0).into()).unwrap();
+        vici.faults().set_latency(latency());
 
         let dir = tempfile::tempdir().unwrap();
         // As root, the private PostgreSQL runs as `postgres`, which must traverse this folder.
@@ -253,6 +275,29 @@ fn main() {
             sim.url()
         );
         std::fs::write(dir.path().join("providers.d/bench.yaml"), tenant).unwrap();
+        let tenant = format!(
+            "tenant: bench-vicidial\naccess:\n  tokens: [\"{}\"]\ntriggers:\n  dialer:\n    provider: vicidial\n    \
+             api_url: {}\n    source: bench\n    username: api\n    password: \"1234\"\n",
+            TokenHash::of_token(TOKEN),
+            vici.url()
+        );
+        std::fs::write(dir.path().join("providers.d/bench-vicidial.yaml"), tenant).unwrap();
+        let elision = Dialer {
+            name: "elision",
+            tenant: "bench",
+            list: "20042018",
+            calls: sim.calls(),
+            batch_function: "add_multi_lead",
+            concurrency: EXPORT_CONCURRENCY,
+        };
+        let vicidial = Dialer {
+            name: "vicidial",
+            tenant: "bench-vicidial",
+            list: "20042018",
+            calls: vici.calls(),
+            batch_function: "add_lead",
+            concurrency: DEFAULT_EXPORT_CONCURRENCY,
+        };
 
         let (grpc, http, ops) = (support::free_port(), support::free_port(), support::free_port());
         let mut child = spawn_server(dir.path(), grpc, http, ops);
@@ -262,16 +307,26 @@ fn main() {
         let mut client = DialerServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
 
         println!(
-            "patchbay (pid {}) -> Elision simulator with {} ms per call; {} batch calls in flight",
+            "patchbay (pid {}) -> simulators with {} ms per call; Elision {} batch calls in flight, VICIdial {} \
+             add_lead calls",
             child.id(),
             latency().as_millis(),
-            EXPORT_CONCURRENCY
+            EXPORT_CONCURRENCY,
+            DEFAULT_EXPORT_CONCURRENCY
         );
         // Warm up: connections, the database pool, the allocator.
-        export(&mut client, "warm-up", 2_000, || ()).await;
-        for (n, id) in [(10_000, "bench-10k"), (100_000, "bench-100k")] {
-            let run = measure(&mut client, &sim, child.id(), n, id).await;
-            report(&run);
+        export(&mut client, &elision, "warm-up", (0, 2_000), || ()).await;
+        export(&mut client, &vicidial, "warm-up-v", (900_000, 500), || ()).await;
+        let vici_leads =
+            std::env::var("DIALER_BENCH_VICIDIAL_LEADS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+        let runs = [
+            (&vicidial, vici_leads, "bench-v-20k"),
+            (&elision, 10_000, "bench-10k"),
+            (&elision, 100_000, "bench-100k"),
+        ];
+        for (dialer, n, id) in runs {
+            let run = measure(&mut client, dialer, child.id(), (0, n), id).await;
+            report(&run, dialer.batch_function);
         }
         let calls = 100_000 / MAX_LEADS_PER_CALL;
         let direct = direct_baseline(&sim, calls).await;

@@ -423,21 +423,33 @@ async fn create_agent_idempotency_holds_with_passwords_left_out_of_the_request_f
 }
 
 #[tokio::test]
-async fn ten_refused_logins_lock_the_api_user_and_calls_then_say_it_is_locked() {
+async fn a_refused_login_stops_the_tenants_calls_so_that_patchbay_never_locks_the_api_user() {
     let dialer = ElisionSim::start(([127, 0, 0, 1], 0).into()).unwrap();
-    let app = TestApp::builder()
-        .file("acme.yaml", acme_on(&dialer.url(), "wrong-password"))
-        .file("good.yaml", tenant_on("good", "good-token", &dialer.url(), "1234"))
-        .spawn()
-        .await;
-    for attempt in 1..=10 {
+    let app = TestApp::builder().file("acme.yaml", acme_on(&dialer.url(), "wrong-password")).spawn().await;
+    for attempt in 1..=12 {
         let status = Crm::acme(&app).active_lists().await.unwrap_err();
         assert_eq!(reason(&status), "VENDOR_AUTH_FAILED", "attempt {attempt}");
         assert!(status.message().contains("Login incorrect"), "attempt {attempt}: {}", status.message());
+        assert!(status.message().contains("sends no further call for this tenant"), "{}", status.message());
+    }
+    assert_eq!(dialer.calls().get("active_lists"), 1, "only the first call reached the dialer");
+    assert!(!dialer.is_locked("api"));
+}
+
+#[tokio::test]
+async fn an_api_user_locked_by_others_is_reported_as_locked_until_an_operator_reloads() {
+    let dialer = ElisionSim::start(([127, 0, 0, 1], 0).into()).unwrap();
+    // Another integration with a wrong password locks the shared API user.
+    let http = reqwest::Client::new();
+    for _ in 0..10 {
+        let form = [("function", "active_lists"), ("source", "other"), ("user", "api"), ("pass", "nope")];
+        http.post(dialer.url()).form(&form).send().await.unwrap();
     }
     assert!(dialer.is_locked("api"));
+    let app =
+        TestApp::builder().file("good.yaml", tenant_on("good", "good-token", &dialer.url(), "1234")).spawn().await;
 
-    // Now even the right password is refused, and the caller is told why.
+    // Even the right password is refused, and the caller is told why.
     let mut good = Crm::of(&app, "good", "good-token");
     let status = good.create_agent(agent("1000")).await.unwrap_err();
     assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "VENDOR_AUTH_FAILED".into()));
@@ -446,13 +458,15 @@ async fn ten_refused_logins_lock_the_api_user_and_calls_then_say_it_is_locked() 
     assert!(metadata(&status, "vendor_message").contains("Too many login attempts"));
     assert!(dialer.user("1000").is_none());
     let status = good.active_lists().await.unwrap_err();
-    assert_eq!((status.code(), reason(&status)), (Code::FailedPrecondition, "VENDOR_AUTH_FAILED".into()));
     assert_eq!(metadata(&status, "api_user_locked"), "true");
     let export = good.export("", existing("20042018"), leads(0..3), 3).await;
     assert_eq!(metadata(&export.unwrap_err(), "api_user_locked"), "true");
+    assert_eq!(dialer.calls().get("add_user") + dialer.calls().get("add_multi_lead"), 1, "one call, then none");
 
-    // Once the dialer's admin lifts the lock, the tenant with the right password works again.
+    // The dialer's admin lifts the lock; an operator's reload lets the tenant call again.
     dialer.unlock("api");
+    let mut registry = app.registry_client();
+    registry.reload_config(common::authed(pb::ReloadConfigRequest {}, common::ADMIN_TOKEN)).await.unwrap();
     good.active_lists().await.unwrap();
 }
 

@@ -37,10 +37,10 @@ impl DialerProvider for Dialer {
     async fn create_list(&self, _: &DialList) -> Result<Ack, DialerError> {
         unimplemented!("not used by exports to an existing list")
     }
-    async fn active_lists(&self) -> Result<Vec<DialList>, DialerError> {
+    async fn active_lists(&self, _: &[String]) -> Result<Vec<DialList>, DialerError> {
         Ok(vec![DialList { list_id: "1101".into(), name: "Export".into(), campaign_id: "C".into(), active: true }])
     }
-    async fn add_leads(&self, _: &str, leads: &[Lead]) -> Result<Vec<LeadOutcome>, DialerError> {
+    async fn add_leads(&self, _: &str, leads: &[Lead], _: bool) -> Result<Vec<LeadOutcome>, DialerError> {
         {
             let mut received = self.received.lock().unwrap();
             for lead in leads {
@@ -54,7 +54,13 @@ impl DialerProvider for Dialer {
         Ok(leads.iter().map(|l| LeadOutcome::Accepted { lead_id: format!("id-{}", l.phone_number) }).collect())
     }
     fn export_shape(&self) -> ExportShape {
-        ExportShape { concurrency: 1, max_leads_per_call: 10, max_bytes_per_call: 1 << 20, takes_phone_code: true }
+        ExportShape {
+            concurrency: 1,
+            max_leads_per_call: 10,
+            max_bytes_per_call: 1 << 20,
+            takes_phone_code: true,
+            resend_safe: false,
+        }
     }
     fn lead_wire_size(&self, _: &Lead) -> Option<usize> {
         Some(10)

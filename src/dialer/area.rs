@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use super::{elision, provider::DialerProvider};
+use super::{elision, provider::DialerProvider, vicidial};
 use crate::registry::{Area, AreaEntry, provider::ProviderSpec};
 
 /// `triggers.dialer` of a tenant file.
 pub struct DialerArea;
 
 /// The dialer area's providers, one line each.
-static PROVIDERS: &[ProviderSpec<Arc<dyn DialerProvider>>] = &[elision::PROVIDER];
+static PROVIDERS: &[ProviderSpec<Arc<dyn DialerProvider>>] = &[elision::PROVIDER, vicidial::PROVIDER];
 
 impl Area for DialerArea {
     const KEY: &'static str = "dialer";

@@ -10,9 +10,9 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::{
     area::DialerArea,
-    export::{self, ExportRequest, ExportSummary, Target},
-    provider::{Agent, DialList, Lead},
-    validate,
+    export::{self, ExportRequest, ExportSummary, Outcome, Target},
+    provider::{Agent, DialList, DialerStatus, Lead, LoginState},
+    store, validate,
 };
 use crate::{
     ops::ApiError,
@@ -114,11 +114,22 @@ fn lead_from_pb(l: pb::Lead) -> Lead {
     }
 }
 
+fn lead_status_pb(outcome: Outcome) -> pb::LeadStatus {
+    match outcome {
+        Outcome::Accepted => pb::LeadStatus::Accepted,
+        Outcome::Rejected => pb::LeadStatus::Rejected,
+        Outcome::Duplicate => pb::LeadStatus::Duplicate,
+        Outcome::Failed => pb::LeadStatus::NotExported,
+        Outcome::Unknown | Outcome::Sending => pb::LeadStatus::OutcomeUnknown,
+    }
+}
+
 fn summary_pb(s: ExportSummary) -> pb::ExportLeadsResponse {
     pb::ExportLeadsResponse {
         list_id: s.list_id,
         accepted: s.accepted,
         rejected: s.rejected,
+        duplicates: s.duplicates,
         results: s
             .results
             .into_iter()
@@ -127,8 +138,30 @@ fn summary_pb(s: ExportSummary) -> pb::ExportLeadsResponse {
                 phone_number: r.phone_number,
                 lead_id: r.lead_id,
                 error: r.error,
+                status: lead_status_pb(r.outcome).into(),
             })
             .collect(),
+    }
+}
+
+fn status_pb(provider: &str, s: DialerStatus) -> pb::DialerStatus {
+    pb::DialerStatus {
+        provider: provider.to_owned(),
+        reachability: match s.reachable {
+            None => pb::Reachability::Unspecified,
+            Some(true) => pb::Reachability::Reachable,
+            Some(false) => pb::Reachability::Unreachable,
+        }
+        .into(),
+        version: s.version,
+        build: s.build,
+        login: match s.login {
+            LoginState::Unknown => pb::LoginState::Unspecified,
+            LoginState::Working => pb::LoginState::Working,
+            LoginState::Refused => pb::LoginState::Refused,
+        }
+        .into(),
+        message: s.message,
     }
 }
 
@@ -210,7 +243,7 @@ impl DialerService for DialerGrpc {
         let msg = req.into_inner();
         let checked = msg.agent.clone().ok_or_else(|| required("agent", "the agent to create")).and_then(|agent_pb| {
             let agent = agent_from_pb(&agent_pb);
-            validate::new_agent(&agent)?;
+            validate::new_agent(&agent, provider.field_rules())?;
             Ok((agent_pb, agent))
         });
         let (agent_pb, agent) = call.checked(&self.state, name, &msg.request_id, checked).await?;
@@ -230,7 +263,7 @@ impl DialerService for DialerGrpc {
             msg.agent.clone().ok_or_else(|| required("agent", "the agent's user and the fields to change")).and_then(
                 |agent_pb| {
                     let agent = agent_from_pb(&agent_pb);
-                    validate::agent_update(&agent)?;
+                    validate::agent_update(&agent, provider.field_rules())?;
                     Ok((agent_pb, agent))
                 },
             );
@@ -249,14 +282,36 @@ impl DialerService for DialerGrpc {
         let msg = req.into_inner();
         let checked = msg.list.clone().ok_or_else(|| required("list", "the list to create")).and_then(|list| {
             let list = list_from_pb(list);
-            validate::list(&list)?;
+            validate::list(&list, provider.field_rules())?;
             Ok(list)
         });
         let list = call.checked(&self.state, name, &msg.request_id, checked).await?;
+        let (db, tenant) = (self.state.db.clone(), call.tenant.id.clone());
         let resp = call
             .mutate(&self.state, name, &msg.request_id, &msg, move || async move {
                 provider.create_list(&list).await?;
+                // Stock VICIdial's ListActiveLists can only look up lists it knows.
+                if let Err(e) = store::remember_list(&db, &tenant, &list.list_id).await {
+                    tracing::warn!(error = %e, "remembering a created list failed; ListActiveLists may miss it");
+                }
                 Ok(list_pb(list))
+            })
+            .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn delete_agent(
+        &self,
+        req: Request<pb::DeleteAgentRequest>,
+    ) -> Result<Response<pb::DeleteAgentResponse>, Status> {
+        let (call, name, provider) = self.begin(&req, &req.get_ref().tenant)?;
+        let msg = req.into_inner();
+        let checked = validate::agent_user(&msg.user).map(|()| msg.user.clone());
+        let user = call.checked(&self.state, name, &msg.request_id, checked).await?;
+        let resp = call
+            .mutate(&self.state, name, &msg.request_id, &msg, move || async move {
+                let ack = provider.delete_agent(&user).await.map_err(|e| e.for_agent(&user))?;
+                Ok(pb::DeleteAgentResponse { user, vendor_message: ack.vendor_message })
             })
             .await?;
         Ok(Response::new(resp))
@@ -266,9 +321,20 @@ impl DialerService for DialerGrpc {
         &self,
         req: Request<pb::ListActiveListsRequest>,
     ) -> Result<Response<pb::ListActiveListsResponse>, Status> {
-        let (_, _, provider) = self.begin(&req, &req.get_ref().tenant)?;
-        let lists = provider.active_lists().await.map_err(ApiError::from)?;
+        let (call, _, provider) = self.begin(&req, &req.get_ref().tenant)?;
+        let known = store::known_lists(&self.state.db, &call.tenant.id)
+            .await
+            .map_err(|e| ApiError::database("dialer known lists", &e))?;
+        let lists = provider.active_lists(&known).await.map_err(ApiError::from)?;
         Ok(Response::new(pb::ListActiveListsResponse { lists: lists.into_iter().map(list_pb).collect() }))
+    }
+
+    async fn get_dialer_status(
+        &self,
+        req: Request<pb::GetDialerStatusRequest>,
+    ) -> Result<Response<pb::DialerStatus>, Status> {
+        let (_, name, provider) = self.begin(&req, &req.get_ref().tenant)?;
+        Ok(Response::new(status_pb(name, provider.status().await)))
     }
 
     async fn export_leads(

@@ -7,7 +7,8 @@
 //! - [`store`]: its PostgreSQL tables;
 //! - [`vicidial_family`]: what the VICIdial family's vendors share on the wire (answer lines,
 //!   secret scrubbing, the characters they strip);
-//! - [`elision`]: the first vendor;
+//! - [`elision`]: Elision's dialer API;
+//! - [`vicidial`]: stock VICIdial's non-agent API;
 //! - [`area`]: the area's key and its providers' list.
 //!
 //! This file only composes: [`AREA`] is everything the area brings to the server. No file of
@@ -20,6 +21,7 @@ pub mod grpc;
 pub mod provider;
 pub mod store;
 pub mod validate;
+pub mod vicidial;
 pub mod vicidial_family;
 
 pub use area::{DialerArea, TRIGGERS};

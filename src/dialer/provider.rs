@@ -75,6 +75,9 @@ pub struct Lead {
 pub enum LeadOutcome {
     /// Added; the dialer's lead id.
     Accepted { lead_id: String },
+    /// Its phone number is already in the list, held by this lead (added by an earlier lead of
+    /// the export, or before it).
+    Duplicate { lead_id: String },
     /// Refused, for this reason.
     Rejected { error: String },
     /// The dialer's answer said nothing usable about this lead: it may or may not be in the list.
@@ -99,6 +102,63 @@ pub struct ExportShape {
     /// Whether the vendor takes a lead's `phone_code`; if not, only the default (1) is possible
     /// and a lead asking for another is refused rather than dialled wrongly.
     pub takes_phone_code: bool,
+    /// Whether a lead whose answer was lost may be sent again: the vendor's own duplicate check
+    /// then either adds it or names the copy the first attempt made, so it is never added
+    /// twice. Such leads are resent (`resend` of [`DialerProvider::add_leads`]) on a repeat
+    /// of the export, instead of being left outcome-unknown.
+    pub resend_safe: bool,
+}
+
+/// The field rules where the family's members differ (lengths as characters, inclusive). The
+/// rest is shared (`validate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRules {
+    /// Whose rules these are, for messages: `Elision's document`, `stock VICIdial`.
+    pub source: &'static str,
+    pub password: (usize, usize),
+    pub voicemail_id: (usize, usize),
+    pub email: (usize, usize),
+    pub list_name: (usize, usize),
+    pub campaign_id: (usize, usize),
+    /// Whether the vendor silently drops characters of text fields (names, city, email, list
+    /// names) outside its sets (`vicidial_family::fields`); patchbay then refuses such values.
+    pub strips_text: bool,
+}
+
+impl FieldRules {
+    /// Elision's document (the seed).
+    pub const ELISION: FieldRules = FieldRules {
+        source: "Elision's document",
+        password: (1, 20),
+        voicemail_id: (1, 10),
+        email: (1, 100),
+        list_name: (6, 30),
+        campaign_id: (2, 8),
+        strips_text: false,
+    };
+}
+
+/// What patchbay knows of a tenant's dialer (`GetDialerStatus`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DialerStatus {
+    /// `None`: not probed (the provider has no probe that needs no login).
+    pub reachable: Option<bool>,
+    pub version: String,
+    pub build: String,
+    pub login: LoginState,
+    /// In words: what was probed, what failed, what to do.
+    pub message: String,
+}
+
+/// The tenant's API login, as the provider's calls last found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoginState {
+    /// No call has logged in since the client was built.
+    #[default]
+    Unknown,
+    Working,
+    /// Refused (or locked): the client sends nothing more until it is rebuilt or reset.
+    Refused,
 }
 
 /// A dialer vendor. One implementation per vendor folder; the registry builds it from a
@@ -107,16 +167,38 @@ pub struct ExportShape {
 pub trait DialerProvider: Send + Sync + 'static {
     async fn create_agent(&self, agent: &Agent) -> Result<Ack, DialerError>;
     async fn update_agent(&self, agent: &Agent) -> Result<Ack, DialerError>;
+    /// Deletes agent `user`. Where the vendor has no way to, [`DialerError::Unsupported`].
+    async fn delete_agent(&self, user: &str) -> Result<Ack, DialerError> {
+        let _ = user;
+        Err(DialerError::Unsupported { what: "deleting an agent" })
+    }
     async fn create_list(&self, list: &DialList) -> Result<Ack, DialerError>;
-    /// The dialer's active lists. A read: safe to retry, and the provider does.
-    async fn active_lists(&self) -> Result<Vec<DialList>, DialerError>;
-    /// Adds a batch of leads to `list_id`; one outcome per lead, in order. Not retried by the
-    /// provider: the caller decides from the error whether a retry could add a lead twice
-    /// ([`DialerError::safe_to_resend`]).
-    async fn add_leads(&self, list_id: &str, leads: &[Lead]) -> Result<Vec<LeadOutcome>, DialerError>;
+    /// The dialer's active lists. `known`: the list ids patchbay has created or exported to for
+    /// this tenant, for a vendor that cannot list its lists and can only look known ones up.
+    /// A read: safe to retry, and the provider does.
+    async fn active_lists(&self, known: &[String]) -> Result<Vec<DialList>, DialerError>;
+    /// Whether list `list_id` exists and is active (an export's target is checked so).
+    async fn is_list_active(&self, list_id: &str) -> Result<bool, DialerError> {
+        let lists = self.active_lists(&[list_id.to_owned()]).await?;
+        Ok(lists.iter().any(|l| l.list_id == list_id))
+    }
+    /// Adds a batch of leads to `list_id`; one outcome per lead, in order. The caller decides
+    /// from the error whether a retry could add a lead twice ([`DialerError::safe_to_resend`]).
+    /// `resend`: these leads were sent before without a clear answer (only where
+    /// [`ExportShape::resend_safe`]), so the vendor naming an existing copy means the earlier
+    /// attempt added it.
+    async fn add_leads(&self, list_id: &str, leads: &[Lead], resend: bool) -> Result<Vec<LeadOutcome>, DialerError>;
     fn export_shape(&self) -> ExportShape;
     /// The bytes `lead` takes in a batch call (`None`: too big for any call).
     fn lead_wire_size(&self, lead: &Lead) -> Option<usize>;
+    /// The vendor's field rules, checked before any call.
+    fn field_rules(&self) -> &'static FieldRules {
+        &FieldRules::ELISION
+    }
+    /// What patchbay knows of the dialer, probing it where that cannot count as a failed login.
+    async fn status(&self) -> DialerStatus {
+        DialerStatus::default()
+    }
 }
 
 /// Why the dialer refused a call, in domain terms.
@@ -181,6 +263,9 @@ pub enum DialerError {
         /// Which read (or repeat) tells whether the change was made.
         check: String,
     },
+    /// The vendor has no way to do this.
+    #[error("{what} is not supported by this dialer")]
+    Unsupported { what: &'static str },
 }
 
 impl DialerError {
@@ -300,6 +385,11 @@ impl From<DialerError> for ApiError {
                 let failure = VendorFailure::Unavailable { retry_after: RETRY_AFTER };
                 VendorError::new(failure, "", fault, format!("the dialer is unavailable: {message}")).into()
             }
+            DialerError::Unsupported { what } => ApiError::new(
+                Code::Unimplemented,
+                "NOT_SUPPORTED_BY_PROVIDER",
+                format!("{what} is not supported by this tenant's dialer provider (see the README's provider table)"),
+            ),
             DialerError::OutcomeUnknown { provider, domain, message, check } => {
                 let fault =
                     VendorFault { domain, http_status: None, code: "outcome_unknown".into(), message: message.clone() };

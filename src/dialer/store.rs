@@ -54,8 +54,11 @@ pub enum Outcome {
     /// Not taken by the dialer: a repeated export sends it again.
     Failed,
     /// Recorded just before its batch goes to the dialer, replaced by the answer. Found later
-    /// (the process died mid-call), it means sent without an answer: never sent again.
+    /// (the process died mid-call), it means sent without an answer: never sent again (except
+    /// where the vendor's duplicate check makes a resend safe).
     Sending,
+    /// Its phone was already in the list: the lead id is the lead that holds it.
+    Duplicate,
 }
 
 impl Outcome {
@@ -66,6 +69,7 @@ impl Outcome {
             Self::Unknown => "unknown",
             Self::Failed => "failed",
             Self::Sending => "sending",
+            Self::Duplicate => "duplicate",
         }
     }
 
@@ -75,13 +79,24 @@ impl Outcome {
             "rejected" => Self::Rejected,
             "unknown" => Self::Unknown,
             "sending" => Self::Sending,
+            "duplicate" => Self::Duplicate,
             _ => Self::Failed,
         }
     }
 
-    /// Whether a repeat keeps this outcome rather than sending the lead again.
-    pub fn settled(self) -> bool {
-        self != Self::Failed
+    /// Whether a repeat keeps this outcome rather than sending the lead again. `resend_safe`:
+    /// the vendor's duplicate check makes resending a lead sent without an answer safe.
+    pub fn settled(self, resend_safe: bool) -> bool {
+        match self {
+            Self::Failed => false,
+            Self::Unknown | Self::Sending => !resend_safe,
+            Self::Accepted | Self::Rejected | Self::Duplicate => true,
+        }
+    }
+
+    /// Whether a lead with this outcome was sent before, its answer lost.
+    pub fn maybe_sent(self) -> bool {
+        matches!(self, Self::Unknown | Self::Sending)
     }
 }
 
@@ -182,7 +197,8 @@ pub async fn recorded(
 }
 
 /// Records outcomes in one statement. A settled outcome is never overwritten; a `failed` one is
-/// replaced by the outcome of its retry, a `sending` one by its batch's answer.
+/// replaced by the outcome of its retry, a `sending` one by its batch's answer, an `unknown` one
+/// by the answer of its resend (only ever resent where that is safe).
 pub async fn record(pool: &PgPool, key: ExportKey<'_>, rows: &[LeadRow]) -> Result<(), sqlx::Error> {
     let mut idx = Vec::with_capacity(rows.len());
     let mut phone = Vec::with_capacity(rows.len());
@@ -201,7 +217,7 @@ pub async fn record(pool: &PgPool, key: ExportKey<'_>, rows: &[LeadRow]) -> Resu
          SELECT $1, $2, * FROM UNNEST($3::int4[], $4::text[], $5::text[], $6::text[], $7::text[])
          ON CONFLICT (tenant, request_id, idx) DO UPDATE
             SET phone = EXCLUDED.phone, outcome = EXCLUDED.outcome, lead_id = EXCLUDED.lead_id, error = EXCLUDED.error
-          WHERE dialer_export_leads.outcome IN ('failed', 'sending')",
+          WHERE dialer_export_leads.outcome IN ('failed', 'sending', 'unknown')",
     )
     .bind(key.tenant)
     .bind(key.request_id)
@@ -235,4 +251,32 @@ pub async fn each_outcome(
         each(LeadRow { idx, phone, outcome: Outcome::parse(&outcome), lead_id, error });
     }
     Ok(())
+}
+
+/// Lists a read of the known lists returns at most (the most recently used first).
+pub const MAX_KNOWN_LISTS: i64 = 500;
+
+/// Remembers that patchbay created or exported to `list_id` for `tenant`.
+pub async fn remember_list(pool: &PgPool, tenant: &str, list_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO dialer_known_lists (tenant, list_id) VALUES ($1, $2)
+         ON CONFLICT (tenant, list_id) DO UPDATE SET last_used = now()",
+    )
+    .bind(tenant)
+    .bind(list_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The lists patchbay created or exported to for `tenant`, most recently used first (at most
+/// [`MAX_KNOWN_LISTS`]).
+pub async fn known_lists(pool: &PgPool, tenant: &str) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT list_id FROM dialer_known_lists WHERE tenant = $1 ORDER BY last_used DESC, list_id LIMIT $2",
+    )
+    .bind(tenant)
+    .bind(MAX_KNOWN_LISTS)
+    .fetch_all(pool)
+    .await
 }

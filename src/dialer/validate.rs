@@ -5,8 +5,8 @@
 //! the dialer answers in single text lines, which a newline in a value would break.
 
 use super::{
-    provider::{Agent, DialList, Lead},
-    vicidial_family::fields::{login_chars_problem, secret_login_chars_problem},
+    provider::{Agent, DialList, FieldRules, Lead},
+    vicidial_family::fields::{TextSet, login_chars_problem, secret_login_chars_problem, text_chars_problem},
 };
 use crate::ops::{ApiError, Violations};
 
@@ -78,11 +78,24 @@ fn login_rule(
     }
 }
 
+/// A text field of `range` characters which, where the vendor strips text (`rules`), holds only
+/// what it keeps.
+fn kept_text(v: &mut Violations, field: &str, value: &str, range: (usize, usize), set: TextSet, rules: &FieldRules) {
+    let before = v.len();
+    text(v, field, value, range);
+    if v.len() == before
+        && rules.strips_text
+        && let Some(problem) = text_chars_problem(value, set)
+    {
+        v.add(field, problem);
+    }
+}
+
 /// The rules of the optional agent fields, shared by create and update.
-fn agent_fields(v: &mut Violations, a: &Agent) {
+fn agent_fields(v: &mut Violations, a: &Agent, rules: &FieldRules) {
     use secrecy::ExposeSecret;
     if let Some(p) = &a.password {
-        login_secret(v, "agent.password", p.expose_secret(), (1, 20));
+        login_secret(v, "agent.password", p.expose_secret(), rules.password);
     }
     if let Some(level) = a.level
         && !(1..=9).contains(&level)
@@ -90,7 +103,7 @@ fn agent_fields(v: &mut Violations, a: &Agent) {
         v.add("agent.level", format!("must be 1-9 (is {level})"));
     }
     if let Some(name) = &a.full_name {
-        text(v, "agent.full_name", name, (1, 50));
+        kept_text(v, "agent.full_name", name, (1, 50), TextSet::FullName, rules);
     }
     if let Some(group) = &a.group {
         login_text(v, "agent.group", group, (1, 20));
@@ -102,20 +115,25 @@ fn agent_fields(v: &mut Violations, a: &Agent) {
         login_secret(v, "agent.phone_password", p.expose_secret(), (1, 20));
     }
     if let Some(vm) = &a.voicemail_id {
-        digits(v, "agent.voicemail_id", vm, (1, 10));
+        digits(v, "agent.voicemail_id", vm, rules.voicemail_id);
     }
     if let Some(email) = &a.email {
         let n = chars(email);
-        if !(1..=100).contains(&n) {
-            v.add("agent.email", format!("must be 1-100 characters (has {n})"));
+        let (min, max) = rules.email;
+        if !(min..=max).contains(&n) {
+            v.add("agent.email", format!("must be {min}-{max} characters (has {n})"));
         } else if !well_formed_email(email) {
             v.add("agent.email", "must be a well-formed address like name@example.com");
+        } else if rules.strips_text
+            && let Some(problem) = text_chars_problem(email, TextSet::Email)
+        {
+            v.add("agent.email", problem);
         }
     }
 }
 
 /// CreateAgent: user, password, level, full name and group are required.
-pub fn new_agent(a: &Agent) -> Result<(), ApiError> {
+pub fn new_agent(a: &Agent, rules: &FieldRules) -> Result<(), ApiError> {
     let mut v = Violations::new();
     login_text(&mut v, "agent.user", &a.user, (2, 20));
     for (field, missing) in [
@@ -127,12 +145,12 @@ pub fn new_agent(a: &Agent) -> Result<(), ApiError> {
         v.check(!missing, field, "is required to create an agent");
     }
     v.check(a.active.is_none(), "agent.active", "is for UpdateAgent only: a new agent is active");
-    agent_fields(&mut v, a);
+    agent_fields(&mut v, a, rules);
     v.into_result()
 }
 
 /// UpdateAgent: user is required, and at least one field to change.
-pub fn agent_update(a: &Agent) -> Result<(), ApiError> {
+pub fn agent_update(a: &Agent, rules: &FieldRules) -> Result<(), ApiError> {
     let mut v = Violations::new();
     login_text(&mut v, "agent.user", &a.user, (2, 20));
     let changes = a.password.is_some()
@@ -145,21 +163,29 @@ pub fn agent_update(a: &Agent) -> Result<(), ApiError> {
         || a.email.is_some()
         || a.active.is_some();
     v.check(changes, "agent", "names nothing to change: set at least one field besides `user`");
-    agent_fields(&mut v, a);
+    agent_fields(&mut v, a, rules);
+    v.into_result()
+}
+
+/// DeleteAgent: the agent's login.
+pub fn agent_user(user: &str) -> Result<(), ApiError> {
+    let mut v = Violations::new();
+    login_text(&mut v, "user", user, (2, 20));
     v.into_result()
 }
 
 /// The rules of a list, its fields under `prefix` (`list`, `target.new_list`).
-pub fn list_into(v: &mut Violations, prefix: &str, l: &DialList) {
+pub fn list_into(v: &mut Violations, prefix: &str, l: &DialList, rules: &FieldRules) {
     digits(v, &format!("{prefix}.list_id"), &l.list_id, (2, 14));
-    text(v, &format!("{prefix}.name"), &l.name, (6, 30));
-    text(v, &format!("{prefix}.campaign_id"), &l.campaign_id, (2, 8));
+    kept_text(v, &format!("{prefix}.name"), &l.name, rules.list_name, TextSet::ListName, rules);
+    // Campaign ids are login-like in the whole family (`-`, `_`, letters, digits).
+    login_text(v, &format!("{prefix}.campaign_id"), &l.campaign_id, rules.campaign_id);
 }
 
 /// CreateList.
-pub fn list(l: &DialList) -> Result<(), ApiError> {
+pub fn list(l: &DialList, rules: &FieldRules) -> Result<(), ApiError> {
     let mut v = Violations::new();
-    list_into(&mut v, "list", l);
+    list_into(&mut v, "list", l, rules);
     v.into_result()
 }
 
@@ -188,9 +214,13 @@ pub fn normalize_phone(phone: &str) -> Result<String, String> {
 pub const LEAD_FIELD_LIMITS: [(&str, usize); 6] =
     [("first_name", 30), ("last_name", 30), ("email", 70), ("city", 50), ("postal_code", 10), ("vendor_lead_code", 20)];
 
+/// The character set of each lead field in [`LEAD_FIELD_LIMITS`], where the vendor strips text.
+const LEAD_FIELD_SETS: [TextSet; 6] =
+    [TextSet::PersonName, TextSet::PersonName, TextSet::Email, TextSet::Address, TextSet::Postal, TextSet::Code];
+
 /// A lead ready for the dialer (phone normalised), or its phone's digits and why it is refused.
 /// `takes_phone_code`: whether the vendor takes a lead's country code at all.
-pub fn lead(mut lead: Lead, takes_phone_code: bool) -> Result<Lead, (String, String)> {
+pub fn lead(mut lead: Lead, takes_phone_code: bool, rules: &FieldRules) -> Result<Lead, (String, String)> {
     let digits = match normalize_phone(&lead.phone_number) {
         Ok(d) => d,
         Err(e) => {
@@ -200,7 +230,7 @@ pub fn lead(mut lead: Lead, takes_phone_code: bool) -> Result<Lead, (String, Str
     };
     let values =
         [&lead.first_name, &lead.last_name, &lead.email, &lead.city, &lead.postal_code, &lead.vendor_lead_code];
-    for ((field, max), value) in LEAD_FIELD_LIMITS.iter().zip(values) {
+    for (((field, max), value), set) in LEAD_FIELD_LIMITS.iter().zip(values).zip(LEAD_FIELD_SETS) {
         let n = chars(value);
         if n > *max {
             return Err((
@@ -210,6 +240,11 @@ pub fn lead(mut lead: Lead, takes_phone_code: bool) -> Result<Lead, (String, Str
         }
         if has_control(value) {
             return Err((digits, format!("{field} must not contain control characters")));
+        }
+        if rules.strips_text
+            && let Some(problem) = text_chars_problem(value, set)
+        {
+            return Err((digits, format!("{field} {problem}")));
         }
     }
     let code = lead.phone_code.as_str();
@@ -233,6 +268,8 @@ pub fn lead(mut lead: Lead, takes_phone_code: bool) -> Result<Lead, (String, Str
 mod tests {
     use super::*;
 
+    const E: &FieldRules = &FieldRules::ELISION;
+
     fn valid_agent() -> Agent {
         Agent {
             user: "1000".into(),
@@ -252,7 +289,7 @@ mod tests {
     fn active_is_for_updates_only() {
         let mut a = valid_agent();
         a.active = Some(true);
-        assert_eq!(fields(new_agent(&a)), ["agent.active"]);
+        assert_eq!(fields(new_agent(&a, E)), ["agent.active"]);
     }
 
     #[test]
@@ -262,13 +299,13 @@ mod tests {
         a.phone_password = Some("x".to_owned().into());
         a.voicemail_id = Some("8000".into());
         a.email = Some("agent@example.com".into());
-        assert!(new_agent(&a).is_ok());
+        assert!(new_agent(&a, E).is_ok());
     }
 
     #[test]
     fn every_missing_required_agent_field_is_named_at_once() {
         let a = Agent { user: "1000".into(), ..Agent::default() };
-        assert_eq!(fields(new_agent(&a)), ["agent.password", "agent.level", "agent.full_name", "agent.group"]);
+        assert_eq!(fields(new_agent(&a, E)), ["agent.password", "agent.level", "agent.full_name", "agent.group"]);
     }
 
     #[test]
@@ -295,7 +332,7 @@ mod tests {
         for (field, breaks) in cases {
             let mut a = valid_agent();
             breaks(&mut a);
-            assert_eq!(fields(new_agent(&a)), [field]);
+            assert_eq!(fields(new_agent(&a, E)), [field]);
         }
     }
 
@@ -314,13 +351,13 @@ mod tests {
             for value in ["p@ss!", "two words", "crème", "a+b", "x.y", "q'uote"] {
                 let mut a = valid_agent();
                 set(&mut a, value);
-                let err = new_agent(&a).unwrap_err();
+                let err = new_agent(&a, E).unwrap_err();
                 assert_eq!(err.fields(), [field], "{field} = {value:?}");
                 assert!(format!("{err:?}").contains("silently drops"), "{field} = {value:?}: {err:?}");
             }
             let mut a = valid_agent();
             set(&mut a, "Ok_value-9");
-            assert!(new_agent(&a).is_ok(), "{field}: letters, digits, - and _ pass");
+            assert!(new_agent(&a, E).is_ok(), "{field}: letters, digits, - and _ pass");
         }
     }
 
@@ -328,15 +365,15 @@ mod tests {
     fn lengths_count_characters_not_bytes() {
         let mut a = valid_agent();
         a.full_name = Some("é".repeat(50));
-        assert!(new_agent(&a).is_ok());
+        assert!(new_agent(&a, E).is_ok());
     }
 
     #[test]
     fn an_update_needs_a_user_and_something_to_change() {
-        assert_eq!(fields(agent_update(&Agent { user: "1000".into(), ..Agent::default() })), ["agent"]);
-        assert!(agent_update(&Agent { user: "1000".into(), active: Some(false), ..Agent::default() }).is_ok());
+        assert_eq!(fields(agent_update(&Agent { user: "1000".into(), ..Agent::default() }, E)), ["agent"]);
+        assert!(agent_update(&Agent { user: "1000".into(), active: Some(false), ..Agent::default() }, E).is_ok());
         assert_eq!(
-            fields(agent_update(&Agent { user: "x".into(), level: Some(12), ..Agent::default() })),
+            fields(agent_update(&Agent { user: "x".into(), level: Some(12), ..Agent::default() }, E)),
             ["agent.user", "agent.level"]
         );
     }
@@ -359,12 +396,12 @@ mod tests {
             campaign_id: "TESTCAMP".into(),
             active: true,
         };
-        assert!(list(&good).is_ok());
+        assert!(list(&good, E).is_ok());
         let bad =
             DialList { list_id: "1".into(), name: "short".into(), campaign_id: "CAMPAIGN1".into(), active: false };
-        assert_eq!(fields(list(&bad)), ["list.list_id", "list.name", "list.campaign_id"]);
+        assert_eq!(fields(list(&bad, E)), ["list.list_id", "list.name", "list.campaign_id"]);
         let mut v = Violations::new();
-        list_into(&mut v, "target.new_list", &DialList { list_id: "12x".into(), ..good });
+        list_into(&mut v, "target.new_list", &DialList { list_id: "12x".into(), ..good }, E);
         assert_eq!(fields(v.into_result()), ["target.new_list.list_id"]);
         assert_eq!(fields(list_id("target.existing_list_id", "123456789012345")), ["target.existing_list_id"]);
     }
@@ -375,7 +412,7 @@ mod tests {
         assert_eq!(normalize_phone("123456").unwrap(), "123456");
         assert!(normalize_phone("12345").unwrap_err().contains("has 5"));
         assert!(normalize_phone(&"9".repeat(17)).is_err());
-        let (digits, why) = lead(Lead { phone_number: "12-34".into(), ..Lead::default() }, true).unwrap_err();
+        let (digits, why) = lead(Lead { phone_number: "12-34".into(), ..Lead::default() }, true, E).unwrap_err();
         assert_eq!(digits, "1234");
         assert!(why.contains("6-16 digits"));
     }
@@ -394,9 +431,9 @@ mod tests {
         for (field, max, set) in fields {
             let mut at = Lead { phone_number: "5550100".into(), ..Lead::default() };
             set(&mut at, "é".repeat(max));
-            assert!(lead(at.clone(), true).is_ok(), "{field} of {max}");
+            assert!(lead(at.clone(), true, E).is_ok(), "{field} of {max}");
             set(&mut at, "é".repeat(max + 1));
-            let (_, why) = lead(at, true).unwrap_err();
+            let (_, why) = lead(at, true, E).unwrap_err();
             assert!(why.starts_with(&format!("{field} must be at most {max} characters")), "{why}");
         }
     }
@@ -405,12 +442,12 @@ mod tests {
     fn a_phone_code_is_1_to_4_digits_and_only_1_where_the_vendor_takes_none() {
         let with = |code: &str| Lead { phone_number: "5550100".into(), phone_code: code.into(), ..Lead::default() };
         for ok in ["", "1", "44", "1234"] {
-            assert!(lead(with(ok), true).is_ok(), "{ok}");
+            assert!(lead(with(ok), true, E).is_ok(), "{ok}");
         }
         for bad in ["12345", "+44", "4a"] {
-            assert!(lead(with(bad), true).unwrap_err().1.contains("1-4 digits"), "{bad}");
+            assert!(lead(with(bad), true, E).unwrap_err().1.contains("1-4 digits"), "{bad}");
         }
-        assert!(lead(with("1"), false).is_ok());
-        assert!(lead(with("44"), false).unwrap_err().1.contains("takes no country code"));
+        assert!(lead(with("1"), false, E).is_ok());
+        assert!(lead(with("44"), false, E).unwrap_err().1.contains("takes no country code"));
     }
 }

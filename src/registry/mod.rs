@@ -76,6 +76,8 @@ struct Inner {
     files: Mutex<HashMap<PathBuf, FileState>>,
     reload_failures: AtomicU64,
     generation: tokio::sync::watch::Sender<u64>,
+    /// Full re-reads (SIGHUP, ReloadConfig), handed to every build ([`BuildDeps::full_reloads`]).
+    full_reloads: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -121,6 +123,7 @@ impl Registry {
                 files: Mutex::default(),
                 reload_failures: AtomicU64::new(0),
                 generation,
+                full_reloads: Arc::default(),
             }),
         }
     }
@@ -145,6 +148,7 @@ impl Registry {
     /// a rotated `${file:}` or `${env:}` secret is picked up; tenants whose file and secrets are
     /// unchanged keep their clients (and their vendor sessions).
     pub fn reload_all(&self) -> ReloadReport {
+        self.inner.full_reloads.fetch_add(1, Ordering::Relaxed);
         let paths = match self.list_dir() {
             Ok(p) => p,
             Err(err) => {
@@ -435,6 +439,7 @@ impl Registry {
             tenant: spec.id.clone(),
             farewells: self.inner.build.farewells.clone(),
             vendor_slots: Arc::new(tokio::sync::Semaphore::new(self.inner.build.vendor_in_flight.max(1))),
+            full_reloads: Arc::clone(&self.inner.full_reloads),
         };
         let mut triggers = Vec::with_capacity(spec.triggers.len());
         for (area, validated) in spec.triggers {

@@ -325,6 +325,10 @@ pub struct BuildDeps {
     pub farewells: tokio_util::task::TaskTracker,
     /// The tenant's vendor-call slots, shared by all its providers.
     pub vendor_slots: Arc<tokio::sync::Semaphore>,
+    /// Counts full re-reads of the configuration (SIGHUP, ReloadConfig), which keep an unchanged
+    /// tenant's clients: a client that stopped calling its vendor after a refused login (so as
+    /// not to lock the account out) starts again once an operator asks for one.
+    pub full_reloads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl BuildDeps {

@@ -127,13 +127,16 @@ impl BuildTrigger<Arc<dyn DialerProvider>> for ElisionBuild {
                 sim.url().parse()?
             }
         };
-        Ok(Arc::new(ElisionClient::new(
-            deps.vendor_http(super::client::PROVIDER),
-            endpoint,
-            self.source.clone(),
-            self.username.clone(),
-            self.password.clone(),
-        )))
+        Ok(Arc::new(
+            ElisionClient::new(
+                deps.vendor_http(super::client::PROVIDER),
+                endpoint,
+                self.source.clone(),
+                self.username.clone(),
+                self.password.clone(),
+            )
+            .with_full_reloads(Arc::clone(&deps.full_reloads)),
+        ))
     }
 }
 
@@ -288,8 +291,11 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_provider_lists_elision() {
-        let e = check("    provider: vicidial\n").unwrap_err();
-        assert!(e[0].contains("unknown dialer provider `vicidial`: this build of patchbay has elision"), "{e:#?}");
+    fn an_unknown_provider_lists_both_dialers() {
+        let e = check("    provider: elisoin\n").unwrap_err();
+        assert!(
+            e[0].contains("unknown dialer provider `elisoin`: this build of patchbay has elision, vicidial"),
+            "{e:#?}"
+        );
     }
 }

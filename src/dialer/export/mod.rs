@@ -19,6 +19,10 @@
 //!   settled outcome yet (so a finished export sends nothing, and an interrupted one resumes),
 //!   and answers every lead from the records. A batch is recorded as `sending` before it goes, so
 //!   one whose answer was lost with a dead process is outcome unknown on resume, never resent.
+//! - Where the vendor's own duplicate check makes a resend safe ([`ExportShape::resend_safe`],
+//!   stock VICIdial's DUPLIST), a lead sent without a clear answer is instead sent again, in
+//!   this run (a bounded number of times) and on a repeat: the dialer either adds it now or
+//!   names the copy the first attempt made, so the export is exactly-once per (list, phone).
 
 use std::{
     sync::{
@@ -36,15 +40,19 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
+pub use super::store::Outcome;
 use super::{
-    provider::{DialList, DialerError, DialerProvider, ExportShape, Lead, LeadOutcome, Refusal},
-    store::{self, Begin, ExportKey, LeadRow, Outcome},
+    provider::{DialList, DialerError, DialerProvider, ExportShape, FieldRules, Lead, LeadOutcome, Refusal},
+    store::{self, Begin, ExportKey, LeadRow},
     validate,
 };
 use crate::ops::{ApiError, Violations, retry::Backoff};
 
 /// A batch the dialer provably did not take is sent this many times in all.
 pub const BATCH_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2), 3);
+/// Where resending is safe (single-lead calls), a lead is sent this many times in all, whether
+/// its answers were lost or the dialer did not take it.
+pub const RESEND_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2), 5);
 /// Outcomes written in one statement, at most.
 const MAX_ROWS_PER_WRITE: usize = 5_000;
 /// How often a running export renews its lease.
@@ -77,12 +85,12 @@ impl Target {
     }
 
     /// The field rules of the target.
-    pub fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self, rules: &FieldRules) -> Result<(), ApiError> {
         match self {
             Self::Existing(id) => validate::list_id("target.existing_list_id", id),
             Self::New(list) => {
                 let mut v = Violations::new();
-                validate::list_into(&mut v, "target.new_list", list);
+                validate::list_into(&mut v, "target.new_list", list, rules);
                 v.into_result()
             }
         }
@@ -107,6 +115,7 @@ pub struct LeadResult {
     pub phone_number: String,
     pub lead_id: String,
     pub error: String,
+    pub outcome: Outcome,
 }
 
 /// The export's answer.
@@ -115,6 +124,8 @@ pub struct ExportSummary {
     pub list_id: String,
     pub accepted: i32,
     pub rejected: i32,
+    /// Leads whose phone was already in the list.
+    pub duplicates: i32,
     /// One per lead, in stream order.
     pub results: Vec<LeadResult>,
     /// A repeat of an export already seen that sent nothing: every outcome came from the record.
@@ -133,7 +144,7 @@ pub async fn run<S>(
 where
     S: Stream<Item = Result<Vec<Lead>, ApiError>> + Send + Unpin,
 {
-    req.target.validate()?;
+    req.target.validate(provider.field_rules())?;
     let anonymous = req.request_id.is_empty();
     let export_id =
         if anonymous { format!("anonymous:{}", uuid::Uuid::new_v4().simple()) } else { req.request_id.clone() };
@@ -291,8 +302,8 @@ impl Export<'_> {
         match target {
             Target::Existing(id) => {
                 // A read: whatever its error, nothing was done.
-                let lists = self.provider.active_lists().await.map_err(|e| Prepare::NothingDone(e.into()))?;
-                if !lists.iter().any(|l| &l.list_id == id) {
+                let active = self.provider.is_list_active(id).await.map_err(|e| Prepare::NothingDone(e.into()))?;
+                if !active {
                     return Err(Prepare::NothingDone(
                         ApiError::failed_precondition(
                             "LIST_NOT_ACTIVE",
@@ -306,7 +317,11 @@ impl Export<'_> {
                 Ok(_) => {}
                 // A resumed export whose add_list answer was lost: the list is ours.
                 Err(DialerError::Refused { kind: Refusal::ListExists, .. }) if self.resume => {}
-                Err(e @ (DialerError::Refused { .. } | DialerError::Unavailable { .. })) => {
+                Err(
+                    e @ (DialerError::Refused { .. }
+                    | DialerError::Unavailable { .. }
+                    | DialerError::Unsupported { .. }),
+                ) => {
                     return Err(Prepare::NothingDone(under_target(e.into())));
                 }
                 Err(DialerError::OutcomeUnknown { provider, domain, message, .. }) => {
@@ -325,7 +340,8 @@ impl Export<'_> {
                 }
             },
         }
-        store::mark_list_ready(self.pool, self.key).await.map_err(|e| Prepare::Other(db(e)))
+        store::mark_list_ready(self.pool, self.key).await.map_err(|e| Prepare::Other(db(e)))?;
+        store::remember_list(self.pool, self.key.tenant, self.list_id).await.map_err(|e| Prepare::Other(db(e)))
     }
 
     async fn pipeline<S>(&self, mut leads: S) -> Result<ExportSummary, ApiError>
@@ -445,7 +461,7 @@ impl Export<'_> {
 
     /// patchbay's own checks of a lead: normalised and sized, or refused.
     fn check(&self, idx: i32, lead: Lead) -> (Item, usize) {
-        match validate::lead(lead, self.provider.export_shape().takes_phone_code) {
+        match validate::lead(lead, self.provider.export_shape().takes_phone_code, self.provider.field_rules()) {
             Err((phone, error)) => (Item::Reject { idx, phone, error }, 0),
             Ok(lead) => match self.provider.lead_wire_size(&lead) {
                 Some(size) => (Item::Send { idx, lead }, size),
@@ -472,9 +488,11 @@ impl Export<'_> {
         } else {
             Default::default()
         };
+        let resend_safe = self.provider.export_shape().resend_safe;
         let mut rows = Vec::with_capacity(chunk.items.len());
-        let mut to_send = Vec::new();
+        let (mut to_send, mut to_resend) = (Vec::new(), Vec::new());
         for item in chunk.items {
+            let mut maybe_sent = false;
             if let Some((phone, outcome)) = recorded.get(&item.idx()) {
                 if phone != item.phone() {
                     return Err(ApiError::invalid_field(
@@ -487,26 +505,34 @@ impl Export<'_> {
                     )
                     .with_metadata("rule", "IDEMPOTENCY_KEY_REUSED"));
                 }
-                if outcome.settled() {
+                if outcome.settled(resend_safe) {
                     continue;
                 }
+                maybe_sent = outcome.maybe_sent();
             }
             match item {
                 Item::Reject { idx, phone, error } => {
                     rows.push(LeadRow { idx, phone, outcome: Outcome::Rejected, lead_id: String::new(), error })
                 }
+                Item::Send { idx, lead } if maybe_sent => to_resend.push((idx, lead)),
                 Item::Send { idx, lead } => to_send.push((idx, lead)),
             }
         }
-        if !to_send.is_empty() {
-            rows.extend(self.send(to_send).await?);
+        for (batch, resend) in [(to_send, false), (to_resend, true)] {
+            if !batch.is_empty() {
+                rows.extend(self.send(batch, resend).await?);
+            }
         }
         Ok(rows)
     }
 
-    /// One vendor call for a batch, resent while the dialer did not take it (bounded).
-    async fn send(&self, batch: Vec<(i32, Lead)>) -> Result<Vec<LeadRow>, ApiError> {
+    /// One vendor call for a batch, resent while the dialer did not take it (bounded), and where
+    /// that is safe, while its answer is unclear. `resend`: the batch was sent before without a
+    /// clear answer.
+    async fn send(&self, batch: Vec<(i32, Lead)>, mut resend: bool) -> Result<Vec<LeadRow>, ApiError> {
         let (indexes, leads): (Vec<i32>, Vec<Lead>) = batch.into_iter().unzip();
+        let resend_safe = self.provider.export_shape().resend_safe;
+        let retry = if resend_safe { RESEND_RETRY } else { BATCH_RETRY };
         let mut made = 0;
         let settle = |outcome: Outcome, lead_id: &str, error: &str| -> Vec<LeadRow> {
             indexes
@@ -528,7 +554,7 @@ impl Export<'_> {
         store::record(self.pool, self.key, &sending).await.map_err(db)?;
         loop {
             made += 1;
-            match self.provider.add_leads(self.list_id, &leads).await {
+            match self.provider.add_leads(self.list_id, &leads, resend).await {
                 Ok(outcomes) => {
                     let mut outcomes = outcomes.into_iter();
                     return Ok(indexes
@@ -540,6 +566,16 @@ impl Export<'_> {
                                 Some(LeadOutcome::Accepted { lead_id }) => {
                                     LeadRow { idx, phone, outcome: Outcome::Accepted, lead_id, error: String::new() }
                                 }
+                                Some(LeadOutcome::Duplicate { lead_id }) => LeadRow {
+                                    idx,
+                                    error: format!(
+                                        "duplicate: phone {phone} is already in list {} as lead {lead_id}",
+                                        self.list_id
+                                    ),
+                                    phone,
+                                    outcome: Outcome::Duplicate,
+                                    lead_id,
+                                },
                                 Some(LeadOutcome::Rejected { error }) => LeadRow {
                                     idx,
                                     phone,
@@ -567,10 +603,11 @@ impl Export<'_> {
                 }
                 // Every further batch would meet the same refusal: stop the export.
                 Err(e) if e.is_tenant_problem() => return Err(e.into()),
-                // Provably not taken: safe to send again, a bounded number of times.
-                Err(e @ DialerError::Unavailable { .. }) if BATCH_RETRY.allows(made) => {
+                // Provably not taken: safe to send again, a bounded number of times (more where
+                // batches are single leads, each an unlucky draw of its own).
+                Err(e @ DialerError::Unavailable { .. }) if retry.allows(made) => {
                     tracing::info!(attempt = made, error = %e, leads = leads.len(), "a lead batch was not taken; sending it again");
-                    tokio::time::sleep(BATCH_RETRY.delay(made)).await;
+                    tokio::time::sleep(retry.delay(made)).await;
                 }
                 Err(e @ DialerError::Unavailable { .. }) => {
                     let error = format!(
@@ -578,19 +615,34 @@ impl Export<'_> {
                     );
                     return Ok(settle(Outcome::Failed, "", &error));
                 }
+                // Sent without a clear answer, where the vendor's duplicate check makes a resend
+                // safe: sent again, a bounded number of times (a repeat of the export goes on).
+                Err(e @ DialerError::OutcomeUnknown { .. }) if resend_safe && retry.allows(made) => {
+                    tracing::info!(attempt = made, error = %e, leads = leads.len(), "no clear answer for a lead batch; sending it again");
+                    resend = true;
+                    tokio::time::sleep(retry.delay(made)).await;
+                }
                 // Sent without a clear answer: the leads may be in the list already. Recorded as
-                // settled, so that neither this run nor a repeat sends them again.
+                // settled (where resending is not safe), so that neither this run nor a repeat
+                // sends them again.
                 Err(DialerError::OutcomeUnknown { message, .. }) => {
                     return Ok(settle(Outcome::Unknown, "", &self.unknown_error(&message)));
                 }
                 Err(DialerError::Refused { message, .. }) => {
                     return Ok(settle(Outcome::Rejected, "", &format!("refused by the dialer: {message}")));
                 }
+                Err(e @ DialerError::Unsupported { .. }) => return Err(e.into()),
             }
         }
     }
 
     fn unknown_error(&self, why: &str) -> String {
+        if self.provider.export_shape().resend_safe {
+            return format!(
+                "outcome unknown: {why}; send the export again with the same request_id: it is resent, and the \
+                 dialer's duplicate check keeps it from being added twice"
+            );
+        }
         format!(
             "outcome unknown: {why}; not sent again, so that it cannot be added twice (check list {} at the dialer)",
             self.list_id
@@ -600,16 +652,19 @@ impl Export<'_> {
     /// The answer, read back from the records in stream order.
     async fn summary(&self, count: i32) -> Result<ExportSummary, ApiError> {
         let mut results = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-        let mut accepted = 0;
+        let (mut accepted, mut duplicates) = (0, 0);
         store::each_outcome(self.pool, self.key, count, |row| {
-            if row.outcome == Outcome::Accepted {
-                accepted += 1;
+            match row.outcome {
+                Outcome::Accepted => accepted += 1,
+                Outcome::Duplicate => duplicates += 1,
+                _ => {}
             }
             results.push(LeadResult {
                 index: row.idx,
                 phone_number: row.phone,
                 lead_id: row.lead_id,
                 error: row.error,
+                outcome: row.outcome,
             });
         })
         .await
@@ -623,7 +678,8 @@ impl Export<'_> {
         Ok(ExportSummary {
             list_id: self.list_id.to_owned(),
             accepted,
-            rejected: count - accepted,
+            rejected: count - accepted - duplicates,
+            duplicates,
             results,
             replayed: self.resume && !self.sent.load(Ordering::Relaxed),
         })

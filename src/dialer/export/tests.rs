@@ -1,7 +1,14 @@
 use super::*;
+use crate::dialer::provider::FieldRules;
 
 fn shape() -> ExportShape {
-    ExportShape { concurrency: 2, max_leads_per_call: 3, max_bytes_per_call: 100, takes_phone_code: false }
+    ExportShape {
+        concurrency: 2,
+        max_leads_per_call: 3,
+        max_bytes_per_call: 100,
+        takes_phone_code: false,
+        resend_safe: false,
+    }
 }
 
 fn send(idx: i32) -> Item {
@@ -58,7 +65,7 @@ fn targets_differ_in_their_digest_and_are_validated_under_their_path() {
     };
     assert_ne!(new("Test API list").digest(), new("Other list").digest());
     assert_ne!(Target::Existing("1101".into()).digest(), new("Test API list").digest());
-    let e = Target::Existing("x".into()).validate().unwrap_err();
+    let e = Target::Existing("x".into()).validate(&FieldRules::ELISION).unwrap_err();
     assert_eq!(e.fields(), ["target.existing_list_id"]);
-    assert_eq!(new("short").validate().unwrap_err().fields(), ["target.new_list.name"]);
+    assert_eq!(new("short").validate(&FieldRules::ELISION).unwrap_err().fields(), ["target.new_list.name"]);
 }

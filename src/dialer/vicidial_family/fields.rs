@@ -37,9 +37,112 @@ pub fn login_chars_problem(value: &str) -> Option<String> {
     })
 }
 
+/// The character sets stock VICIdial keeps in its text parameters (non-Latin mode off, the
+/// default: letters are A-Z and a-z). Values with other characters would be stored changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextSet {
+    /// agent_full_name: `- + . : / @ _`, space, letters, digits.
+    FullName,
+    /// list_name: as a full name, plus `?` and `&`.
+    ListName,
+    /// first_name, last_name: `- ' _ .`, space, letters, digits (`+` becomes a space).
+    PersonName,
+    /// city: `- ' . : / @ _`, space, letters, digits (`+` becomes a space).
+    Address,
+    /// email: `- ' . : / @ % _`, space, letters, digits (`+` becomes a space).
+    Email,
+    /// postal_code: `- '`, space, letters, digits (`+` becomes a space).
+    Postal,
+    /// vendor_lead_code: anything but `;`, `#` and `"` (`+` becomes a space).
+    Code,
+}
+
+impl TextSet {
+    /// The punctuation kept besides letters, digits and space (`None`: every character but
+    /// the listed removals is kept).
+    fn punctuation(self) -> Option<&'static str> {
+        match self {
+            Self::FullName => Some("-+.:/@_"),
+            Self::ListName => Some("-+.:/@_?&"),
+            Self::PersonName => Some("-'_."),
+            Self::Address => Some("-'.:/@_"),
+            Self::Email => Some("-'.:/@%_"),
+            Self::Postal => Some("-'"),
+            Self::Code => None,
+        }
+    }
+
+    /// Whether the dialer keeps `c` as it is.
+    pub fn keeps(self, c: char) -> bool {
+        match self.punctuation() {
+            Some(p) => c.is_ascii_alphanumeric() || c == ' ' || p.contains(c),
+            None => !matches!(c, ';' | '#' | '"' | '+'),
+        }
+    }
+
+    /// What the set holds, for a message.
+    pub fn describe(self) -> String {
+        match self.punctuation() {
+            Some(p) => {
+                let p: Vec<String> = p.chars().map(|c| format!("`{c}`")).collect();
+                format!("letters A-Z and a-z, digits, spaces and {}", p.join(" "))
+            }
+            None => "any character but `;` `#` `\"` and `+`".to_owned(),
+        }
+    }
+}
+
+/// The rule a text value breaks under `set`, naming the characters the dialer would drop or
+/// change; `None` when it is kept whole.
+pub fn text_chars_problem(value: &str, set: TextSet) -> Option<String> {
+    let mut seen = Vec::new();
+    for c in value.chars().filter(|c| !set.keeps(*c)) {
+        if !seen.contains(&c) {
+            seen.push(c);
+        }
+    }
+    let named: Vec<String> = seen.iter().map(|c| format!("`{}`", c.escape_default())).collect();
+    (!named.is_empty()).then(|| {
+        format!(
+            "may hold only {}: stock VICIdial silently drops or changes every other character (here {})",
+            set.describe(),
+            named.join(" ")
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_sets_follow_the_sources_stripping_table() {
+        let cases = [
+            (TextSet::FullName, "O'Brien, Jr.", Some("`\\'` `,`")),
+            (TextSet::FullName, "Ann-Marie B. / a+b@x_y", None),
+            (TextSet::ListName, "Leads? Q&A", None),
+            (TextSet::PersonName, "O'Brien", None),
+            (TextSet::PersonName, "Smith+Jones", Some("`+`")),
+            (TextSet::PersonName, "José", Some("`\\u{e9}`")),
+            (TextSet::Address, "St. Paul: 1/2", None),
+            (TextSet::Email, "a+b@x.com", Some("`+`")),
+            (TextSet::Email, "first.last%x@ex-ample.com", None),
+            (TextSet::Postal, "SW1A 1AA", None),
+            (TextSet::Postal, "12345.6", Some("`.`")),
+            (TextSet::Code, "CRM-1/2 x", None),
+            (TextSet::Code, "a;b#c\"d", Some("`;` `#` `\\\"`")),
+        ];
+        for (set, value, named) in cases {
+            let problem = text_chars_problem(value, set);
+            match named {
+                None => assert_eq!(problem, None, "{set:?} {value:?}"),
+                Some(named) => {
+                    let p = problem.unwrap_or_else(|| panic!("{set:?} {value:?} passes"));
+                    assert!(p.contains(named), "{set:?} {value:?}: {p}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_character_class_the_family_strips_is_named() {

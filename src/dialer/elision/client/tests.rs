@@ -1,8 +1,14 @@
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use super::*;
 use crate::{
-    dialer::elision::sim::{ElisionSim, Permissions},
+    dialer::{
+        elision::sim::{ElisionSim, Permissions},
+        provider::LoginState,
+    },
     sim::{Fault, FaultRule},
 };
 
@@ -52,19 +58,37 @@ async fn a_refused_login_is_auth_failed_without_the_password() {
 }
 
 #[tokio::test]
-async fn ten_refused_logins_lock_the_api_user_even_for_the_right_password() {
+async fn after_a_refused_login_no_call_is_sent_until_an_operator_reloads() {
     let sim = sim();
-    let bad = client(&sim, "nope");
+    let reloads = Arc::new(AtomicU64::new(0));
+    let bad = client(&sim, "nope").with_full_reloads(Arc::clone(&reloads));
+    for _ in 0..12 {
+        let err = bad.active_lists(&[]).await.unwrap_err();
+        let DialerError::Refused { kind: Refusal::AuthFailed, message, .. } = &err else { panic!("{err:?}") };
+        assert!(message.contains("sends no further call for this tenant until"), "{message}");
+    }
+    assert_eq!(sim.calls().get("active_lists"), 1, "one refused login, then nothing sent");
+    assert!(!sim.is_locked("api"));
+    assert_eq!(bad.status().await.login, LoginState::Refused);
+    reloads.fetch_add(1, Ordering::Relaxed);
+    bad.active_lists(&[]).await.unwrap_err();
+    assert_eq!(sim.calls().get("active_lists"), 2, "an operator's reload lets one call try again");
+}
+
+#[tokio::test]
+async fn an_api_user_locked_by_others_is_reported_as_locked() {
+    let sim = sim();
+    // Ten other integrations with the wrong password, each refused once.
     for _ in 0..10 {
-        bad.active_lists().await.unwrap_err();
+        client(&sim, "nope").active_lists(&[]).await.unwrap_err();
     }
     assert!(sim.is_locked("api"));
-    let err = client(&sim, "1234").active_lists().await.unwrap_err();
+    let err = client(&sim, "1234").active_lists(&[]).await.unwrap_err();
     let DialerError::Refused { kind, message, .. } = &err else { panic!("{err:?}") };
     assert_eq!(*kind, Refusal::ApiUserLocked);
     assert!(message.contains("Too many login attempts"), "{message}");
     sim.unlock("api");
-    assert!(client(&sim, "1234").active_lists().await.is_ok());
+    assert!(client(&sim, "1234").active_lists(&[]).await.is_ok());
 }
 
 #[tokio::test]
@@ -84,7 +108,7 @@ async fn reads_are_retried_through_5xx_and_garbage() {
     let sim = sim();
     sim.faults().plan(FaultRule::new(Fault::Status(500)).matching("active_lists").times(1));
     sim.faults().plan(FaultRule::new(Fault::Garbage).matching("active_lists").times(1));
-    let lists = client(&sim, "1234").active_lists().await.unwrap();
+    let lists = client(&sim, "1234").active_lists(&[]).await.unwrap();
     assert!(lists.iter().any(|l| l.list_id == "20042018" && l.name == "20042018-hardik"));
     assert_eq!(sim.calls().get("active_lists"), 3);
 }
@@ -93,13 +117,13 @@ async fn reads_are_retried_through_5xx_and_garbage() {
 async fn reads_give_up_after_their_attempts_as_unavailable() {
     let sim = sim();
     sim.faults().plan(FaultRule::new(Fault::Status(503)).matching("active_lists"));
-    let err = client(&sim, "1234").active_lists().await.unwrap_err();
+    let err = client(&sim, "1234").active_lists(&[]).await.unwrap_err();
     assert!(matches!(&err, DialerError::Unavailable { message, .. } if message.contains("HTTP 503")), "{err:?}");
     assert_eq!(sim.calls().get("active_lists"), 3);
     // Whatever the failure: a read changes nothing, so it ends as unavailable.
     sim.faults().clear();
     sim.faults().plan(FaultRule::new(Fault::Garbage).matching("active_lists"));
-    let err = client(&sim, "1234").active_lists().await.unwrap_err();
+    let err = client(&sim, "1234").active_lists(&[]).await.unwrap_err();
     assert!(
         matches!(&err, DialerError::Unavailable { message, .. } if message.contains("could not be read")),
         "{err:?}"
@@ -149,7 +173,7 @@ async fn a_garbage_answer_to_a_mutation_is_an_unknown_outcome() {
     let sim = sim();
     sim.faults().plan(FaultRule::new(Fault::Garbage).matching("add_multi_lead").times(1));
     let lead = Lead { phone_number: "5550100".into(), ..Lead::default() };
-    let err = client(&sim, "1234").add_leads("20042018", &[lead]).await.unwrap_err();
+    let err = client(&sim, "1234").add_leads("20042018", &[lead], false).await.unwrap_err();
     let DialerError::OutcomeUnknown { message, .. } = &err else { panic!("{err:?}") };
     assert!(message.contains("could not be read"), "{message}");
 }
@@ -160,7 +184,7 @@ async fn a_503_or_429_answer_to_a_batch_is_safe_to_resend() {
     let lead = Lead { phone_number: "5550100".into(), ..Lead::default() };
     for status in [503, 429] {
         sim.faults().plan(FaultRule::new(Fault::Status(status)).matching("add_multi_lead").times(1));
-        let err = client(&sim, "1234").add_leads("20042018", std::slice::from_ref(&lead)).await.unwrap_err();
+        let err = client(&sim, "1234").add_leads("20042018", std::slice::from_ref(&lead), false).await.unwrap_err();
         assert!(err.safe_to_resend(), "{status}: {err:?}");
         assert!(matches!(&err, DialerError::Unavailable { message, .. } if message.contains(&status.to_string())));
     }
@@ -173,7 +197,7 @@ async fn a_500_502_or_504_answer_to_a_mutation_is_an_unknown_outcome_never_safe_
     let lead = Lead { phone_number: "5550100".into(), ..Lead::default() };
     for status in [500, 502, 504] {
         sim.faults().plan(FaultRule::new(Fault::Status(status)).matching("add_multi_lead").times(1));
-        let err = client(&sim, "1234").add_leads("20042018", std::slice::from_ref(&lead)).await.unwrap_err();
+        let err = client(&sim, "1234").add_leads("20042018", std::slice::from_ref(&lead), false).await.unwrap_err();
         assert!(!err.safe_to_resend(), "{status}: {err:?}");
         let DialerError::OutcomeUnknown { message, check, .. } = &err else { panic!("{status}: {err:?}") };
         assert!(message.contains(&format!("HTTP {status}")), "{message}");
@@ -192,7 +216,7 @@ async fn a_refused_connection_is_unavailable_and_safe_to_resend() {
     let err = c.create_agent(&agent("1000")).await.unwrap_err();
     assert!(err.safe_to_resend(), "{err:?}");
     assert!(matches!(&err, DialerError::Unavailable { message, .. } if message.contains("cannot connect")));
-    let err = c.active_lists().await.unwrap_err();
+    let err = c.active_lists(&[]).await.unwrap_err();
     assert!(matches!(&err, DialerError::Unavailable { message, .. } if message.contains("3 attempts")), "{err:?}");
 }
 
@@ -244,7 +268,7 @@ async fn add_leads_gives_one_outcome_per_lead_in_order() {
         .iter()
         .map(|p| Lead { phone_number: (*p).into(), first_name: "Ann".into(), ..Lead::default() })
         .collect();
-    let outcomes = client(&sim, "1234").add_leads("20042018", &leads).await.unwrap();
+    let outcomes = client(&sim, "1234").add_leads("20042018", &leads, false).await.unwrap();
     assert!(matches!(&outcomes[0], LeadOutcome::Accepted { lead_id } if !lead_id.is_empty()));
     assert!(matches!(&outcomes[1], LeadOutcome::Rejected { error } if error.contains("Invalid phone number")));
     assert!(matches!(&outcomes[2], LeadOutcome::Accepted { .. }));
@@ -260,7 +284,7 @@ async fn the_simulator_refuses_batches_above_the_limit_and_the_shape_stays_below
     let leads: Vec<Lead> = (0..=wire::MAX_LEADS_PER_CALL)
         .map(|i| Lead { phone_number: format!("555{i:07}"), ..Lead::default() })
         .collect();
-    let err = c.add_leads("20042018", &leads).await.unwrap_err();
+    let err = c.add_leads("20042018", &leads, false).await.unwrap_err();
     assert!(matches!(err, DialerError::Refused { kind: Refusal::Other, .. }), "{err:?}");
     assert!(c.export_shape().max_leads_per_call <= wire::MAX_LEADS_PER_CALL);
     let huge = Lead { phone_number: "5550100".into(), first_name: "x".repeat(wire::MAX_BODY_BYTES), ..Lead::default() };

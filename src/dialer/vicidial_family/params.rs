@@ -1,0 +1,34 @@
+//! The parameters of the family's user functions (add_user, update_user): the same names in
+//! stock VICIdial and Elision.
+
+use secrecy::ExposeSecret;
+
+use crate::dialer::provider::Agent;
+
+/// The add_user / update_user parameters of an agent; only what is set.
+pub fn agent_params(agent: &Agent) -> Vec<(&'static str, String)> {
+    let mut p: Vec<(&'static str, String)> = vec![("agent_user", agent.user.clone())];
+    let mut opt = |key: &'static str, value: Option<String>| {
+        if let Some(v) = value {
+            p.push((key, v));
+        }
+    };
+    opt("agent_pass", agent.password.as_ref().map(|s| s.expose_secret().to_owned()));
+    opt("agent_user_level", agent.level.map(|l| l.to_string()));
+    opt("agent_full_name", agent.full_name.clone());
+    opt("agent_user_group", agent.group.clone());
+    opt("phone_login", agent.phone_login.clone());
+    opt("phone_pass", agent.phone_password.as_ref().map(|s| s.expose_secret().to_owned()));
+    opt("voicemail_id", agent.voicemail_id.clone());
+    opt("email", agent.email.clone());
+    opt("active", agent.active.map(|a| if a { "Y" } else { "N" }.to_owned()));
+    p
+}
+
+pub fn agent_secrets(agent: &Agent) -> impl Iterator<Item = &str> {
+    [agent.password.as_ref(), agent.phone_password.as_ref()].into_iter().flatten().map(|s| s.expose_secret())
+}
+
+pub fn as_refs<'a>(params: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+    params.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
