@@ -403,6 +403,7 @@ impl Drop for Child9 {
 async fn after_kill_9_mid_export_a_replay_adds_nothing_twice_and_loses_nothing() {
     let sim = VicidialSim::start(([127, 0, 0, 1], 0).into()).unwrap();
     sim.faults().set_latency(Duration::from_millis(2));
+    sim.faults().plan(FaultRule::new(Fault::Status(503)).matching("add_lead").every(50));
     sim.faults_after().plan(FaultRule::new(Fault::Status(502)).matching("add_lead").every(20));
     let providers = tempfile::tempdir().unwrap();
     std::fs::write(providers.path().join("acme.yaml"), acme_on(&sim.url(), "1234")).unwrap();

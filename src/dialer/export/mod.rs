@@ -41,8 +41,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 pub use super::store::Outcome;
+mod chunk;
+
+use chunk::{Chunk, Chunker, Item};
+
 use super::{
-    provider::{DialList, DialerError, DialerProvider, ExportShape, FieldRules, Lead, LeadOutcome, Refusal},
+    provider::{DialList, DialerError, DialerProvider, FieldRules, Lead, LeadOutcome, Refusal},
     store::{self, Begin, ExportKey, LeadRow},
     validate,
 };
@@ -213,72 +217,6 @@ impl From<Prepare> for ApiError {
         match p {
             Prepare::NothingDone(e) | Prepare::Other(e) => e,
         }
-    }
-}
-
-/// A lead on its way: to be sent, or already refused by patchbay's checks.
-#[derive(Debug)]
-enum Item {
-    Send { idx: i32, lead: Lead },
-    Reject { idx: i32, phone: String, error: String },
-}
-
-impl Item {
-    fn idx(&self) -> i32 {
-        match self {
-            Self::Send { idx, .. } | Self::Reject { idx, .. } => *idx,
-        }
-    }
-
-    fn phone(&self) -> &str {
-        match self {
-            Self::Send { lead, .. } => &lead.phone_number,
-            Self::Reject { phone, .. } => phone,
-        }
-    }
-}
-
-/// A run of consecutive leads whose valid ones fit one vendor call.
-#[derive(Debug)]
-struct Chunk {
-    items: Vec<Item>,
-}
-
-/// Cuts the lead stream into chunks that respect the vendor's limits.
-struct Chunker {
-    shape: ExportShape,
-    items: Vec<Item>,
-    sending: usize,
-    bytes: usize,
-}
-
-impl Chunker {
-    fn new(shape: ExportShape) -> Self {
-        Self { shape, items: Vec::new(), sending: 0, bytes: 0 }
-    }
-
-    /// Adds a lead (`size`: its bytes in a call, for one to send); returns a full chunk if one closed.
-    fn push(&mut self, item: Item, size: usize) -> Option<Chunk> {
-        let mut closed = None;
-        if matches!(item, Item::Send { .. }) {
-            if self.sending == self.shape.max_leads_per_call || self.bytes + size > self.shape.max_bytes_per_call {
-                closed = self.take();
-            }
-            self.sending += 1;
-            self.bytes += size;
-        }
-        self.items.push(item);
-        // Refused leads cost no call, but a chunk of them must not grow without bound either.
-        if closed.is_none() && self.items.len() >= self.shape.max_leads_per_call * 4 {
-            closed = self.take();
-        }
-        closed
-    }
-
-    fn take(&mut self) -> Option<Chunk> {
-        self.sending = 0;
-        self.bytes = 0;
-        (!self.items.is_empty()).then(|| Chunk { items: std::mem::take(&mut self.items) })
     }
 }
 
@@ -551,7 +489,7 @@ impl Export<'_> {
         // On record before it goes: should this process die before the answer is recorded, a
         // resume finds these leads sent and never sends them again (they may be in the list).
         let sending = settle(Outcome::Sending, "", &self.unknown_error("sent, and the answer was never recorded"));
-        store::record(self.pool, self.key, &sending).await.map_err(db)?;
+        store::record_sending(self.pool, self.key, &sending, !resend_safe).await.map_err(db)?;
         loop {
             made += 1;
             match self.provider.add_leads(self.list_id, &leads, resend).await {

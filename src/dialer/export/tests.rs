@@ -1,5 +1,5 @@
 use super::*;
-use crate::dialer::provider::FieldRules;
+use crate::dialer::provider::{ExportShape, FieldRules};
 
 fn shape() -> ExportShape {
     ExportShape {

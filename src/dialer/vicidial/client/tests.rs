@@ -109,3 +109,145 @@ async fn a_list_is_created_only_in_a_campaign_the_api_user_sees() {
     c.create_list(&ok).await.unwrap();
     assert!(sim.list("1101").is_some());
 }
+
+#[test]
+fn every_error_line_of_the_source_maps_to_the_reason_elision_gives_it() {
+    use crate::ops::ApiError;
+    let sim_free = VicidialClient::new(
+        VendorHttp::new(reqwest::Client::new(), Default::default(), PROVIDER, "test"),
+        "http://127.0.0.1:9/vicidial/non_agent_api.php".parse().unwrap(),
+        "test",
+        "apiuser".to_owned().into(),
+        "secret9".to_owned().into(),
+    );
+    let scrub = sim_free.api.scrubber([]);
+    let cases: &[(&str, Subject, &str, Option<&str>)] = &[
+        (
+            "ERROR: add_user USER DOES NOT HAVE PERMISSION TO ADD USERS: |noperm|0",
+            Subject::Agent,
+            "VENDOR_PERMISSION_DENIED",
+            None,
+        ),
+        (
+            "ERROR: add_user YOU MUST USE ALL REQUIRED FIELDS: |apiuser|a2|x|1|A|AGENTS",
+            Subject::Agent,
+            "INVALID_FIELD",
+            Some("agent"),
+        ),
+        (
+            "ERROR: add_user USER DOES NOT HAVE PERMISSION TO ADD USERS IN THIS USER LEVEL: |apiuser|8|8",
+            Subject::Agent,
+            "INVALID_FIELD",
+            Some("agent.level"),
+        ),
+        ("ERROR: add_user USER GROUP DOES NOT EXIST: |apiuser|NOPE", Subject::Agent, "USER_GROUP_NOT_FOUND", None),
+        ("ERROR: add_user USER ALREADY EXISTS: |apiuser|NEWAGENT", Subject::Agent, "AGENT_ALREADY_EXISTS", None),
+        (
+            "ERROR: update_user USER DOES NOT HAVE PERMISSION TO UPDATE USERS: |noperm|0",
+            Subject::Agent,
+            "VENDOR_PERMISSION_DENIED",
+            None,
+        ),
+        ("ERROR: update_user USER DOES NOT EXIST: |apiuser|", Subject::Agent, "AGENT_NOT_FOUND", None),
+        (
+            "ERROR: update_user USER DOES NOT HAVE PERMISSION TO UPDATE THIS USER: |apiuser|boss|<=|8\n\n",
+            Subject::Agent,
+            "AGENT_LEVEL_TOO_HIGH",
+            None,
+        ),
+        (
+            "ERROR: update_user USER DOES NOT HAVE PERMISSION TO DELETE USERS: |salesapi|0",
+            Subject::Agent,
+            "VENDOR_PERMISSION_DENIED",
+            None,
+        ),
+        (
+            "ERROR: update_user YOU MUST USE A VALID USER GROUP, THIS IS AN OPTIONAL FIELD: |apiuser|FAKEGROUP|0",
+            Subject::Agent,
+            "USER_GROUP_NOT_FOUND",
+            None,
+        ),
+        (
+            "ERROR: update_user YOU MUST USE A VALID EMAIL, THIS IS AN OPTIONAL FIELD: |apiuser|a@b",
+            Subject::Agent,
+            "INVALID_FIELD",
+            Some("agent.email"),
+        ),
+        (
+            "ERROR: update_user ACTIVE MUST BE Y OR N, THIS IS AN OPTIONAL FIELD: |apiuser|YES",
+            Subject::Agent,
+            "INVALID_FIELD",
+            Some("agent.active"),
+        ),
+        ("ERROR: update_user NO UPDATES DEFINED: |apiuser|", Subject::Agent, "VENDOR_REJECTED", None),
+        (
+            "ERROR: add_list USER DOES NOT HAVE PERMISSION TO ADD LISTS: |noperm|0",
+            Subject::List,
+            "VENDOR_PERMISSION_DENIED",
+            None,
+        ),
+        (
+            "ERROR: add_list YOU MUST USE ALL REQUIRED FIELDS: |apiuser|1235||TESTCAMP",
+            Subject::List,
+            "INVALID_FIELD",
+            Some("list"),
+        ),
+        ("ERROR: add_list CAMPAIGN DOES NOT EXIST: |apiuser|TESTCIMP", Subject::List, "CAMPAIGN_NOT_FOUND", None),
+        ("ERROR: add_list LIST ALREADY EXISTS: |apiuser|1234", Subject::List, "LIST_ALREADY_EXISTS", None),
+        (
+            "ERROR: auth USER DOES NOT HAVE PERMISSION TO USE THIS FUNCTION: |limited|add_user|",
+            Subject::Agent,
+            "VENDOR_PERMISSION_DENIED",
+            None,
+        ),
+        ("ERROR: Invalid Source - x\nERROR: Invalid Source: |x|", Subject::Agent, "VENDOR_MISCONFIGURED", None),
+        ("ERROR: Login incorrect, please try again: |apiuser|secret9|BAD|", Subject::Agent, "VENDOR_AUTH_FAILED", None),
+        (
+            "ERROR: Too many login attempts, try again in 15 minutes: |boss|LOCK|",
+            Subject::Agent,
+            "VENDOR_AUTH_FAILED",
+            None,
+        ),
+    ];
+    for (line, subject, reason, field) in cases {
+        let Err(Failure::Refused(e)) = sim_free.ack(line, *subject, &scrub) else { panic!("{line}: not a refusal") };
+        let err = ApiError::from(e);
+        assert_eq!(err.reason, *reason, "{line}");
+        assert_eq!(err.domain, wire::DOMAIN, "{line}");
+        assert!(!err.message.contains("secret9"), "{line}: {}", err.message);
+        if let Some(field) = field {
+            assert_eq!(err.fields(), [*field], "{line}");
+        }
+    }
+}
+
+#[test]
+fn add_lead_refusals_reject_the_lead_unless_they_stop_the_export() {
+    let c = VicidialClient::new(
+        VendorHttp::new(reqwest::Client::new(), Default::default(), PROVIDER, "test"),
+        "http://127.0.0.1:9/vicidial/non_agent_api.php".parse().unwrap(),
+        "test",
+        "api".to_owned().into(),
+        "secret9".to_owned().into(),
+    );
+    let scrub = c.api.scrubber([]);
+    for line in [
+        "ERROR: add_lead INVALID PHONE NUMBER LENGTH - 72755|apiuser",
+        "ERROR: add_lead PHONE NUMBER IN DNC - 7275559999|apiuser",
+        "ERROR: add_lead PHONE NUMBER IN CAMPAIGN DNC - 7275550000|TESTCAMP|apiuser",
+        "ERROR: add_lead NOT A DEFINED LIST ID, LIST EXISTS CHECK ENABLED - 7275556666|8888",
+        "ERROR: add_lead DUPLICATE PHONE NUMBER IN SYSTEM - 7275551212|2001|100001|1234",
+    ] {
+        let out = c.lead_outcome(line, false, &scrub).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+        assert!(matches!(&out, LeadOutcome::Rejected { error } if error == line), "{line}: {out:?}");
+    }
+    for line in [
+        "ERROR: add_lead USER DOES NOT HAVE PERMISSION TO ADD LEADS TO THE SYSTEM: |noperm|0|",
+        "ERROR: add_lead NOT AN ALLOWED LIST ID - 7275551111|1101",
+    ] {
+        let Err(Failure::Refused(e)) = c.lead_outcome(line, false, &scrub) else {
+            panic!("{line}: the export goes on")
+        };
+        assert!(e.is_tenant_problem(), "{line}: {e:?}");
+    }
+}
