@@ -170,7 +170,7 @@ pub trait DialerProvider: Send + Sync + 'static {
     /// Deletes agent `user`. Where the vendor has no way to, [`DialerError::Unsupported`].
     async fn delete_agent(&self, user: &str) -> Result<Ack, DialerError> {
         let _ = user;
-        Err(DialerError::Unsupported { what: "deleting an agent" })
+        Err(DialerError::Unsupported { what: "deleting an agent", why: "the vendor's API has no such function" })
     }
     async fn create_list(&self, list: &DialList) -> Result<Ack, DialerError>;
     /// The dialer's active lists. `known`: the list ids patchbay has created or exported to for
@@ -264,8 +264,8 @@ pub enum DialerError {
         check: String,
     },
     /// The vendor has no way to do this.
-    #[error("{what} is not supported by this dialer")]
-    Unsupported { what: &'static str },
+    #[error("{what} is not supported by this dialer: {why}")]
+    Unsupported { what: &'static str, why: &'static str },
 }
 
 impl DialerError {
@@ -385,10 +385,12 @@ impl From<DialerError> for ApiError {
                 let failure = VendorFailure::Unavailable { retry_after: RETRY_AFTER };
                 VendorError::new(failure, "", fault, format!("the dialer is unavailable: {message}")).into()
             }
-            DialerError::Unsupported { what } => ApiError::new(
+            DialerError::Unsupported { what, why } => ApiError::new(
                 Code::Unimplemented,
                 "NOT_SUPPORTED_BY_PROVIDER",
-                format!("{what} is not supported by this tenant's dialer provider (see the README's provider table)"),
+                format!(
+                    "{what} is not supported by this tenant's dialer provider: {why} (the README's provider table says what each provider does)"
+                ),
             ),
             DialerError::OutcomeUnknown { provider, domain, message, check } => {
                 let fault =

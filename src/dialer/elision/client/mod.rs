@@ -145,6 +145,15 @@ impl DialerProvider for ElisionClient {
         self.api.mutate(wire::UPDATE_USER, &as_refs(&params), check, |body| ack(body, Subject::Agent, &scrub)).await
     }
 
+    async fn delete_agent(&self, _user: &str) -> Result<Ack, DialerError> {
+        // Stock VICIdial deletes with update_user's `delete_user=Y`; Elision's document lists no
+        // such field, and sending an undocumented one could do anything.
+        Err(DialerError::Unsupported {
+            what: "deleting an agent",
+            why: "Elision's document names no way to delete an agent (its update_user lists no delete field)",
+        })
+    }
+
     async fn create_list(&self, list: &DialList) -> Result<Ack, DialerError> {
         let params = [
             ("list_id", list.list_id.as_str()),
