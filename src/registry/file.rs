@@ -6,9 +6,11 @@ use std::{borrow::Cow, fmt};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+pub use super::provider::MAX_PROBLEMS;
 use super::{
     provider::AreaEntry,
     provider::{Problem, SecretSeen, ValidateCtx, ValidatedTrigger},
+    read::MAX_TENANT_FILE_BYTES,
     secrets::SecretResolver,
     yaml::{self, KeyPath, Position, Value},
 };
@@ -125,6 +127,12 @@ pub fn validate(
     areas: &[&AreaEntry],
     secrets: &dyn SecretResolver,
 ) -> Result<TenantSpec, Vec<Diagnostic>> {
+    if bytes.len() as u64 > MAX_TENANT_FILE_BYTES {
+        return Err(vec![Diagnostic::whole_file(
+            file,
+            format!("is {} bytes; a tenant file holds at most {} KiB", bytes.len(), MAX_TENANT_FILE_BYTES / 1024),
+        )]);
+    }
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(err) => {
@@ -138,6 +146,11 @@ pub fn validate(
             }]);
         }
     };
+    if let Some(Position { line, column }) = yaml::too_deep(text, yaml::MAX_FLOW_DEPTH) {
+        let message =
+            format!("`[` and `{{` nest deeper than {} here; a tenant file needs two or three", yaml::MAX_FLOW_DEPTH);
+        return Err(vec![Diagnostic { file: file.to_owned(), line, column, path: String::new(), message }]);
+    }
     let doc = match yaml::parse(text) {
         Ok(doc) => doc,
         Err((message, pos)) => {
@@ -145,6 +158,12 @@ pub fn validate(
             return Err(vec![Diagnostic { file: file.to_owned(), line, column, path: String::new(), message }]);
         }
     };
+    if yaml::node_count(&doc, yaml::MAX_NODES) > yaml::MAX_NODES {
+        return Err(vec![Diagnostic::whole_file(
+            file,
+            format!("holds more than {} keys and values; a tenant file has about a hundred", yaml::MAX_NODES),
+        )]);
+    }
     if !doc.is_mapping() {
         let message = if doc.is_null() {
             "the file is empty: a tenant file needs at least `tenant:` and `access:`"
@@ -221,18 +240,27 @@ pub fn validate(
     }
 }
 
-/// Gives each problem a position, in file order.
+/// Gives each problem a position, in file order; at most [`MAX_PROBLEMS`], then one line that
+/// says there are more (validation stops looking once it has found that many).
 fn diagnostics(file: &str, text: &str, problems: Vec<Problem>) -> Vec<Diagnostic> {
+    let locator = yaml::Locator::new(text);
     let mut out: Vec<Diagnostic> = problems
         .into_iter()
         .map(|p| {
             let Position { line, column } =
-                yaml::locate(text, &p.path, p.target).unwrap_or(Position { line: 1, column: 1 });
+                locator.locate(&p.path, p.target).unwrap_or(Position { line: 1, column: 1 });
             Diagnostic { file: file.to_owned(), line, column, path: p.path.to_string(), message: p.message }
         })
         .collect();
     out.sort_by_key(|d| (d.line, d.column));
     out.dedup();
+    if out.len() > MAX_PROBLEMS {
+        out.truncate(MAX_PROBLEMS);
+        out.push(Diagnostic::whole_file(
+            file,
+            format!("... and more problems not shown (patchbay stops looking after {MAX_PROBLEMS}): fix these first"),
+        ));
+    }
     out
 }
 

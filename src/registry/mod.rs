@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod provider;
+pub mod read;
 pub mod secrets;
 mod tenant;
 pub mod watch;
@@ -72,8 +73,11 @@ struct Inner {
     build: BuildContext,
     secrets: Arc<dyn SecretResolver>,
     served: RwLock<Served>,
-    /// Reload bookkeeping; holding it serialises reloads.
+    /// Reload bookkeeping. Held only briefly, never across a file read or a validation, so that
+    /// GetTenant (which reads a tenant's file problems) never waits for a reload.
     files: Mutex<HashMap<PathBuf, FileState>>,
+    /// Held for a whole reload pass: passes run one at a time.
+    reloading: Mutex<()>,
     reload_failures: AtomicU64,
     generation: tokio::sync::watch::Sender<u64>,
     /// Full re-reads (SIGHUP, ReloadConfig), handed to every build ([`BuildDeps::full_reloads`]).
@@ -105,8 +109,11 @@ enum Outcome {
     Valid {
         tenant: Option<Tenant>,
         id: String,
+        /// SHA-256 of the bytes read.
+        digest: [u8; 32],
     },
-    Invalid(Vec<Diagnostic>),
+    /// The problems, and the digest of the bytes read (`None`: unreadable).
+    Invalid(Vec<Diagnostic>, Option<[u8; 32]>),
 }
 
 impl Registry {
@@ -121,6 +128,7 @@ impl Registry {
                 secrets,
                 served: RwLock::default(),
                 files: Mutex::default(),
+                reloading: Mutex::default(),
                 reload_failures: AtomicU64::new(0),
                 generation,
                 full_reloads: Arc::default(),
@@ -140,8 +148,8 @@ impl Registry {
             Err(err) if strict => return Err(vec![self.dir_error(&err)]),
             Err(_) => return Ok(self.reload_all()),
         };
-        let mut files = self.inner.files.lock().unwrap_or_else(|e| e.into_inner());
-        self.apply(&mut files, &paths, true, strict)
+        let _pass = self.inner.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        self.apply(&paths, true, strict)
     }
 
     /// Re-reads every file (SIGHUP, RegistryService.ReloadConfig). Secrets are resolved again, so
@@ -157,20 +165,20 @@ impl Registry {
                 return report;
             }
         };
-        let mut files = self.inner.files.lock().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<PathBuf> = files.keys().cloned().collect();
+        let _pass = self.inner.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<PathBuf> =
+            self.inner.files.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
         all.extend(paths);
         all.sort();
         all.dedup();
-        self.apply(&mut files, &all, true, false)
-            .unwrap_or_else(|diagnostics| ReloadReport { diagnostics, ..Default::default() })
+        self.apply(&all, true, false).unwrap_or_else(|diagnostics| ReloadReport { diagnostics, ..Default::default() })
     }
 
     /// Re-reads the named files (the file watcher). Files whose bytes did not change are skipped.
     pub fn reload_paths(&self, paths: &[PathBuf]) -> ReloadReport {
-        let mut files = self.inner.files.lock().unwrap_or_else(|e| e.into_inner());
+        let _pass = self.inner.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let wanted: Vec<PathBuf> = paths.iter().filter(|p| is_tenant_file(p)).cloned().collect();
-        self.apply(&mut files, &wanted, false, false)
+        self.apply(&wanted, false, false)
             .unwrap_or_else(|diagnostics| ReloadReport { diagnostics, ..Default::default() })
     }
 
@@ -262,15 +270,7 @@ impl Registry {
     }
 
     fn list_dir(&self) -> io::Result<Vec<PathBuf>> {
-        let mut paths = Vec::new();
-        for entry in fs::read_dir(&self.inner.dir)? {
-            let path = entry?.path();
-            if is_tenant_file(&path) && path.is_file() {
-                paths.push(path);
-            }
-        }
-        paths.sort();
-        Ok(paths)
+        tenant_paths(&self.inner.dir)
     }
 
     fn dir_error(&self, err: &io::Error) -> Diagnostic {
@@ -289,22 +289,21 @@ impl Registry {
     /// whose bytes did not change (their secrets may have).
     /// `all_or_nothing`: if any file has a problem, swap nothing in and return every problem (the
     /// strict first load; one pass, so each file is read and validated once).
-    fn apply(
-        &self,
-        files: &mut HashMap<PathBuf, FileState>,
-        paths: &[PathBuf],
-        full: bool,
-        all_or_nothing: bool,
-    ) -> Result<ReloadReport, Vec<Diagnostic>> {
+    /// The caller holds `reloading`.
+    fn apply(&self, paths: &[PathBuf], full: bool, all_or_nothing: bool) -> Result<ReloadReport, Vec<Diagnostic>> {
         let mut report = ReloadReport::default();
-        let snapshot: HashMap<&Path, ([u8; 32], Option<[u8; 32]>)> = paths
-            .iter()
-            .filter_map(|p| {
-                let state = files.get(p)?;
-                let fingerprint = state.serves.as_ref().and_then(|id| self.get(id)).map(|t| t.fingerprint);
-                Some((p.as_path(), (state.bytes_digest, fingerprint)))
-            })
-            .collect();
+        let snapshot: HashMap<&Path, ([u8; 32], Option<[u8; 32]>)> = {
+            let files = self.inner.files.lock().unwrap_or_else(|e| e.into_inner());
+            paths
+                .iter()
+                .filter_map(|p| {
+                    let state = files.get(p)?;
+                    let fingerprint = state.serves.as_ref().and_then(|id| self.get(id)).map(|t| t.fingerprint);
+                    Some((p.as_path(), (state.bytes_digest, fingerprint)))
+                })
+                .collect()
+        };
+        // Reads and validations run with no lock held: they may take a while.
         let outcomes = parallel_map(paths, |path| {
             let known = snapshot.get(path.as_path()).copied();
             (path.clone(), self.examine(path, known, full))
@@ -314,7 +313,7 @@ impl Registry {
             let mut problems = Vec::new();
             for (path, outcome) in &outcomes {
                 match outcome {
-                    Outcome::Invalid(d) => problems.extend(d.iter().cloned()),
+                    Outcome::Invalid(d, _) => problems.extend(d.iter().cloned()),
                     Outcome::Valid { .. } => {
                         if let Some(twin) = twin_file(path) {
                             problems.push(Diagnostic::whole_file(
@@ -333,6 +332,7 @@ impl Registry {
                 return Err(problems);
             }
         }
+        let mut files = self.inner.files.lock().unwrap_or_else(|e| e.into_inner());
         for (path, outcome) in outcomes {
             match outcome {
                 Outcome::Gone => {
@@ -344,15 +344,15 @@ impl Registry {
                     }
                 }
                 Outcome::Same => report.unchanged += 1,
-                Outcome::Invalid(diagnostics) => {
+                Outcome::Invalid(diagnostics, digest) => {
                     let state = files.entry(path.clone()).or_default();
-                    state.bytes_digest = read_digest(&path).unwrap_or_default();
+                    state.bytes_digest = digest.unwrap_or_default();
                     state.errors = diagnostics.clone();
                     report.diagnostics.extend(diagnostics);
                 }
-                Outcome::Valid { tenant, id } => {
+                Outcome::Valid { tenant, id, digest } => {
                     let state = files.entry(path.clone()).or_default();
-                    state.bytes_digest = read_digest(&path).unwrap_or_default();
+                    state.bytes_digest = digest;
                     // Two files for one tenant (`acme.yaml` and `acme.yml`): the version already
                     // served, if any, stays; neither file's new content is taken.
                     if let Some(twin) = twin_file(&path) {
@@ -382,6 +382,7 @@ impl Registry {
                 }
             }
         }
+        drop(files);
         if !report.diagnostics.is_empty() {
             self.inner.reload_failures.fetch_add(1, Ordering::Relaxed);
             for d in &report.diagnostics {
@@ -401,15 +402,10 @@ impl Registry {
     /// Reads one file and decides what to do with it. Runs in parallel: touches no shared state
     /// beyond reads.
     fn examine(&self, path: &Path, known: Option<([u8; 32], Option<[u8; 32]>)>, full: bool) -> Outcome {
-        let bytes = match fs::read(path) {
+        let bytes = match read_tenant_file(path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Outcome::Gone,
-            Err(e) => {
-                return Outcome::Invalid(vec![Diagnostic::whole_file(
-                    &path.display().to_string(),
-                    format!("cannot read: {e}"),
-                )]);
-            }
+            Err(None) => return Outcome::Gone,
+            Err(Some(d)) => return Outcome::Invalid(vec![d], None),
         };
         let bytes_digest: [u8; 32] = Sha256::digest(&bytes).into();
         if !full && known.is_some_and(|(d, _)| d == bytes_digest) {
@@ -417,16 +413,16 @@ impl Registry {
         }
         let spec = match self.validate_bytes(path, &bytes) {
             Ok(spec) => spec,
-            Err(d) => return Outcome::Invalid(d),
+            Err(d) => return Outcome::Invalid(d, Some(bytes_digest)),
         };
         let spec_digest = spec.fingerprint(&bytes_digest);
         if known.and_then(|(_, f)| f) == Some(spec_digest) {
-            return Outcome::Valid { tenant: None, id: spec.id };
+            return Outcome::Valid { tenant: None, id: spec.id, digest: bytes_digest };
         }
         let id = spec.id.clone();
         match self.build_tenant(path, spec, spec_digest) {
-            Ok(tenant) => Outcome::Valid { tenant: Some(tenant), id },
-            Err(d) => Outcome::Invalid(vec![d]),
+            Ok(tenant) => Outcome::Valid { tenant: Some(tenant), id, digest: bytes_digest },
+            Err(d) => Outcome::Invalid(vec![d], Some(bytes_digest)),
         }
     }
 
@@ -515,8 +511,28 @@ fn invalid_token() -> ApiError {
     ApiError::unauthenticated("INVALID_TOKEN", "the bearer token is not valid")
 }
 
-fn read_digest(path: &Path) -> Option<[u8; 32]> {
-    fs::read(path).ok().map(|b| Sha256::digest(&b).into())
+/// The tenant-file paths of `dir`, sorted: every `*.yaml` / `*.yml` entry that is not hidden,
+/// whatever it is (a FIFO or a dangling symlink is reported when read, never skipped).
+fn tenant_paths(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if is_tenant_file(&path) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// A tenant file's bytes; `Err(None)` when it is gone, else the diagnostic of why it cannot be read.
+fn read_tenant_file(path: &Path) -> Result<Vec<u8>, Option<Diagnostic>> {
+    read::read_regular(path, read::MAX_TENANT_FILE_BYTES).map_err(|e| match e {
+        read::ReadError::Gone => None,
+        read::ReadError::Unreadable(why) => {
+            Some(Diagnostic::whole_file(&path.display().to_string(), format!("this path {why}")))
+        }
+    })
 }
 
 /// `*.yaml` and `*.yml`, not hidden (editors' swap files, Kubernetes' `..data`).
@@ -583,11 +599,8 @@ pub fn validate_dir(
     secrets: &dyn SecretResolver,
 ) -> Result<DirSummary, Vec<Diagnostic>> {
     let shown = dir.display().to_string();
-    let entries = fs::read_dir(dir)
+    let paths = tenant_paths(dir)
         .map_err(|e| vec![Diagnostic::whole_file(&shown, format!("cannot read the providers directory: {e}"))])?;
-    let mut paths: Vec<PathBuf> =
-        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_tenant_file(p) && p.is_file()).collect();
-    paths.sort();
     if paths.is_empty() {
         return Err(vec![Diagnostic::whole_file(&shown, "no tenant files (*.yaml or *.yml) in this directory")]);
     }
@@ -595,8 +608,8 @@ pub fn validate_dir(
     for path in &paths {
         let name = path.display().to_string();
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-        let result = fs::read(path)
-            .map_err(|e| vec![Diagnostic::whole_file(&name, format!("cannot read: {e}"))])
+        let result = read_tenant_file(path)
+            .map_err(|d| vec![d.unwrap_or_else(|| Diagnostic::whole_file(&name, "was removed while being read"))])
             .and_then(|bytes| file::validate(&name, stem, &bytes, areas, secrets));
         match result {
             Err(d) => diagnostics.extend(d),

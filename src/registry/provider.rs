@@ -28,6 +28,10 @@ use super::{
     yaml::{self, KeyPath, Seg, Target, Value},
 };
 
+/// Problems reported per file, at most (one mistake repeated a thousand times needs one fix);
+/// the diagnostics then end with one line saying there are more.
+pub const MAX_PROBLEMS: usize = 100;
+
 /// A problem in a tenant file, before it is given a file position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -98,8 +102,12 @@ impl<'a> ValidateCtx<'a> {
         let mut value = std::borrow::Cow::Borrowed(value);
         let mut pruned: Vec<KeyPath> = Vec::new();
         let mut failed = false;
-        // Each pass prunes a node, so the passes are bounded by the document's size; the cap is a guard.
+        // Each pass prunes a node, so the passes are bounded by the document's size; past
+        // MAX_PROBLEMS no more are reported, so none is looked for (each pass reads it all).
         for _ in 0..256 {
+            if self.problems.len() > MAX_PROBLEMS {
+                return None;
+            }
             let (rel, message) = match yaml::deserialize::<T>(&value) {
                 Ok(v) => return (!failed).then_some(v),
                 Err(e) => e,

@@ -11,7 +11,10 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, de};
 
-use super::yaml::ScalarString;
+use super::{
+    read::{MAX_SECRET_FILE_BYTES, ReadError, read_regular},
+    yaml::ScalarString,
+};
 
 /// Where a secret comes from, as written in a tenant file.
 #[derive(Clone, PartialEq, Eq)]
@@ -119,21 +122,16 @@ impl SecretResolver for SystemSecrets {
                     Err(format!("environment variable `{name}` is not valid UTF-8"))
                 }
             },
-            SecretRef::File(path) => match std::fs::read_to_string(path) {
+            SecretRef::File(path) => match read_regular(path, MAX_SECRET_FILE_BYTES) {
                 // Secret files usually end with a newline that is not part of the secret.
-                Ok(v) => Ok(v.trim_end_matches(['\n', '\r']).to_owned().into()),
-                Err(err) => Err(format!("cannot read secret file `{}`: {}", path.display(), io_reason(&err))),
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(v) => Ok(v.trim_end_matches(['\n', '\r']).to_owned().into()),
+                    Err(_) => Err(format!("cannot read secret file `{}`: not UTF-8 text", path.display())),
+                },
+                Err(ReadError::Gone) => Err(format!("cannot read secret file `{}`: no such file", path.display())),
+                Err(ReadError::Unreadable(why)) => Err(format!("secret file `{}` {why}", path.display())),
             },
         }
-    }
-}
-
-fn io_reason(err: &std::io::Error) -> String {
-    match err.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        std::io::ErrorKind::InvalidData => "not UTF-8 text".into(),
-        _ => err.kind().to_string(),
     }
 }
 

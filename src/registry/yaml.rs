@@ -145,20 +145,32 @@ fn strip_one_location(msg: &str) -> Option<String> {
     Some(format!("{}{tail}", &msg[..start]))
 }
 
-/// What [`locate`] points at: the node's value, or the key that introduces it.
+/// What [`Locator::locate`] points at: the node's value, or the key that introduces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Value,
     Key,
 }
 
-/// The position of the node at `path` in `text`, or of its nearest ancestor that exists.
-///
-/// Positions come from a second, event-level parse (yaml-rust2 reports a marker per event),
-/// run only for files that have problems.
-pub fn locate(text: &str, path: &KeyPath, target: Target) -> Option<Position> {
-    let tree = PosNode::parse(text)?;
-    let mut node = &tree;
+/// Positions of a document's nodes, from a second, event-level parse (yaml-rust2 reports a
+/// marker per event), run once and only for files that have problems.
+pub struct Locator {
+    tree: Option<PosNode>,
+}
+
+impl Locator {
+    pub fn new(text: &str) -> Self {
+        Self { tree: PosNode::parse(text) }
+    }
+
+    /// The position of the node at `path`, or of its nearest ancestor that exists.
+    pub fn locate(&self, path: &KeyPath, target: Target) -> Option<Position> {
+        locate_in(self.tree.as_ref()?, path, target)
+    }
+}
+
+fn locate_in(tree: &PosNode, path: &KeyPath, target: Target) -> Option<Position> {
+    let mut node = tree;
     let mut key_pos = None;
     for seg in &path.0 {
         let next = match (seg, &node.kind) {
@@ -181,6 +193,90 @@ pub fn locate(text: &str, path: &KeyPath, target: Target) -> Option<Position> {
         Target::Key => Some(key_pos.unwrap_or(node.pos)),
         Target::Value => Some(node.pos),
     }
+}
+
+/// Flow collections (`[`, `{`) nested deeper than this are refused before parsing: real tenant
+/// files nest two or three, and the parsers' cost grows with the square of an unclosed depth.
+pub const MAX_FLOW_DEPTH: usize = 32;
+/// Nodes (scalars, mappings, sequences) a tenant file may hold; a real one has about a hundred.
+/// Checked after parsing, before the per-problem passes that would multiply with it.
+pub const MAX_NODES: usize = 10_000;
+
+/// Where flow collections first nest deeper than `max`, by a scan that skips comments and quoted
+/// scalars (an approximation of YAML's grammar that never undercounts real nesting by much and
+/// costs one pass).
+pub fn too_deep(text: &str, max: usize) -> Option<Position> {
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = '\n';
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        column += 1;
+        if c == '\n' {
+            // A quoted scalar may span lines: `quote` stays as it is.
+            (line, column, comment) = (line + 1, 0, false);
+            prev = c;
+            continue;
+        }
+        if comment {
+            continue;
+        }
+        match quote {
+            Some('"') if c == '\\' => {
+                chars.next();
+                column += 1;
+            }
+            Some(q) if c == q => {
+                // `''` inside a single-quoted scalar is an escaped quote.
+                if q == '\'' && chars.peek() == Some(&'\'') {
+                    chars.next();
+                    column += 1;
+                } else {
+                    quote = None;
+                }
+            }
+            Some(_) => {}
+            None => match c {
+                '#' if prev.is_whitespace() => comment = true,
+                '\'' | '"' if prev.is_whitespace() || matches!(prev, '[' | '{' | ',' | ':' | '-' | '?') => {
+                    quote = Some(c)
+                }
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > max {
+                        return Some(Position { line, column });
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    None
+}
+
+/// The nodes of `value`, counting no further than `limit + 1`.
+pub fn node_count(value: &Value, limit: usize) -> usize {
+    let mut count = 0;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        count += 1;
+        if count > limit {
+            break;
+        }
+        match v {
+            Value::Mapping(m) => m.iter().for_each(|(k, v)| {
+                stack.push(k);
+                stack.push(v);
+            }),
+            Value::Sequence(items) => stack.extend(items.iter()),
+            Value::Tagged(t) => stack.push(&t.value),
+            _ => {}
+        }
+    }
+    count
 }
 
 /// A document reduced to node positions.
@@ -323,16 +419,16 @@ triggers:
     #[test]
     fn locate_finds_values_keys_and_sequence_items() {
         let p = KeyPath::parse("triggers.account.custom_sip_table.dial_number");
-        assert_eq!(locate(DOC, &p, Target::Value), at(10, 20));
-        assert_eq!(locate(DOC, &p, Target::Key), at(10, 7));
-        assert_eq!(locate(DOC, &KeyPath::parse("access.tokens[1]"), Target::Value), at(5, 7));
-        assert_eq!(locate(DOC, &KeyPath::parse("tenant"), Target::Key), at(1, 1));
+        assert_eq!(Locator::new(DOC).locate(&p, Target::Value), at(10, 20));
+        assert_eq!(Locator::new(DOC).locate(&p, Target::Key), at(10, 7));
+        assert_eq!(Locator::new(DOC).locate(&KeyPath::parse("access.tokens[1]"), Target::Value), at(5, 7));
+        assert_eq!(Locator::new(DOC).locate(&KeyPath::parse("tenant"), Target::Key), at(1, 1));
     }
 
     #[test]
     fn locate_falls_back_to_the_nearest_existing_ancestor() {
         let missing = KeyPath::parse("triggers.account.username");
-        assert_eq!(locate(DOC, &missing, Target::Value), at(8, 5));
+        assert_eq!(Locator::new(DOC).locate(&missing, Target::Value), at(8, 5));
     }
 
     #[test]
