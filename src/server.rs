@@ -361,6 +361,17 @@ where
                     .into_http()),
                 },
             };
+            let mut result = result;
+            if let Ok(resp) = &mut result
+                && let Some(why) = malformed_request(resp.headers())
+            {
+                *resp = Status::from(ApiError::new(
+                    Code::InvalidArgument,
+                    "MALFORMED_REQUEST",
+                    format!("the request is not a valid protobuf message of this method: {why}"),
+                ))
+                .into_http();
+            }
             if let Ok(resp) = &result {
                 // Errors are trailers-only responses, with grpc-status in the headers; a success
                 // sends its status in the trailers, after the body.
@@ -376,6 +387,15 @@ where
             result
         })
     }
+}
+
+/// What tonic's decoder found wrong with a request (invalid UTF-8 in a string, a truncated or
+/// garbage message), from the INTERNAL status it answers for it: the caller's request is at
+/// fault, so patchbay answers INVALID_ARGUMENT instead.
+fn malformed_request(headers: &http::HeaderMap) -> Option<String> {
+    let status = Status::from_header_map(headers)?;
+    let why = status.message().strip_prefix("failed to decode Protobuf message")?;
+    (status.code() == Code::Internal).then(|| why.trim_start_matches([':', ' ']).to_owned())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use tonic::{Request, Response, Status};
 
+use crate::registry::file::valid_tenant_id;
 use crate::{
     ops::{ApiError, page},
     platform::AppState,
@@ -98,6 +99,13 @@ impl RegistryService for RegistryGrpc {
         self.state.authorize_admin(req.metadata())?;
         let req = req.into_inner();
         let size = page::page_size(req.page_size, 50, 1000)?;
+        if !req.tenant.is_empty() && !valid_tenant_id(&req.tenant) {
+            return Err(ApiError::invalid_field(
+                "tenant",
+                "a tenant id is 1-63 lowercase letters, digits and `-` (or empty for every tenant)",
+            )
+            .into());
+        }
         let filter = format!("tenant={}", req.tenant);
         let before = match page::decode(&req.page_token, &filter)? {
             None => None,

@@ -207,6 +207,14 @@ impl DialerGrpc {
         let (t, r) = (tenant.clone(), request_id.clone());
         let leads = stream.map(move |msg| {
             let msg = msg.map_err(|s| {
+                if s.code() == Code::Internal && s.message().starts_with("failed to decode Protobuf message") {
+                    // tonic's decoder: the caller sent a message that is not one.
+                    return ApiError::new(
+                        Code::InvalidArgument,
+                        "MALFORMED_REQUEST",
+                        format!("a message of the export stream is not a valid ExportLeadsRequest: {}", s.message()),
+                    );
+                }
                 ApiError::new(
                     if s.code() == Code::Unknown { Code::Cancelled } else { s.code() },
                     "EXPORT_STREAM_BROKEN",

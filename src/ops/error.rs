@@ -141,6 +141,19 @@ impl ApiError {
             )
             .with_retry_after(Duration::from_secs(2));
         }
+        // 22021 (a NUL byte), 22P05: text PostgreSQL cannot store. The edge refuses control
+        // characters in the fields it knows; this is the net under every other string.
+        if let sqlx::Error::Database(e) = cause
+            && e.code().is_some_and(|c| matches!(c.as_ref(), "22021" | "22P05"))
+        {
+            return Self::new(
+                Code::InvalidArgument,
+                "TEXT_NOT_STORABLE",
+                format!(
+                    "a text field of the request holds a character that cannot be stored (a NUL byte?) ({context})"
+                ),
+            );
+        }
         Self::internal(context, cause)
     }
 
@@ -199,18 +212,42 @@ impl std::ops::DerefMut for ApiError {
 }
 
 /// The one mapping from patchbay's errors to the wire.
+/// Bytes of an answer's message, at most: messages may echo what the caller sent (a tenant, a
+/// field), and an oversized `grpc-message` header would make the client see RESOURCE_EXHAUSTED
+/// or a broken connection instead of the error.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// Bytes of a field violation's description or an ErrorInfo metadata value, at most.
+pub const MAX_DETAIL_BYTES: usize = 512;
+
+/// `s` cut to at most `max` bytes on a character boundary, `…` marking the cut.
+pub fn capped(mut s: String, max: usize) -> String {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s.push('…');
+    s
+}
+
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Self {
         let err = *err.0;
         let mut details = ErrorDetails::new();
-        details.set_error_info(err.reason.into_owned(), err.domain.into_owned(), err.metadata);
+        let metadata: HashMap<String, String> =
+            err.metadata.into_iter().map(|(k, v)| (k, capped(v, MAX_DETAIL_BYTES))).collect();
+        details.set_error_info(err.reason.into_owned(), err.domain.into_owned(), metadata);
         for v in err.violations {
-            details.add_bad_request_violation(v.field, v.description);
+            details
+                .add_bad_request_violation(capped(v.field, MAX_DETAIL_BYTES), capped(v.description, MAX_DETAIL_BYTES));
         }
         if let Some(delay) = err.retry_after {
             details.set_retry_info(Some(delay));
         }
-        Status::with_error_details(err.code, err.message, details)
+        Status::with_error_details(err.code, capped(err.message, MAX_MESSAGE_BYTES), details)
     }
 }
 
@@ -274,6 +311,19 @@ pub fn code_name(code: Code) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn capped_text_keeps_whole_characters_and_marks_the_cut() {
+        assert_eq!(capped("short".into(), 10), "short");
+        let cut = capped("é".repeat(600), MAX_DETAIL_BYTES);
+        assert!(cut.len() <= MAX_DETAIL_BYTES && cut.ends_with('…'), "{}", cut.len());
+        let status =
+            Status::from(ApiError::invalid_field("tenant", "x".repeat(5000)).with_metadata("v", "y".repeat(5000)));
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES);
+        let details = tonic_types::StatusExt::get_error_details(&status);
+        assert!(details.bad_request().unwrap().field_violations[0].description.len() <= MAX_DETAIL_BYTES);
+        assert!(details.error_info().unwrap().metadata["v"].len() <= MAX_DETAIL_BYTES);
+    }
+
     use super::*;
 
     #[test]

@@ -239,6 +239,12 @@ impl Registry {
         if tenant.is_empty() {
             return Err(ApiError::invalid_field("tenant", "required: the tenant id this call acts for"));
         }
+        if !file::valid_tenant_id(tenant) {
+            return Err(ApiError::invalid_field(
+                "tenant",
+                "a tenant id is 1-63 lowercase letters, digits and `-`, as its file name in providers.d",
+            ));
+        }
         Err(ApiError::permission_denied(
             "TENANT_ACCESS_DENIED",
             format!("this token may not act for tenant `{tenant}`"),

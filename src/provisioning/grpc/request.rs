@@ -285,5 +285,8 @@ pub(super) fn check_order_id(order_id: &str) -> Result<(), ApiError> {
     if order_id.trim().is_empty() || order_id.len() > 64 {
         return Err(ApiError::invalid_field("order_id", "required: the vendor's order id (at most 64 characters)"));
     }
+    if order_id.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field("order_id", "must not contain control characters (NUL, newlines, ...)"));
+    }
     Ok(())
 }
