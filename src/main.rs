@@ -254,14 +254,26 @@ fn hash_token(token: Option<String>) -> ExitCode {
 
 fn init_tracing() {
     use std::io::IsTerminal;
-    use tracing_subscriber::{EnvFilter, fmt};
+    use tracing_subscriber::{EnvFilter, field::MakeExt, fmt};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let logs = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match std::env::var("PATCHBAY_LOG_FORMAT").as_deref() {
         // One JSON object per line, with the current span and its parents (grpc{method}, vendor{..})
         // as fields: what a log pipeline indexes.
         Ok("json") => logs.json().with_current_span(true).with_span_list(true).init(),
-        // Colours only on a terminal: logs piped to files or journald stay plain text.
-        _ => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Colours only on a terminal: logs piped to files or journald stay plain text. A value
+        // that holds a newline (a vendor's answer, a tenant file's value) cannot start a line of
+        // its own: control characters in fields are shown escaped.
+        _ => logs
+            .fmt_fields(
+                fmt::format::debug_fn(|w, field, value| {
+                    let text = format!("{value:?}");
+                    let shown = patchbay::ops::text::one_line(&text);
+                    if field.name() == "message" { write!(w, "{shown}") } else { write!(w, "{field}={shown}") }
+                })
+                .delimited(" "),
+            )
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
     }
 }

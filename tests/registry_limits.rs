@@ -184,3 +184,17 @@ async fn a_slow_reload_never_holds_up_lookups_of_the_served_tenants() {
     assert!(started.elapsed() < Duration::from_millis(200), "{:?}", started.elapsed());
     pass.await.unwrap();
 }
+
+#[test]
+fn values_a_diagnostic_echoes_stay_on_one_line_and_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "tenant: \"evil\\nproviders.d/other.yaml:1:1: fake\\u001b[2J\\r\\u202e\"\naccess:\n  tokens: [\"{TOKEN}\"]\n"
+    );
+    std::fs::write(dir.path().join("evil.yaml"), text).unwrap();
+    let found = problems(dir.path());
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let line = &found[0];
+    assert!(!line.contains(['\n', '\r', '\u{1b}', '\u{202e}']), "{line:?}");
+    assert!(line.contains("evil\\nproviders.d/other.yaml") && line.contains("\\u{1b}[2J"), "{line}");
+}

@@ -6,6 +6,7 @@ pub mod error;
 pub mod metrics;
 pub mod page;
 pub mod retry;
+pub mod text;
 pub mod tls;
 pub mod vendor;
 pub mod vendor_error;

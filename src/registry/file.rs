@@ -15,6 +15,7 @@ use super::{
     yaml::{self, KeyPath, Position, Value},
 };
 use crate::ops::auth::TokenHash;
+pub use crate::ops::text::one_line;
 
 /// A tenant file in `providers.d/`, named `<tenant>.yaml`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -82,8 +83,19 @@ impl fmt::Display for Diagnostic {
 }
 
 impl Diagnostic {
+    /// A diagnostic on one line, whatever its parts echo (see [`one_line`]).
+    pub fn new(file: &str, line: usize, column: usize, path: &str, message: &str) -> Self {
+        Self {
+            file: one_line(file).into_owned(),
+            line,
+            column,
+            path: one_line(path).into_owned(),
+            message: one_line(message).into_owned(),
+        }
+    }
+
     pub fn whole_file(file: &str, message: impl Into<String>) -> Self {
-        Self { file: file.to_owned(), line: 1, column: 1, path: String::new(), message: message.into() }
+        Self::new(file, 1, 1, "", &message.into())
     }
 }
 
@@ -137,25 +149,19 @@ pub fn validate(
         Ok(t) => t,
         Err(err) => {
             let Position { line, column } = position_of_byte(bytes, err.valid_up_to());
-            return Err(vec![Diagnostic {
-                file: file.to_owned(),
-                line,
-                column,
-                path: String::new(),
-                message: "the file is not UTF-8 text; save it as UTF-8".into(),
-            }]);
+            return Err(vec![Diagnostic::new(file, line, column, "", "the file is not UTF-8 text; save it as UTF-8")]);
         }
     };
     if let Some(Position { line, column }) = yaml::too_deep(text, yaml::MAX_FLOW_DEPTH) {
         let message =
             format!("`[` and `{{` nest deeper than {} here; a tenant file needs two or three", yaml::MAX_FLOW_DEPTH);
-        return Err(vec![Diagnostic { file: file.to_owned(), line, column, path: String::new(), message }]);
+        return Err(vec![Diagnostic::new(file, line, column, "", &message)]);
     }
     let doc = match yaml::parse(text) {
         Ok(doc) => doc,
         Err((message, pos)) => {
             let Position { line, column } = pos.unwrap_or(Position { line: 1, column: 1 });
-            return Err(vec![Diagnostic { file: file.to_owned(), line, column, path: String::new(), message }]);
+            return Err(vec![Diagnostic::new(file, line, column, "", &message)]);
         }
     };
     if yaml::node_count(&doc, yaml::MAX_NODES) > yaml::MAX_NODES {
@@ -249,7 +255,7 @@ fn diagnostics(file: &str, text: &str, problems: Vec<Problem>) -> Vec<Diagnostic
         .map(|p| {
             let Position { line, column } =
                 locator.locate(&p.path, p.target).unwrap_or(Position { line: 1, column: 1 });
-            Diagnostic { file: file.to_owned(), line, column, path: p.path.to_string(), message: p.message }
+            Diagnostic::new(file, line, column, &p.path.to_string(), &p.message)
         })
         .collect();
     out.sort_by_key(|d| (d.line, d.column));

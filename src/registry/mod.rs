@@ -445,12 +445,9 @@ impl Registry {
         };
         let mut triggers = Vec::with_capacity(spec.triggers.len());
         for (area, validated) in spec.triggers {
-            let built = validated.build.build(&deps).map_err(|err| Diagnostic {
-                file: path.display().to_string(),
-                line: 1,
-                column: 1,
-                path: format!("triggers.{area}"),
-                message: format!("could not start: {err:#}"),
+            let built = validated.build.build(&deps).map_err(|err| {
+                let message = format!("could not start: {err:#}");
+                Diagnostic::new(&path.display().to_string(), 1, 1, &format!("triggers.{area}"), &message)
             })?;
             triggers.push((TriggerInfo { area, provider: validated.provider, enabled: validated.enabled }, built));
         }
