@@ -208,6 +208,7 @@ impl App {
             tls,
             admin_tokens: settings.admin_tokens.clone().into(),
             shutdown,
+            audit_backlog: Default::default(),
         };
         Ok(Self { state, database, grpc, http: http_listener, ops, sims, watcher, farewells })
     }

@@ -164,9 +164,17 @@ pub async fn serve_ops(
 /// Background work that must survive a call: the platform's own housekeeping, then every area's
 /// workers (status follow-up, order sweeps, ...).
 pub fn spawn_workers(state: &AppState, areas: &[&AreaSpec]) -> Vec<JoinHandle<()>> {
-    let mut workers = vec![periodic::spawn(state, "expired idempotency keys", periodic::HOURLY, |db| async move {
-        crate::store::idempotency::purge_expired(&db).await
-    })];
+    let backlog = state.audit_backlog.clone();
+    let mut workers = vec![
+        periodic::spawn(state, "expired idempotency keys", periodic::HOURLY, |db| async move {
+            crate::store::idempotency::purge_expired(&db).await
+        }),
+        // Audit rows an outage held back, written once the database is back.
+        periodic::spawn(state, "audit rows held back", Duration::from_secs(1), move |db| {
+            let backlog = backlog.clone();
+            async move { if backlog.is_empty() { Ok(0) } else { backlog.flush(&db).await } }
+        }),
+    ];
     for area in areas {
         workers.extend((area.workers)(state));
     }

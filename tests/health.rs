@@ -101,6 +101,14 @@ async fn with_the_database_down_health_says_not_serving_and_calls_unavailable_th
     assert_eq!((err.code(), reason(&err)), (Code::Unavailable, "DATABASE_UNAVAILABLE".to_owned()));
     assert!(err.get_error_details().retry_info().is_some(), "with RetryInfo");
     assert!(answered < ALLOWED, "answered after {answered:?}");
+    // Without a request_id nothing is claimed first, yet the dialer is not called either: the
+    // change could not be audited.
+    let mut no_id = create_agent("");
+    no_id.get_mut().agent.as_mut().unwrap().user = "7002".into();
+    let err = dialer.create_agent(no_id).await.unwrap_err();
+    assert_eq!((err.code(), reason(&err)), (Code::Unavailable, "DATABASE_UNAVAILABLE".to_owned()));
+    let elision = app.sims.get::<patchbay::dialer::elision::ElisionSim>().unwrap();
+    assert!(elision.user("7002").is_none(), "the vendor was not called");
 
     // Up again, where the server expects it.
     let _pg = start(opts, Some(port)).await.unwrap().unwrap();
@@ -110,6 +118,12 @@ async fn with_the_database_down_health_says_not_serving_and_calls_unavailable_th
     .await;
     within("/readyz 200 again", async || readyz(&app).await == 200).await;
     dialer.create_agent(create_agent("outage-2")).await.expect("calls succeed again, no restart");
+    // The outage's calls are in the audit trail: their rows were held back, then written.
+    within("held-back audit rows written", async || {
+        let events = app.audit_events(pb::ListAuditEventsRequest { tenant: "demo".into(), ..Default::default() }).await;
+        events.iter().filter(|e| e.reason == "DATABASE_UNAVAILABLE").count() == 2
+    })
+    .await;
     println!(
         "measured: NOT_SERVING after {not_serving:?}, /readyz 503 after {not_ready:?}, UNAVAILABLE answered in \
          {answered:?}, SERVING again {serving:?} after the restart"

@@ -206,7 +206,13 @@ impl TenantCall {
         let task = tokio::spawn(
             async move {
                 let started = Instant::now();
-                let result = run().await;
+                // The change's audit row and idempotency key need the database: with it away, the
+                // vendor is not called at all (UNAVAILABLE, retry later), rather than called and
+                // left without a record.
+                let result = match call_state_db_ready(&state).await {
+                    Ok(()) => run().await,
+                    Err(e) => Err(e),
+                };
                 call.audit(&state, &provider, &request_id, result.as_ref().map(|(_, replay)| *replay), started).await;
                 result.map(|(resp, _)| resp)
             }
@@ -272,8 +278,9 @@ impl TenantCall {
         }
     }
 
-    /// Writes the audit row of a mutation. `Ok(replayed)` for success. A failure to write is
-    /// logged, never turned into the call's error: the change itself has happened.
+    /// Writes the audit row of a mutation. `Ok(replayed)` for success. A row the database cannot
+    /// take now is kept and written once it is back (`AppState::audit_backlog`), never turned into
+    /// the call's error: the change itself has happened.
     pub async fn audit(
         &self,
         state: &AppState,
@@ -282,12 +289,9 @@ impl TenantCall {
         outcome: Result<bool, &ApiError>,
         started: Instant,
     ) {
-        // The database is what failed: the row could not be written either, and waiting for the
-        // pool again would only delay the caller's UNAVAILABLE.
-        if matches!(outcome, Err(e) if e.reason == "DATABASE_UNAVAILABLE") {
-            tracing::warn!(method = %self.method, "no audit row: the database is unreachable");
-            return;
-        }
+        // The database is what failed: waiting for the pool again would only delay the caller's
+        // UNAVAILABLE, so the row is kept for later at once.
+        let db_away = matches!(outcome, Err(e) if e.reason == "DATABASE_UNAVAILABLE");
         let (outcome, reason) = match outcome {
             Ok(false) => ("OK".to_owned(), String::new()),
             Ok(true) => ("OK".to_owned(), "IDEMPOTENT_REPLAY".to_owned()),
@@ -303,8 +307,24 @@ impl TenantCall {
             latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             request_id,
         };
-        if let Err(e) = audit::record(&state.db, &event).await {
-            tracing::error!(error = %e, method = %self.method, "writing an audit row failed");
+        let written = if db_away { Err(None) } else { audit::record(&state.db, &event).await.map_err(Some) };
+        if let Err(e) = written {
+            if state.audit_backlog.keep(&event, chrono::Utc::now()) {
+                tracing::warn!(error = ?e.map(|e| e.to_string()), method = %self.method, "an audit row is held back until the database takes it");
+            } else {
+                // The backlog is full: the log is the row's last record.
+                tracing::error!(
+                    tenant = %event.tenant, caller = %event.caller, method = %event.method, provider = %event.provider,
+                    outcome = %event.outcome, reason = %event.reason, request_id = %event.request_id,
+                    "audit row lost to the database outage (the backlog is full)"
+                );
+            }
         }
     }
+}
+
+/// Whether the database can take a change's records now (a connection from the pool, which
+/// sqlx checks before handing it out).
+async fn call_state_db_ready(state: &AppState) -> Result<(), ApiError> {
+    state.db.acquire().await.map(drop).map_err(|e| ApiError::database("checking the database before a change", &e))
 }

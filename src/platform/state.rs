@@ -27,6 +27,8 @@ pub struct AppState {
     pub admin_tokens: Arc<[TokenHash]>,
     /// Cancelled when the server shuts down: background workers and streams stop on it.
     pub shutdown: CancellationToken,
+    /// Audit rows the database could not take yet (`store::audit::Backlog`).
+    pub audit_backlog: crate::store::audit::Backlog,
 }
 
 /// The gRPC edge's limits (see `server.rs`).
