@@ -115,6 +115,15 @@ struct ServeArgs {
     /// Milliseconds a unary call that brings no deadline may run (DEADLINE_EXCEEDED after).
     #[arg(long, env = "PATCHBAY_DEFAULT_DEADLINE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     default_deadline_ms: u64,
+    /// gRPC connections held at once; the next waits until one closes (a warning is logged).
+    #[arg(long, env = "PATCHBAY_MAX_GRPC_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_grpc_connections: u32,
+    /// Connections of the public HTTP listener (vendor callbacks) held at once.
+    #[arg(long, env = "PATCHBAY_MAX_HTTP_CONNECTIONS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_http_connections: u32,
+    /// Seconds an HTTP connection (callbacks, ops) may stay silent before it is closed.
+    #[arg(long, env = "PATCHBAY_HTTP_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    http_idle_secs: u64,
     /// Vendor HTTP calls one tenant may have in flight at once (all its providers together).
     #[arg(long, env = "PATCHBAY_TENANT_VENDOR_IN_FLIGHT", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     tenant_vendor_in_flight: u32,
@@ -152,6 +161,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     settings.limits = patchbay::platform::Limits {
         max_concurrent_calls: args.max_concurrent_calls as usize,
         default_deadline: Duration::from_millis(args.default_deadline_ms),
+        grpc_connections: args.max_grpc_connections as usize,
+        http_connections: args.max_http_connections as usize,
+        http_idle: Duration::from_secs(args.http_idle_secs),
+        ..patchbay::platform::Limits::default()
     };
     settings.tenant_vendor_in_flight = args.tenant_vendor_in_flight as usize;
     settings.tls = match (args.tls_cert, args.tls_key) {

@@ -26,6 +26,7 @@ use tracing::Instrument;
 use crate::{
     ops::{
         ApiError,
+        conn::{LimitedListener, Slots, limited_incoming},
         error::code_name,
         metrics::{GrpcMethod, Snapshot},
         tls::{HttpsListener, Listener},
@@ -59,17 +60,34 @@ pub async fn serve_grpc(
     let known = Arc::new(known_methods(&names));
     let tls = state.tls.clone();
     let calls = Arc::new(tokio::sync::Semaphore::new(state.limits.max_concurrent_calls.max(1)));
-    let server = Server::builder().layer(MetricsLayer { state, known, calls }).add_routes(routes.routes());
+    let slots = Slots::new("grpc", state.limits.grpc_connections);
+    let server = Server::builder()
+        // Dead peers are found by HTTP/2 pings, and one connection cannot open streams without bound.
+        .http2_keepalive_interval(Some(GRPC_KEEPALIVE_EVERY))
+        .http2_keepalive_timeout(Some(GRPC_KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(Some(GRPC_MAX_STREAMS_PER_CONNECTION))
+        .layer(MetricsLayer { state, known, calls })
+        .add_routes(routes.routes());
     match tls {
         Some(tls) => {
             let incoming = ReceiverStream::new(tls.incoming(listener, Listener::Grpc)).map(Ok::<_, std::io::Error>);
-            server.serve_with_incoming_shutdown(incoming, stop).await
+            server.serve_with_incoming_shutdown(limited_incoming(incoming, slots), stop).await
         }
         // TCP_NODELAY on every accepted connection: without it small answers wait ~40 ms for the
         // peer's delayed ACK (Nagle); `Server::tcp_nodelay` only applies to listeners tonic binds.
-        None => server.serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop).await,
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            server.serve_with_incoming_shutdown(limited_incoming(incoming, slots), stop).await
+        }
     }
 }
+
+/// HTTP/2 keepalive of gRPC connections: a ping after this much silence, and the connection
+/// closed if the peer does not answer within the timeout.
+const GRPC_KEEPALIVE_EVERY: Duration = Duration::from_secs(30);
+const GRPC_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Streams one gRPC connection may have open at once (the server's call limit bounds them all).
+const GRPC_MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// How often gRPC health asks the database, and how long it waits for an answer: together they
 /// bound how late health reports an outage (1.5 s).
@@ -140,9 +158,13 @@ pub async fn serve_http(
     for area in areas {
         router = router.merge((area.routes)(&state));
     }
+    let (slots, idle) = (Slots::new("http", state.limits.http_connections), Some(state.limits.http_idle));
     match &state.tls {
-        Some(tls) => axum::serve(HttpsListener::new(tls, listener)?, router).with_graceful_shutdown(stop).await,
-        None => axum::serve(listener, router).with_graceful_shutdown(stop).await,
+        Some(tls) => {
+            let listener = LimitedListener::new(HttpsListener::new(tls, listener)?, slots, idle);
+            axum::serve(listener, router).with_graceful_shutdown(stop).await
+        }
+        None => axum::serve(LimitedListener::new(listener, slots, idle), router).with_graceful_shutdown(stop).await,
     }
 }
 
@@ -157,7 +179,9 @@ pub async fn serve_ops(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state);
+        .with_state(state.clone());
+    let listener =
+        LimitedListener::new(listener, Slots::new("ops", state.limits.ops_connections), Some(state.limits.http_idle));
     axum::serve(listener, router).with_graceful_shutdown(stop).await
 }
 

@@ -67,7 +67,12 @@ async fn a_unary_call_without_a_deadline_gets_the_servers_default() {
 
 #[tokio::test]
 async fn a_call_beyond_the_concurrency_limit_is_shed_at_once_with_retry_info() {
-    let app = hanging_demo(Limits { max_concurrent_calls: 1, default_deadline: Duration::from_secs(30) }).await;
+    let app = hanging_demo(Limits {
+        max_concurrent_calls: 1,
+        default_deadline: Duration::from_secs(30),
+        ..Limits::default()
+    })
+    .await;
     let client = AccountServiceClient::new(app.channel.clone());
     let mut first = client.clone();
     let held = tokio::spawn(async move { first.get_account_status(status_request()).await });
@@ -82,4 +87,49 @@ async fn a_call_beyond_the_concurrency_limit_is_shed_at_once_with_retry_info() {
     held.abort();
     let metrics = reqwest::get(app.ops_url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("grpc_code=\"RESOURCE_EXHAUSTED\"} 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_to_the_callback_listener_are_capped_and_closed_and_never_take_health_down() {
+    use tokio::io::AsyncReadExt;
+    let limits =
+        Limits { http_connections: 8, ops_connections: 4, http_idle: Duration::from_secs(1), ..Limits::default() };
+    let app = TestApp::builder().demo().limits(limits).spawn().await;
+    // Far more idle connections than the callback listener takes.
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(tokio::net::TcpStream::connect(app.http_addr).await.unwrap());
+    }
+    // The other listeners answer as usual.
+    let started = Instant::now();
+    let healthz = reqwest::get(app.ops_url("/healthz")).await.unwrap();
+    assert_eq!(healthz.status(), 200);
+    let mut account = AccountServiceClient::new(app.channel.clone());
+    let e = account.get_account_status(authed(pb::GetAccountStatusRequest::default(), DEMO_TOKEN)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "gRPC answers: {e:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    // The accepted idle connections are closed after the idle limit; the waiting ones get their
+    // turn and are closed in their turn, so the listener serves again.
+    let mut closed = 0;
+    for conn in idle.iter_mut().take(8) {
+        let mut buf = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_secs(3), conn.read(&mut buf)).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 8, "the idle connections were closed");
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = reqwest::Client::new()
+            .get(app.http_url("/callbacks/nothing"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_ok();
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the callback listener serves again");
+    }
 }

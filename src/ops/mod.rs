@@ -2,6 +2,7 @@
 //! layer every vendor HTTP call goes through ([`vendor`]). It imports nothing else of patchbay.
 
 pub mod auth;
+pub mod conn;
 pub mod error;
 pub mod metrics;
 pub mod page;

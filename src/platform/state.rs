@@ -39,10 +39,25 @@ pub struct Limits {
     pub max_concurrent_calls: usize,
     /// The deadline of a unary call that brings none (a stream has none unless it brings one).
     pub default_deadline: std::time::Duration,
+    /// Connections each listener holds at once (`ops::conn`): gRPC, the public HTTP listener
+    /// (vendor callbacks), the operations listener. Together well below the usual 1,024 file
+    /// descriptors, leaving room for the database pool and vendor connections.
+    pub grpc_connections: usize,
+    pub http_connections: usize,
+    pub ops_connections: usize,
+    /// An HTTP connection (callbacks, ops) that sends and receives nothing this long is closed.
+    pub http_idle: std::time::Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_concurrent_calls: 512, default_deadline: std::time::Duration::from_secs(60) }
+        Self {
+            max_concurrent_calls: 512,
+            default_deadline: std::time::Duration::from_secs(60),
+            grpc_connections: 512,
+            http_connections: 256,
+            ops_connections: 32,
+            http_idle: std::time::Duration::from_secs(60),
+        }
     }
 }
