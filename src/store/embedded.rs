@@ -76,6 +76,9 @@ pub struct EmbeddedPostgres {
     pid: u32,
     exited: mpsc::Receiver<()>,
     stopped: bool,
+    /// The cluster's data directory: a postmaster started on it by hand (after ours was stopped)
+    /// is found by its `postmaster.pid` and stopped with ours.
+    data_dir: PathBuf,
 }
 
 const SUPERUSER: &str = "patchbay";
@@ -137,6 +140,11 @@ impl EmbeddedPostgres {
         self.port
     }
 
+    /// The postmaster this process started.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     /// A URL for database `db` of the cluster.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{db}", self.port)
@@ -154,6 +162,41 @@ impl EmbeddedPostgres {
             unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
             let _ = self.exited.recv_timeout(Duration::from_secs(5));
         }
+        // Whoever runs on our data directory now (an operator's `pg_ctl start` after ours went
+        // away) is ours to stop too: the cluster must not outlive the server that owns it.
+        if let Some(pid) = postmaster_on(&self.data_dir)
+            && pid != self.pid
+        {
+            tracing::info!(pid, "stopping the cluster started on the data directory since");
+            stop_pid(pid);
+        }
+    }
+}
+
+/// The pid of a live postmaster on `data_dir`, from its `postmaster.pid` (first line: the pid;
+/// second: the data directory it serves).
+fn postmaster_on(data_dir: &Path) -> Option<u32> {
+    let text = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+    let mut lines = text.lines();
+    let pid: u32 = lines.next()?.trim().parse().ok()?;
+    let dir = lines.next()?.trim();
+    let same = Path::new(dir).canonicalize().ok()? == data_dir.canonicalize().ok()?;
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+    (same && alive).then_some(pid)
+}
+
+/// Fast shutdown of a postmaster that is not our child: SIGINT, then SIGKILL after 30 s.
+fn stop_pid(pid: u32) {
+    let alive = || unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+    // SAFETY: signalling a postmaster found on our own data directory.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while alive() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive() {
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
     }
 }
 
@@ -230,7 +273,7 @@ fn launch(
         .map_err(|_| EmbeddedError::Command { what: "postgres".into(), detail: "supervisor died".into() })?
         .map_err(io_err("starting postgres"))?;
 
-    let mut pg = EmbeddedPostgres { port, pid, exited: exited_rx, stopped: false };
+    let mut pg = EmbeddedPostgres { port, pid, exited: exited_rx, stopped: false, data_dir: data_dir.to_owned() };
     let timeout = Duration::from_secs(60);
     let deadline = Instant::now() + timeout;
     loop {

@@ -547,6 +547,12 @@ impl Export<'_> {
                     tracing::info!(attempt = made, error = %e, leads = leads.len(), "a lead batch was not taken; sending it again");
                     tokio::time::sleep(retry.delay(made)).await;
                 }
+                // An earlier attempt went without a clear answer: the lead may be in the list, so it
+                // is not "not exported" (which a repeat would send as new) but of unknown outcome.
+                Err(e @ DialerError::Unavailable { .. }) if resend => {
+                    let why = format!("an attempt got no clear answer, the last ones were not taken ({e})");
+                    return Ok(settle(Outcome::Unknown, "", &self.unknown_error(&why)));
+                }
                 Err(e @ DialerError::Unavailable { .. }) => {
                     let error = format!(
                         "not exported: {e} ({made} attempts); send the export again with the same request_id to retry"
