@@ -62,6 +62,10 @@ impl DialerProvider for Dialer {
             resend_safe: false,
         }
     }
+    fn field_rules(&self) -> &'static patchbay::dialer::provider::FieldRules {
+        &patchbay::dialer::elision::wire::RULES
+    }
+
     fn lead_wire_size(&self, _: &Lead) -> Option<usize> {
         Some(10)
     }

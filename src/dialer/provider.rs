@@ -109,8 +109,9 @@ pub struct ExportShape {
     pub resend_safe: bool,
 }
 
-/// The field rules where the family's members differ (lengths as characters, inclusive). The
-/// rest is shared (`validate`).
+/// The field rules where the family's members differ (lengths as characters, inclusive), each
+/// vendor's in its folder (`elision::wire::RULES`, `vicidial::wire::RULES`). The rest is shared
+/// (`validate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldRules {
     /// Whose rules these are, for messages: `Elision's document`, `stock VICIdial`.
@@ -123,19 +124,6 @@ pub struct FieldRules {
     /// Whether the vendor silently drops characters of text fields (names, city, email, list
     /// names) outside its sets (`vicidial_family::fields`); patchbay then refuses such values.
     pub strips_text: bool,
-}
-
-impl FieldRules {
-    /// Elision's document (the seed).
-    pub const ELISION: FieldRules = FieldRules {
-        source: "Elision's document",
-        password: (1, 20),
-        voicemail_id: (1, 10),
-        email: (1, 100),
-        list_name: (6, 30),
-        campaign_id: (2, 8),
-        strips_text: false,
-    };
 }
 
 /// What patchbay knows of a tenant's dialer (`GetDialerStatus`).
@@ -192,9 +180,7 @@ pub trait DialerProvider: Send + Sync + 'static {
     /// The bytes `lead` takes in a batch call (`None`: too big for any call).
     fn lead_wire_size(&self, lead: &Lead) -> Option<usize>;
     /// The vendor's field rules, checked before any call.
-    fn field_rules(&self) -> &'static FieldRules {
-        &FieldRules::ELISION
-    }
+    fn field_rules(&self) -> &'static FieldRules;
     /// What patchbay knows of the dialer, probing it where that cannot count as a failed login.
     async fn status(&self) -> DialerStatus {
         DialerStatus::default()

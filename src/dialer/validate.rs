@@ -268,7 +268,7 @@ pub fn lead(mut lead: Lead, takes_phone_code: bool, rules: &FieldRules) -> Resul
 mod tests {
     use super::*;
 
-    const E: &FieldRules = &FieldRules::ELISION;
+    const E: &FieldRules = &crate::dialer::elision::wire::RULES;
 
     fn valid_agent() -> Agent {
         Agent {

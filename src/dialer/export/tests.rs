@@ -1,5 +1,5 @@
 use super::*;
-use crate::dialer::provider::{ExportShape, FieldRules};
+use crate::dialer::provider::ExportShape;
 
 fn shape() -> ExportShape {
     ExportShape {
@@ -65,7 +65,10 @@ fn targets_differ_in_their_digest_and_are_validated_under_their_path() {
     };
     assert_ne!(new("Test API list").digest(), new("Other list").digest());
     assert_ne!(Target::Existing("1101".into()).digest(), new("Test API list").digest());
-    let e = Target::Existing("x".into()).validate(&FieldRules::ELISION).unwrap_err();
+    let e = Target::Existing("x".into()).validate(&crate::dialer::elision::wire::RULES).unwrap_err();
     assert_eq!(e.fields(), ["target.existing_list_id"]);
-    assert_eq!(new("short").validate(&FieldRules::ELISION).unwrap_err().fields(), ["target.new_list.name"]);
+    assert_eq!(
+        new("short").validate(&crate::dialer::elision::wire::RULES).unwrap_err().fields(),
+        ["target.new_list.name"]
+    );
 }

@@ -12,7 +12,8 @@ use secrecy::SecretString;
 use super::wire::{self, Answer, Envelope, LeadsAnswer, Prefix, Scrubber, Subject, WireLead, classify, classify_line};
 use crate::{
     dialer::provider::{
-        Ack, Agent, DialList, DialerError, DialerProvider, DialerStatus, ExportShape, Lead, LeadOutcome, Refusal,
+        Ack, Agent, DialList, DialerError, DialerProvider, DialerStatus, ExportShape, FieldRules, Lead, LeadOutcome,
+        Refusal,
     },
     dialer::vicidial_family::{
         params::{agent_params, agent_secrets, as_refs},
@@ -254,6 +255,10 @@ impl DialerProvider for ElisionClient {
             // add_multi_lead makes no duplicate check: a resend could add a lead twice.
             resend_safe: false,
         }
+    }
+
+    fn field_rules(&self) -> &'static FieldRules {
+        &wire::RULES
     }
 
     async fn status(&self) -> DialerStatus {

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::dialer::provider::LeadOutcome;
+use crate::dialer::provider::{FieldRules, LeadOutcome};
 use crate::dialer::vicidial_family::answer;
 pub use crate::dialer::vicidial_family::{
     answer::{Line, LoginResult, Prefix, Subject, classify, classify_line, login_result},
@@ -15,6 +15,18 @@ pub use crate::dialer::vicidial_family::{
 
 /// ErrorInfo domain of what the dialer decided.
 pub const DOMAIN: &str = "elision.com";
+
+/// Elision's document (the seed): its lengths where stock VICIdial's source differs. It names no
+/// stripping of text fields (add_multi_lead takes JSON), so text values are sent as they are.
+pub const RULES: FieldRules = FieldRules {
+    source: "Elision's document",
+    password: (1, 20),
+    voicemail_id: (1, 10),
+    email: (1, 100),
+    list_name: (6, 30),
+    campaign_id: (2, 8),
+    strips_text: false,
+};
 
 pub const ADD_USER: &str = "add_user";
 pub const UPDATE_USER: &str = "update_user";
