@@ -9,10 +9,16 @@ use serde::Deserialize;
 
 use super::client::ElisionClient;
 use crate::{
-    dialer::{provider::DialerProvider, vicidial_family::fields::secret_login_chars_problem},
+    dialer::{
+        provider::DialerProvider,
+        vicidial_family::{
+            endpoint::{self, Endpoint},
+            fields::secret_login_chars_problem,
+        },
+    },
     registry::{
         BuildDeps,
-        provider::{BuildTrigger, ValidateCtx, simulator_allowed},
+        provider::{BuildTrigger, ValidateCtx},
         secrets::SecretRef,
         yaml::Value,
     },
@@ -46,13 +52,6 @@ pub struct ElisionConfig {
     pub password: SecretRef,
 }
 
-/// Where the dialer is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Endpoint {
-    Simulator,
-    Url(reqwest::Url),
-}
-
 /// A validated trigger, ready to build.
 struct ElisionBuild {
     endpoint: Endpoint,
@@ -65,39 +64,7 @@ struct ElisionBuild {
 pub fn validate(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn BuildTrigger<Arc<dyn DialerProvider>>>> {
     let cfg: ElisionConfig = ctx.deserialize(value)?;
     let before = ctx.problem_count();
-    // Diagnostics never quote the URL: it may hold a password.
-    let endpoint = match cfg.api_url.trim() {
-        "simulator" => simulator_allowed(ctx, "api_url").then_some(Endpoint::Simulator),
-        url => match reqwest::Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                if !u.username().is_empty() || u.password().is_some() {
-                    ctx.problem(
-                        "api_url",
-                        "must not hold a user name or password (`user:pass@`): the dialer's API user goes in \
-                         `username` and `password`, which are kept secret, while the URL is shown in messages",
-                    );
-                    None
-                } else if u.query().is_some() || u.fragment().is_some() {
-                    ctx.problem(
-                        "api_url",
-                        "must not have a query string or fragment (`?...`, `#...`): the dialer reads its \
-                         parameters from the query string first, so they would override patchbay's",
-                    );
-                    None
-                } else {
-                    Some(Endpoint::Url(u))
-                }
-            }
-            _ => {
-                ctx.problem(
-                    "api_url",
-                    "must be `simulator` or the http(s) URL of the dialer's API script, \
-                     e.g. http://dialer.example.net/dialer/elision_api.php",
-                );
-                None
-            }
-        },
-    };
+    let endpoint = endpoint::validate(ctx, &cfg.api_url, "http://dialer.example.net/dialer/elision_api.php");
     let source_len = cfg.source.chars().count();
     if !(2..=20).contains(&source_len) || cfg.source.chars().any(char::is_control) {
         ctx.problem("source", format!("must be 2-20 printable characters (has {source_len})"));

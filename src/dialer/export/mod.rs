@@ -33,7 +33,6 @@ use std::{
 };
 
 use futures::{Stream, StreamExt};
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -42,15 +41,17 @@ use tonic::Code;
 
 pub use super::store::Outcome;
 mod chunk;
+mod target;
 
 use chunk::{Chunk, Chunker, Item};
+pub use target::Target;
 
 use super::{
-    provider::{DialList, DialerError, DialerProvider, FieldRules, Lead, LeadOutcome, Refusal},
+    provider::{DialerError, DialerProvider, Lead, LeadOutcome, Refusal},
     store::{self, Begin, ExportKey, LeadRow},
     validate,
 };
-use crate::ops::{ApiError, Violations, retry::Backoff};
+use crate::ops::{ApiError, retry::Backoff};
 
 /// A batch the dialer provably did not take is sent this many times in all.
 pub const BATCH_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2), 3);
@@ -61,45 +62,6 @@ pub const RESEND_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Durat
 const MAX_ROWS_PER_WRITE: usize = 5_000;
 /// How often a running export renews its lease.
 const HEARTBEAT: Duration = Duration::from_secs(15);
-
-/// Where the leads go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// A list the dialer reports as active.
-    Existing(String),
-    /// A list to create first.
-    New(DialList),
-}
-
-impl Target {
-    fn list_id(&self) -> &str {
-        match self {
-            Self::Existing(id) => id,
-            Self::New(l) => &l.list_id,
-        }
-    }
-
-    /// Identifies the target, so that a request_id reused for another target is caught.
-    fn digest(&self) -> Vec<u8> {
-        let text = match self {
-            Self::Existing(id) => format!("existing\0{id}"),
-            Self::New(l) => format!("new\0{}\0{}\0{}\0{}", l.list_id, l.name, l.campaign_id, l.active),
-        };
-        Sha256::digest(text.as_bytes()).to_vec()
-    }
-
-    /// The field rules of the target.
-    pub fn validate(&self, rules: &FieldRules) -> Result<(), ApiError> {
-        match self {
-            Self::Existing(id) => validate::list_id("target.existing_list_id", id),
-            Self::New(list) => {
-                let mut v = Violations::new();
-                validate::list_into(&mut v, "target.new_list", list, rules);
-                v.into_result()
-            }
-        }
-    }
-}
 
 /// One export.
 #[derive(Debug, Clone)]

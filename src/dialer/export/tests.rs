@@ -1,5 +1,5 @@
 use super::*;
-use crate::dialer::provider::ExportShape;
+use crate::dialer::provider::{DialList, ExportShape};
 
 fn shape() -> ExportShape {
     ExportShape {

@@ -9,10 +9,16 @@ use serde::Deserialize;
 
 use super::client::{DEFAULT_EXPORT_CONCURRENCY, MAX_EXPORT_CONCURRENCY, VicidialClient};
 use crate::{
-    dialer::{provider::DialerProvider, vicidial_family::fields::secret_login_chars_problem},
+    dialer::{
+        provider::DialerProvider,
+        vicidial_family::{
+            endpoint::{self, Endpoint},
+            fields::secret_login_chars_problem,
+        },
+    },
     registry::{
         BuildDeps,
-        provider::{BuildTrigger, ValidateCtx, simulator_allowed},
+        provider::{BuildTrigger, ValidateCtx},
         secrets::SecretRef,
         yaml::Value,
     },
@@ -61,12 +67,6 @@ pub struct VicidialConfig {
     pub export_concurrency: Option<usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Endpoint {
-    Simulator,
-    Url(reqwest::Url),
-}
-
 /// A validated trigger, ready to build.
 struct VicidialBuild {
     endpoint: Endpoint,
@@ -77,47 +77,11 @@ struct VicidialBuild {
     export_concurrency: usize,
 }
 
-fn endpoint(ctx: &mut ValidateCtx<'_>, api_url: &str) -> Option<Endpoint> {
-    // Diagnostics never quote the URL: it may hold a password.
-    match api_url.trim() {
-        "simulator" => simulator_allowed(ctx, "api_url").then_some(Endpoint::Simulator),
-        url => match reqwest::Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
-                if !u.username().is_empty() || u.password().is_some() {
-                    ctx.problem(
-                        "api_url",
-                        "must not hold a user name or password (`user:pass@`): the API user goes in `username` \
-                         and `password`, which are kept secret, while the URL is shown in messages",
-                    );
-                    None
-                } else if u.query().is_some() || u.fragment().is_some() {
-                    ctx.problem(
-                        "api_url",
-                        "must not have a query string or fragment (`?...`, `#...`): VICIdial reads its parameters \
-                         from the query string first, so they would override patchbay's",
-                    );
-                    None
-                } else {
-                    Some(Endpoint::Url(u))
-                }
-            }
-            _ => {
-                ctx.problem(
-                    "api_url",
-                    "must be `simulator` or the http(s) URL of VICIdial's non-agent API script, \
-                     e.g. https://dialer.example.net/vicidial/non_agent_api.php",
-                );
-                None
-            }
-        },
-    }
-}
-
 /// Pure validation of `triggers.dialer` (its secrets resolved through the context).
 pub fn validate(value: &Value, ctx: &mut ValidateCtx<'_>) -> Option<Box<dyn BuildTrigger<Arc<dyn DialerProvider>>>> {
     let cfg: VicidialConfig = ctx.deserialize(value)?;
     let before = ctx.problem_count();
-    let endpoint = endpoint(ctx, &cfg.api_url);
+    let endpoint = endpoint::validate(ctx, &cfg.api_url, "https://dialer.example.net/vicidial/non_agent_api.php");
     if cfg.source.chars().count() < 2 || !cfg.source.bytes().all(|b| b.is_ascii_alphanumeric()) {
         ctx.problem(
             "source",
