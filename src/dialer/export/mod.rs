@@ -57,7 +57,7 @@ use crate::ops::{ApiError, retry::Backoff};
 pub const BATCH_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2), 3);
 /// Where resending is safe (single-lead calls), a lead is sent this many times in all, whether
 /// its answers were lost or the dialer did not take it.
-pub const RESEND_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2), 5);
+pub const RESEND_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2), 8);
 /// Outcomes written in one statement, at most.
 const MAX_ROWS_PER_WRITE: usize = 5_000;
 /// How often a running export renews its lease.
