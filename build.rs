@@ -6,7 +6,7 @@ use std::{env, error::Error, fs, path::PathBuf};
 fn main() -> Result<(), Box<dyn Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY: build scripts are single-threaded; prost-build reads PROTOC from the environment.
-    unsafe { env::set_var("PROTOC", protoc) };
+    unsafe { env::set_var("PROTOC", &protoc) };
 
     let mut protos: Vec<PathBuf> =
         fs::read_dir("proto/patchbay/v1")?.map(|entry| entry.map(|e| e.path())).collect::<Result<_, _>>()?;
@@ -26,5 +26,19 @@ fn main() -> Result<(), Box<dyn Error>> {
         // Deterministic encoding of map fields: the idempotency store hashes encoded requests.
         .btree_map(".")
         .compile_protos(&protos, &["proto".into()])?;
+
+    // google.rpc's error details, as reflection serves them: only their descriptors (tonic-types
+    // has the Rust types), under the canonical file names `google/rpc/*.proto`.
+    println!("cargo:rerun-if-changed=proto/google/rpc");
+    let status = std::process::Command::new(&protoc)
+        .arg("--include_imports")
+        .arg(format!("--descriptor_set_out={}", out_dir.join("google_rpc_descriptor.bin").display()))
+        .arg("-Iproto")
+        .arg(format!("-I{}", protoc_bin_vendored::include_path()?.display()))
+        .args(["proto/google/rpc/status.proto", "proto/google/rpc/error_details.proto"])
+        .status()?;
+    if !status.success() {
+        return Err(format!("protoc failed on proto/google/rpc ({status})").into());
+    }
     Ok(())
 }

@@ -153,7 +153,8 @@ async fn commit_to_watcher(stream: &mut tonic::Streaming<pb::Order>) -> f64 {
         .unwrap();
     let received = Utc::now();
     assert_eq!(order.state(), pb::OrderState::Completed);
-    let committed: DateTime<Utc> = order.updated_at.parse().unwrap();
+    let at = order.updated_at.expect("a stored order has updated_at");
+    let committed = DateTime::<Utc>::from_timestamp(at.seconds, at.nanos as u32).expect("a valid Timestamp");
     (received - committed).num_microseconds().unwrap() as f64 / 1000.0
 }
 

@@ -29,6 +29,7 @@ use crate::{
         conn::{LimitedListener, Slots, limited_incoming},
         error::code_name,
         metrics::{GrpcMethod, Snapshot},
+        reflection::Reflection,
         tls::{HttpsListener, Listener},
     },
     platform::{AppState, AreaSpec, GrpcServices, call::RpcMethod, periodic},
@@ -53,10 +54,8 @@ pub async fn serve_grpc(
         health_reporter.set_service_status(*name, tonic_health::ServingStatus::Serving).await;
     }
     tokio::spawn(follow_the_database(state.db.clone(), health_reporter, names.clone(), state.shutdown.clone()));
-    routes
-        .add_service(health)
-        .add_service(reflection(&names).build_v1().expect("the embedded descriptor sets are valid"))
-        .add_service(reflection(&names).build_v1alpha().expect("the embedded descriptor sets are valid"));
+    let reflection = reflection(&names);
+    routes.add_service(health).add_service(reflection.v1()).add_service(reflection.v1alpha());
     let known = Arc::new(known_methods(&names));
     let tls = state.tls.clone();
     let calls = Arc::new(tokio::sync::Semaphore::new(state.limits.max_concurrent_calls.max(1)));
@@ -130,22 +129,26 @@ async fn follow_the_database(
     }
 }
 
-/// Reflection for the served services only, not every service the proto files declare.
-fn reflection<'a>(served: &[&'static str]) -> tonic_reflection::server::Builder<'a> {
-    let mut builder = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        // grpcurl asks reflection for the health service's descriptor before calling it.
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        // And for google.rpc.ErrorInfo, BadRequest and RetryInfo, so that it prints error details.
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name("grpc.health.v1.Health")
-        .with_service_name("grpc.reflection.v1.ServerReflection")
-        .with_service_name("grpc.reflection.v1alpha.ServerReflection");
-    for name in served {
-        builder = builder.with_service_name(*name);
-    }
-    builder
+/// Reflection of the served services only (not every service the proto files declare), with
+/// every file they need: grpcurl asks for the health service's descriptor before calling it, and
+/// for google.rpc's ErrorInfo, BadRequest and RetryInfo to print error details.
+fn reflection(served: &[&'static str]) -> Reflection {
+    let services: Vec<&str> = served.iter().copied().chain(BUILT_IN_SERVICES).collect();
+    Reflection::new(
+        &[
+            proto::FILE_DESCRIPTOR_SET,
+            proto::GOOGLE_RPC_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ],
+        &services,
+    )
 }
+
+/// The services every server answers besides the areas' own.
+const BUILT_IN_SERVICES: [&str; 3] =
+    ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
 
 /// Serves the public HTTP listener: every area's routes (vendor callbacks), nothing else.
 pub async fn serve_http(
@@ -245,15 +248,7 @@ fn known_methods(served: &[&'static str]) -> HashMap<String, GrpcMethod> {
         [tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET, tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET]
             .map(|set| prost_types::FileDescriptorSet::decode(set).expect("reflection's descriptor set")),
     );
-    let served: HashSet<&str> = served
-        .iter()
-        .copied()
-        .chain([
-            "grpc.health.v1.Health",
-            "grpc.reflection.v1.ServerReflection",
-            "grpc.reflection.v1alpha.ServerReflection",
-        ])
-        .collect();
+    let served: HashSet<&str> = served.iter().copied().chain(BUILT_IN_SERVICES).collect();
     let mut known = HashMap::new();
     for file in sets.iter().flat_map(|set| &set.file) {
         for service in &file.service {
@@ -292,6 +287,15 @@ fn grpc_timeout(value: &http::HeaderValue) -> Option<Duration> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     })
+}
+
+/// When to answer DEADLINE_EXCEEDED for a caller's deadline: a little before it, so that the
+/// answer, with its ErrorInfo, reaches the caller before its own timer gives up, and always
+/// before tonic's timer on the same header (started a moment earlier, it would answer CANCELLED
+/// "Timeout expired"): 5% of the deadline, at least 2 ms and at most 50 ms.
+fn answer_before(deadline: Duration) -> Duration {
+    let margin = (deadline / 20).clamp(Duration::from_millis(2), Duration::from_millis(50)).min(deadline / 2);
+    deadline - margin
 }
 
 /// A request path's method and labels if the server answers it, else `unknown`.
@@ -371,7 +375,8 @@ where
         // The deadline is enforced here, as DEADLINE_EXCEEDED with ErrorInfo, rather than by
         // tonic (which would answer CANCELLED "Timeout expired"): its header goes.
         let asked = req.headers_mut().remove("grpc-timeout").and_then(|v| grpc_timeout(&v));
-        let deadline = asked.or((labels.grpc_type == "unary").then_some(self.state.limits.default_deadline));
+        let deadline =
+            asked.map(answer_before).or((labels.grpc_type == "unary").then_some(self.state.limits.default_deadline));
         // Every log line of the call (and of its vendor calls, see `ops::vendor`) names the method.
         let span = tracing::info_span!("grpc", method = %method);
         let fut = self.inner.call(req).instrument(span);
@@ -433,6 +438,16 @@ fn malformed_request(headers: &http::HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_callers_deadline_is_answered_a_little_before_it_passes() {
+        let ms = Duration::from_millis;
+        assert_eq!(answer_before(ms(300)), ms(285));
+        assert_eq!(answer_before(Duration::from_secs(30)), Duration::from_secs(30) - ms(50));
+        assert_eq!(answer_before(ms(20)), ms(18), "at least 2 ms early");
+        assert_eq!(answer_before(ms(2)), ms(1), "never more than half of it");
+        assert_eq!(answer_before(Duration::ZERO), Duration::ZERO);
+    }
 
     #[test]
     fn only_served_methods_are_labels_and_every_other_path_is_unknown() {

@@ -566,9 +566,13 @@ async fn the_panel_shows_the_users_calling_plans_with_their_user_and_date_times(
     user.calling_plans = vec![SimCallingPlan::new("cp-intl-300", "2026-01-01T00:00:00Z", 300, 18_000)];
     sim.add_user(PARTITION, "900000003", user);
     let panel = client(&sim).account_panel("900000003").await.unwrap();
-    let plans: Vec<_> =
-        panel.account.calling_plans.iter().map(|p| (p.name.as_str(), p.user.as_str(), p.start_date.as_str())).collect();
-    assert_eq!(plans, [("International 300", "Ann Lee", "2026-01-01T00:00:00Z")]);
+    let plans: Vec<_> = panel
+        .account
+        .calling_plans
+        .iter()
+        .map(|p| (p.name.as_str(), p.user.as_str(), p.start_date.map(|t| t.to_rfc3339())))
+        .collect();
+    assert_eq!(plans, [("International 300", "Ann Lee", Some("2026-01-01T00:00:00+00:00".to_owned()))]);
 }
 
 #[tokio::test]

@@ -112,7 +112,7 @@ impl Crm {
     }
 
     async fn update_agent(&mut self, agent: pb::Agent) -> Result<pb::AgentResponse, Status> {
-        let req = pb::UpdateAgentRequest { tenant: self.tenant.into(), agent: Some(agent), request_id: String::new() };
+        let req = pb::UpdateAgentRequest { tenant: self.tenant.into(), agent: Some(agent), ..Default::default() };
         self.client.update_agent(authed(req, self.token)).await.map(Response::into_inner)
     }
 
@@ -122,7 +122,7 @@ impl Crm {
     }
 
     async fn active_lists(&mut self) -> Result<Vec<pb::DialList>, Status> {
-        let req = pb::ListActiveListsRequest { tenant: self.tenant.into() };
+        let req = pb::ListActiveListsRequest { tenant: self.tenant.into(), ..Default::default() };
         self.client.list_active_lists(authed(req, self.token)).await.map(|r| r.into_inner().lists)
     }
 

@@ -101,7 +101,7 @@ impl Crm {
     }
 
     async fn update_agent(&mut self, agent: pb::Agent) -> Result<pb::AgentResponse, Status> {
-        let req = pb::UpdateAgentRequest { tenant: self.tenant.into(), agent: Some(agent), request_id: String::new() };
+        let req = pb::UpdateAgentRequest { tenant: self.tenant.into(), agent: Some(agent), ..Default::default() };
         self.client.update_agent(authed(req, self.token)).await.map(Response::into_inner)
     }
 
@@ -116,7 +116,7 @@ impl Crm {
     }
 
     async fn active_list_ids(&mut self) -> Result<Vec<String>, Status> {
-        let req = pb::ListActiveListsRequest { tenant: self.tenant.into() };
+        let req = pb::ListActiveListsRequest { tenant: self.tenant.into(), ..Default::default() };
         let lists = self.client.list_active_lists(authed(req, self.token)).await?.into_inner().lists;
         Ok(lists.into_iter().map(|l| l.list_id).collect())
     }

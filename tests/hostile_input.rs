@@ -50,7 +50,10 @@ async fn a_huge_tenant_is_answered_with_a_short_error_never_echoed_whole() {
     let huge = "t".repeat(6_000);
     let mut dialer = DialerServiceClient::new(app.channel.clone());
     let e = dialer
-        .list_active_lists(authed(pb::ListActiveListsRequest { tenant: huge.clone() }, DEMO_TOKEN))
+        .list_active_lists(authed(
+            pb::ListActiveListsRequest { tenant: huge.clone(), ..Default::default() },
+            DEMO_TOKEN,
+        ))
         .await
         .unwrap_err();
     assert_eq!((e.code(), bad_fields(&e)), (Code::InvalidArgument, vec!["tenant".to_owned()]));

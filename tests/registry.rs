@@ -9,7 +9,8 @@ use tonic::Code;
 #[tokio::test]
 async fn the_server_serves_the_demo_tenant_to_an_admin() {
     let app = TestApp::builder().demo().spawn().await;
-    let tenants = app.registry_client().list_tenants(authed(pb::ListTenantsRequest {}, ADMIN_TOKEN)).await.unwrap();
+    let tenants =
+        app.registry_client().list_tenants(authed(pb::ListTenantsRequest::default(), ADMIN_TOKEN)).await.unwrap();
     let ids: Vec<_> = tenants.get_ref().tenants.iter().map(|t| t.tenant.as_str()).collect();
     assert_eq!(ids, ["demo"]);
     let demo = &tenants.get_ref().tenants[0];
@@ -22,12 +23,12 @@ async fn the_server_serves_the_demo_tenant_to_an_admin() {
 async fn registry_service_refuses_tenant_tokens_unknown_tokens_and_no_token() {
     let app = TestApp::builder().demo().spawn().await;
     let mut client = app.registry_client();
-    let tenant_token = client.list_tenants(authed(pb::ListTenantsRequest {}, DEMO_TOKEN)).await.unwrap_err();
+    let tenant_token = client.list_tenants(authed(pb::ListTenantsRequest::default(), DEMO_TOKEN)).await.unwrap_err();
     assert_eq!(tenant_token.code(), Code::PermissionDenied);
     assert_eq!(reason(&tenant_token), "ADMIN_TOKEN_REQUIRED");
-    let unknown = client.list_tenants(authed(pb::ListTenantsRequest {}, "nope")).await.unwrap_err();
+    let unknown = client.list_tenants(authed(pb::ListTenantsRequest::default(), "nope")).await.unwrap_err();
     assert_eq!(unknown.code(), Code::Unauthenticated);
-    let none = client.list_tenants(pb::ListTenantsRequest {}).await.unwrap_err();
+    let none = client.list_tenants(pb::ListTenantsRequest::default()).await.unwrap_err();
     assert_eq!(none.code(), Code::Unauthenticated);
     assert_eq!(reason(&none), "MISSING_TOKEN");
 }
@@ -57,7 +58,8 @@ async fn serve_valid_tenants_only_serves_the_valid_files_and_reports_the_others(
         .serve_valid_tenants_only()
         .spawn()
         .await;
-    let tenants = app.registry_client().list_tenants(authed(pb::ListTenantsRequest {}, ADMIN_TOKEN)).await.unwrap();
+    let tenants =
+        app.registry_client().list_tenants(authed(pb::ListTenantsRequest::default(), ADMIN_TOKEN)).await.unwrap();
     let ids: Vec<_> = tenants.get_ref().tenants.iter().map(|t| t.tenant.as_str()).collect();
     assert_eq!(ids, ["good"]);
     assert!(app.state.registry.reload_failures() >= 1);

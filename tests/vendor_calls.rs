@@ -36,7 +36,10 @@ async fn alianza_elision_and_delacon_calls_are_all_counted_by_provider_operation
     let app = TestApp::builder().demo().spawn().await;
     demo_account_status(&app).await;
     DialerServiceClient::new(app.channel.clone())
-        .list_active_lists(authed(pb::ListActiveListsRequest { tenant: "demo".into() }, DEMO_TOKEN))
+        .list_active_lists(authed(
+            pb::ListActiveListsRequest { tenant: "demo".into(), ..Default::default() },
+            DEMO_TOKEN,
+        ))
         .await
         .unwrap();
     ProvisioningServiceClient::new(app.channel.clone())

@@ -6,6 +6,7 @@
 
 use std::{fmt, time::Duration};
 
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use tonic::Code;
@@ -118,8 +119,8 @@ pub struct Account {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallingPlan {
     pub name: String,
-    /// As the vendor gives it (Alianza: a date-time, `2026-01-01T00:00:00Z`).
-    pub start_date: String,
+    /// When the plan starts; `None` when the vendor gives no readable date.
+    pub start_date: Option<DateTime<Utc>>,
     pub plan_minutes: i64,
     pub seconds_remaining: i64,
     /// The user the plan belongs to ("First Last"); empty for the account's own plans.

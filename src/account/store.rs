@@ -96,6 +96,28 @@ pub async fn rows(conn: &mut PgConnection, tenant: &str, number: &str) -> Result
     Ok(rows.into_iter().map(|(sip_username, Json(fields))| StoredRow { sip_username, fields }).collect())
 }
 
+/// A page of a customer's rows, by SIP user name: at most `limit` after `after`.
+pub async fn rows_after(
+    conn: &mut PgConnection,
+    tenant: &str,
+    number: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<StoredRow>, sqlx::Error> {
+    let rows: Vec<(String, Json<Fields>)> = sqlx::query_as(
+        "SELECT sip_username, fields FROM account_sip_rows
+          WHERE tenant = $1 AND account_number = $2 AND ($3::text IS NULL OR sip_username > $3)
+          ORDER BY sip_username LIMIT $4",
+    )
+    .bind(tenant)
+    .bind(number)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(sip_username, Json(fields))| StoredRow { sip_username, fields }).collect())
+}
+
 /// Writes a plan: one statement for the upserts, one for the deletes.
 pub async fn apply(
     conn: &mut PgConnection,

@@ -1,11 +1,10 @@
 //! RegistryService's gRPC edge: generated types stop here.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use tonic::{Request, Response, Status};
 
 use crate::registry::file::valid_tenant_id;
 use crate::{
-    ops::{ApiError, page},
+    ops::{ApiError, page, timestamp},
     platform::AppState,
     proto::v1::{self as pb, registry_service_server::RegistryService},
     registry::{Diagnostic, ReloadReport, Tenant},
@@ -29,8 +28,16 @@ impl RegistryService for RegistryGrpc {
         req: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
         self.state.authorize_admin(req.metadata())?;
-        let tenants = self.state.registry.tenants().iter().map(|t| self.tenant_pb(t)).collect();
-        Ok(Response::new(pb::ListTenantsResponse { tenants }))
+        let req = req.into_inner();
+        let size = page::page_size(req.page_size, 100, 1000)?;
+        // The query has no filter: a token only has to be one of this method's.
+        let filter = "tenants";
+        let after = page::decode(&req.page_token, filter)?;
+        let (page, next) = page::after_key(self.state.registry.tenants(), |t| t.id.clone(), after.as_deref(), size);
+        Ok(Response::new(pb::ListTenantsResponse {
+            tenants: page.iter().map(|t| self.tenant_pb(t)).collect(),
+            next_page_token: page::next_token(next, filter),
+        }))
     }
 
     async fn get_tenant(&self, req: Request<pb::GetTenantRequest>) -> Result<Response<pb::Tenant>, Status> {
@@ -140,7 +147,7 @@ impl RegistryGrpc {
                 .into_iter()
                 .map(|i| pb::TriggerSummary { area: i.area.into(), provider: i.provider.into(), enabled: i.enabled })
                 .collect(),
-            loaded_at: rfc3339(DateTime::<Utc>::from(t.loaded_at)),
+            loaded_at: timestamp(t.loaded_at),
             config_json: t.view.to_string(),
             problems: self.state.registry.file_errors(&t.id).iter().map(diagnostic_pb).collect(),
             token_count: i32::try_from(t.tokens.len()).unwrap_or(i32::MAX),
@@ -171,7 +178,7 @@ fn report_pb(r: ReloadReport) -> pb::ReloadConfigResponse {
 fn audit_pb(e: audit::Event) -> pb::AuditEvent {
     pb::AuditEvent {
         id: e.id,
-        at: rfc3339(e.at),
+        at: timestamp(e.at),
         tenant: e.tenant,
         caller: e.caller,
         method: e.method,
@@ -181,9 +188,4 @@ fn audit_pb(e: audit::Event) -> pb::AuditEvent {
         latency_ms: e.latency_ms,
         request_id: e.request_id,
     }
-}
-
-/// RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -11,11 +11,15 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use super::{
     area::DialerArea,
     export::{self, ExportRequest, ExportSummary, Outcome, Target},
-    provider::{Agent, DialList, DialerStatus, Lead, LoginState},
+    provider::{Agent, Clearable, DialList, DialerStatus, Lead, LoginState},
     store, validate,
 };
 use crate::{
-    ops::ApiError,
+    ops::{
+        ApiError, Violations,
+        mask::{self, Updatable},
+        page,
+    },
     platform::{
         AppState, TenantCall,
         call::{check_request_id, method_of},
@@ -55,7 +59,70 @@ fn agent_from_pb(a: &pb::Agent) -> Agent {
         voicemail_id: non_empty(&a.voicemail_id),
         email: non_empty(&a.email),
         active: a.active,
+        clear: Vec::new(),
     }
+}
+
+/// What UpdateAgent's mask may name (paths relative to `agent`).
+const AGENT_UPDATE: Updatable<'static> = Updatable {
+    fields: &[
+        "password",
+        "level",
+        "full_name",
+        "group",
+        "phone_login",
+        "phone_password",
+        "voicemail_id",
+        "email",
+        "active",
+    ],
+    fixed: &[("user", "it names the agent to update")],
+    resource: Some("agent"),
+};
+
+/// UpdateAgent's agent: without a mask, the fields that are set; with one, exactly the named
+/// fields, a named field left empty being cleared where the dialer can empty it.
+fn agent_update_from_pb(a: &pb::Agent, update_mask: Option<&prost_types::FieldMask>) -> Result<Agent, ApiError> {
+    let mut v = Violations::new();
+    let Some(named) = mask::named(update_mask, &AGENT_UPDATE, &mut v) else {
+        return Ok(agent_from_pb(a));
+    };
+    let given = agent_from_pb(a);
+    let mut agent = Agent { user: given.user.clone(), ..Agent::default() };
+    let required = "an agent must have one, so it cannot be cleared";
+    for field in named {
+        let (set, clear) = match field {
+            "password" => (given.password.is_some(), Err(required)),
+            "level" => (given.level.is_some(), Err(required)),
+            "full_name" => (given.full_name.is_some(), Err(required)),
+            "group" => (given.group.is_some(), Err(required)),
+            "phone_login" => (given.phone_login.is_some(), Ok(Clearable::PhoneLogin)),
+            "phone_password" => (given.phone_password.is_some(), Ok(Clearable::PhonePassword)),
+            "voicemail_id" => (
+                given.voicemail_id.is_some(),
+                Err("the dialer cannot empty it (it stores `--BLANK--` there as the text `BLANK`)"),
+            ),
+            "email" => (given.email.is_some(), Ok(Clearable::Email)),
+            _ => (given.active.is_some(), Err("give true (reactivate) or false (deactivate)")),
+        };
+        match (set, clear) {
+            (false, Ok(clearable)) => agent.clear.push(clearable),
+            (false, Err(why)) => v.add(format!("agent.{field}"), format!("is in update_mask without a value: {why}")),
+            (true, _) => match field {
+                "password" => agent.password = given.password.clone(),
+                "level" => agent.level = given.level,
+                "full_name" => agent.full_name = given.full_name.clone(),
+                "group" => agent.group = given.group.clone(),
+                "phone_login" => agent.phone_login = given.phone_login.clone(),
+                "phone_password" => agent.phone_password = given.phone_password.clone(),
+                "voicemail_id" => agent.voicemail_id = given.voicemail_id.clone(),
+                "email" => agent.email = given.email.clone(),
+                _ => agent.active = given.active,
+            },
+        }
+    }
+    v.into_result()?;
+    Ok(agent)
 }
 
 /// What the idempotency store hashes of an agent request: the request without its passwords,
@@ -270,7 +337,7 @@ impl DialerService for DialerGrpc {
         let checked =
             msg.agent.clone().ok_or_else(|| required("agent", "the agent's user and the fields to change")).and_then(
                 |agent_pb| {
-                    let agent = agent_from_pb(&agent_pb);
+                    let agent = agent_update_from_pb(&agent_pb, msg.update_mask.as_ref())?;
                     validate::agent_update(&agent, provider.field_rules())?;
                     Ok((agent_pb, agent))
                 },
@@ -330,11 +397,23 @@ impl DialerService for DialerGrpc {
         req: Request<pb::ListActiveListsRequest>,
     ) -> Result<Response<pb::ListActiveListsResponse>, Status> {
         let (call, _, provider) = self.begin(&req, &req.get_ref().tenant)?;
+        let req = req.into_inner();
+        let size = page::page_size(req.page_size, 100, 1000)?;
+        let filter = format!("tenant={}", req.tenant);
+        let after = page::decode(&req.page_token, &filter)?;
         let known = store::known_lists(&self.state.db, &call.tenant.id)
             .await
             .map_err(|e| ApiError::database("dialer known lists", &e))?;
-        let lists = provider.active_lists(&known).await.map_err(ApiError::from)?;
-        Ok(Response::new(pb::ListActiveListsResponse { lists: lists.into_iter().map(list_pb).collect() }))
+        let mut lists = provider.active_lists(&known).await.map_err(ApiError::from)?;
+        // In numeric order of the (digit) ids: by length, then by text.
+        let key = |l: &DialList| format!("{:04}:{}", l.list_id.len(), l.list_id);
+        lists.sort_by_key(key);
+        lists.dedup_by(|a, b| a.list_id == b.list_id);
+        let (page, next) = page::after_key(lists, key, after.as_deref(), size);
+        Ok(Response::new(pb::ListActiveListsResponse {
+            lists: page.into_iter().map(list_pb).collect(),
+            next_page_token: page::next_token(next, &filter),
+        }))
     }
 
     async fn get_dialer_status(

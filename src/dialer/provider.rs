@@ -27,6 +27,18 @@ pub struct Agent {
     pub email: Option<String>,
     /// Updates only: `Some(false)` deactivates, `Some(true)` reactivates.
     pub active: Option<bool>,
+    /// Updates only: optional fields to empty at the dialer (each one is `None` above).
+    pub clear: Vec<Clearable>,
+}
+
+/// An optional agent field an update can empty. The VICIdial family empties a field sent as
+/// `--BLANK--`, which its character stripping keeps only where `-` and letters survive: not in
+/// `voicemail_id` (stored as `BLANK`), and the other fields are ones an agent must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Clearable {
+    PhoneLogin,
+    PhonePassword,
+    Email,
 }
 
 impl fmt::Debug for Agent {
@@ -43,6 +55,7 @@ impl fmt::Debug for Agent {
             .field("voicemail_id", &self.voicemail_id)
             .field("email", &self.email)
             .field("active", &self.active)
+            .field("clear", &self.clear)
             .finish()
     }
 }

@@ -161,7 +161,8 @@ pub fn agent_update(a: &Agent, rules: &FieldRules) -> Result<(), ApiError> {
         || a.phone_password.is_some()
         || a.voicemail_id.is_some()
         || a.email.is_some()
-        || a.active.is_some();
+        || a.active.is_some()
+        || !a.clear.is_empty();
     v.check(changes, "agent", "names nothing to change: set at least one field besides `user`");
     agent_fields(&mut v, a, rules);
     v.into_result()

@@ -4,8 +4,10 @@
 pub mod auth;
 pub mod conn;
 pub mod error;
+pub mod mask;
 pub mod metrics;
 pub mod page;
+pub mod reflection;
 pub mod retry;
 pub mod text;
 pub mod tls;
@@ -13,3 +15,8 @@ pub mod vendor;
 pub mod vendor_error;
 
 pub use error::{ApiError, FieldViolation, Violations};
+
+/// A time as the proto's `*_at` fields carry it (a `google.protobuf.Timestamp`, always set).
+pub fn timestamp(t: impl Into<std::time::SystemTime>) -> Option<prost_types::Timestamp> {
+    Some(t.into().into())
+}

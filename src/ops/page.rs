@@ -35,6 +35,29 @@ pub fn decode(token: &str, filter: &str) -> Result<Option<String>, ApiError> {
     Ok(Some(after.to_owned()))
 }
 
+/// One page of `items`, which are in ascending order of their unique `key`: those after `after`
+/// (a token's position), at most `size` of them, and the key to continue after when more follow.
+pub fn after_key<T>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> String,
+    after: Option<&str>,
+    size: i64,
+) -> (Vec<T>, Option<String>) {
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let mut rest = items.into_iter().filter(|item| after.is_none_or(|after| key(item).as_str() > after));
+    let page: Vec<T> = rest.by_ref().take(size).collect();
+    let next = match (rest.next(), page.last()) {
+        (Some(_), Some(last)) => Some(key(last)),
+        _ => None,
+    };
+    (page, next)
+}
+
+/// A page answer's `next_page_token`: empty on the last page.
+pub fn next_token(next: Option<String>, filter: &str) -> String {
+    next.map(|key| encode(&key, filter)).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +69,21 @@ mod tests {
         assert_eq!(decode(&t, "tenant=other").unwrap_err().fields(), ["page_token"]);
         assert_eq!(decode("", "x").unwrap(), None);
         assert!(decode("!!!", "x").is_err());
+    }
+
+    #[test]
+    fn pages_of_a_sorted_list_cover_it_once_and_end_with_no_token() {
+        let items: Vec<u32> = (1..=7).collect();
+        let key = |n: &u32| format!("{n:03}");
+        let (first, next) = after_key(items.clone(), key, None, 3);
+        assert_eq!((first, next.as_deref()), (vec![1, 2, 3], Some("003")));
+        let (second, next) = after_key(items.clone(), key, Some("003"), 3);
+        assert_eq!((second, next.as_deref()), (vec![4, 5, 6], Some("006")));
+        let (last, next) = after_key(items.clone(), key, Some("006"), 3);
+        assert_eq!((last, next), (vec![7], None));
+        let (exact, next) = after_key(items, key, Some("004"), 3);
+        assert_eq!((exact, next), (vec![5, 6, 7], None), "a full last page has no next token");
+        assert_eq!(next_token(None, "f"), "");
     }
 
     #[test]

@@ -202,7 +202,11 @@ impl Crm {
 
     /// The rows ListSipLines shows for `number`.
     pub async fn sip_rows(&mut self, number: &str) -> Result<Vec<pb::CustomTableRow>, Status> {
-        let req = pb::ListSipLinesRequest { tenant: self.tenant.into(), customer: Some(customer(number)) };
+        let req = pb::ListSipLinesRequest {
+            tenant: self.tenant.into(),
+            customer: Some(customer(number)),
+            ..Default::default()
+        };
         self.client.list_sip_lines(authed(req, self.token)).await.map(|r| r.into_inner().rows)
     }
 

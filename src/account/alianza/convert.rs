@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::wire;
 use crate::account::provider::{Account, AccountState, AccountType, CallingPlan, SipLine};
+use chrono::{DateTime, Utc};
 
 fn state_of(status: &str) -> AccountState {
     match status {
@@ -37,11 +38,21 @@ pub(super) fn domain_account(a: wire::Account, names: &HashMap<String, String>) 
 fn calling_plan(p: wire::AccountCallingPlan, names: &HashMap<String, String>, user: String) -> CallingPlan {
     CallingPlan {
         name: names.get(&p.calling_plan_product_id).cloned().unwrap_or(p.calling_plan_product_id),
-        start_date: p.start_date,
+        start_date: start_date(&p.start_date),
         plan_minutes: p.plan_minutes,
         seconds_remaining: p.seconds_remaining,
         user,
     }
+}
+
+/// A calling plan's `startDate`: the spec's date-time (`2026-01-01T00:00:00Z`), or a bare date,
+/// read as its midnight UTC. Anything else is no date: the panel shows none rather than failing.
+fn start_date(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
 }
 
 /// The users' own calling plans (`referenceType` END_USER), each naming its user.
@@ -195,9 +206,23 @@ mod tests {
         let names = HashMap::from([("p1".to_owned(), "Unlimited".to_owned())]);
         let plans = user_plans(&mut users, &names);
         assert_eq!(
-            plans.iter().map(|p| (p.name.as_str(), p.user.as_str(), p.start_date.as_str())).collect::<Vec<_>>(),
-            [("Unlimited", "Jane Smith", "2026-01-01T00:00:00Z"), ("p9", "u2", "")]
+            plans.iter().map(|p| (p.name.as_str(), p.user.as_str(), p.start_date)).collect::<Vec<_>>(),
+            [("Unlimited", "Jane Smith", Some(day(2026, 1, 1))), ("p9", "u2", None)]
         );
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc()
+    }
+
+    #[test]
+    fn start_dates_are_date_times_or_bare_dates_and_anything_else_is_none() {
+        assert_eq!(start_date("2026-01-01T00:00:00Z"), Some(day(2026, 1, 1)));
+        assert_eq!(start_date("2026-01-01T02:00:00+02:00"), Some(day(2026, 1, 1)), "offsets are normalised to UTC");
+        assert_eq!(start_date("2026-03-15"), Some(day(2026, 3, 15)));
+        for bad in ["", "soon", "2026-13-01", "01/02/2026"] {
+            assert_eq!(start_date(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::{
         settings::{AccountSettings, SipTable},
         sip_sync::{self, StoredRow, SyncPlan},
     },
+    ops::timestamp,
     proto::v1 as pb,
 };
 
@@ -57,7 +58,7 @@ pub(super) fn status_pb(
             .into_iter()
             .map(|p| pb::CallingPlan {
                 name: p.name,
-                start_date: p.start_date,
+                start_date: p.start_date.and_then(timestamp),
                 plan_minutes: p.plan_minutes,
                 seconds_remaining: p.seconds_remaining,
                 user: p.user,

@@ -28,7 +28,7 @@ use convert::*;
 use request::*;
 
 use crate::{
-    ops::{ApiError, Violations},
+    ops::{ApiError, Violations, page},
     platform::{AppState, TenantCall},
     proto::v1::{self as pb, account_service_server::AccountService},
 };
@@ -280,13 +280,26 @@ impl AccountService for AccountGrpc {
         req: Request<pb::ListSipLinesRequest>,
     ) -> Result<Response<pb::ListSipLinesResponse>, Status> {
         let ctx = self.begin(&req, &req.get_ref().tenant, Feature::SynchroConsole)?;
+        let req = req.into_inner();
         let mut v = Violations::new();
-        let number = account_number(req.get_ref().customer.as_ref(), &ctx.settings.account_number_field, &mut v);
+        let number = account_number(req.customer.as_ref(), &ctx.settings.account_number_field, &mut v);
         v.into_result()?;
+        let size = page::page_size(req.page_size, 100, 1000)?;
+        // Bound to the customer's account: a token of another customer's rows is refused.
+        let filter = format!("tenant={}&account={number}", req.tenant);
+        let after = page::decode(&req.page_token, &filter)?;
         let mut conn = self.state.db.acquire().await.map_err(db("reading the SIP table"))?;
-        let rows = store::rows(&mut conn, ctx.tenant(), &number).await.map_err(db("reading the SIP table"))?;
-        let rows = rows.into_iter().map(|r| pb::CustomTableRow { fields: r.fields }).collect();
-        Ok(Response::new(pb::ListSipLinesResponse { rows }))
+        // One more row than the page tells whether another page follows.
+        let mut rows = store::rows_after(&mut conn, ctx.tenant(), &number, after.as_deref(), size + 1)
+            .await
+            .map_err(db("reading the SIP table"))?;
+        let more = rows.len() as i64 > size;
+        rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+        let next = if more { rows.last().map(|r| r.sip_username.clone()) } else { None };
+        Ok(Response::new(pb::ListSipLinesResponse {
+            rows: rows.into_iter().map(|r| pb::CustomTableRow { fields: r.fields }).collect(),
+            next_page_token: page::next_token(next, &filter),
+        }))
     }
 
     async fn set_customer_status(

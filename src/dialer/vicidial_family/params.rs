@@ -3,9 +3,13 @@
 
 use secrecy::ExposeSecret;
 
-use crate::dialer::provider::Agent;
+use crate::dialer::provider::{Agent, Clearable};
 
-/// The add_user / update_user parameters of an agent; only what is set.
+/// What the family's update_user takes as "make this field empty".
+pub const BLANK: &str = "--BLANK--";
+
+/// The add_user / update_user parameters of an agent; only what is set, and `--BLANK--` for
+/// each field to empty.
 pub fn agent_params(agent: &Agent) -> Vec<(&'static str, String)> {
     let mut p: Vec<(&'static str, String)> = vec![("agent_user", agent.user.clone())];
     let mut opt = |key: &'static str, value: Option<String>| {
@@ -22,6 +26,14 @@ pub fn agent_params(agent: &Agent) -> Vec<(&'static str, String)> {
     opt("voicemail_id", agent.voicemail_id.clone());
     opt("email", agent.email.clone());
     opt("active", agent.active.map(|a| if a { "Y" } else { "N" }.to_owned()));
+    for field in &agent.clear {
+        let key = match field {
+            Clearable::PhoneLogin => "phone_login",
+            Clearable::PhonePassword => "phone_pass",
+            Clearable::Email => "email",
+        };
+        p.push((key, BLANK.to_owned()));
+    }
     p
 }
 

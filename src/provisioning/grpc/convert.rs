@@ -1,15 +1,10 @@
 //! Domain values as the proto shows them.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-
 use crate::{
+    ops::timestamp,
     proto::v1 as pb,
     provisioning::{provider::OrderState, store::StoredOrder},
 };
-
-pub(super) fn rfc3339(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
 
 pub(super) fn state_pb(state: OrderState) -> pb::OrderState {
     match state {
@@ -32,11 +27,11 @@ pub(super) fn order_pb(o: &StoredOrder) -> pb::Order {
             .map(|e| pb::OrderEvent {
                 state: state_pb(e.state).into(),
                 message: e.message.clone(),
-                at: rfc3339(&e.at),
+                at: timestamp(e.at),
                 source: e.source.clone(),
             })
             .collect(),
-        created_at: rfc3339(&o.created_at),
-        updated_at: rfc3339(&o.updated_at),
+        created_at: timestamp(o.created_at),
+        updated_at: timestamp(o.updated_at),
     }
 }

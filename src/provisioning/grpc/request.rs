@@ -4,7 +4,10 @@
 use tonic::Code;
 
 use crate::{
-    ops::{ApiError, Violations},
+    ops::{
+        ApiError, Violations,
+        mask::{self, Updatable},
+    },
     proto::v1::{self as pb, provision_numbers_request::Who},
     provisioning::provider::{
         CallTrack, CustomerUpdate, Feature, NewCustomer, NumberOrder, OrderFor, Region, TransferType,
@@ -168,7 +171,74 @@ pub(super) fn check_provision(req: &pb::ProvisionNumbersRequest, v: &mut Violati
     })
 }
 
+/// The customer fields of UpdateCustomerRequest, by name: whether one has a value, unsetting it.
+macro_rules! customer_fields {
+    ($($name:ident: $kind:ident),* $(,)?) => {
+        const CUSTOMER_FIELDS: &[&str] = &[$(stringify!($name)),*];
+
+        fn has_value(req: &pb::UpdateCustomerRequest, field: &str) -> bool {
+            match field {
+                $(stringify!($name) => customer_fields!(@has $kind req.$name),)*
+                _ => false,
+            }
+        }
+
+        fn unset(req: &mut pb::UpdateCustomerRequest, field: &str) {
+            match field {
+                $(stringify!($name) => req.$name = Default::default(),)*
+                _ => {}
+            }
+        }
+    };
+    (@has text $v:expr) => { $v.as_deref().is_some_and(|s| !s.trim().is_empty()) };
+    (@has flag $v:expr) => { $v.is_some() };
+    (@has choice $v:expr) => { $v != 0 };
+}
+
+customer_fields! {
+    business_name: text, business_category: text, email: text, one_three_hundred_number: text,
+    termination_number: text, business_id: text, whisper: flag, dnis: flag, transfer_type: choice,
+    voicemail: flag, transfer_time: flag, music_on_hold: flag, sms_message: text, call_track: choice,
+    call_recording: flag, call_feedback_survey: flag, ivr: flag,
+}
+
+/// What UpdateCustomer's mask may name: the request's own customer fields.
+const CUSTOMER_UPDATE: Updatable<'static> = Updatable {
+    fields: CUSTOMER_FIELDS,
+    fixed: &[
+        ("tenant", "it names the tenant"),
+        ("company_id", "it names the customer to update"),
+        ("request_id", "it is the call's idempotency key"),
+        ("update_mask", "it is the mask itself"),
+    ],
+    resource: None,
+};
+
+/// The request as its update_mask has it: only the named fields, and each of them with a
+/// value, since Delacon has no way to clear one. Without a mask, the request as it is.
+fn masked(req: &pb::UpdateCustomerRequest) -> Result<pb::UpdateCustomerRequest, ApiError> {
+    let mut v = Violations::new();
+    let Some(named) = mask::named(req.update_mask.as_ref(), &CUSTOMER_UPDATE, &mut v) else {
+        return Ok(req.clone());
+    };
+    let mut out = pb::UpdateCustomerRequest { update_mask: None, ..req.clone() };
+    for field in CUSTOMER_FIELDS {
+        if !named.contains(field) {
+            unset(&mut out, field);
+        } else if !has_value(req, field) {
+            v.add(
+                *field,
+                "is in update_mask without a value: Delacon's API has no way to clear a field; give the value to \
+                 set, or leave the field out of the mask to keep it",
+            );
+        }
+    }
+    v.into_result()?;
+    Ok(out)
+}
+
 pub(super) fn check_update(req: &pb::UpdateCustomerRequest) -> Result<CustomerUpdate, ApiError> {
+    let req = &masked(req)?;
     let mut v = Violations::new();
     if req.company_id.is_empty() {
         v.add("company_id", format!("required: {COMPANY_ID_RULE}"));

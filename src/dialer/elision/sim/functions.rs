@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// update_user's "make this field empty".
+const BLANK: &str = "--BLANK--";
+
 /// Decodes `a=1&b=x+y` pairs (query string or form body).
 fn decode_form(text: &str) -> Vec<(String, String)> {
     let mut url = reqwest::Url::parse("http://sim/").expect("a valid base URL");
@@ -239,7 +242,9 @@ impl SimState {
         {
             return format!("ERROR: update_user YOU MUST USE A VALID USER GROUP,{optional} - {a}|{group}|0");
         }
-        if let Some(err) = optional_field_error("update_user", a, get) {
+        // `--BLANK--` empties an optional field, as in the VICIdial source Elision derives from.
+        let checked = |k: &str| if get(k) == BLANK { "" } else { get(k) };
+        if let Some(err) = optional_field_error("update_user", a, &checked) {
             return err;
         }
         if let Some(active) = opt("active")
@@ -251,7 +256,7 @@ impl SimState {
         let u = self.users.get_mut(user).expect("checked above");
         let set = |field: &mut String, key: &str| {
             if let Some(v) = opt(key) {
-                *field = v.to_owned();
+                *field = if v == BLANK { String::new() } else { v.to_owned() };
             }
         };
         set(&mut u.pass, "agent_pass");
