@@ -6,14 +6,12 @@ mod common;
 
 use std::{
     collections::HashSet,
-    net::TcpListener,
     path::Path,
-    process::{Child, Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use common::{ADMIN_TOKEN, DEMO_TOKEN, TestApp, authed, bad_fields, reason, tenant_yaml};
+use common::{ADMIN_TOKEN, DEMO_TOKEN, ServeProcess, TestApp, authed, bad_fields, reason, tenant_yaml};
 use patchbay::{
     dialer::vicidial::sim::{Permissions, VicidialSim},
     proto::v1::{
@@ -355,51 +353,6 @@ async fn an_export_of_10000_leads_with_lost_and_refused_answers_adds_every_lead_
 
 // ---- kill -9 mid-export ----
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A `patchbay serve` child on `database_url`, serving the tenant files of `providers`.
-struct Child9 {
-    child: Child,
-    grpc: String,
-}
-
-impl Child9 {
-    fn start(providers: &Path, database_url: &str) -> Self {
-        let (grpc, http, ops) = (free_port(), free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_patchbay"))
-            .args(["serve", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
-            .args(["--ops-addr", &format!("127.0.0.1:{ops}")])
-            .arg("--providers-dir")
-            .arg(providers)
-            .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let ready = format!("http://127.0.0.1:{ops}/readyz");
-        while reqwest::blocking::get(&ready).map(|r| r.status()).ok() != Some(reqwest::StatusCode::OK) {
-            assert!(Instant::now() < deadline, "patchbay serve did not become ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self { child, grpc: format!("http://127.0.0.1:{grpc}") }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Child9 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_kill_9_mid_export_a_replay_adds_nothing_twice_and_loses_nothing() {
     let sim = VicidialSim::start(([127, 0, 0, 1], 0).into()).unwrap();
@@ -414,7 +367,7 @@ async fn after_kill_9_mid_export_a_replay_adds_nothing_twice_and_loses_nothing()
 
     let dir = providers.path().to_owned();
     let url = database_url.clone();
-    let server = tokio::task::spawn_blocking(move || Child9::start(&dir, &url)).await.unwrap();
+    let server = tokio::task::spawn_blocking(move || ServeProcess::start(&dir, &url)).await.unwrap();
     let channel = Channel::from_shared(server.grpc.clone()).unwrap().connect().await.unwrap();
     let mut crm = Crm::of(channel, "acme", "acme-token");
     let cut = tokio::spawn(async move { crm.export("crash-1", target(), leads(0..n)).await });
@@ -430,7 +383,7 @@ async fn after_kill_9_mid_export_a_replay_adds_nothing_twice_and_loses_nothing()
     assert!(after_kill < n, "killed mid-export ({after_kill} leads in)");
 
     let dir = providers.path().to_owned();
-    let server = tokio::task::spawn_blocking(move || Child9::start(&dir, &database_url)).await.unwrap();
+    let server = tokio::task::spawn_blocking(move || ServeProcess::start(&dir, &database_url)).await.unwrap();
     let channel = Channel::from_shared(server.grpc.clone()).unwrap().connect().await.unwrap();
     let mut crm = Crm::of(channel, "acme", "acme-token");
     // The dead process's lease is taken over at once, not after it runs out.

@@ -323,3 +323,49 @@ pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
         .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
         .unwrap_or_default()
 }
+
+/// A `patchbay serve` child process on `database_url`, serving the tenant files of `providers`,
+/// for tests that kill it with SIGKILL.
+pub struct ServeProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>` of its gRPC listener.
+    pub grpc: String,
+}
+
+impl ServeProcess {
+    /// Starts it and waits until `/readyz` answers 200 (blocking: call from `spawn_blocking`).
+    pub fn start(providers: &Path, database_url: &str) -> Self {
+        let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (grpc, http, ops) = (port(), port(), port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_patchbay"))
+            .args(["serve", "--grpc-addr", &format!("127.0.0.1:{grpc}"), "--http-addr", &format!("127.0.0.1:{http}")])
+            .args(["--ops-addr", &format!("127.0.0.1:{ops}")])
+            .arg("--providers-dir")
+            .arg(providers)
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let ready = format!("http://127.0.0.1:{ops}/readyz");
+        while reqwest::blocking::get(&ready).map(|r| r.status()).ok() != Some(reqwest::StatusCode::OK) {
+            assert!(std::time::Instant::now() < deadline, "patchbay serve did not become ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, grpc: format!("http://127.0.0.1:{grpc}") }
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
