@@ -82,6 +82,38 @@ async fn a_changed_file_is_reloaded_for_new_calls() {
     assert_eq!(app.state.registry.authorize(&old, "acme").unwrap_err().code, Code::Unauthenticated);
 }
 
+/// providers.d as Kubernetes mounts a ConfigMap: each file a symlink through `..data`, itself a
+/// symlink to a timestamped directory, which an update replaces by renaming a new `..data` link
+/// over the old one.
+fn configmap_version(dir: &std::path::Path, version: &str, name: &str) {
+    let data = dir.join(version);
+    std::fs::create_dir(&data).unwrap();
+    let text = format!(
+        "tenant: acme\nname: {name}\naccess:\n  tokens: [\"{}\"]\n",
+        patchbay::ops::auth::TokenHash::of_token("acme-token")
+    );
+    std::fs::write(data.join("acme.yaml"), text).unwrap();
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(version, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+}
+
+#[tokio::test]
+async fn a_configmap_mount_is_reloaded_when_kubernetes_swaps_its_data_link() {
+    let dir = tempfile::tempdir().unwrap();
+    configmap_version(dir.path(), "..2026_12_01_10_00_00.1", "ACME v1");
+    std::os::unix::fs::symlink("..data/acme.yaml", dir.path().join("acme.yaml")).unwrap();
+    let app = TestApp::builder().providers_dir(dir).spawn().await;
+    assert_eq!(app.state.registry.get("acme").unwrap().name, "ACME v1");
+    assert_eq!(app.state.registry.tenants().len(), 1, "the timestamped directories are not tenants");
+
+    let reloaded = app.next_reload();
+    configmap_version(app.providers_dir(), "..2026_12_01_10_05_00.2", "ACME v2");
+    std::fs::remove_dir_all(app.providers_dir().join("..2026_12_01_10_00_00.1")).unwrap();
+    reloaded.await;
+    assert_eq!(app.state.registry.get("acme").unwrap().name, "ACME v2");
+}
+
 #[tokio::test]
 async fn an_invalid_change_keeps_the_last_good_version_and_reports_the_problem() {
     let app = TestApp::builder().file("acme.yaml", tenant_yaml("acme", "acme-token")).spawn().await;
