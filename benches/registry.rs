@@ -2,7 +2,7 @@
 //! (time and peak memory), and the
 //! reload of one changed file among 100, 1,000 and 10,000 (it must not grow with the count).
 //!
-//! Run: `cargo bench --bench registry`. Targets: cold load <= 1 s and <= 200 MB peak; one-file
+//! Run: `cargo bench --bench registry`. Targets: cold load <= 0.5 s and <= 200 MB peak; one-file
 //! reload <= 20 ms, flat in the number of tenants.
 
 use std::{

@@ -29,6 +29,12 @@ macro_rules! simulator {
     };
 }
 
+/// mimalloc for every binary built on this crate (the server, the tests, the benches): tenant
+/// loads and every call allocate many small, short-lived values (YAML nodes, JSON, protobuf), where
+/// it is markedly faster than glibc's allocator and returns freed memory to the system promptly.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod proto;
 
 pub mod ops;

@@ -107,10 +107,13 @@ enum Outcome {
     Same,
     /// `tenant` is `None` when the file and its secrets are unchanged: keep the served version.
     Valid {
-        tenant: Option<Tenant>,
+        tenant: Option<Box<Tenant>>,
         id: String,
         /// SHA-256 of the bytes read.
         digest: [u8; 32],
+        /// The same tenant's file with the other extension, if there is one (looked up here, in
+        /// parallel and with no lock held, rather than while swapping in).
+        twin: Option<PathBuf>,
     },
     /// The problems, and the digest of the bytes read (`None`: unreadable).
     Invalid(Vec<Diagnostic>, Option<[u8; 32]>),
@@ -320,8 +323,8 @@ impl Registry {
             for (path, outcome) in &outcomes {
                 match outcome {
                     Outcome::Invalid(d, _) => problems.extend(d.iter().cloned()),
-                    Outcome::Valid { .. } => {
-                        if let Some(twin) = twin_file(path) {
+                    Outcome::Valid { twin, .. } => {
+                        if let Some(twin) = twin {
                             problems.push(Diagnostic::whole_file(
                                 &path.display().to_string(),
                                 format!(
@@ -356,12 +359,12 @@ impl Registry {
                     state.errors = diagnostics.clone();
                     report.diagnostics.extend(diagnostics);
                 }
-                Outcome::Valid { tenant, id, digest } => {
+                Outcome::Valid { tenant, id, digest, twin } => {
                     let state = files.entry(path.clone()).or_default();
                     state.bytes_digest = digest;
                     // Two files for one tenant (`acme.yaml` and `acme.yml`): the version already
                     // served, if any, stays; neither file's new content is taken.
-                    if let Some(twin) = twin_file(&path) {
+                    if let Some(twin) = twin {
                         let d = Diagnostic::whole_file(
                             &path.display().to_string(),
                             format!(
@@ -378,7 +381,7 @@ impl Registry {
                     match tenant {
                         None => report.unchanged += 1,
                         Some(tenant) => {
-                            if self.swap_in(Arc::new(tenant)) {
+                            if self.swap_in(Arc::new(*tenant)) {
                                 report.updated.push(id);
                             } else {
                                 report.added.push(id);
@@ -422,12 +425,13 @@ impl Registry {
             Err(d) => return Outcome::Invalid(d, Some(bytes_digest)),
         };
         let spec_digest = spec.fingerprint(&bytes_digest);
+        let twin = twin_file(path);
         if known.and_then(|(_, f)| f) == Some(spec_digest) {
-            return Outcome::Valid { tenant: None, id: spec.id, digest: bytes_digest };
+            return Outcome::Valid { tenant: None, id: spec.id, digest: bytes_digest, twin };
         }
         let id = spec.id.clone();
         match self.build_tenant(path, spec, spec_digest) {
-            Ok(tenant) => Outcome::Valid { tenant: Some(tenant), id, digest: bytes_digest },
+            Ok(tenant) => Outcome::Valid { tenant: Some(Box::new(tenant)), id, digest: bytes_digest, twin },
             Err(d) => Outcome::Invalid(vec![d], Some(bytes_digest)),
         }
     }
