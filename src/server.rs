@@ -28,7 +28,7 @@ use crate::{
         ApiError,
         conn::{LimitedListener, Slots, limited_incoming},
         error::code_name,
-        metrics::{GrpcMethod, Snapshot},
+        metrics::{CallTimer, GrpcMethod, Snapshot},
         reflection::Reflection,
         tls::{HttpsListener, Listener},
     },
@@ -344,9 +344,9 @@ where
     S::Error: Send + 'static,
     RB: Default + Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<CountedBody<RB>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -370,15 +370,20 @@ where
             );
             timer.finish("RESOURCE_EXHAUSTED");
             tracing::warn!(%method, "call shed: the server is at its concurrency limit");
-            return Box::pin(std::future::ready(Ok(status.into_http())));
+            return Box::pin(std::future::ready(Ok(status.into_http::<RB>().map(CountedBody::counted))));
         };
         // The deadline is enforced here, as DEADLINE_EXCEEDED with ErrorInfo, rather than by
         // tonic (which would answer CANCELLED "Timeout expired"): its header goes.
         let asked = req.headers_mut().remove("grpc-timeout").and_then(|v| grpc_timeout(&v));
         let deadline =
             asked.map(answer_before).or((labels.grpc_type == "unary").then_some(self.state.limits.default_deadline));
-        // Every log line of the call (and of its vendor calls, see `ops::vendor`) names the method.
-        let span = tracing::info_span!("grpc", method = %method);
+        // Every log line of the call (and of its vendor calls, see `ops::vendor`) names the method,
+        // and the caller's W3C trace id when it sends one, so that its logs and ours join up.
+        let trace_id = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(trace_id_of);
+        let span = tracing::info_span!("grpc", method = %method, trace_id = tracing::field::Empty);
+        if let Some(id) = &trace_id {
+            span.record("trace_id", id.as_str());
+        }
         let fut = self.inner.call(req).instrument(span);
         Box::pin(async move {
             let _permit = permit;
@@ -409,20 +414,112 @@ where
                 ))
                 .into_http();
             }
-            if let Ok(resp) = &result {
-                // Errors are trailers-only responses, with grpc-status in the headers; a success
-                // sends its status in the trailers, after the body.
-                let code = resp
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .map_or("OK", |c| code_name(tonic::Code::from_i32(c)));
-                let elapsed = timer.finish(code);
-                tracing::debug!(%method, code, elapsed_ms = elapsed.as_millis() as u64, "gRPC call");
-            }
-            result
+            // Errors are trailers-only responses, with grpc-status in the headers: counted now.
+            // Any other answer sends its status in the trailers, after the body (a stream's, once
+            // it ends): counted then, by its body.
+            let end = CallEnd { timer, method, trace_id };
+            result.map(|resp| match grpc_code(resp.headers()) {
+                Some(code) => {
+                    end.finish(code);
+                    resp.map(CountedBody::counted)
+                }
+                None => resp.map(|inner| CountedBody { inner, end: Some(end) }),
+            })
         })
+    }
+}
+
+/// The code name of a `grpc-status` header or trailer, if there is one.
+fn grpc_code(headers: &http::HeaderMap) -> Option<&'static str> {
+    let code = headers.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
+    Some(code_name(tonic::Code::from_i32(code)))
+}
+
+/// A call not yet counted: its timer, and its method and trace id for the log line.
+struct CallEnd {
+    timer: CallTimer,
+    method: String,
+    trace_id: Option<String>,
+}
+
+impl CallEnd {
+    fn finish(self, code: &'static str) {
+        let elapsed = self.timer.finish(code);
+        let elapsed_ms = elapsed.as_millis() as u64;
+        match &self.trace_id {
+            Some(trace_id) => tracing::debug!(method = %self.method, code, elapsed_ms, trace_id, "gRPC call"),
+            None => tracing::debug!(method = %self.method, code, elapsed_ms, "gRPC call"),
+        }
+    }
+}
+
+/// The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), if it is one: anything
+/// else a caller sends is ignored, so no caller's text reaches a log line.
+fn trace_id_of(traceparent: &str) -> Option<String> {
+    let mut parts = traceparent.trim().split('-');
+    let (version, trace_id, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let valid = hex(version, 2)
+        && version != "ff"
+        && (version != "00" || parts.next().is_none())
+        && hex(trace_id, 32)
+        && trace_id.bytes().any(|b| b != b'0')
+        && hex(parent, 16)
+        && parent.bytes().any(|b| b != b'0')
+        && hex(flags, 2);
+    valid.then(|| trace_id.to_owned())
+}
+
+/// A response body that counts its call when it ends: at the trailers a gRPC answer ends with
+/// (their grpc-status is the call's code, so a stream that fails half-way counts as it failed,
+/// not OK at its headers), or CANCELLED when it is dropped before them (the client went away; the
+/// timer's own drop counts that).
+pub struct CountedBody<B> {
+    inner: B,
+    end: Option<CallEnd>,
+}
+
+impl<B> CountedBody<B> {
+    /// A body whose call is counted already.
+    fn counted(inner: B) -> Self {
+        Self { inner, end: None }
+    }
+}
+
+impl<B> http_body::Body for CountedBody<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+{
+    type Data = bytes::Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(frame) = &polled {
+            let code = match frame {
+                Some(Ok(frame)) => frame.trailers_ref().map(|t| grpc_code(t).unwrap_or("UNKNOWN")),
+                // The answer broke off (its connection failed) before its status was sent.
+                Some(Err(_)) => Some("UNKNOWN"),
+                None => Some("UNKNOWN"),
+            };
+            if let Some(code) = code
+                && let Some(end) = self.end.take()
+            {
+                end.finish(code);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -438,6 +535,23 @@ fn malformed_request(headers: &http::HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_well_formed_traceparent_gives_a_trace_id() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(trace_id_of(&format!("00-{id}-00f067aa0ba902b7-01")).as_deref(), Some(id));
+        for bad in [
+            format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)),
+            format!("00-{id}-0000000000000000-01"),
+            format!("ff-{id}-00f067aa0ba902b7-01"),
+            format!("00-{}-00f067aa0ba902b7-01", id.to_uppercase()),
+            format!("00-{id}-00f067aa0ba902b7-01-extra"),
+            format!("00-{id}\n-00f067aa0ba902b7-01"),
+            "garbage".to_owned(),
+        ] {
+            assert_eq!(trace_id_of(&bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_callers_deadline_is_answered_a_little_before_it_passes() {

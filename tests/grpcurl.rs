@@ -254,13 +254,14 @@ fn sighup_rereads_secrets_that_the_file_watcher_cannot_see() {
 }
 
 #[test]
-fn json_logs_are_one_object_per_line_naming_each_calls_method_and_code() {
+fn json_logs_are_one_object_per_line_naming_each_calls_method_code_and_the_callers_trace_id() {
     let data = data_dir();
     let providers = demo_providers();
     let env = [("RUST_LOG", "info,patchbay=debug"), ("PATCHBAY_LOG_FORMAT", "json")];
     let server = Server::start_with(data.path(), providers.path(), &env);
     let auth = format!("authorization: Bearer {ADMIN}");
-    let (ok, text) = server.grpcurl(&["-H", &auth], &["patchbay.v1.RegistryService/ListTenants"]);
+    let trace = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let (ok, text) = server.grpcurl(&["-H", &auth, "-H", trace], &["patchbay.v1.RegistryService/ListTenants"]);
     assert!(ok, "{text}");
     let log = server.log.clone();
     assert!(server.terminate().success());
@@ -278,4 +279,5 @@ fn json_logs_are_one_object_per_line_naming_each_calls_method_and_code() {
         .unwrap_or_else(|| panic!("no line for the ListTenants call in {lines:#?}"));
     assert_eq!(call["fields"]["code"], "OK");
     assert_eq!(call["level"], "DEBUG");
+    assert_eq!(call["fields"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "the caller's W3C trace id");
 }

@@ -47,3 +47,63 @@ async fn made_up_method_paths_add_one_unknown_series_and_never_a_label_of_their_
         assert!(series.chars().all(|c| c.is_ascii_graphic()), "no spaces or control characters: {line}");
     }
 }
+
+/// The sum of the samples of `name` whose labels include all of `labels` (0 when none).
+fn sample(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
+#[tokio::test]
+async fn a_stream_is_counted_when_it_ends_with_its_final_code_not_at_its_headers() {
+    use common::{DEMO_TOKEN, authed};
+    use patchbay::proto::v1::{self as pb, provisioning_service_client::ProvisioningServiceClient};
+
+    let app = TestApp::builder().demo().spawn().await;
+    let scrape = || async { reqwest::get(app.ops_url("/metrics")).await.unwrap().text().await.unwrap() };
+    let mut client = ProvisioningServiceClient::new(app.channel.clone());
+    // More than 5 numbers: the demo's Delacon answers WAIT and calls back about 3 s later.
+    let order = pb::ProvisionNumbersRequest {
+        tenant: "demo".into(),
+        who: Some(pb::provision_numbers_request::Who::CompanyId("1001".into())),
+        count: 6,
+        terms_accepted: true,
+        request_id: "metrics-watch-1".into(),
+        ..Default::default()
+    };
+    let order = client.provision_numbers(authed(order, DEMO_TOKEN)).await.unwrap().into_inner();
+    assert_eq!(order.state(), pb::OrderState::Pending);
+    let watch = || pb::WatchOrderRequest { tenant: "demo".into(), order_id: order.order_id.clone() };
+    let watch_ok = ["grpc_method=\"WatchOrder\"", "grpc_code=\"OK\""];
+    let watch_cancelled = ["grpc_method=\"WatchOrder\"", "grpc_code=\"CANCELLED\""];
+
+    // One watch the client drops after the first message, one it follows to the end.
+    let mut dropped = client.watch_order(authed(watch(), DEMO_TOKEN)).await.unwrap().into_inner();
+    assert_eq!(dropped.message().await.unwrap().unwrap().state(), pb::OrderState::Pending);
+    let mut followed = client.watch_order(authed(watch(), DEMO_TOKEN)).await.unwrap().into_inner();
+    assert_eq!(followed.message().await.unwrap().unwrap().state(), pb::OrderState::Pending);
+    let open = scrape().await;
+    assert_eq!(sample(&open, "grpc_server_handled_total", &watch_ok), 0.0, "open streams are not counted yet:\n{open}");
+    assert_eq!(sample(&open, "grpc_server_in_flight", &["grpc_method=\"WatchOrder\""]), 2.0, "{open}");
+
+    drop(dropped);
+    let mut last = pb::OrderState::Pending;
+    while let Some(o) = followed.message().await.unwrap() {
+        last = o.state();
+    }
+    assert_eq!(last, pb::OrderState::Completed);
+    // The server sees the dropped stream's reset soon after.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = scrape().await;
+        if sample(&text, "grpc_server_handled_total", &watch_cancelled) == 1.0 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(sample(&text, "grpc_server_handled_total", &watch_ok), 1.0, "{text}");
+    assert_eq!(sample(&text, "grpc_server_handled_total", &watch_cancelled), 1.0, "{text}");
+    assert_eq!(sample(&text, "grpc_server_in_flight", &["grpc_method=\"WatchOrder\""]), 0.0, "{text}");
+}
