@@ -11,7 +11,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use super::{
     area::DialerArea,
     export::{self, ExportRequest, ExportSummary, Outcome, Target},
-    provider::{Agent, Clearable, DialList, DialerStatus, Lead, LoginState},
+    provider::{Agent, DialList, DialerStatus, FieldRules, Lead, LoginState},
     store, validate,
 };
 use crate::{
@@ -81,44 +81,42 @@ const AGENT_UPDATE: Updatable<'static> = Updatable {
 };
 
 /// UpdateAgent's agent: without a mask, the fields that are set; with one, exactly the named
-/// fields, a named field left empty being cleared where the dialer can empty it.
-fn agent_update_from_pb(a: &pb::Agent, update_mask: Option<&prost_types::FieldMask>) -> Result<Agent, ApiError> {
+/// fields, a named field left empty being cleared where the provider can empty it (`rules.clear`).
+fn agent_update_from_pb(
+    a: &pb::Agent,
+    update_mask: Option<&prost_types::FieldMask>,
+    rules: &FieldRules,
+) -> Result<Agent, ApiError> {
     let mut v = Violations::new();
     let Some(named) = mask::named(update_mask, &AGENT_UPDATE, &mut v) else {
         return Ok(agent_from_pb(a));
     };
-    let given = agent_from_pb(a);
+    let mut given = agent_from_pb(a);
     let mut agent = Agent { user: given.user.clone(), ..Agent::default() };
-    let required = "an agent must have one, so it cannot be cleared";
+    // Moves a named field over; whether it has a value.
+    macro_rules! take {
+        ($field:ident) => {{
+            agent.$field = given.$field.take();
+            agent.$field.is_some()
+        }};
+    }
     for field in named {
-        let (set, clear) = match field {
-            "password" => (given.password.is_some(), Err(required)),
-            "level" => (given.level.is_some(), Err(required)),
-            "full_name" => (given.full_name.is_some(), Err(required)),
-            "group" => (given.group.is_some(), Err(required)),
-            "phone_login" => (given.phone_login.is_some(), Ok(Clearable::PhoneLogin)),
-            "phone_password" => (given.phone_password.is_some(), Ok(Clearable::PhonePassword)),
-            "voicemail_id" => (
-                given.voicemail_id.is_some(),
-                Err("the dialer cannot empty it (it stores `--BLANK--` there as the text `BLANK`)"),
-            ),
-            "email" => (given.email.is_some(), Ok(Clearable::Email)),
-            _ => (given.active.is_some(), Err("give true (reactivate) or false (deactivate)")),
+        let set = match field {
+            "password" => take!(password),
+            "level" => take!(level),
+            "full_name" => take!(full_name),
+            "group" => take!(group),
+            "phone_login" => take!(phone_login),
+            "phone_password" => take!(phone_password),
+            "voicemail_id" => take!(voicemail_id),
+            "email" => take!(email),
+            _ => take!(active),
         };
-        match (set, clear) {
-            (false, Ok(clearable)) => agent.clear.push(clearable),
-            (false, Err(why)) => v.add(format!("agent.{field}"), format!("is in update_mask without a value: {why}")),
-            (true, _) => match field {
-                "password" => agent.password = given.password.clone(),
-                "level" => agent.level = given.level,
-                "full_name" => agent.full_name = given.full_name.clone(),
-                "group" => agent.group = given.group.clone(),
-                "phone_login" => agent.phone_login = given.phone_login.clone(),
-                "phone_password" => agent.phone_password = given.phone_password.clone(),
-                "voicemail_id" => agent.voicemail_id = given.voicemail_id.clone(),
-                "email" => agent.email = given.email.clone(),
-                _ => agent.active = given.active,
-            },
+        if !set {
+            match (rules.clear)(field) {
+                Ok(clearable) => agent.clear.push(clearable),
+                Err(why) => v.add(format!("agent.{field}"), format!("is in update_mask without a value: {why}")),
+            }
         }
     }
     v.into_result()?;
@@ -337,7 +335,7 @@ impl DialerService for DialerGrpc {
         let checked =
             msg.agent.clone().ok_or_else(|| required("agent", "the agent's user and the fields to change")).and_then(
                 |agent_pb| {
-                    let agent = agent_update_from_pb(&agent_pb, msg.update_mask.as_ref())?;
+                    let agent = agent_update_from_pb(&agent_pb, msg.update_mask.as_ref(), provider.field_rules())?;
                     validate::agent_update(&agent, provider.field_rules())?;
                     Ok((agent_pb, agent))
                 },

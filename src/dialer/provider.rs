@@ -31,9 +31,8 @@ pub struct Agent {
     pub clear: Vec<Clearable>,
 }
 
-/// An optional agent field an update can empty. The VICIdial family empties a field sent as
-/// `--BLANK--`, which its character stripping keeps only where `-` and letters survive: not in
-/// `voicemail_id` (stored as `BLANK`), and the other fields are ones an agent must have.
+/// An optional agent field an update can empty (which ones, each provider's `FieldRules::clear`
+/// says).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Clearable {
     PhoneLogin,
@@ -125,7 +124,7 @@ pub struct ExportShape {
 /// The field rules where the family's members differ (lengths as characters, inclusive), each
 /// vendor's in its folder (`elision::wire::RULES`, `vicidial::wire::RULES`). The rest is shared
 /// (`validate`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct FieldRules {
     /// Whose rules these are, for messages: `Elision's document`, `stock VICIdial`.
     pub source: &'static str,
@@ -137,6 +136,8 @@ pub struct FieldRules {
     /// Whether the vendor silently drops characters of text fields (names, city, email, list
     /// names) outside its sets (`vicidial_family::fields`); patchbay then refuses such values.
     pub strips_text: bool,
+    /// Whether UpdateAgent can empty the agent field of this proto name at the vendor, or why not.
+    pub clear: fn(&str) -> Result<Clearable, &'static str>,
 }
 
 /// What patchbay knows of a tenant's dialer (`GetDialerStatus`).

@@ -42,6 +42,8 @@ pub const RULES: FieldRules = FieldRules {
     list_name: (2, 30),
     campaign_id: (1, 8),
     strips_text: true,
+    // The family's update_user (Elision derives from VICIdial's).
+    clear: crate::dialer::vicidial_family::params::clearable,
 };
 
 /// A text answer: the family's lines, or rows of `|`-separated data (version, list_info,

@@ -8,6 +8,20 @@ use crate::dialer::provider::{Agent, Clearable};
 /// What the family's update_user takes as "make this field empty".
 pub const BLANK: &str = "--BLANK--";
 
+/// Which agent field (by proto name) update_user can empty, or why not: `--BLANK--` survives the
+/// family's character stripping only where `-` and letters are kept, which rules out
+/// `voicemail_id` (stored as the text `BLANK`); the other fields are ones an agent must have.
+pub fn clearable(field: &str) -> Result<Clearable, &'static str> {
+    match field {
+        "phone_login" => Ok(Clearable::PhoneLogin),
+        "phone_password" => Ok(Clearable::PhonePassword),
+        "email" => Ok(Clearable::Email),
+        "voicemail_id" => Err("the dialer cannot empty it (it stores `--BLANK--` there as the text `BLANK`)"),
+        "active" => Err("give true (reactivate) or false (deactivate)"),
+        _ => Err("an agent must have one, so it cannot be cleared"),
+    }
+}
+
 /// The add_user / update_user parameters of an agent; only what is set, and `--BLANK--` for
 /// each field to empty.
 pub fn agent_params(agent: &Agent) -> Vec<(&'static str, String)> {

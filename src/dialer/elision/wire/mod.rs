@@ -26,6 +26,8 @@ pub const RULES: FieldRules = FieldRules {
     list_name: (6, 30),
     campaign_id: (2, 8),
     strips_text: false,
+    // The family's update_user (Elision derives from VICIdial's).
+    clear: crate::dialer::vicidial_family::params::clearable,
 };
 
 pub const ADD_USER: &str = "add_user";
