@@ -14,7 +14,7 @@ use std::{
 
 use patchbay::{
     ops::auth::TokenHash,
-    registry::{BuildContext, Registry, SimHost, secrets::SystemSecrets},
+    registry::{BuildContext, Registry, secrets::SystemSecrets},
 };
 
 const TENANTS: usize = 10_000;
@@ -63,14 +63,7 @@ fn write_tenants(dir: &Path, count: usize) {
 }
 
 fn registry(dir: &Path) -> Registry {
-    let build = BuildContext {
-        http: reqwest::Client::new(),
-        metrics: Default::default(),
-        sims: Arc::new(SimHost::new()),
-        http_base_url: "http://127.0.0.1:8080".into(),
-        farewells: Default::default(),
-        vendor_in_flight: 32,
-    };
+    let build = BuildContext::standalone();
     Registry::new(dir, patchbay::app::trigger_areas(), build, Arc::new(SystemSecrets))
 }
 

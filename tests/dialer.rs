@@ -1018,3 +1018,34 @@ async fn a_repeated_export_after_a_restart_adds_no_lead_twice() {
     assert_eq!(dialer.lead_count("20042018"), 150);
     assert_eq!(dialer.calls().get("add_multi_lead"), calls);
 }
+
+// ---- the tenant's own vendor in-flight limit ----
+
+#[tokio::test]
+async fn a_tenant_files_vendor_in_flight_limit_queues_that_tenants_vendor_calls() {
+    use std::time::{Duration, Instant};
+    let dialer = ElisionSim::start(([127, 0, 0, 1], 0).into()).unwrap();
+    dialer.faults().set_latency(Duration::from_millis(300));
+    let yaml = acme_on(&dialer.url(), "1234").replace("triggers:\n", "limits:\n  vendor_in_flight: 1\ntriggers:\n");
+    let app = TestApp::builder().file("acme.yaml", yaml).spawn().await;
+    let started = Instant::now();
+    let calls = (0..3).map(|_| {
+        let mut crm = Crm::acme(&app);
+        async move { crm.active_lists().await }
+    });
+    for answer in futures::future::join_all(calls).await {
+        answer.unwrap();
+    }
+    // Three 300 ms dialer calls, one at a time (without the limit they would overlap).
+    assert!(started.elapsed() >= Duration::from_millis(850), "one vendor call at a time: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_vendor_in_flight_limit_out_of_range_is_a_diagnostic_naming_the_key() {
+    let yaml = acme_on("http://127.0.0.1:9/dialer", "1234")
+        .replace("triggers:\n", "limits:\n  vendor_in_flight: 0\ntriggers:\n");
+    let app = TestApp::builder().file("other.yaml", tenant_yaml("other", "other-token")).spawn().await;
+    let answer = app.validate_config("acme.yaml", yaml).await;
+    let problems: Vec<_> = answer.diagnostics.iter().map(|d| (d.path.as_str(), d.message.as_str())).collect();
+    assert_eq!(problems, [("limits.vendor_in_flight", "must be 1-1000 (is 0)")]);
+}

@@ -18,7 +18,7 @@ use patchbay::{
         self as pb, account_service_client::AccountServiceClient, dialer_service_client::DialerServiceClient,
         provisioning_service_client::ProvisioningServiceClient,
     },
-    registry::{BuildContext, Registry, SimHost, secrets::SkipSecrets},
+    registry::{BuildContext, Registry, secrets::SkipSecrets},
 };
 use proptest::{collection::vec, prelude::*, test_runner::TestRunner};
 use tonic::Code;
@@ -154,14 +154,7 @@ fn apply(text: &str, edits: &[Edit]) -> Vec<u8> {
 }
 
 fn registry() -> Registry {
-    let build = BuildContext {
-        http: reqwest::Client::new(),
-        metrics: Default::default(),
-        sims: Arc::new(SimHost::new()),
-        http_base_url: "http://127.0.0.1:8080".into(),
-        farewells: Default::default(),
-        vendor_in_flight: 32,
-    };
+    let build = BuildContext::standalone();
     Registry::new(tempfile::tempdir().unwrap().path(), trigger_areas(), build, Arc::new(SkipSecrets))
 }
 

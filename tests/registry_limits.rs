@@ -12,7 +12,7 @@ use std::{
 };
 
 use patchbay::registry::{
-    BuildContext, Registry, SimHost,
+    BuildContext, Registry,
     read::MAX_TENANT_FILE_BYTES,
     secrets::{SecretRef, SecretResolver, SystemSecrets},
     validate_dir,
@@ -26,14 +26,7 @@ fn tenant(id: &str) -> String {
 }
 
 fn registry(dir: &Path, secrets: Arc<dyn SecretResolver>) -> Registry {
-    let build = BuildContext {
-        http: reqwest::Client::new(),
-        metrics: Default::default(),
-        sims: Arc::new(SimHost::new()),
-        http_base_url: "http://127.0.0.1:8080".into(),
-        farewells: Default::default(),
-        vendor_in_flight: 32,
-    };
+    let build = BuildContext::standalone();
     Registry::new(dir, patchbay::app::trigger_areas(), build, secrets)
 }
 

@@ -36,7 +36,26 @@ pub struct TenantFile {
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub triggers: Option<Value>,
+    /// This tenant's own limits; each unset one is the server's.
+    #[serde(default)]
+    pub limits: Option<TenantLimits>,
 }
+
+/// Limits of one tenant.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Vendor HTTP calls this tenant may have in flight at once, all its providers together
+    /// (1-1000); more wait their turn. Default: the server's `--tenant-vendor-in-flight` (32).
+    /// Raise it for a tenant with a large vendor contract; lower it to keep a tenant from taking a
+    /// vendor's whole rate limit.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 1000))]
+    pub vendor_in_flight: Option<u32>,
+}
+
+/// The range of `limits.vendor_in_flight`.
+const VENDOR_IN_FLIGHT: std::ops::RangeInclusive<u32> = 1..=1000;
 
 /// Who may act for a tenant.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -109,6 +128,8 @@ pub struct TenantSpec {
     pub view: serde_json::Value,
     /// Digest of the resolved secrets' digests: a rotated secret changes it.
     pub(crate) secrets_digest: [u8; 32],
+    /// `limits.vendor_in_flight`, when the file sets it.
+    pub vendor_in_flight: Option<usize>,
 }
 
 fn secrets_digest(seen: &[SecretSeen]) -> [u8; 32] {
@@ -231,6 +252,13 @@ pub fn validate(
             Vec::new()
         }
     };
+    let vendor_in_flight = top.as_ref().and_then(|t| t.limits.as_ref()).and_then(|l| l.vendor_in_flight);
+    if let Some(n) = vendor_in_flight
+        && !VENDOR_IN_FLIGHT.contains(&n)
+    {
+        let (min, max) = (VENDOR_IN_FLIGHT.start(), VENDOR_IN_FLIGHT.end());
+        ctx.problem("limits.vendor_in_flight", format!("must be {min}-{max} (is {n})"));
+    }
     drop(ctx);
 
     match top {
@@ -241,6 +269,7 @@ pub fn validate(
             triggers,
             view: redacted_view(doc.get("triggers"), &secrets_seen),
             secrets_digest: secrets_digest(&secrets_seen),
+            vendor_in_flight: vendor_in_flight.map(|n| n as usize),
         }),
         _ => Err(diagnostics(file, text, problems)),
     }

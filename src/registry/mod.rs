@@ -16,7 +16,7 @@ pub mod yaml;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    fs, io,
+    io,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, RwLock,
@@ -27,6 +27,7 @@ use std::{
 
 pub use file::{Diagnostic, TenantSpec};
 pub use provider::{Area, AreaEntry, BuildDeps, SimHost, Trigger};
+use read::{is_tenant_file, tenant_paths, twin_file};
 use secrets::SecretResolver;
 use sha2::{Digest, Sha256};
 pub use tenant::{Tenant, TriggerInfo};
@@ -60,6 +61,22 @@ pub struct BuildContext {
     pub farewells: tokio_util::task::TaskTracker,
     /// Vendor HTTP calls one tenant may have in flight at once (all its providers together).
     pub vendor_in_flight: usize,
+}
+
+impl BuildContext {
+    /// A context of its own for a registry outside a server (`patchbay validate`-like tools,
+    /// tests, benches): a fresh HTTP client and metrics, no simulators, callbacks at
+    /// `http://127.0.0.1:8080`, the server's default of 32 vendor calls in flight per tenant.
+    pub fn standalone() -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            metrics: Default::default(),
+            sims: Arc::new(SimHost::new()),
+            http_base_url: "http://127.0.0.1:8080".into(),
+            farewells: Default::default(),
+            vendor_in_flight: 32,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -444,7 +461,10 @@ impl Registry {
             http_base_url: self.inner.build.http_base_url.clone(),
             tenant: spec.id.clone(),
             farewells: self.inner.build.farewells.clone(),
-            vendor_slots: Arc::new(tokio::sync::Semaphore::new(self.inner.build.vendor_in_flight.max(1))),
+            // The tenant file's own limit, else the server's.
+            vendor_slots: Arc::new(tokio::sync::Semaphore::new(
+                spec.vendor_in_flight.unwrap_or(self.inner.build.vendor_in_flight).max(1),
+            )),
             full_reloads: Arc::clone(&self.inner.full_reloads),
         };
         let mut triggers = Vec::with_capacity(spec.triggers.len());
@@ -493,16 +513,6 @@ impl Registry {
     }
 }
 
-/// Another tenant file in the same directory with the same name but the other extension.
-fn twin_file(path: &Path) -> Option<PathBuf> {
-    let other_ext = match path.extension()?.to_str()? {
-        "yaml" => "yml",
-        _ => "yaml",
-    };
-    let twin = path.with_extension(other_ext);
-    twin.is_file().then_some(twin)
-}
-
 fn unindex_tokens(index: &mut HashMap<TokenHash, Vec<String>>, tenant: &Tenant) {
     for token in &tenant.tokens {
         if let Some(ids) = index.get_mut(token) {
@@ -518,20 +528,6 @@ fn invalid_token() -> ApiError {
     ApiError::unauthenticated("INVALID_TOKEN", "the bearer token is not valid")
 }
 
-/// The tenant-file paths of `dir`, sorted: every `*.yaml` / `*.yml` entry that is not hidden,
-/// whatever it is (a FIFO or a dangling symlink is reported when read, never skipped).
-fn tenant_paths(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut paths = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if is_tenant_file(&path) {
-            paths.push(path);
-        }
-    }
-    paths.sort();
-    Ok(paths)
-}
-
 /// A tenant file's bytes; `Err(None)` when it is gone, else the diagnostic of why it cannot be read.
 fn read_tenant_file(path: &Path) -> Result<Vec<u8>, Option<Diagnostic>> {
     read::read_regular(path, read::MAX_TENANT_FILE_BYTES).map_err(|e| match e {
@@ -540,12 +536,6 @@ fn read_tenant_file(path: &Path) -> Result<Vec<u8>, Option<Diagnostic>> {
             Some(Diagnostic::whole_file(&path.display().to_string(), format!("this path {why}")))
         }
     })
-}
-
-/// `*.yaml` and `*.yml`, not hidden (editors' swap files, Kubernetes' `..data`).
-fn is_tenant_file(path: &Path) -> bool {
-    let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
-    !hidden && path.extension().is_some_and(|e| e == "yaml" || e == "yml")
 }
 
 /// Maps `items` on all cores, keeping their order. Runs `f` inside the current Tokio runtime, if

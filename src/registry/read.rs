@@ -9,7 +9,7 @@ use std::{
     fs,
     io::{self, Read},
     os::unix::fs::{FileTypeExt, OpenOptionsExt},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 /// A tenant file holds at most this many bytes (a real one is a few KiB).
@@ -90,6 +90,36 @@ pub fn reason(err: &io::Error) -> String {
         io::ErrorKind::InvalidData => "not UTF-8 text".into(),
         _ => err.kind().to_string(),
     }
+}
+
+/// Another tenant file in the same directory with the same name but the other extension.
+pub fn twin_file(path: &Path) -> Option<PathBuf> {
+    let other_ext = match path.extension()?.to_str()? {
+        "yaml" => "yml",
+        _ => "yaml",
+    };
+    let twin = path.with_extension(other_ext);
+    twin.is_file().then_some(twin)
+}
+
+/// The tenant-file paths of `dir`, sorted: every `*.yaml` / `*.yml` entry that is not hidden,
+/// whatever it is (a FIFO or a dangling symlink is reported when read, never skipped).
+pub fn tenant_paths(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if is_tenant_file(&path) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// `*.yaml` and `*.yml`, not hidden (editors' swap files, Kubernetes' `..data`).
+pub fn is_tenant_file(path: &Path) -> bool {
+    let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+    !hidden && path.extension().is_some_and(|e| e == "yaml" || e == "yml")
 }
 
 #[cfg(test)]

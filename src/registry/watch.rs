@@ -15,7 +15,8 @@ use std::{
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::{Registry, is_tenant_file};
+use super::Registry;
+use super::read::is_tenant_file;
 
 enum Change {
     /// File names in the directory.
