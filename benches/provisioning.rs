@@ -111,7 +111,7 @@ async fn pending_orders(db: &sqlx::PgPool, prefix: &str, n: usize) -> Vec<String
                     numbers: Vec::new(),
                     message: "Your order is received.".into(),
                 };
-                store::record_answer(&db, id, TENANT, &answer).await.unwrap();
+                store::record_answer(&db, id, TENANT, &answer, None).await.unwrap();
                 order_id
             }
         })

@@ -8,7 +8,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    account, admin, dialer,
+    account, admin, dialer, events,
     ops::{auth::TokenHash, metrics::Metrics},
     platform::{AppState, AreaSpec, Limits},
     provisioning,
@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// The service areas this server runs, one line each. An area lists its own providers.
-pub static AREAS: &[&AreaSpec] = &[&account::AREA, &dialer::AREA, &provisioning::AREA, &admin::AREA];
+pub static AREAS: &[&AreaSpec] = &[&account::AREA, &dialer::AREA, &provisioning::AREA, &admin::AREA, &events::AREA];
 
 /// The areas tenants configure under `triggers:`, for the registry, `validate` and `schema`.
 pub fn trigger_areas() -> Areas {
@@ -28,8 +28,12 @@ pub fn trigger_areas() -> Areas {
 }
 
 /// Every provider's stand-alone simulator (`patchbay sim <name>`), by provider name.
+/// Besides the vendors', the receiver of patchbay's own webhooks (the CRM's side).
 pub fn simulators() -> Vec<(&'static str, DemoSim)> {
-    AREAS.iter().filter_map(|a| a.triggers).flat_map(|t| (t.simulators)()).collect()
+    let sims = AREAS.iter().filter_map(|a| a.triggers).flat_map(|t| (t.simulators)());
+    #[cfg(feature = "simulators")]
+    let sims = sims.chain([("webhook-receiver", events::receiver::DEMO)]);
+    sims.collect()
 }
 
 /// The JSON Schema of a tenant file (`patchbay schema`).
@@ -167,6 +171,7 @@ impl App {
         let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
         let metrics = Metrics::new();
         let farewells = TaskTracker::new();
+        let refusals = crate::ops::vendor::CredentialRefusals::default();
         let build = BuildContext {
             http: http.clone(),
             metrics: metrics.clone(),
@@ -174,6 +179,7 @@ impl App {
             http_base_url: public_url,
             farewells: farewells.clone(),
             vendor_in_flight: settings.tenant_vendor_in_flight,
+            refusals: refusals.clone(),
         };
         let registry = Registry::new(&settings.providers_dir, trigger_areas(), build, Arc::new(SystemSecrets));
         let report = registry
@@ -209,6 +215,8 @@ impl App {
             admin_tokens: settings.admin_tokens.clone().into(),
             shutdown,
             audit_backlog: Default::default(),
+            outbox: Default::default(),
+            refusals,
         };
         Ok(Self { state, database, grpc, http: http_listener, ops, sims, watcher, farewells })
     }

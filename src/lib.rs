@@ -11,6 +11,7 @@
 //! - [`sim`]: what every vendor simulator shares (the `simulators` feature);
 //! - the areas: [`account`], [`dialer`], [`provisioning`] (each with its vendors in subfolders)
 //!   and [`admin`] (RegistryService);
+//! - [`events`]: the CRM's inbound triggers and the outbound webhooks (above the areas it drives);
 //! - [`server`] (listeners and workers, walking the areas) and [`app`] (the list of areas, and
 //!   `App`, which builds and runs everything; `main`, the tests and the benches all use it).
 
@@ -49,6 +50,7 @@ pub mod sim;
 pub mod account;
 pub mod admin;
 pub mod dialer;
+pub mod events;
 pub mod provisioning;
 
 pub mod app;

@@ -827,14 +827,17 @@ async fn a_delivery_whose_lease_ran_out_can_neither_finish_nor_release_the_next_
     assert_ne!(stale.token, current.token);
 
     // The stale holder finishes late (its PATCH landed long after its lease ran out).
-    assert_eq!(store::finish_applied(&db, &stale).await.unwrap(), Finish::LeaseLost);
-    assert!(!store::release(&db, &stale, Duration::ZERO, "late").await.unwrap());
-    assert_eq!(store::finish_rejected(&db, &stale, "late").await.unwrap(), Finish::LeaseLost);
+    assert_eq!(store::finish_applied(&mut db.acquire().await.unwrap(), &stale).await.unwrap(), Finish::LeaseLost);
+    assert!(!store::release(&mut db.acquire().await.unwrap(), &stale, Duration::ZERO, "late").await.unwrap());
+    assert_eq!(
+        store::finish_rejected(&mut db.acquire().await.unwrap(), &stale, "late").await.unwrap(),
+        Finish::LeaseLost
+    );
     let intent = store::intent(&db, TENANT, number).await.unwrap().unwrap();
     assert_eq!((intent.state.as_str(), intent.leased), ("pending", true), "the current holder keeps its lease");
     assert_eq!(intent.last_error, "");
 
-    assert_eq!(store::finish_applied(&db, &current).await.unwrap(), Finish::Done);
+    assert_eq!(store::finish_applied(&mut db.acquire().await.unwrap(), &current).await.unwrap(), Finish::Done);
     assert_eq!(store::intent(&db, TENANT, number).await.unwrap().unwrap().state, "applied");
 }
 

@@ -17,6 +17,7 @@
 pub mod alianza;
 pub mod area;
 pub mod grpc;
+pub mod inbound;
 pub mod provider;
 pub mod reconciler;
 pub mod settings;

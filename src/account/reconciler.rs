@@ -26,7 +26,70 @@ use super::{
     provider::{AccountProvider, DesiredStatus, ProviderError},
     store::{self, Claimed, Finish, Lease},
 };
-use crate::{ops::retry::Backoff, platform::AppState};
+use crate::{
+    ops::retry::Backoff,
+    platform::{
+        AppState,
+        events::{self, Event, EventType, Outbox},
+    },
+    registry::Tenant,
+};
+
+/// Who hears how a delivery ended: the tenant's webhook endpoints (`customer_status.applied`,
+/// `customer_status.rejected`), written in the transaction that records the end.
+#[derive(Clone)]
+pub struct Report {
+    /// `None`: the tenant is no longer served; nobody to tell.
+    pub tenant: Option<Arc<Tenant>>,
+    pub outbox: Outbox,
+}
+
+impl Report {
+    pub fn of(state: &AppState, tenant: &str) -> Self {
+        Self { tenant: state.registry.get(tenant), outbox: state.outbox.clone() }
+    }
+}
+
+/// Records how `claimed` ended (applied, or rejected with the reason), with its event.
+async fn finish(
+    db: &PgPool,
+    report: &Report,
+    claimed: &Claimed,
+    rejected: Option<&str>,
+) -> Result<Finish, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let finish = match rejected {
+        None => store::finish_applied(&mut tx, claimed).await?,
+        Some(why) => store::finish_rejected(&mut tx, claimed, why).await?,
+    };
+    let kind = if rejected.is_some() { EventType::CustomerStatusRejected } else { EventType::CustomerStatusApplied };
+    let mut sent = false;
+    if finish == Finish::Done
+        && let Some(tenant) = report.tenant.as_deref()
+        && events::wanted(tenant, kind)
+    {
+        let data = serde_json::json!({
+            "tenant": claimed.tenant,
+            "account_number": claimed.account_number,
+            "status": claimed.desired.as_str(),
+            "attempts": claimed.attempts,
+            "error": rejected.unwrap_or_default(),
+        });
+        let generation = claimed.generation.to_string();
+        let event = Event::new(kind, data).with_stable_id(&[
+            kind.as_str(),
+            &claimed.tenant,
+            &claimed.account_number,
+            &generation,
+        ]);
+        sent = events::emit(&mut tx, tenant, &event).await?;
+    }
+    tx.commit().await?;
+    if sent {
+        report.outbox.wake();
+    }
+    Ok(finish)
+}
 
 /// How long a delivery holds a customer's row: the budget, plus a margin for finishing the row.
 /// A crashed holder's rows are free after it.
@@ -69,16 +132,29 @@ pub enum DeliveryError {
 pub async fn desire(
     db: &PgPool,
     provider: &dyn AccountProvider,
-    tenant: &str,
+    report: &Report,
     number: &str,
     desired: DesiredStatus,
     owner: i64,
 ) -> Result<Delivery, DeliveryError> {
     let lease = Lease { length: LEASE, owner };
+    let tenant = report.tenant.as_ref().map_or("", |t| t.id.as_str());
     match store::record_desired(db, tenant, number, desired, lease).await? {
-        Some(claimed) => deliver_from(db, provider, claimed, lease).await,
+        Some(claimed) => deliver_from(db, provider, report, claimed, lease).await,
         None => Ok(Delivery::Pending),
     }
+}
+
+/// Delivers a desire recorded and claimed by someone else's transaction (an inbound trigger's),
+/// after its commit; outcomes are recorded as [`desire`]'s are.
+pub async fn deliver_recorded(
+    db: &PgPool,
+    provider: &dyn AccountProvider,
+    report: &Report,
+    claimed: Claimed,
+    owner: i64,
+) -> Result<Delivery, DeliveryError> {
+    deliver_from(db, provider, report, claimed, Lease { length: LEASE, owner }).await
 }
 
 /// Delivers `claimed`, then any newer desire that arrived meanwhile, until one is applied, the
@@ -86,13 +162,14 @@ pub async fn desire(
 async fn deliver_from(
     db: &PgPool,
     provider: &dyn AccountProvider,
+    report: &Report,
     mut claimed: Claimed,
     lease: Lease,
 ) -> Result<Delivery, DeliveryError> {
     loop {
         let sent = tokio::time::timeout(DELIVERY_BUDGET, provider.set_status(&claimed.account_number, claimed.desired));
         let failure = match sent.await {
-            Ok(Ok(change)) => match store::finish_applied(db, &claimed).await? {
+            Ok(Ok(change)) => match finish(db, report, &claimed, None).await? {
                 Finish::Done => {
                     tracing::info!(
                         tenant = %claimed.tenant, account = %claimed.account_number, status = claimed.desired.as_str(),
@@ -118,7 +195,7 @@ async fn deliver_from(
                     tenant = %claimed.tenant, account = %claimed.account_number, status = claimed.desired.as_str(),
                     error = %err, "customer status refused by the vendor: rejected, not retried"
                 );
-                if store::finish_rejected(db, &claimed, &err.to_string()).await? == Finish::LeaseLost {
+                if finish(db, report, &claimed, Some(&err.to_string())).await? == Finish::LeaseLost {
                     lease_lost(&claimed);
                 }
                 return Err(err.into());
@@ -129,7 +206,7 @@ async fn deliver_from(
                 error: format!("no answer within the delivery budget of {} s", DELIVERY_BUDGET.as_secs()),
             },
         };
-        retry_later(db, &claimed, failure).await?;
+        retry_later(db, report, &claimed, failure).await?;
         return Ok(Delivery::Pending);
     }
 }
@@ -143,12 +220,12 @@ struct Failure {
 
 /// Releases `claimed` for a retry after a backoff, or gives it up if an operator has not fixed
 /// what blocks it for [`GIVE_UP_AFTER`].
-async fn retry_later(db: &PgPool, claimed: &Claimed, failure: Failure) -> Result<(), sqlx::Error> {
+async fn retry_later(db: &PgPool, report: &Report, claimed: &Claimed, failure: Failure) -> Result<(), sqlx::Error> {
     let (tenant, account) = (&claimed.tenant, &claimed.account_number);
     if failure.operator && claimed.age >= GIVE_UP_AFTER {
         let why = format!("given up after {} hours undelivered: {}", GIVE_UP_AFTER.as_secs() / 3600, failure.error);
         tracing::warn!(%tenant, %account, status = claimed.desired.as_str(), error = %why, "customer status rejected");
-        if store::finish_rejected(db, claimed, &why).await? == Finish::LeaseLost {
+        if finish(db, report, claimed, Some(&why)).await? == Finish::LeaseLost {
             lease_lost(claimed);
         }
         return Ok(());
@@ -159,7 +236,7 @@ async fn retry_later(db: &PgPool, claimed: &Claimed, failure: Failure) -> Result
         %tenant, %account, error = %failure.error, retry_in_ms = retry_in.as_millis() as u64,
         "customer status not delivered yet"
     );
-    if !store::release(db, claimed, retry_in, &failure.error).await? {
+    if !store::release(&mut *db.acquire().await?, claimed, retry_in, &failure.error).await? {
         lease_lost(claimed);
     }
     Ok(())
@@ -200,7 +277,8 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
                 _ = state.shutdown.cancelled() => {
                     // Only rows this worker still holds (by their tokens) are given back.
                     for c in &claimed {
-                        if let Err(e) = store::release(&state.db, c, Duration::ZERO, "").await {
+                        let released = async { store::release(&mut *state.db.acquire().await?, c, Duration::ZERO, "").await };
+                        if let Err(e) = released.await {
                             tracing::warn!(error = %e, "status follow-up: releasing a delivery at shutdown failed");
                         }
                     }
@@ -212,6 +290,7 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
 }
 
 async fn deliver_claimed(state: &AppState, claimed: Claimed) {
+    let report = Report::of(state, &claimed.tenant);
     let trigger = state.registry.get(&claimed.tenant).and_then(|t| {
         t.trigger::<AccountArea>().filter(|t| t.enabled && t.settings.customer_status).map(|t| t.inner.clone())
     });
@@ -220,13 +299,14 @@ async fn deliver_claimed(state: &AppState, claimed: Claimed) {
             operator: true,
             error: "the tenant has no enabled account trigger with customer_status: true".to_owned(),
         };
-        if let Err(e) = retry_later(&state.db, &claimed, failure).await {
+        if let Err(e) = retry_later(&state.db, &report, &claimed, failure).await {
             tracing::warn!(error = %e, "status follow-up: parking a delivery failed");
         }
         return;
     };
     let provider: Arc<dyn AccountProvider> = trigger.provider;
-    match deliver_from(&state.db, provider.as_ref(), claimed, Lease { length: LEASE, owner: state.instance }).await {
+    let lease = Lease { length: LEASE, owner: state.instance };
+    match deliver_from(&state.db, provider.as_ref(), &report, claimed, lease).await {
         Ok(_) | Err(DeliveryError::Refused(_)) => {}
         Err(DeliveryError::Store(e)) => tracing::warn!(error = %e, "status follow-up: the status store failed"),
     }

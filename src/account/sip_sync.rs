@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{provider::SipLine, settings::SipTable};
+use crate::platform::events::{Event, EventType};
 
 /// One row of the custom SIP table: field ID -> value.
 pub type Fields = BTreeMap<u32, String>;
@@ -45,6 +46,35 @@ impl SyncPlan {
     pub fn is_noop(&self) -> bool {
         self.added.is_empty() && self.updated.is_empty() && self.deleted.is_empty()
     }
+}
+
+/// The `sip_lines.synced` event of a plan that changed the table: the lines added, updated and
+/// deleted; the SIP passwords only in the copy for endpoints with `include_passwords: true`.
+pub fn synced_event(tenant: &str, number: &str, plan: &SyncPlan) -> Event {
+    let line = |l: &SipLine, password: bool| {
+        let mut v = serde_json::json!({
+            "line_number": l.line_number,
+            "sip_username": l.sip_username,
+            "display_name": l.display_name,
+            "dial_number": l.dial_number,
+            "mac_address": l.mac_address,
+            "emergency_number": l.emergency_number,
+        });
+        if password {
+            v["sip_password"] = l.sip_password.clone().into();
+        }
+        v
+    };
+    let data = |password: bool| {
+        serde_json::json!({
+            "tenant": tenant,
+            "account_number": number,
+            "added": plan.added.iter().map(|l| line(l, password)).collect::<Vec<_>>(),
+            "updated": plan.updated.iter().map(|l| line(l, password)).collect::<Vec<_>>(),
+            "deleted": plan.deleted.iter().map(|r| serde_json::json!({ "sip_username": r.sip_username })).collect::<Vec<_>>(),
+        })
+    };
+    Event::new(EventType::SipLinesSynced, data(false)).with_secret_data(data(true))
 }
 
 /// The row a vendor line becomes in the tenant's table.

@@ -237,8 +237,8 @@ const CLAIM_RETURNING: &str = "tenant, account_number, desired, generation, atte
 /// delivery in the same statement unless another delivery holds the lease (that delivery then
 /// delivers this newer desire when it finishes). A delivery of an older generation in flight can
 /// never mark this one applied.
-pub async fn record_desired(
-    pool: &PgPool,
+pub async fn record_desired<'c>(
+    db: impl sqlx::PgExecutor<'c>,
     tenant: &str,
     number: &str,
     desired: DesiredStatus,
@@ -266,7 +266,7 @@ pub async fn record_desired(
     .bind(lease.length.as_secs_f64())
     .bind(token)
     .bind(lease.owner)
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     Ok(claimed.then(|| Claimed {
         tenant: tenant.to_owned(),
@@ -349,7 +349,7 @@ pub async fn claim_due(pool: &PgPool, limit: i64, lease: Lease) -> Result<Vec<Cl
 
 /// Marks a claimed status applied, if the claimer still holds the lease and it is still the
 /// latest desire. [`Finish::Newer`]: the lease is given back, so that the newer one goes next.
-pub async fn finish_applied(pool: &PgPool, c: &Claimed) -> Result<Finish, sqlx::Error> {
+pub async fn finish_applied(conn: &mut PgConnection, c: &Claimed) -> Result<Finish, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE account_status_intents
             SET state = 'applied', applied_at = now(), lease_until = NULL, lease_token = NULL, last_error = '',
@@ -360,17 +360,22 @@ pub async fn finish_applied(pool: &PgPool, c: &Claimed) -> Result<Finish, sqlx::
     .bind(&c.account_number)
     .bind(c.token)
     .bind(c.generation)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 1 {
         return Ok(Finish::Done);
     }
-    Ok(if release(pool, c, Duration::ZERO, "").await? { Finish::Newer } else { Finish::LeaseLost })
+    Ok(if release(&mut *conn, c, Duration::ZERO, "").await? { Finish::Newer } else { Finish::LeaseLost })
 }
 
 /// Gives a claimed status back, pending, to be tried again after `retry_in`. `false`: the
 /// claimer no longer held the lease, and nothing was changed.
-pub async fn release(pool: &PgPool, c: &Claimed, retry_in: Duration, error: &str) -> Result<bool, sqlx::Error> {
+pub async fn release(
+    conn: &mut PgConnection,
+    c: &Claimed,
+    retry_in: Duration,
+    error: &str,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE account_status_intents
             SET lease_until = NULL, lease_token = NULL, next_attempt_at = now() + make_interval(secs => $4),
@@ -382,14 +387,14 @@ pub async fn release(pool: &PgPool, c: &Claimed, retry_in: Duration, error: &str
     .bind(c.token)
     .bind(retry_in.as_secs_f64())
     .bind(error)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Stops delivering a claimed status for good (the vendor refused it, e.g. the account is gone;
 /// or it could not be delivered for too long), unless a newer desire arrived meanwhile.
-pub async fn finish_rejected(pool: &PgPool, c: &Claimed, error: &str) -> Result<Finish, sqlx::Error> {
+pub async fn finish_rejected(conn: &mut PgConnection, c: &Claimed, error: &str) -> Result<Finish, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE account_status_intents
             SET state = 'rejected', lease_until = NULL, lease_token = NULL, last_error = $5, updated_at = now()
@@ -400,12 +405,12 @@ pub async fn finish_rejected(pool: &PgPool, c: &Claimed, error: &str) -> Result<
     .bind(c.token)
     .bind(c.generation)
     .bind(error)
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 1 {
         return Ok(Finish::Done);
     }
-    Ok(if release(pool, c, Duration::ZERO, "").await? { Finish::Newer } else { Finish::LeaseLost })
+    Ok(if release(&mut *conn, c, Duration::ZERO, "").await? { Finish::Newer } else { Finish::LeaseLost })
 }
 
 /// The stored desired status of a customer.

@@ -23,6 +23,7 @@ use crate::{
     platform::{
         AppState, TenantCall,
         call::{check_request_id, method_of},
+        events::{self, EventType},
     },
     proto::v1::{self as pb, dialer_service_server::DialerService, export_leads_request::Part, export_target},
 };
@@ -300,12 +301,30 @@ impl DialerGrpc {
                 None => Ok(Vec::new()),
             }
         });
+        let id = request_id.clone();
         let req = ExportRequest { tenant: call.tenant.id.clone(), request_id, target, instance: self.state.instance };
         // Its own task: if the caller goes away mid-export, the batches already read are still
-        // sent and recorded, and a repeat of the export finds them.
-        tokio::spawn(export::run(self.state.db.clone(), provider, req, leads).in_current_span())
-            .await
-            .map_err(|e| ApiError::internal("lead export task", &e))?
+        // sent and recorded, and a repeat of the export finds them (and the event is stored).
+        let (state, tenant) = (self.state.clone(), Arc::clone(&call.tenant));
+        let run = async move {
+            let result = export::run(state.db.clone(), provider, req, leads).await;
+            if let Ok(summary) = &result
+                && events::wanted(&tenant, EventType::ExportFinished)
+            {
+                let event = export::finished_event(&tenant.id, &id, summary);
+                let stored = async {
+                    let mut tx = state.db.begin().await?;
+                    events::emit(&mut tx, &tenant, &event).await?;
+                    tx.commit().await
+                };
+                match stored.await {
+                    Ok(()) => state.outbox.wake(),
+                    Err(e) => tracing::warn!(error = %e, "storing an export's export.finished event failed"),
+                }
+            }
+            result
+        };
+        tokio::spawn(run.in_current_span()).await.map_err(|e| ApiError::internal("lead export task", &e))?
     }
 }
 

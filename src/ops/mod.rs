@@ -13,6 +13,7 @@ pub mod text;
 pub mod tls;
 pub mod vendor;
 pub mod vendor_error;
+pub mod webhooks;
 
 pub use error::{ApiError, FieldViolation, Violations};
 

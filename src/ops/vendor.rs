@@ -23,6 +23,26 @@ use tracing::Instrument;
 
 use super::metrics::Metrics;
 
+/// Where vendor clients report that a vendor refused a tenant's credentials, until the events
+/// area takes the reports (`tenant.credentials_refused`). Keeps the latest refusal per tenant and
+/// provider only, so it is bounded by the served tenants and their providers.
+#[derive(Clone, Default)]
+pub struct CredentialRefusals(Arc<std::sync::Mutex<std::collections::HashMap<(String, &'static str), String>>>);
+
+impl CredentialRefusals {
+    /// `message` is the vendor's words, already scrubbed of secrets by the client.
+    pub fn note(&self, tenant: &str, provider: &'static str, message: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert((tenant.to_owned(), provider), super::text::one_line(message).chars().take(300).collect());
+    }
+
+    /// The refusals noted since the last call: (tenant, provider, message).
+    pub fn take(&self) -> Vec<(String, &'static str, String)> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.drain().map(|((tenant, provider), message)| (tenant, provider, message)).collect()
+    }
+}
+
 /// A vendor client's handle on the shared HTTP client, the metrics and its tenant.
 #[derive(Clone)]
 pub struct VendorHttp {
@@ -31,6 +51,7 @@ pub struct VendorHttp {
     provider: &'static str,
     tenant: String,
     farewells: TaskTracker,
+    refusals: CredentialRefusals,
     /// The tenant's vendor calls in flight at once, at most (shared by its providers).
     slots: Option<Arc<Semaphore>>,
 }
@@ -50,7 +71,28 @@ pub struct Answer {
 
 impl VendorHttp {
     pub fn new(http: reqwest::Client, metrics: Metrics, provider: &'static str, tenant: impl Into<String>) -> Self {
-        Self { http, metrics, provider, tenant: tenant.into(), farewells: TaskTracker::new(), slots: None }
+        Self {
+            http,
+            metrics,
+            provider,
+            tenant: tenant.into(),
+            farewells: TaskTracker::new(),
+            slots: None,
+            refusals: Default::default(),
+        }
+    }
+
+    /// Reports refused credentials to `refusals` (the server's).
+    pub fn with_refusals(mut self, refusals: CredentialRefusals) -> Self {
+        self.refusals = refusals;
+        self
+    }
+
+    /// The vendor refused this tenant's credentials: the client calls this where it reads such an
+    /// answer, with the vendor's words (no secret).
+    pub fn credentials_refused(&self, message: &str) {
+        tracing::warn!(tenant = %self.tenant, provider = self.provider, "the vendor refused the tenant's credentials");
+        self.refusals.note(&self.tenant, self.provider, message);
     }
 
     /// Bounds this client's calls in flight by `slots` (the tenant's, see `registry`): a burst of

@@ -8,6 +8,7 @@
 
 pub mod area;
 pub mod call;
+pub mod events;
 pub mod periodic;
 mod state;
 

@@ -40,7 +40,13 @@ use super::{
     store::{self, CallbackEffect},
     watch::Announcer,
 };
-use crate::{platform::AppState, store::audit};
+use crate::{
+    platform::{
+        AppState,
+        events::{self, EventType},
+    },
+    store::audit,
+};
 
 /// The longest part of a refused callback's tenant segment that is logged.
 const LOGGED_TENANT_CHARS: usize = 64;
@@ -167,6 +173,34 @@ async fn receive_delacon(
     delacon_callback::reply(reply)
 }
 
+/// Applies the outcome and, when it changed the order, stores its `order.state_changed` event for
+/// the tenant's endpoints in the same transaction. `true`: an event was stored.
+async fn apply_and_report(
+    app: &AppState,
+    tenant: &str,
+    outcome: &OrderOutcome,
+) -> Result<(CallbackEffect, Option<store::Announcement>, bool), sqlx::Error> {
+    let served = app.registry.get(tenant);
+    let wanted = served.as_deref().is_some_and(|t| events::wanted(t, EventType::OrderStateChanged));
+    if !wanted {
+        // One round trip, as before events existed.
+        let (effect, announcement) = store::apply_callback(&mut *app.db.acquire().await?, tenant, outcome).await?;
+        return Ok((effect, announcement, false));
+    }
+    let mut tx = app.db.begin().await?;
+    let (effect, announcement) = store::apply_callback(&mut tx, tenant, outcome).await?;
+    let mut reported = false;
+    if effect == CallbackEffect::Applied
+        && let Some(t) = served.as_deref()
+    {
+        let event =
+            store::order_event(tenant, &outcome.order_id, outcome.state, &outcome.message, store::SOURCE_CALLBACK);
+        reported = events::emit(&mut tx, t, &event).await?;
+    }
+    tx.commit().await?;
+    Ok((effect, announcement, reported))
+}
+
 /// Applies a provider's order outcome, committed (or held) before the provider is answered: the
 /// reply for the vendor, and the audit row's outcome and reason. `Err`: nothing was stored.
 async fn apply(
@@ -175,10 +209,13 @@ async fn apply(
     outcome: &OrderOutcome,
 ) -> Result<(CallbackReply, &'static str, &'static str), CallbackReply> {
     let order_id = outcome.order_id.as_str();
-    let effect = match store::apply_callback(&receiver.app.db, tenant, outcome).await {
-        Ok((effect, announcement)) => {
+    let effect = match apply_and_report(&receiver.app, tenant, outcome).await {
+        Ok((effect, announcement, reported)) => {
             if let Some(announcement) = announcement {
                 receiver.announcer.announce(announcement);
+            }
+            if reported {
+                receiver.app.outbox.wake();
             }
             effect
         }

@@ -21,9 +21,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::provider::{OrderOutcome, OrderState, VendorOrder};
+use crate::{
+    platform::events::{self, Event, EventType},
+    registry::Tenant,
+};
 
 /// The NOTIFY channel; the payload is an [`Announcement`] as JSON.
 pub const CHANNEL: &str = "patchbay_provisioning_orders";
@@ -340,6 +344,19 @@ pub async fn announce<'c>(db: impl sqlx::PgExecutor<'c>, announcements: &[Announ
     Ok(())
 }
 
+/// The `order.state_changed` event of an order's change.
+pub fn order_event(tenant: &str, order_id: &str, state: OrderState, message: &str, source: &str) -> Event {
+    let data = serde_json::json!({
+        "tenant": tenant,
+        "order_id": order_id,
+        "state": state.as_str(),
+        "message": message,
+        "source": source,
+    });
+    // One event per order and state: replicas (or a repeated callback) report it once.
+    Event::new(EventType::OrderStateChanged, data).with_stable_id(&["order", tenant, order_id, state.as_str()])
+}
+
 /// Moves a pending order to a callback's outcome, inside `tx`.
 async fn apply_outcome(
     tx: &mut Transaction<'_, Postgres>,
@@ -366,7 +383,8 @@ pub async fn record_answer(
     id: i64,
     tenant: &str,
     answer: &VendorOrder,
-) -> Result<StoredOrder, RecordError> {
+    report: Option<&Tenant>,
+) -> Result<(StoredOrder, bool), RecordError> {
     let mut tx = pool.begin().await?;
     lock_order(&mut tx, tenant, &answer.order_id).await?;
     let updated = sqlx::query(
@@ -389,6 +407,7 @@ pub async fn record_answer(
     }
     updated?;
     add_event(&mut tx, id, answer.state, &answer.message, SOURCE_PROVISION).await?;
+    let mut final_state = (answer.state, answer.message.clone(), SOURCE_PROVISION);
     if answer.state == OrderState::Pending {
         let held: Option<(String, String)> = sqlx::query_as(
             "UPDATE provisioning_callbacks SET applied_at = clock_timestamp()
@@ -401,15 +420,23 @@ pub async fn record_answer(
         .await?;
         if let Some((result, message)) = held {
             apply_outcome(&mut tx, id, state_of(&result), &message).await?;
+            final_state = (state_of(&result), message, SOURCE_CALLBACK);
         }
     }
+    let reported = match report {
+        Some(t) => {
+            let (state, message, source) = &final_state;
+            events::emit(&mut tx, t, &order_event(tenant, &answer.order_id, *state, message, source)).await?
+        }
+        None => false,
+    };
     tx.commit().await?;
     let announcement = Announcement { tenant: tenant.to_owned(), order_id: answer.order_id.clone(), change: None };
     if let Err(e) = announce(pool, &[announcement]).await {
         // The change is committed; watchers see it at their next periodic re-read.
         tracing::warn!(error = %e, tenant, order_id = ?answer.order_id, "announcing an order change failed");
     }
-    Ok(load(pool, id).await?)
+    Ok((load(pool, id).await?, reported))
 }
 
 /// Applies a vendor callback. Committed when this returns, with the announcement of the change
@@ -419,7 +446,7 @@ pub async fn record_answer(
 /// [`record_answer`]'s): under a burst of callbacks, each round trip of a transaction is a wait
 /// for a busy database, and the order's watchers wait with it.
 pub async fn apply_callback(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     tenant: &str,
     outcome: &OrderOutcome,
 ) -> Result<(CallbackEffect, Option<Announcement>), sqlx::Error> {
@@ -430,7 +457,7 @@ pub async fn apply_callback(
             .bind(outcome.state.as_str())
             .bind(&outcome.message)
             .bind(MAX_HELD_CALLBACKS)
-            .fetch_one(pool)
+            .fetch_one(conn)
             .await?;
     let effect = match effect.as_str() {
         "applied" => CallbackEffect::Applied,

@@ -39,6 +39,9 @@ pub struct TenantFile {
     /// This tenant's own limits; each unset one is the server's.
     #[serde(default)]
     pub limits: Option<TenantLimits>,
+    /// The CRM's HTTP triggers patchbay receives, and the endpoints it sends webhooks to.
+    #[serde(default)]
+    pub events: Option<super::events::EventsFile>,
 }
 
 /// Limits of one tenant.
@@ -130,6 +133,8 @@ pub struct TenantSpec {
     pub(crate) secrets_digest: [u8; 32],
     /// `limits.vendor_in_flight`, when the file sets it.
     pub vendor_in_flight: Option<usize>,
+    /// `events:` checked (empty when the file has none).
+    pub events: super::events::TenantEvents,
 }
 
 fn secrets_digest(seen: &[SecretSeen]) -> [u8; 32] {
@@ -259,10 +264,15 @@ pub fn validate(
         let (min, max) = (VENDOR_IN_FLIGHT.start(), VENDOR_IN_FLIGHT.end());
         ctx.problem("limits.vendor_in_flight", format!("must be {min}-{max} (is {n})"));
     }
+    let declared: Vec<&str> = triggers.iter().map(|(key, _)| *key).collect();
+    let events = match top.as_ref().and_then(|t| t.events.as_ref()) {
+        Some(file) => super::events::check(file, &declared, &mut ctx.child("events")),
+        None => Some(Default::default()),
+    };
     drop(ctx);
 
-    match top {
-        Some(top) if problems.is_empty() => Ok(TenantSpec {
+    match (top, events) {
+        (Some(top), Some(events)) if problems.is_empty() => Ok(TenantSpec {
             name: top.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| top.tenant.clone()),
             id: top.tenant,
             tokens: top.access.tokens,
@@ -270,6 +280,7 @@ pub fn validate(
             view: redacted_view(doc.get("triggers"), &secrets_seen),
             secrets_digest: secrets_digest(&secrets_seen),
             vendor_in_flight: vendor_in_flight.map(|n| n as usize),
+            events,
         }),
         _ => Err(diagnostics(file, text, problems)),
     }

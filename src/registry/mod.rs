@@ -6,6 +6,7 @@
 //! new one. A file that stops being valid keeps its last good version served, and its problems
 //! are reported (log, RegistryService, a failed-reload counter). Removing a file removes its tenant.
 
+pub mod events;
 pub mod file;
 pub mod provider;
 pub mod read;
@@ -61,6 +62,8 @@ pub struct BuildContext {
     pub farewells: tokio_util::task::TaskTracker,
     /// Vendor HTTP calls one tenant may have in flight at once (all its providers together).
     pub vendor_in_flight: usize,
+    /// Where vendor clients report refused credentials (the events area reads it).
+    pub refusals: crate::ops::vendor::CredentialRefusals,
 }
 
 impl BuildContext {
@@ -75,6 +78,7 @@ impl BuildContext {
             http_base_url: "http://127.0.0.1:8080".into(),
             farewells: Default::default(),
             vendor_in_flight: 32,
+            refusals: Default::default(),
         }
     }
 }
@@ -466,6 +470,7 @@ impl Registry {
                 spec.vendor_in_flight.unwrap_or(self.inner.build.vendor_in_flight).max(1),
             )),
             full_reloads: Arc::clone(&self.inner.full_reloads),
+            refusals: self.inner.build.refusals.clone(),
         };
         let mut triggers = Vec::with_capacity(spec.triggers.len());
         for (area, validated) in spec.triggers {
@@ -482,6 +487,7 @@ impl Registry {
             tokens: spec.tokens,
             loaded_at: SystemTime::now(),
             view: spec.view,
+            events: Arc::new(spec.events),
             triggers,
             fingerprint,
         })

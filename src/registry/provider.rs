@@ -21,7 +21,10 @@ use schemars::{Schema, SchemaGenerator, json_schema};
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 
-use crate::ops::{metrics::Metrics, vendor::VendorHttp};
+use crate::ops::{
+    metrics::Metrics,
+    vendor::{CredentialRefusals, VendorHttp},
+};
 
 use super::{
     secrets::{SecretRef, SecretResolver},
@@ -337,6 +340,8 @@ pub struct BuildDeps {
     /// tenant's clients: a client that stopped calling its vendor after a refused login (so as
     /// not to lock the account out) starts again once an operator asks for one.
     pub full_reloads: Arc<std::sync::atomic::AtomicU64>,
+    /// Where vendor clients report refused credentials.
+    pub refusals: CredentialRefusals,
 }
 
 impl BuildDeps {
@@ -344,6 +349,7 @@ impl BuildDeps {
     /// and traced under `provider` (see `ops::vendor`).
     pub fn vendor_http(&self, provider: &'static str) -> VendorHttp {
         VendorHttp::new(self.http.clone(), self.metrics.clone(), provider, self.tenant.clone())
+            .with_refusals(self.refusals.clone())
             .with_farewells(self.farewells.clone())
             .with_slots(Arc::clone(&self.vendor_slots))
     }

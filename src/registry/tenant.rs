@@ -22,6 +22,8 @@ pub struct Tenant {
     pub loaded_at: SystemTime,
     /// The triggers as written, secrets redacted (RegistryService.GetTenant).
     pub view: serde_json::Value,
+    /// Its inbound triggers and outbound webhook endpoints (`events:`).
+    pub events: Arc<super::events::TenantEvents>,
     pub(super) triggers: Vec<(TriggerInfo, Arc<dyn Any + Send + Sync>)>,
     pub(super) fingerprint: [u8; 32],
 }

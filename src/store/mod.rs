@@ -5,6 +5,7 @@ pub mod audit;
 pub mod embedded;
 pub mod idempotency;
 pub mod instance;
+pub mod outbox;
 
 use std::{path::PathBuf, time::Duration};
 

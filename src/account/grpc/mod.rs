@@ -25,11 +25,15 @@ use super::{
     store,
 };
 use convert::*;
+pub(crate) use request::account_number;
 use request::*;
 
 use crate::{
     ops::{ApiError, Violations, page},
-    platform::{AppState, TenantCall},
+    platform::{
+        AppState, TenantCall,
+        events::{self, EventType},
+    },
     proto::v1::{self as pb, account_service_server::AccountService},
 };
 
@@ -163,7 +167,16 @@ impl AccountGrpc {
                 store::apply(&mut tx, tenant, number, &plan, &table).await.map_err(db("writing the SIP table"))?;
             }
             store::record_write(&mut tx, tenant, number, ticket).await.map_err(db("recording the sync ticket"))?;
+            let reported = if plan.is_noop() || !events::wanted(&ctx.call.tenant, EventType::SipLinesSynced) {
+                false
+            } else {
+                let event = sip_sync::synced_event(tenant, number, &plan);
+                events::emit(&mut tx, &ctx.call.tenant, &event).await.map_err(db("storing the sync's event"))?
+            };
             tx.commit().await.map_err(db("committing the SIP table"))?;
+            if reported {
+                self.state.outbox.wake();
+            }
             tracing::info!(
                 tenant,
                 account = number,
@@ -322,15 +335,11 @@ impl AccountService for AccountGrpc {
             .mutate(&self.state, ctx.provider.name(), &req.request_id, &req, move || async move {
                 let ctx = run_ctx;
                 // Stored first: from here on the change survives a vendor outage or a restart.
-                let delivered = reconciler::desire(
-                    &state.db,
-                    ctx.provider.as_ref(),
-                    ctx.tenant(),
-                    &number,
-                    desired,
-                    state.instance,
-                )
-                .await;
+                let report =
+                    reconciler::Report { tenant: Some(Arc::clone(&ctx.call.tenant)), outbox: state.outbox.clone() };
+                let delivered =
+                    reconciler::desire(&state.db, ctx.provider.as_ref(), &report, &number, desired, state.instance)
+                        .await;
                 let delivery = match delivered {
                     Ok(Delivery::Applied(applied)) if applied == desired => pb::Delivery::Applied,
                     Ok(_) => pb::Delivery::Pending,

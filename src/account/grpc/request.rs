@@ -16,7 +16,7 @@ const MAX_TEXT: usize = 256;
 
 /// The customer's account number, by the tenant's `account_number_field`; a violation if it is
 /// missing or breaks Alianza's rule (3-256 characters; here also printable, no outer blanks).
-pub(super) fn account_number(
+pub(crate) fn account_number(
     customer: Option<&pb::Customer>,
     field: &AccountNumberField,
     v: &mut Violations,

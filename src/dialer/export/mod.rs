@@ -51,7 +51,10 @@ use super::{
     store::{self, Begin, ExportKey, LeadRow},
     validate,
 };
-use crate::ops::{ApiError, retry::Backoff};
+use crate::{
+    ops::{ApiError, retry::Backoff},
+    platform::events::{Event, EventType},
+};
 
 /// A batch the dialer provably did not take is sent this many times in all.
 pub const BATCH_RETRY: Backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(2), 3);
@@ -96,6 +99,31 @@ pub struct ExportSummary {
     pub results: Vec<LeadResult>,
     /// A repeat of an export already seen that sent nothing: every outcome came from the record.
     pub replayed: bool,
+}
+
+/// The `export.finished` event of an export's summary: its counts by outcome (not the leads).
+pub fn finished_event(tenant: &str, request_id: &str, summary: &ExportSummary) -> Event {
+    let count = |o: Outcome| summary.results.iter().filter(|r| r.outcome == o).count();
+    let (unknown, failed) = (count(Outcome::Unknown), count(Outcome::Failed));
+    let data = serde_json::json!({
+        "tenant": tenant,
+        "request_id": request_id,
+        "list_id": summary.list_id,
+        "leads": summary.results.len(),
+        "accepted": summary.accepted,
+        "rejected": summary.rejected,
+        "duplicates": summary.duplicates,
+        "unknown": unknown,
+        "failed": failed,
+        "replayed": summary.replayed,
+    });
+    let event = Event::new(EventType::ExportFinished, data);
+    if request_id.is_empty() {
+        return event;
+    }
+    // A replay that ends the same way is the same event; one that settled more leads is another.
+    let counts = format!("{}/{}/{}/{unknown}/{failed}", summary.accepted, summary.rejected, summary.duplicates);
+    event.with_stable_id(&["export", tenant, request_id, &counts])
 }
 
 /// Runs an export to the end. `leads` yields the caller's lead batches (or the error that

@@ -225,6 +225,9 @@ impl FamilyApi {
             Err(_) => None,
         };
         self.gate.record(&result, refusal.clone());
+        if let Some(err) = &refusal {
+            self.http.credentials_refused(&err.to_string());
+        }
         match refusal {
             Some(err) => Err(Failure::Refused(err)),
             None => result,

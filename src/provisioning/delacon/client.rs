@@ -158,11 +158,12 @@ impl DelaconClient {
     }
 
     /// The error of an answer whose RESULT is not a success for any call.
-    fn refusal(answer: &Answer) -> Option<ProviderError> {
+    fn refusal(&self, answer: &Answer) -> Option<ProviderError> {
         let message = answer.message.clone().unwrap_or_default();
         match answer.result.as_deref() {
             Some(wire::INVALID) => Some(Self::error(ErrorKind::Invalid, wire::INVALID, message)),
             Some(wire::LOGIN_FAILED) => {
+                self.http.credentials_refused(&message);
                 Some(Self::error(ErrorKind::AuthFailed { locked_out: false }, wire::LOGIN_FAILED, message))
             }
             _ => None,
@@ -171,13 +172,16 @@ impl DelaconClient {
 
     /// The error of an HTTP status without a Delacon answer that no retry can fix, for a read or a
     /// change alike: the request was refused before any processing. `None`: a 5xx, 408 or 429.
-    fn refused_status(code: u16) -> Option<ProviderError> {
+    fn refused_status(&self, code: u16) -> Option<ProviderError> {
         match code {
-            401 | 403 => Some(Self::error(
-                ErrorKind::AuthFailed { locked_out: false },
-                code.to_string(),
-                format!("Delacon answered HTTP {code}"),
-            )),
+            401 | 403 => Some({
+                self.http.credentials_refused(&format!("Delacon answered HTTP {code}"));
+                Self::error(
+                    ErrorKind::AuthFailed { locked_out: false },
+                    code.to_string(),
+                    format!("Delacon answered HTTP {code}"),
+                )
+            }),
             408 | 429 => None,
             // Delacon answers JSON whatever the outcome: a bare 404 (or 405, 400, ...) is a
             // wrong base path or something in between.
@@ -206,7 +210,7 @@ impl DelaconClient {
                 "timeout",
                 format!("Delacon did not answer within {} ms", self.timeout.as_millis()),
             ),
-            Exchange::Status(code) => match Self::refused_status(code) {
+            Exchange::Status(code) => match self.refused_status(code) {
                 Some(err) => err,
                 // Refused before processing: nothing happened, and the same call may work later.
                 None if code == 408 || code == 429 => Self::error(
@@ -231,7 +235,7 @@ impl NumberProvider for DelaconClient {
             Exchange::Answer(a) => a,
             other => return Err(self.change_error(other)),
         };
-        if let Some(err) = Self::refusal(&answer) {
+        if let Some(err) = self.refusal(&answer) {
             return Err(err);
         }
         let state = match answer.result.as_deref() {
@@ -270,7 +274,7 @@ impl NumberProvider for DelaconClient {
         let mut steps = Vec::new();
         for (i, request) in wire::update_requests(update).into_iter().enumerate() {
             let outcome = match self.post("updatecustomer", url.clone(), &request.form, self.timeout).await {
-                Exchange::Answer(a) => match Self::refusal(&a) {
+                Exchange::Answer(a) => match self.refusal(&a) {
                     Some(err) => Err(err),
                     None => match a.result.as_deref() {
                         Some(wire::OK) => Ok((true, a.message.unwrap_or_default())),
@@ -316,7 +320,7 @@ impl NumberProvider for DelaconClient {
             let exchange = self.post("getnumbertypes", url.clone(), &[], timeout).await;
             let retryable = match exchange {
                 Exchange::Answer(a) => {
-                    if let Some(err) = Self::refusal(&a) {
+                    if let Some(err) = self.refusal(&a) {
                         return Err(err);
                     }
                     if let Some(types) = a.number_types {
@@ -337,7 +341,7 @@ impl NumberProvider for DelaconClient {
                 }
                 Exchange::NotSent(why) => why,
                 Exchange::TimedOut => format!("Delacon did not answer within {} ms", timeout.as_millis()),
-                Exchange::Status(code) => match Self::refused_status(code) {
+                Exchange::Status(code) => match self.refused_status(code) {
                     Some(err) => return Err(err),
                     None => format!("Delacon answered HTTP {code}"),
                 },

@@ -218,22 +218,30 @@ impl ProvisioningGrpc {
             }
         };
         match trigger.vendor.provision(&order).await {
-            Ok(answer) => match store::record_answer(&self.state.db, id, tenant, &answer).await {
-                Ok(stored) => Ok((order_pb(&stored), false)),
-                Err(e) => {
-                    // The vendor has the order; say which, so an operator can reconcile it.
-                    tracing::error!(
-                        %tenant, request_id = %req.request_id, order_id = %answer.order_id,
-                        state = answer.state.as_str(), error = %e,
-                        "the vendor took an order but storing it failed"
-                    );
-                    let reason = format!("the vendor answered order {} but storing it failed", answer.order_id);
-                    if let Err(e) = store::mark_unknown(&self.state.db, id, &reason).await {
-                        tracing::error!(error = %e, "marking the order unknown failed too");
+            Ok(answer) => {
+                match store::record_answer(&self.state.db, id, tenant, &answer, Some(&edge.call.tenant)).await {
+                    Ok((stored, reported)) => {
+                        if reported {
+                            self.state.outbox.wake();
+                        }
+                        Ok((order_pb(&stored), false))
                     }
-                    Err(ApiError::internal("storing the vendor's order", &e).with_metadata("order_id", answer.order_id))
+                    Err(e) => {
+                        // The vendor has the order; say which, so an operator can reconcile it.
+                        tracing::error!(
+                            %tenant, request_id = %req.request_id, order_id = %answer.order_id,
+                            state = answer.state.as_str(), error = %e,
+                            "the vendor took an order but storing it failed"
+                        );
+                        let reason = format!("the vendor answered order {} but storing it failed", answer.order_id);
+                        if let Err(e) = store::mark_unknown(&self.state.db, id, &reason).await {
+                            tracing::error!(error = %e, "marking the order unknown failed too");
+                        }
+                        Err(ApiError::internal("storing the vendor's order", &e)
+                            .with_metadata("order_id", answer.order_id))
+                    }
                 }
-            },
+            }
             Err(err) => {
                 if let VendorFailure::OutcomeUnknown = err.failure {
                     tracing::warn!(

@@ -150,6 +150,11 @@ impl Inner {
                         let from_api = from_the_api(&m);
                         let code = if m.code.is_empty() { format!("HTTP_{}", status.as_u16()) } else { m.code };
                         let fault = self.fault(Some(status.as_u16()), code, m.message);
+                        let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST)
+                            || (status == StatusCode::NOT_FOUND && from_api);
+                        if refused {
+                            self.http.credentials_refused(&fault.message);
+                        }
                         return Err(match status {
                             // The operator fixes the tenant's credentials.
                             StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST => ProviderError::Credentials { fault },
@@ -229,7 +234,9 @@ impl Inner {
                         continue;
                     }
                     let m = VendorMessage::parse(&bytes);
-                    return Err(ProviderError::Credentials { fault: self.fault(Some(401), m.code, m.message) }.into());
+                    let fault = self.fault(Some(401), m.code, m.message);
+                    self.http.credentials_refused(&fault.message);
+                    return Err(ProviderError::Credentials { fault }.into());
                 }
                 Ok(Answer { status: StatusCode::NOT_FOUND, body: Some(bytes) }) => {
                     return Err(CallError::NotFound(VendorMessage::parse(&bytes)));
