@@ -443,3 +443,93 @@ events:
     has("events.outbound.crm.secret: a Standard Webhooks secret starts with `whsec_`");
     has("providers.d/acme.yaml:18:16: events.outbound.crm.events[0]: unknown event `order.changed`");
 }
+
+#[tokio::test]
+async fn registry_service_lists_inbound_events_and_deliveries_by_page_and_state_and_resends_a_failed_delivery() {
+    use patchbay::proto::v1 as pb;
+    let sim = vendor();
+    let hook = receiver();
+    let app = TestApp::builder().file("acme.yaml", events_tenant(&sim.url(), &hook.url(), "")).spawn().await;
+    let path = format!("/triggers/acme/status/{PATH_SECRET}");
+    for (i, status) in ["suspended", "current", "suspended"].into_iter().enumerate() {
+        let at = format!("2026-12-01T10:0{i}:00Z");
+        assert_eq!(post_json(&app, &path, &status_change(&format!("evt-{i}"), &at, status)).await.0, 202);
+    }
+    let mut no_status = status_change("evt-x", "2026-12-01T11:00:00Z", "x");
+    no_status["customer"].as_object_mut().unwrap().remove("status");
+    assert_eq!(post_json(&app, &path, &no_status).await.0, 422);
+
+    let mut registry = app.registry_client();
+    let (mut seen, mut token) = (Vec::new(), String::new());
+    loop {
+        let req = pb::ListInboundEventsRequest {
+            tenant: "acme".into(),
+            page_size: 2,
+            page_token: token,
+            ..Default::default()
+        };
+        let page = registry.list_inbound_events(common::authed(req, common::ADMIN_TOKEN)).await.unwrap().into_inner();
+        seen.extend(page.events);
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    let states: Vec<&str> = seen.iter().map(|e| e.state.as_str()).collect();
+    assert_eq!(states, ["invalid", "accepted", "accepted", "accepted"], "newest first");
+    assert!(seen[0].reason.contains("customer.status"), "{:?}", seen[0]);
+    assert_eq!(seen[1].account_number, demo::ACCOUNT);
+    let req = pb::ListInboundEventsRequest { tenant: "acme".into(), state: "invalid".into(), ..Default::default() };
+    assert_eq!(
+        registry.list_inbound_events(common::authed(req, common::ADMIN_TOKEN)).await.unwrap().into_inner().events.len(),
+        1
+    );
+    let req = pb::ListInboundEventsRequest { tenant: "acme".into(), state: "lost".into(), ..Default::default() };
+    let err = registry.list_inbound_events(common::authed(req, common::ADMIN_TOKEN)).await.unwrap_err();
+    assert_eq!(common::bad_fields(&err), ["state"]);
+
+    // A delivery whose endpoint refuses it: resent by the operator once the endpoint is fixed.
+    eventually(Duration::from_secs(20), "the status webhooks arrive", async || hook.received().len() >= 3).await;
+    let req = pb::ListWebhookDeliveriesRequest { tenant: "acme".into(), ..Default::default() };
+    let deliveries = registry
+        .list_webhook_deliveries(common::authed(req, common::ADMIN_TOKEN))
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    assert!(deliveries.iter().all(|d| d.state == "delivered" && d.attempts == 1 && d.webhook_id.starts_with("msg_")));
+    let first = deliveries.last().unwrap().clone();
+    let again = registry
+        .resend_webhook_delivery(common::authed(
+            pb::ResendWebhookDeliveryRequest { tenant: "acme".into(), delivery_id: first.id },
+            common::ADMIN_TOKEN,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.state.as_str(), again.attempts), ("pending", 0));
+    let db = app.state.db.clone();
+    eventually(Duration::from_secs(10), "the re-sent delivery is delivered again", async || {
+        let (state, attempts): (String, i32) =
+            sqlx::query_as("SELECT state, attempts FROM outbound_deliveries WHERE id = $1")
+                .bind(first.id)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        state == "delivered" && attempts == 1
+    })
+    .await;
+    assert_eq!(
+        hook.posts() as usize,
+        deliveries.len() + 1,
+        "one more POST, the same webhook-id (deduped by the receiver)"
+    );
+    let err = registry
+        .resend_webhook_delivery(common::authed(
+            pb::ResendWebhookDeliveryRequest { tenant: "other".into(), delivery_id: first.id },
+            common::ADMIN_TOKEN,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(common::reason(&err), "DELIVERY_NOT_FOUND", "another tenant's delivery is not found");
+}

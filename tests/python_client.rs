@@ -29,11 +29,11 @@ async fn the_python_client_calls_every_rpc_pages_every_list_clears_with_a_mask_a
     alianza.faults().plan(FaultRule::new(Fault::Hang).matching(format!("/account/{STALLED_ACCOUNT}")));
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/client.py");
-    let addr = app.grpc_addr.to_string();
+    let (addr, http_addr) = (app.grpc_addr.to_string(), app.http_addr.to_string());
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .arg(script)
-            .args(["--addr", &addr, "--token", DEMO_TOKEN, "--admin-token", ADMIN_TOKEN])
+            .args(["--addr", &addr, "--http-addr", &http_addr, "--token", DEMO_TOKEN, "--admin-token", ADMIN_TOKEN])
             .args(["--stalled-account", STALLED_ACCOUNT])
             .output()
             .expect("python3 runs (CI installs tests/python/requirements.txt)")

@@ -4,11 +4,12 @@ use tonic::{Request, Response, Status};
 
 use crate::registry::file::valid_tenant_id;
 use crate::{
+    events::inbound::store as inbound_store,
     ops::{ApiError, page, timestamp},
     platform::AppState,
     proto::v1::{self as pb, registry_service_server::RegistryService},
     registry::{Diagnostic, ReloadReport, Tenant},
-    store::audit,
+    store::{audit, outbox},
 };
 
 pub struct RegistryGrpc {
@@ -133,6 +134,144 @@ impl RegistryService for RegistryGrpc {
             events: rows.into_iter().map(audit_pb).collect(),
             next_page_token,
         }))
+    }
+
+    async fn list_inbound_events(
+        &self,
+        req: Request<pb::ListInboundEventsRequest>,
+    ) -> Result<Response<pb::ListInboundEventsResponse>, Status> {
+        self.state.authorize_admin(req.metadata())?;
+        let req = req.into_inner();
+        let q = EventQuery::check(&req.tenant, &req.state, INBOUND_STATES, req.page_size, &req.page_token)?;
+        let rows = inbound_store::list(&self.state.db, &req.tenant, q.state(), q.before, q.size + 1)
+            .await
+            .map_err(|e| ApiError::database("reading inbound events", &e))?;
+        let (rows, next_page_token) = q.page(rows, |r| r.id);
+        Ok(Response::new(pb::ListInboundEventsResponse {
+            events: rows.into_iter().map(inbound_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        req: Request<pb::ListWebhookDeliveriesRequest>,
+    ) -> Result<Response<pb::ListWebhookDeliveriesResponse>, Status> {
+        self.state.authorize_admin(req.metadata())?;
+        let req = req.into_inner();
+        let q = EventQuery::check(&req.tenant, &req.state, DELIVERY_STATES, req.page_size, &req.page_token)?;
+        let rows = outbox::deliveries(&self.state.db, &req.tenant, q.state(), q.before, q.size + 1)
+            .await
+            .map_err(|e| ApiError::database("reading webhook deliveries", &e))?;
+        let (rows, next_page_token) = q.page(rows, |r| r.id);
+        Ok(Response::new(pb::ListWebhookDeliveriesResponse {
+            deliveries: rows.into_iter().map(delivery_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn resend_webhook_delivery(
+        &self,
+        req: Request<pb::ResendWebhookDeliveryRequest>,
+    ) -> Result<Response<pb::WebhookDelivery>, Status> {
+        self.state.authorize_admin(req.metadata())?;
+        let req = req.into_inner();
+        check_tenant(&req.tenant)?;
+        let found = outbox::resend(&self.state.db, &req.tenant, req.delivery_id)
+            .await
+            .map_err(|e| ApiError::database("re-sending a webhook delivery", &e))?;
+        let delivery = found.ok_or_else(|| {
+            ApiError::not_found(
+                "DELIVERY_NOT_FOUND",
+                format!("tenant `{}` has no webhook delivery {}", req.tenant, req.delivery_id),
+            )
+        })?;
+        tracing::info!(tenant = %req.tenant, delivery = delivery.id, "webhook delivery re-sent by an operator");
+        self.state.outbox.wake();
+        Ok(Response::new(delivery_pb(delivery)))
+    }
+}
+
+const INBOUND_STATES: &[&str] = &["accepted", "skipped", "superseded", "invalid"];
+const DELIVERY_STATES: &[&str] = &["pending", "delivered", "failed"];
+
+fn check_tenant(tenant: &str) -> Result<(), ApiError> {
+    if !valid_tenant_id(tenant) {
+        return Err(ApiError::invalid_field(
+            "tenant",
+            "required: a tenant id (1-63 lowercase letters, digits and `-`)",
+        ));
+    }
+    Ok(())
+}
+
+/// A checked page request of a tenant's events: newest first, keyed by id.
+struct EventQuery {
+    state: String,
+    size: i64,
+    before: Option<i64>,
+    filter: String,
+}
+
+impl EventQuery {
+    fn check(tenant: &str, state: &str, states: &[&str], size: i32, token: &str) -> Result<Self, ApiError> {
+        check_tenant(tenant)?;
+        if !state.is_empty() && !states.contains(&state) {
+            return Err(ApiError::invalid_field("state", format!("one of {}, or empty for all", states.join(", "))));
+        }
+        let size = page::page_size(size, 50, 1000)?;
+        let filter = format!("tenant={tenant}&state={state}");
+        let before = match page::decode(token, &filter)? {
+            None => None,
+            Some(id) => Some(id.parse::<i64>().map_err(|_| ApiError::invalid_field("page_token", "malformed"))?),
+        };
+        Ok(Self { state: state.to_owned(), size, before, filter })
+    }
+
+    fn state(&self) -> Option<&str> {
+        (!self.state.is_empty()).then_some(self.state.as_str())
+    }
+
+    /// The page of `rows` (fetched one longer than the page) and the next page's token.
+    fn page<T>(&self, mut rows: Vec<T>, id: impl Fn(&T) -> i64) -> (Vec<T>, String) {
+        let more = rows.len() as i64 > self.size;
+        rows.truncate(usize::try_from(self.size).unwrap_or(usize::MAX));
+        let next = match (more, rows.last()) {
+            (true, Some(last)) => page::encode(&id(last).to_string(), &self.filter),
+            _ => String::new(),
+        };
+        (rows, next)
+    }
+}
+
+fn inbound_pb(e: inbound_store::Stored) -> pb::InboundEvent {
+    pb::InboundEvent {
+        id: e.id,
+        trigger: e.trigger,
+        account_number: e.customer,
+        sent_at: e.sent_at.and_then(timestamp),
+        received_at: timestamp(e.received_at),
+        state: e.state,
+        action: e.action,
+        reason: e.reason,
+        duplicates: e.duplicates,
+        body: e.body,
+    }
+}
+
+fn delivery_pb(d: outbox::Delivery) -> pb::WebhookDelivery {
+    pb::WebhookDelivery {
+        id: d.id,
+        webhook_id: crate::events::deliver::webhook_id(&d.event_id),
+        endpoint: d.endpoint,
+        event_type: d.event_type,
+        state: d.state.clone(),
+        attempts: d.attempts,
+        last_error: d.last_error,
+        last_http_status: d.last_status.unwrap_or_default(),
+        created_at: timestamp(d.created_at),
+        next_attempt_at: if d.state == "pending" { timestamp(d.next_attempt_at) } else { None },
+        delivered_at: d.delivered_at.and_then(timestamp),
     }
 }
 

@@ -17,10 +17,12 @@ first expectation that failed.
 
 import argparse
 import importlib
+import json
 import pathlib
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import uuid
 
 import grpc
@@ -77,6 +79,7 @@ class Client:
         self.pb = pb
         self.called = set()
         self.stalled_account = args.stalled_account
+        self.http_addr = args.http_addr
 
     def stub(self, area, service):
         return getattr(self.pb[area][1], f"{service}Stub")(self.channel)
@@ -261,6 +264,30 @@ def registry(c: Client):
     expect(len(events) >= 10 and all(e.HasField("at") for e in events), f"the audit trail, {len(events)} events")
     expect(len({e.id for e in events}) == len(events), "every event once across pages")
 
+    # Events: a CRM trigger posted over plain HTTP, then the operator's views of what came in and
+    # what went out (the demo's SIP sync above produced a webhook for its endpoint).
+    change = {"event_id": str(uuid.uuid4()), "changed_at": "2026-12-01T10:00:00Z",
+              "customer": {"nickname": "100200300", "status": "current", "previous_status": "suspended"}}
+    post = urllib.request.Request(f"http://{c.http_addr}/triggers/demo/customer-status/"
+                                  "demo-trigger-secret-0123456789abcdef",
+                                  data=json.dumps(change).encode(), headers={"content-type": "application/json"})
+    with urllib.request.urlopen(post, timeout=10) as answer:
+        decided = json.load(answer)
+    expect(answer.status == 202 and decided["state"] == "accepted", f"the trigger is accepted: {decided}")
+    inbound, _ = c.pages("registry", "RegistryService", "ListInboundEvents",
+                         lambda **p: r.ListInboundEventsRequest(tenant="demo", **p), "events", admin=True)
+    expect([e.id for e in inbound] == [decided["event"]] and inbound[0].state == "accepted",
+           f"the posted event, stored: {inbound}")
+    deliveries, _ = c.pages("registry", "RegistryService", "ListWebhookDeliveries",
+                            lambda **p: r.ListWebhookDeliveriesRequest(tenant="demo", **p), "deliveries", admin=True)
+    expect(deliveries and all(d.webhook_id.startswith("msg_") for d in deliveries), f"deliveries: {deliveries}")
+    again = c.call("registry", "RegistryService", "ResendWebhookDelivery",
+                   r.ResendWebhookDeliveryRequest(tenant="demo", delivery_id=deliveries[-1].id), admin=True)
+    expect(again.id == deliveries[-1].id and again.attempts == 0, f"due again from scratch: {again}")
+    info, _ = c.fails(grpc.StatusCode.NOT_FOUND, "registry", "RegistryService", "ResendWebhookDelivery",
+                      r.ResendWebhookDeliveryRequest(tenant="demo", delivery_id=999999999), admin=True)
+    expect(info and info.reason == "DELIVERY_NOT_FOUND", f"ErrorInfo DELIVERY_NOT_FOUND, got {info}")
+
 
 def health(c: Client):
     stub = health_pb2_grpc.HealthStub(c.channel)
@@ -304,6 +331,7 @@ def reflection(c: Client, expected_services):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--addr", default="127.0.0.1:50051")
+    ap.add_argument("--http-addr", default="127.0.0.1:8080", help="the public HTTP listener (CRM triggers)")
     ap.add_argument("--token", default="demo-token")
     ap.add_argument("--admin-token", default="demo-admin")
     ap.add_argument("--stalled-account", default="555000111",
