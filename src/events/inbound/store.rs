@@ -1,7 +1,7 @@
 //! Inbound events in PostgreSQL: each authenticated post is stored before its sender is
 //! answered, duplicates take effect once, and an older change never overrides a newer one.
 //!
-//! One transaction per event, under a lock on its customer (so two posts about one customer are
+//! One transaction per event, under a row lock on its customer (so two posts about one customer are
 //! decided one after the other): look for the same event, compare with what the customer's last
 //! event said, apply the action in the same transaction, store the event and the customer's
 //! latest state.
@@ -84,11 +84,18 @@ pub async fn accept<T, E: From<sqlx::Error>>(
     apply: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
 ) -> Result<(Verdict, Option<T>), E> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 14))")
-        .bind(event.tenant)
-        .bind(event.customer)
-        .execute(&mut *tx)
-        .await?;
+    // The customer's row, taken with a row lock (made if it is the first event): posts about one
+    // customer are decided one after the other, and each statement after this one sees what the
+    // previous holder committed. RETURNING gives its latest committed values.
+    let (last_at, last_status): (Option<DateTime<Utc>>, String) = sqlx::query_as(
+        "INSERT INTO inbound_customers (tenant, customer) VALUES ($1, $2)
+         ON CONFLICT (tenant, customer) DO UPDATE SET updated_at = inbound_customers.updated_at
+         RETURNING sent_at, status",
+    )
+    .bind(event.tenant)
+    .bind(event.customer)
+    .fetch_one(&mut *tx)
+    .await?;
     let first: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM inbound_events
           WHERE tenant = $1 AND trigger = $2 AND dedupe_key = $3 AND state <> 'invalid'
@@ -109,13 +116,7 @@ pub async fn accept<T, E: From<sqlx::Error>>(
         tx.commit().await?;
         return Ok((Verdict::Duplicate { id }, None));
     }
-    let last: Option<(Option<DateTime<Utc>>, String)> =
-        sqlx::query_as("SELECT sent_at, status FROM inbound_customers WHERE tenant = $1 AND customer = $2")
-            .bind(event.tenant)
-            .bind(event.customer)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (last_at, last_status) = last.map_or((None, None), |(at, s)| (at, Some(s)));
+    let last_status = Some(last_status);
     let older = matches!((event.sent_at, last_at), (Some(at), Some(newest)) if at < newest);
     let before = event.previous_status.or(last_status.as_deref()).filter(|s| !s.is_empty());
     let (state, reason) = if older {
@@ -129,9 +130,17 @@ pub async fn accept<T, E: From<sqlx::Error>>(
         ("accepted", String::new())
     };
     let applied = if state == "accepted" { Some(apply(&mut tx).await?) } else { None };
+    // The event, and (unless it is older) the customer's latest state, in one statement.
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO inbound_events (tenant, trigger, dedupe_key, customer, sent_at, state, action, reason, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        "WITH event AS (
+             INSERT INTO inbound_events (tenant, trigger, dedupe_key, customer, sent_at, state, action, reason, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id),
+         customer AS (
+             UPDATE inbound_customers
+                SET sent_at = COALESCE($5, sent_at), status = CASE WHEN $10 = '' THEN status ELSE $10 END,
+                    updated_at = now()
+              WHERE tenant = $1 AND customer = $4 AND NOT $11)
+         SELECT id FROM event",
     )
     .bind(event.tenant)
     .bind(event.trigger)
@@ -142,23 +151,10 @@ pub async fn accept<T, E: From<sqlx::Error>>(
     .bind(event.action)
     .bind(&reason)
     .bind(event.body)
+    .bind(event.status)
+    .bind(older)
     .fetch_one(&mut *tx)
     .await?;
-    if !older {
-        sqlx::query(
-            "INSERT INTO inbound_customers (tenant, customer, sent_at, status) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant, customer) DO UPDATE
-                SET sent_at = COALESCE(EXCLUDED.sent_at, inbound_customers.sent_at),
-                    status = CASE WHEN EXCLUDED.status = '' THEN inbound_customers.status ELSE EXCLUDED.status END,
-                    updated_at = now()",
-        )
-        .bind(event.tenant)
-        .bind(event.customer)
-        .bind(event.sent_at)
-        .bind(event.status)
-        .execute(&mut *tx)
-        .await?;
-    }
     tx.commit().await?;
     let verdict = match state {
         "accepted" => Verdict::Accepted { id },
