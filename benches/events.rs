@@ -140,7 +140,7 @@ async fn run() {
             let (http, url) = (&http, &url);
             async move {
                 let changed_at = base + chrono::Duration::milliseconds(i as i64);
-                let status = if (i / CUSTOMERS) % 2 == 0 { "suspended" } else { "current" };
+                let status = if (i / CUSTOMERS).is_multiple_of(2) { "suspended" } else { "current" };
                 let body = serde_json::json!({
                     "event_id": format!("evt-{i}"),
                     "changed_at": changed_at.to_rfc3339(),
@@ -190,7 +190,7 @@ async fn run() {
     let wrong = (0..CUSTOMERS)
         .filter(|&i| {
             let last = (POSTS - CUSTOMERS + i) / CUSTOMERS;
-            let want = if last % 2 == 0 { "DISABLED" } else { "ACTIVE" };
+            let want = if last.is_multiple_of(2) { "DISABLED" } else { "ACTIVE" };
             alianza.account(PARTITION, &number(i)).unwrap().status != want
         })
         .count();
@@ -228,7 +228,7 @@ async fn run() {
     let elapsed = started.elapsed();
     let received = receiver.received();
     assert!(received.iter().all(|r| r.signature_valid));
-    let committed = committed.lock().unwrap();
+    let committed = std::mem::take(&mut *committed.lock().unwrap());
     let delays: Vec<f64> = received
         .iter()
         .map(|r| r.at.saturating_duration_since(committed[&r.webhook_id]).as_secs_f64() * 1000.0)
