@@ -86,21 +86,26 @@ enum Attempt {
 }
 
 async fn send_batch(state: &AppState, http: &reqwest::Client, batch: Vec<Due>) {
-    let results: Vec<(Due, Attempt)> = futures::stream::iter(batch)
+    let results: Vec<(Due, Attempt, Duration)> = futures::stream::iter(batch)
         .map(|due| async move {
+            let started = std::time::Instant::now();
             let attempt = send(state, http, &due).await;
-            (due, attempt)
+            (due, attempt, started.elapsed())
         })
         .buffer_unordered(IN_FLIGHT)
         .collect()
         .await;
     let mut delivered = Vec::new();
-    for (due, attempt) in results {
+    for (due, attempt, took) in results {
         match attempt {
-            Attempt::Delivered(status) => delivered.push((due.id, status)),
+            Attempt::Delivered(status) => {
+                state.metrics.webhook_attempt("delivered", took);
+                delivered.push((due.id, status));
+            }
             Attempt::Failed { status, error, retry } => {
                 let attempts = usize::try_from(due.attempts).unwrap_or(0) + 1;
                 let next = if retry { retry_in(attempts) } else { None };
+                state.metrics.webhook_attempt(if next.is_some() { "retry" } else { "failed" }, took);
                 match next {
                     Some(d) => tracing::info!(
                         tenant = %due.tenant, endpoint = %due.endpoint, event = %due.event_id, attempts,

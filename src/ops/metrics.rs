@@ -97,6 +97,16 @@ struct VendorOutcome {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventState {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptOutcome {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolState {
     state: &'static str,
 }
@@ -115,6 +125,9 @@ struct Inner {
     reloads: Counter,
     reload_failures: Counter,
     db_connections: Family<PoolState, Gauge>,
+    inbound_events: Family<EventState, Counter>,
+    webhook_attempts: Family<AttemptOutcome, Counter>,
+    webhook_seconds: Histogram,
 }
 
 /// The process's metrics. Cheap to clone.
@@ -156,6 +169,24 @@ impl Metrics {
         let vendor_seconds: HistogramFamily<VendorOperation> = Family::new_with_constructor(latency_histogram);
         let (tenants, reloads, reload_failures) = (Gauge::default(), Counter::default(), Counter::default());
         let db_connections = Family::<PoolState, Gauge>::default();
+        let inbound_events = Family::<EventState, Counter>::default();
+        let webhook_attempts = Family::<AttemptOutcome, Counter>::default();
+        let webhook_seconds = latency_histogram();
+        registry.register(
+            "patchbay_inbound_events",
+            "Posts to inbound triggers by what became of them (accepted, duplicate, skipped, superseded, invalid, refused)",
+            inbound_events.clone(),
+        );
+        registry.register(
+            "patchbay_webhook_attempts",
+            "Webhook delivery attempts by outcome (delivered, retry, failed)",
+            webhook_attempts.clone(),
+        );
+        registry.register(
+            "patchbay_webhook_attempt_duration_seconds",
+            "Webhook delivery attempt latency (until the receiver's answer)",
+            webhook_seconds.clone(),
+        );
         registry.register("grpc_server_started", "gRPC calls begun", started.clone());
         registry.register("grpc_server_handled", "gRPC calls ended, by status code", handled.clone());
         registry.register("grpc_server_handling_seconds", "gRPC call latency", handling.clone());
@@ -196,8 +227,22 @@ impl Metrics {
                 reloads,
                 reload_failures,
                 db_connections,
+                inbound_events,
+                webhook_attempts,
+                webhook_seconds,
             }),
         }
+    }
+
+    /// A post to an inbound trigger, by what became of it (a fixed set of states).
+    pub fn inbound_event(&self, state: &'static str) {
+        self.inner.inbound_events.get_or_create(&EventState { state }).inc();
+    }
+
+    /// A webhook delivery attempt: `delivered`, `retry` or `failed`.
+    pub fn webhook_attempt(&self, outcome: &'static str, elapsed: Duration) {
+        self.inner.webhook_attempts.get_or_create(&AttemptOutcome { outcome }).inc();
+        self.inner.webhook_seconds.observe(elapsed.as_secs_f64());
     }
 
     /// A gRPC call begins; the returned guard records how it ends ([`CallTimer::finish`]), or, if
@@ -280,6 +325,8 @@ mod tests {
         m.grpc_started(LIST).finish("OK");
         let in_flight = m.grpc_started(LIST);
         m.vendor_call("alianza", "GET account", "200", Duration::from_millis(3));
+        m.inbound_event("accepted");
+        m.webhook_attempt("delivered", Duration::from_millis(2));
         let text = m.render(Snapshot { tenants: 3, reloads: 2, reload_failures: 1, db_in_use: 1, db_idle: 4 });
         let labels = r#"grpc_service="patchbay.v1.RegistryService",grpc_method="ListTenants",grpc_type="unary""#;
         for line in [
@@ -290,6 +337,9 @@ mod tests {
             r#"patchbay_vendor_requests_total{provider="alianza",operation="GET account",outcome="200"} 1"#.into(),
             r#"patchbay_vendor_request_duration_seconds_count{provider="alianza",operation="GET account"} 1"#.into(),
             "patchbay_tenants 3".into(),
+            r#"patchbay_inbound_events_total{state="accepted"} 1"#.into(),
+            r#"patchbay_webhook_attempts_total{outcome="delivered"} 1"#.into(),
+            "patchbay_webhook_attempt_duration_seconds_count 1".into(),
             "patchbay_registry_reloads_total 2".into(),
             "patchbay_registry_reload_failures_total 1".into(),
             r#"patchbay_db_connections{state="idle"} 4"#.into(),

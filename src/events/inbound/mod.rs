@@ -96,9 +96,14 @@ async fn handle(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
-    let Some(tenant) = state.registry.get(tenant_id) else { return not_found() };
-    let Some(trigger) = tenant.events.inbound.get(name) else { return not_found() };
+    let found = state.registry.get(tenant_id).and_then(|t| t.events.inbound.contains_key(name).then_some(t));
+    let Some(tenant) = found else {
+        state.metrics.inbound_event("refused");
+        return not_found();
+    };
+    let trigger = &tenant.events.inbound[name];
     if let Err(refused) = authenticate(trigger, path_secret, headers, body) {
+        state.metrics.inbound_event("refused");
         tracing::debug!(tenant = %tenant.id, trigger = %trigger.name, "inbound trigger refused: {}", refused.message);
         return refused.response();
     }
@@ -143,20 +148,23 @@ async fn handle(
             return unavailable();
         }
     };
+    state.metrics.inbound_event(verdict.state());
     tracing::info!(
         tenant = %tenant.id, trigger = %trigger.name, event = verdict.id(), account = %change.number,
         state = verdict.state(), reason = verdict.reason(), "inbound event"
     );
     let status =
         if matches!(verdict, store::Verdict::Duplicate { .. }) { StatusCode::OK } else { StatusCode::ACCEPTED };
-    let reply = serde_json::json!({
+    let mut reply = serde_json::json!({
         "event": verdict.id(),
         "state": verdict.state(),
         "reason": verdict.reason(),
         "action": trigger.action.as_str(),
         "account_number": change.number,
-        "desired_status": change.desired.as_str(),
     });
+    if matches!(verdict, store::Verdict::Accepted { .. }) {
+        reply["desired_status"] = change.desired.as_str().into();
+    }
     if let Some(Some(claimed)) = claimed {
         account::inbound::deliver_soon(state, change, claimed);
     }
@@ -274,6 +282,7 @@ async fn keep_invalid(
     bad: Unreadable,
     body: &str,
 ) -> Response {
+    state.metrics.inbound_event("invalid");
     tracing::warn!(tenant = %tenant.id, trigger = %trigger.name, status = bad.status, reason = %bad.message, "inbound event refused");
     match store::keep_invalid(&state.db, &tenant.id, &trigger.name, &bad.message, body).await {
         Ok(id) => {
