@@ -550,3 +550,31 @@ async fn registry_service_lists_inbound_events_and_deliveries_by_page_and_state_
         .unwrap_err();
     assert_eq!(common::reason(&err), "DELIVERY_NOT_FOUND", "another tenant's delivery is not found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_database_deliver_each_webhook_once_between_them() {
+    use patchbay::platform::events::{self as outbox_events, Event, EventType};
+    let sim = vendor();
+    let hook = receiver();
+    let database = common::fresh_database().await;
+    let file = events_tenant(&sim.url(), &hook.url(), "      events: [order.state_changed]\n");
+    let first = TestApp::builder().file("acme.yaml", file.clone()).database(database.clone()).spawn().await;
+    let second = TestApp::builder().file("acme.yaml", file).database(database).spawn().await;
+    // 400 events committed in one transaction and announced to neither replica: both find them
+    // at their next poll and compete for every one.
+    let tenant = first.state.registry.get(TENANT).unwrap();
+    let mut tx = first.state.db.begin().await.unwrap();
+    for i in 0..400 {
+        let event = Event::new(EventType::OrderStateChanged, json!({ "order_id": format!("o-{i}") }));
+        assert!(outbox_events::emit(&mut tx, &tenant, &event).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    eventually(Duration::from_secs(30), "every event delivered", async || hook.received().len() == 400).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(hook.posts(), 400, "no webhook was sent twice");
+    let owners: i64 = sqlx::query_scalar("SELECT count(*) FROM outbound_deliveries WHERE state = 'delivered'")
+        .fetch_one(&second.state.db)
+        .await
+        .unwrap();
+    assert_eq!(owners, 400);
+}
