@@ -578,3 +578,47 @@ async fn two_replicas_on_one_database_deliver_each_webhook_once_between_them() {
         .unwrap();
     assert_eq!(owners, 400);
 }
+
+#[tokio::test]
+async fn an_export_that_ends_is_reported_once_as_export_finished_with_its_counts() {
+    use patchbay::proto::v1::{
+        self as pb, dialer_service_client::DialerServiceClient, export_leads_request::Part, export_target::List,
+    };
+    let hook = receiver();
+    let demo = common::demo_yaml().replace("http://127.0.0.1:8089/webhooks", &format!("{}/webhooks", hook.url()));
+    let demo = demo.replace(
+        &format!("secret: ${{env:DEMO_WEBHOOK_SECRET:-{}}}", patchbay::events::receiver::DEMO_SECRET),
+        &format!("secret: {ENDPOINT_SECRET}"),
+    );
+    let app = TestApp::builder().file("demo.yaml", demo).spawn().await;
+    let leads: Vec<pb::Lead> = (0..20)
+        .map(|i| pb::Lead { phone_number: format!("555{i:07}"), first_name: format!("Lead {i}"), ..Default::default() })
+        .collect();
+    let msgs = vec![
+        pb::ExportLeadsRequest {
+            tenant: "demo".into(),
+            request_id: "export-1".into(),
+            part: Some(Part::Target(pb::ExportTarget { list: Some(List::ExistingListId("20042018".into())) })),
+        },
+        pb::ExportLeadsRequest { part: Some(Part::Batch(pb::LeadBatch { leads })), ..Default::default() },
+    ];
+    let mut client = DialerServiceClient::new(app.channel.clone());
+    for _ in 0..2 {
+        let stream = tokio_stream::iter(msgs.clone());
+        let answer = client.export_leads(common::authed(stream, common::DEMO_TOKEN)).await.unwrap().into_inner();
+        assert_eq!(answer.accepted, 20);
+    }
+    eventually(Duration::from_secs(10), "export.finished arrives", async || {
+        hook.received().iter().any(|r| r.event_type == "export.finished")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let finished: Vec<_> = hook.received().into_iter().filter(|r| r.event_type == "export.finished").collect();
+    assert_eq!(finished.len(), 1, "the replay that ended the same way is the same event");
+    let data = &finished[0].body["data"];
+    assert_eq!((data["request_id"].as_str(), data["list_id"].as_str()), (Some("export-1"), Some("20042018")));
+    assert_eq!(
+        (data["leads"].as_u64(), data["accepted"].as_u64(), data["rejected"].as_u64()),
+        (Some(20), Some(20), Some(0))
+    );
+}

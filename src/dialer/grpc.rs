@@ -312,14 +312,8 @@ impl DialerGrpc {
                 && events::wanted(&tenant, EventType::ExportFinished)
             {
                 let event = export::finished_event(&tenant.id, &id, summary);
-                let stored = async {
-                    let mut tx = state.db.begin().await?;
-                    events::emit(&mut tx, &tenant, &event).await?;
-                    tx.commit().await
-                };
-                match stored.await {
-                    Ok(()) => state.outbox.wake(),
-                    Err(e) => tracing::warn!(error = %e, "storing an export's export.finished event failed"),
+                if let Err(e) = events::emit_alone(&state, &tenant, &event).await {
+                    tracing::warn!(error = %e, "storing an export's export.finished event failed");
                 }
             }
             result

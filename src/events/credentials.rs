@@ -56,15 +56,9 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
                     &version,
                     &hour,
                 ]);
-                let stored = async {
-                    let mut tx = state.db.begin().await?;
-                    events::emit(&mut tx, &tenant, &event).await?;
-                    tx.commit().await
-                };
-                match stored.await {
+                match events::emit_alone(&state, &tenant, &event).await {
                     Ok(()) => {
                         reported.insert(key, (tenant.loaded_at, now));
-                        state.outbox.wake();
                     }
                     Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "reporting refused credentials failed"),
                 }

@@ -48,15 +48,9 @@ async fn check(state: &AppState, reported: &mut HashMap<String, String>) {
             "served_since": chrono::DateTime::<chrono::Utc>::from(tenant.loaded_at).to_rfc3339(),
         });
         let event = Event::new(EventType::ReloadFailed, data).with_stable_id(&["reload_failed", &tenant.id, &digest]);
-        let stored = async {
-            let mut tx = state.db.begin().await?;
-            events::emit(&mut tx, &tenant, &event).await?;
-            tx.commit().await
-        };
-        match stored.await {
+        match events::emit_alone(state, &tenant, &event).await {
             Ok(()) => {
                 reported.insert(tenant.id.clone(), digest);
-                state.outbox.wake();
             }
             Err(e) => tracing::warn!(tenant = %tenant.id, error = %e, "reporting a failed reload failed"),
         }

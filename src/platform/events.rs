@@ -80,6 +80,18 @@ pub async fn emit(conn: &mut PgConnection, tenant: &Tenant, event: &Event) -> Re
     Ok(true)
 }
 
+/// Stores `event` in a transaction of its own (for what is not itself a database change: a
+/// refused login, a failed reload, an export's end) and wakes the outbox.
+pub async fn emit_alone(state: &super::AppState, tenant: &Tenant, event: &Event) -> Result<(), sqlx::Error> {
+    let mut tx = state.db.begin().await?;
+    let stored = emit(&mut tx, tenant, event).await?;
+    tx.commit().await?;
+    if stored {
+        state.outbox.wake();
+    }
+    Ok(())
+}
+
 /// Whether `tenant` has an endpoint for `kind`: an area may skip building an event nobody gets.
 pub fn wanted(tenant: &Tenant, kind: EventType) -> bool {
     tenant.events.subscribers(kind).next().is_some()
