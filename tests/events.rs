@@ -622,3 +622,20 @@ async fn an_export_that_ends_is_reported_once_as_export_finished_with_its_counts
         (Some(20), Some(20), Some(0))
     );
 }
+
+#[tokio::test]
+async fn a_status_the_vendor_refuses_is_reported_as_customer_status_rejected_with_the_reason() {
+    let sim = vendor();
+    let hook = receiver();
+    let app = TestApp::builder().file("acme.yaml", events_tenant(&sim.url(), &hook.url(), "")).spawn().await;
+    let err = account_support::Crm::acme(&app).set_status("404404404", "current").await.unwrap_err();
+    assert_eq!(common::reason(&err), "ACCOUNT_NOT_ENABLED");
+    eventually(Duration::from_secs(10), "customer_status.rejected arrives", async || {
+        hook.received().iter().any(|r| r.event_type == "customer_status.rejected")
+    })
+    .await;
+    let rejected = hook.received().into_iter().find(|r| r.event_type == "customer_status.rejected").unwrap();
+    assert_eq!(rejected.body["data"]["account_number"], "404404404");
+    assert_eq!(rejected.body["data"]["status"], "ACTIVE");
+    assert!(!rejected.body["data"]["error"].as_str().unwrap().is_empty(), "{}", rejected.body);
+}
