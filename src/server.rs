@@ -228,6 +228,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         db_in_use: u64::from(state.db.size()).saturating_sub(idle),
         db_idle: idle,
     };
+    let served = state.registry.tenants().iter().map(|t| t.id.clone()).collect();
+    state.metrics.forget_tenants_except(&served);
     let body = state.metrics.render(now);
     // prometheus-client writes the OpenMetrics text format (Prometheus scrapes it natively).
     ([(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)

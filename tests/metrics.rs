@@ -107,3 +107,26 @@ async fn a_stream_is_counted_when_it_ends_with_its_final_code_not_at_its_headers
     assert_eq!(sample(&text, "grpc_server_handled_total", &watch_cancelled), 1.0, "{text}");
     assert_eq!(sample(&text, "grpc_server_in_flight", &["grpc_method=\"WatchOrder\""]), 0.0, "{text}");
 }
+
+#[tokio::test]
+async fn a_tenant_s_vendor_series_are_shown_while_it_is_served_and_gone_once_its_file_is_removed() {
+    use patchbay::proto::v1::{self as pb, account_service_client::AccountServiceClient};
+    let app = TestApp::builder().demo().spawn().await;
+    let customer = pb::Customer { nickname: "100200300".into(), ..Default::default() };
+    let req = pb::GetAccountStatusRequest { tenant: "demo".into(), customer: Some(customer) };
+    AccountServiceClient::new(app.channel.clone())
+        .get_account_status(common::authed(req, common::DEMO_TOKEN))
+        .await
+        .unwrap();
+    let scrape = async || reqwest::get(app.ops_url("/metrics")).await.unwrap().text().await.unwrap();
+    let text = scrape().await;
+    assert!(
+        text.lines().any(|l| l
+            .starts_with(r#"patchbay_tenant_vendor_requests_total{tenant="demo",provider="alianza",outcome="ok"}"#)),
+        "{text}"
+    );
+    std::fs::remove_file(app.providers_dir().join("demo.yaml")).unwrap();
+    app.state.registry.reload_all();
+    let text = scrape().await;
+    assert!(!text.contains(r#"tenant="demo""#), "a removed tenant's series are gone:\n{text}");
+}

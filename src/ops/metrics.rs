@@ -96,6 +96,27 @@ struct VendorOutcome {
     outcome: Cow<'static, str>,
 }
 
+/// A tenant's vendor calls, by provider and a fixed class of outcome: the tenant label comes from
+/// the registry only (a built tenant), and the series of a tenant no longer served are removed
+/// ([`Metrics::forget_tenants_except`]), so their number is bounded by the served tenants.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantVendor {
+    tenant: String,
+    provider: &'static str,
+    outcome: &'static str,
+}
+
+/// `ok`, `client_error`, `server_error`, `timeout` or `error`, from a vendor call's outcome.
+fn outcome_class(outcome: &str) -> &'static str {
+    match outcome.as_bytes().first() {
+        Some(b'1' | b'2' | b'3') => "ok",
+        Some(b'4') => "client_error",
+        Some(b'5') => "server_error",
+        _ if outcome == "timeout" => "timeout",
+        _ => "error",
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventState {
     state: &'static str,
@@ -128,6 +149,9 @@ struct Inner {
     inbound_events: Family<EventState, Counter>,
     webhook_attempts: Family<AttemptOutcome, Counter>,
     webhook_seconds: Histogram,
+    tenant_vendor: Family<TenantVendor, Counter>,
+    /// The label sets of `tenant_vendor` by tenant, to remove a tenant's series.
+    tenant_series: Mutex<std::collections::HashMap<String, HashSet<TenantVendor>>>,
 }
 
 /// The process's metrics. Cheap to clone.
@@ -172,6 +196,12 @@ impl Metrics {
         let inbound_events = Family::<EventState, Counter>::default();
         let webhook_attempts = Family::<AttemptOutcome, Counter>::default();
         let webhook_seconds = latency_histogram();
+        let tenant_vendor = Family::<TenantVendor, Counter>::default();
+        registry.register(
+            "patchbay_tenant_vendor_requests",
+            "Vendor HTTP calls by served tenant, provider and outcome class (ok, client_error, server_error, timeout, error)",
+            tenant_vendor.clone(),
+        );
         registry.register(
             "patchbay_inbound_events",
             "Posts to inbound triggers by what became of them (accepted, duplicate, skipped, superseded, invalid, refused)",
@@ -230,6 +260,8 @@ impl Metrics {
                 inbound_events,
                 webhook_attempts,
                 webhook_seconds,
+                tenant_vendor,
+                tenant_series: Default::default(),
             }),
         }
     }
@@ -261,13 +293,43 @@ impl Metrics {
     }
 
     /// One vendor HTTP call (see `ops::vendor`); `outcome` is the HTTP status or `timeout` / `error`.
-    pub fn vendor_call(&self, provider: &'static str, operation: &'static str, outcome: &str, elapsed: Duration) {
+    pub fn vendor_call(
+        &self,
+        tenant: &str,
+        provider: &'static str,
+        operation: &'static str,
+        outcome: &str,
+        elapsed: Duration,
+    ) {
+        let labels = TenantVendor { tenant: tenant.to_owned(), provider, outcome: outcome_class(outcome) };
+        self.inner.tenant_vendor.get_or_create(&labels).inc();
+        {
+            let mut series = self.inner.tenant_series.lock().unwrap_or_else(|e| e.into_inner());
+            let known = series.entry(labels.tenant.clone()).or_default();
+            if !known.contains(&labels) {
+                known.insert(labels);
+            }
+        }
         let outcome = Cow::Owned(outcome.to_owned());
         self.inner.vendor_requests.get_or_create(&VendorOutcome { provider, operation, outcome }).inc();
         self.inner
             .vendor_seconds
             .get_or_create(&VendorOperation { provider, operation })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Removes the per-tenant series of every tenant not in `served` (its file was removed).
+    pub fn forget_tenants_except(&self, served: &HashSet<String>) {
+        let mut series = self.inner.tenant_series.lock().unwrap_or_else(|e| e.into_inner());
+        series.retain(|tenant, labels| {
+            let keep = served.contains(tenant);
+            if !keep {
+                for l in labels.iter() {
+                    self.inner.tenant_vendor.remove(l);
+                }
+            }
+            keep
+        });
     }
 
     /// The text exposition, with `now`'s registry and pool figures.
@@ -324,7 +386,7 @@ mod tests {
         m.grpc_started(LIST).finish("OK");
         m.grpc_started(LIST).finish("OK");
         let in_flight = m.grpc_started(LIST);
-        m.vendor_call("alianza", "GET account", "200", Duration::from_millis(3));
+        m.vendor_call("acme", "alianza", "GET account", "200", Duration::from_millis(3));
         m.inbound_event("accepted");
         m.webhook_attempt("delivered", Duration::from_millis(2));
         let text = m.render(Snapshot { tenants: 3, reloads: 2, reload_failures: 1, db_in_use: 1, db_idle: 4 });
@@ -337,6 +399,7 @@ mod tests {
             r#"patchbay_vendor_requests_total{provider="alianza",operation="GET account",outcome="200"} 1"#.into(),
             r#"patchbay_vendor_request_duration_seconds_count{provider="alianza",operation="GET account"} 1"#.into(),
             "patchbay_tenants 3".into(),
+            r#"patchbay_tenant_vendor_requests_total{tenant="acme",provider="alianza",outcome="ok"} 1"#.into(),
             r#"patchbay_inbound_events_total{state="accepted"} 1"#.into(),
             r#"patchbay_webhook_attempts_total{outcome="delivered"} 1"#.into(),
             "patchbay_webhook_attempt_duration_seconds_count 1".into(),
@@ -351,6 +414,19 @@ mod tests {
         let text = m.render(Snapshot::default());
         assert!(text.contains(&format!("grpc_server_handled_total{{{labels},grpc_code=\"CANCELLED\"}} 1")), "{text}");
         assert!(text.contains(&format!("grpc_server_in_flight{{{labels}}} 0")), "{text}");
+    }
+
+    #[test]
+    fn a_tenant_s_series_go_when_it_is_no_longer_served() {
+        let m = Metrics::new();
+        m.vendor_call("acme", "alianza", "GET account", "503", Duration::from_millis(3));
+        m.vendor_call("globex", "delacon", "POST order", "timeout", Duration::from_millis(3));
+        let text = m.render(Snapshot::default());
+        assert!(text.contains(r#"tenant="acme",provider="alianza",outcome="server_error"} 1"#), "{text}");
+        m.forget_tenants_except(&HashSet::from(["globex".to_owned()]));
+        let text = m.render(Snapshot::default());
+        assert!(!text.contains(r#"tenant="acme""#), "{text}");
+        assert!(text.contains(r#"tenant="globex",provider="delacon",outcome="timeout"} 1"#), "{text}");
     }
 
     #[test]

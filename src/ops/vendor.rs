@@ -150,7 +150,7 @@ impl VendorHttp {
             Err(_) => "error",
         };
         span.in_scope(|| tracing::debug!(outcome, elapsed_ms = elapsed.as_millis() as u64, "vendor call"));
-        self.metrics.vendor_call(self.provider, operation, outcome, elapsed);
+        self.metrics.vendor_call(&self.tenant, self.provider, operation, outcome, elapsed);
         result
     }
 }
