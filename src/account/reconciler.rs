@@ -30,7 +30,8 @@ use crate::{
     ops::retry::Backoff,
     platform::{
         AppState,
-        events::{self, Event, EventType, Outbox},
+        events::{self, Event, EventType},
+        outbox::Outbox,
     },
     registry::Tenant,
 };

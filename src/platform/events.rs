@@ -3,11 +3,10 @@
 //! [`Outbox::wake`] has this process's delivery worker send it at once (other replicas find it
 //! at their next poll).
 
-use std::sync::Arc;
-
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::state::AppState;
 pub use crate::store::outbox::EventType;
 use crate::{
     registry::Tenant,
@@ -82,7 +81,7 @@ pub async fn emit(conn: &mut PgConnection, tenant: &Tenant, event: &Event) -> Re
 
 /// Stores `event` in a transaction of its own (for what is not itself a database change: a
 /// refused login, a failed reload, an export's end) and wakes the outbox.
-pub async fn emit_alone(state: &super::AppState, tenant: &Tenant, event: &Event) -> Result<(), sqlx::Error> {
+pub async fn emit_alone(state: &AppState, tenant: &Tenant, event: &Event) -> Result<(), sqlx::Error> {
     let mut tx = state.db.begin().await?;
     let stored = emit(&mut tx, tenant, event).await?;
     tx.commit().await?;
@@ -95,20 +94,4 @@ pub async fn emit_alone(state: &super::AppState, tenant: &Tenant, event: &Event)
 /// Whether `tenant` has an endpoint for `kind`: an area may skip building an event nobody gets.
 pub fn wanted(tenant: &Tenant, kind: EventType) -> bool {
     tenant.events.subscribers(kind).next().is_some()
-}
-
-/// The local delivery worker's doorbell.
-#[derive(Clone, Default)]
-pub struct Outbox(Arc<tokio::sync::Notify>);
-
-impl Outbox {
-    /// Something was committed to the outbox: deliver it now.
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-
-    /// Waits for [`Outbox::wake`].
-    pub async fn woken(&self) {
-        self.0.notified().await;
-    }
 }

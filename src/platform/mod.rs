@@ -9,6 +9,7 @@
 pub mod area;
 pub mod call;
 pub mod events;
+pub mod outbox;
 pub mod periodic;
 mod state;
 

@@ -30,7 +30,7 @@ pub struct AppState {
     /// Audit rows the database could not take yet (`store::audit::Backlog`).
     pub audit_backlog: crate::store::audit::Backlog,
     /// Wakes the webhook delivery worker after a commit to the outbox.
-    pub outbox: super::events::Outbox,
+    pub outbox: super::outbox::Outbox,
     /// Refused vendor credentials the vendor clients reported (`tenant.credentials_refused`).
     pub refusals: crate::ops::vendor::CredentialRefusals,
 }
