@@ -805,10 +805,13 @@ async fn a_delivery_lease_held_by_a_process_that_died_is_free_at_once_and_a_live
     store::record_desired(&db, TENANT, "630000001", DesiredStatus::Disabled, lease(live)).await.unwrap().unwrap();
     // ... and a process that died (nobody holds its lock) had another's.
     store::record_desired(&db, TENANT, "630000002", DesiredStatus::Disabled, lease(0xdead)).await.unwrap().unwrap();
-    assert!(store::claim_one(&db, TENANT, "630000001", lease(7)).await.unwrap().is_none(), "a live lease holds");
-    let taken = store::claim_one(&db, TENANT, "630000002", lease(live)).await.unwrap();
+    assert!(
+        store::claim_one::<DesiredStatus>(&db, TENANT, "630000001", lease(7)).await.unwrap().is_none(),
+        "a live lease holds"
+    );
+    let taken = store::claim_one::<DesiredStatus>(&db, TENANT, "630000002", lease(live)).await.unwrap();
     assert!(taken.is_some(), "a dead one is free at once");
-    let due = store::claim_due(&db, 10, lease(8)).await.unwrap();
+    let due = store::claim_due::<DesiredStatus>(&db, 10, lease(8)).await.unwrap();
     assert!(due.is_empty(), "both are held by a live process now: {due:?}");
     drop(live_conn);
 }
@@ -823,7 +826,7 @@ async fn a_delivery_whose_lease_ran_out_can_neither_finish_nor_release_the_next_
         store::record_desired(&db, TENANT, number, DesiredStatus::Disabled, short).await.unwrap().expect("claimed");
     tokio::time::sleep(Duration::from_millis(50)).await;
     let minute = Lease { length: Duration::from_secs(60), owner: 1 };
-    let current = store::claim_one(&db, TENANT, number, minute).await.unwrap().expect("free again");
+    let current = store::claim_one::<DesiredStatus>(&db, TENANT, number, minute).await.unwrap().expect("free again");
     assert_ne!(stale.token, current.token);
 
     // The stale holder finishes late (its PATCH landed long after its lease ran out).

@@ -28,8 +28,8 @@ const BASIC_PASSWORD: &str = "acme-basic-password-0123";
 const SIGNING: &str = "whsec_cGF0Y2hiYXktdGVzdC1pbmJvdW5kLXNlY3JldC0zMmI=";
 const ENDPOINT_SECRET: &str = "whsec_cGF0Y2hiYXktdGVzdC1lbmRwb2ludC1zZWNyZXQtMzI=";
 
-/// acme's file: an Alianza account trigger on `alianza`, the in-process Delacon, three inbound
-/// triggers (one per kind of authentication) and an endpoint at `receiver` for every event.
+/// acme's file: an Alianza account trigger on `alianza`, the in-process Delacon, four inbound
+/// triggers (three status triggers, one per kind of authentication, and a SIP-table refresh) and an endpoint at `receiver` for every event.
 fn events_tenant(alianza: &str, receiver: &str, endpoint_extra: &str) -> String {
     format!(
         "{}  provisioning:
@@ -57,6 +57,11 @@ events:
       auth: {{ standard_webhooks: {{ secret: {SIGNING} }} }}
       customer: {{ nickname: customer.nickname, status: customer.status }}
       action: set_customer_status
+    details:
+      auth: {{ path_secret: {PATH_SECRET} }}
+      event_id: /event_id
+      customer: {{ nickname: /customer/nickname }}
+      action: sync_sip_lines
   outbound:
     crm:
       url: {receiver}/webhooks
@@ -361,6 +366,87 @@ async fn sip_lines_synced_carries_the_passwords_only_to_an_endpoint_that_asks_fo
     assert_eq!(line(a)["sip_username"], line(b)["sip_username"]);
 }
 
+/// The CRM's "customer details changed" trigger for `nickname`.
+fn details_change(event_id: &str, nickname: &str) -> serde_json::Value {
+    json!({ "event": "customer_details_change", "event_id": event_id, "customer": { "nickname": nickname } })
+}
+
+async fn sip_rows(app: &TestApp, number: &str) -> usize {
+    account_store::rows(&mut app.state.db.acquire().await.unwrap(), TENANT, number).await.unwrap().len()
+}
+
+async fn refresh_state(app: &TestApp, number: &str) -> Option<(String, String)> {
+    account_store::refresh_state(&app.state.db, TENANT, number).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_sync_sip_lines_trigger_refreshes_the_sip_table_once_the_vendor_is_back_and_reports_the_lines() {
+    let sim = vendor();
+    let hook = receiver();
+    let app = TestApp::builder().file("acme.yaml", events_tenant(&sim.url(), &hook.url(), "")).spawn().await;
+    sim.faults().plan(FaultRule::new(Fault::Status(503)).matching("/v2/partition"));
+    let path = format!("/triggers/acme/details/{PATH_SECRET}");
+    let change = details_change("evt-d1", demo::ACCOUNT);
+
+    let (status, first) = post_json(&app, &path, &change).await;
+    assert_eq!((status, first["state"].as_str()), (202, Some("accepted")), "{first}");
+    assert_eq!((first["action"].as_str(), first["sync_mode"].as_str()), (Some("sync_sip_lines"), Some("FULL")));
+    let (status, again) = post_json(&app, &path, &change).await;
+    assert_eq!((status, again["state"].as_str()), (200, Some("duplicate")), "{again}");
+    // Stored with the event, nothing written while the vendor is down.
+    eventually(Duration::from_secs(10), "the first try fails and is kept for a retry", async || {
+        refresh_state(&app, demo::ACCOUNT).await.is_some_and(|(state, error)| state == "pending" && !error.is_empty())
+    })
+    .await;
+    assert_eq!(sip_rows(&app, demo::ACCOUNT).await, 0);
+
+    sim.faults().clear();
+    eventually(Duration::from_secs(20), "the refresh runs once the vendor is back", async || {
+        refresh_state(&app, demo::ACCOUNT).await.is_some_and(|(state, _)| state == "applied")
+    })
+    .await;
+    // The demo account's lines, without its speed-dial key (a key has no SIP registration).
+    let vendor_lines = sim.lines(PARTITION, demo::ACCOUNT).iter().filter(|l| l.line_type != "SpeedDialUser").count();
+    assert!(vendor_lines > 0);
+    assert_eq!(sip_rows(&app, demo::ACCOUNT).await, vendor_lines, "the table equals the vendor's lines");
+    eventually(Duration::from_secs(10), "sip_lines.synced arrives", async || {
+        hook.received().iter().any(|r| r.event_type == "sip_lines.synced")
+    })
+    .await;
+    let synced = hook.received().into_iter().find(|r| r.event_type == "sip_lines.synced").unwrap();
+    assert_eq!(synced.body["data"]["added"].as_array().map(Vec::len), Some(vendor_lines), "{}", synced.body);
+    assert!(synced.body["data"]["added"][0].get("sip_password").is_none(), "no passwords unless asked");
+
+    // A later change with nothing new at the vendor syncs again and writes (and reports) nothing.
+    let (status, later) = post_json(&app, &path, &details_change("evt-d2", demo::ACCOUNT)).await;
+    assert_eq!((status, later["state"].as_str()), (202, Some("accepted")), "{later}");
+    eventually(Duration::from_secs(10), "the second refresh is applied", async || {
+        let lists = sim.calls().get("deviceline.list");
+        lists >= 2 && refresh_state(&app, demo::ACCOUNT).await.is_some_and(|(state, _)| state == "applied")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reported = hook.received().iter().filter(|r| r.event_type == "sip_lines.synced").count();
+    assert_eq!(reported, 1, "an unchanged table is not reported again");
+}
+
+#[tokio::test]
+async fn a_sync_sip_lines_trigger_for_an_account_the_vendor_does_not_have_ends_rejected_with_the_reason() {
+    let sim = vendor();
+    let hook = receiver();
+    let app = TestApp::builder().file("acme.yaml", events_tenant(&sim.url(), &hook.url(), "")).spawn().await;
+    let path = format!("/triggers/acme/details/{PATH_SECRET}");
+    let (status, body) = post_json(&app, &path, &details_change("evt-x", "999000999")).await;
+    assert_eq!((status, body["state"].as_str()), (202, Some("accepted")), "{body}");
+    eventually(Duration::from_secs(10), "the refresh is rejected", async || {
+        refresh_state(&app, "999000999").await.is_some_and(|(state, _)| state == "rejected")
+    })
+    .await;
+    let (_, error) = refresh_state(&app, "999000999").await.unwrap();
+    assert!(error.contains("no account"), "{error}");
+    assert_eq!(sip_rows(&app, "999000999").await, 0);
+}
+
 #[tokio::test]
 async fn a_tenant_file_that_breaks_while_served_is_reported_once_as_tenant_reload_failed() {
     let sim = vendor();
@@ -424,6 +510,7 @@ events:
       auth: { path_secret: acme-trigger-secret-0123456789abcdef, basic: { username: a, password: b } }
       customer: { status: \"customer..status\" }
       action: set_customer_status
+      sync_mode: add_only
   outbound:
     crm:
       url: http://example.com/hook
@@ -445,9 +532,10 @@ events:
     has("events.inbound.ok.auth: set exactly one of");
     has("events.inbound.ok.customer.status: `customer..status`: a dotted path has no empty parts");
     has("events.inbound.ok.action: `set_customer_status` needs the tenant's `triggers.account`");
-    has("providers.d/acme.yaml:16:12: events.outbound.crm.url: plain `http://` only to a loopback or private address");
+    has("events.inbound.ok.sync_mode: only `sync_sip_lines` syncs");
+    has("providers.d/acme.yaml:17:12: events.outbound.crm.url: plain `http://` only to a loopback or private address");
     has("events.outbound.crm.secret: a Standard Webhooks secret starts with `whsec_`");
-    has("providers.d/acme.yaml:18:16: events.outbound.crm.events[0]: unknown event `order.changed`");
+    has("providers.d/acme.yaml:19:16: events.outbound.crm.events[0]: unknown event `order.changed`");
 }
 
 #[tokio::test]

@@ -5,8 +5,11 @@
 //! - [`provider`]: the contract every vendor implements, and the domain types.
 //! - [`settings`]: what the area needs from `triggers.account` whatever the vendor.
 //! - [`sip_sync`]: the pure plan of a FULL / ADD_ONLY sync.
-//! - [`store`]: the SIP table and the desired statuses in PostgreSQL.
+//! - [`sip_refresh`]: runs a sync (for SyncSipLines and, durably, for the CRM's triggers).
+//! - [`store`]: the SIP table and the follow-ups' queues in PostgreSQL.
 //! - [`reconciler`]: delivers desired statuses, now or later (the background worker).
+//! - [`follow_up`]: the loop and retry policy both follow-ups share.
+//! - [`inbound`]: what the CRM's inbound triggers (the events area) can ask of the area.
 //! - [`grpc`]: the gRPC edge; generated types stop there.
 //! - [`alianza`]: the first vendor (client, wire format, config, simulator).
 //! - [`trigger`]: what a tenant holds for the area; [`area`]: its key and its providers' list.
@@ -16,11 +19,13 @@
 
 pub mod alianza;
 pub mod area;
+pub mod follow_up;
 pub mod grpc;
 pub mod inbound;
 pub mod provider;
 pub mod reconciler;
 pub mod settings;
+pub mod sip_refresh;
 pub mod sip_sync;
 pub mod store;
 pub mod trigger;
@@ -43,5 +48,5 @@ pub static AREA: AreaSpec = AreaSpec {
         services.add(AccountServiceServer::new(grpc::AccountGrpc::new(state.clone())))
     },
     routes: AreaSpec::no_routes,
-    workers: |state: &AppState| vec![reconciler::spawn(state.clone())],
+    workers: |state: &AppState| vec![reconciler::spawn(state.clone()), sip_refresh::spawn(state.clone())],
 };

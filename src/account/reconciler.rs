@@ -15,7 +15,7 @@
 //! retried with a capped backoff for [`GIVE_UP_AFTER`], then ends as `rejected` with the reason
 //! in `last_error` and in a warning.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -23,11 +23,11 @@ use tokio::task::JoinHandle;
 use super::provider::DELIVERY_BUDGET;
 use super::{
     area::AccountArea,
+    follow_up,
     provider::{AccountProvider, DesiredStatus, ProviderError},
     store::{self, Claimed, Finish, Lease},
 };
 use crate::{
-    ops::retry::Backoff,
     platform::{
         AppState,
         events::{self, Event, EventType},
@@ -92,21 +92,10 @@ async fn finish(
     Ok(finish)
 }
 
-/// How long a delivery holds a customer's row: the budget, plus a margin for finishing the row.
-/// A crashed holder's rows are free after it.
-pub const LEASE: Duration = Duration::from_secs(150);
-/// Retry delays after failed deliveries: 0.5 s doubling to 5 minutes, jittered.
-pub const RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(300), u32::MAX);
-/// Retry delays of a status its tenant cannot deliver (trigger gone or switched off): 1 minute
-/// doubling to 1 hour.
-pub const PARKED: Backoff = Backoff::new(Duration::from_secs(60), Duration::from_secs(3600), u32::MAX);
-/// A desire that only an operator could unblock, still undelivered this long after it was
-/// recorded, is given up (`rejected`).
-pub const GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
-/// How often the worker looks for due deliveries.
-pub const POLL: Duration = Duration::from_millis(500);
-/// Deliveries claimed per poll.
-const BATCH: i64 = 32;
+pub use super::follow_up::{GIVE_UP_AFTER, LEASE, PARKED, POLL, RETRY};
+
+/// Names this follow-up in logs.
+const WHAT: &str = "status follow-up";
 
 /// What a delivery achieved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,13 +168,16 @@ async fn deliver_from(
                     return Ok(Delivery::Applied(claimed.desired));
                 }
                 // A newer desire arrived while this one was on its way: deliver it now.
-                Finish::Newer => match store::claim_one(db, &claimed.tenant, &claimed.account_number, lease).await? {
-                    Some(next) => {
-                        claimed = next;
-                        continue;
+                Finish::Newer => {
+                    match store::claim_one::<DesiredStatus>(db, &claimed.tenant, &claimed.account_number, lease).await?
+                    {
+                        Some(next) => {
+                            claimed = next;
+                            continue;
+                        }
+                        None => return Ok(Delivery::Pending),
                     }
-                    None => return Ok(Delivery::Pending),
-                },
+                }
                 Finish::LeaseLost => {
                     lease_lost(&claimed);
                     return Ok(Delivery::Pending);
@@ -231,8 +223,7 @@ async fn retry_later(db: &PgPool, report: &Report, claimed: &Claimed, failure: F
         }
         return Ok(());
     }
-    let retry = u32::try_from(claimed.attempts).unwrap_or(1).max(1);
-    let retry_in = if failure.operator { PARKED.delay(retry) } else { RETRY.delay(retry) };
+    let retry_in = follow_up::retry_in(claimed.attempts, failure.operator);
     tracing::warn!(
         %tenant, %account, error = %failure.error, retry_in_ms = retry_in.as_millis() as u64,
         "customer status not delivered yet"
@@ -244,49 +235,13 @@ async fn retry_later(db: &PgPool, report: &Report, claimed: &Claimed, failure: F
 }
 
 fn lease_lost(claimed: &Claimed) {
-    tracing::warn!(
-        tenant = %claimed.tenant, account = %claimed.account_number, generation = claimed.generation,
-        "status follow-up: this delivery's lease ran out and another holds the row; nothing recorded"
-    );
+    follow_up::lease_lost(WHAT, claimed);
 }
 
-/// The background worker: delivers due statuses until the server shuts down. Rows it holds at
-/// shutdown are released, so the next start (or another replica) takes them at once.
+/// The background worker: delivers due statuses until the server shuts down.
 pub fn spawn(state: AppState) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = state.shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let claimed = match store::claim_due(&state.db, BATCH, Lease { length: LEASE, owner: state.instance }).await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "status follow-up: claiming due deliveries failed");
-                    continue;
-                }
-            };
-            if claimed.is_empty() {
-                continue;
-            }
-            let work = futures::future::join_all(claimed.iter().cloned().map(|c| deliver_claimed(&state, c)));
-            tokio::select! {
-                _ = work => {}
-                _ = state.shutdown.cancelled() => {
-                    // Only rows this worker still holds (by their tokens) are given back.
-                    for c in &claimed {
-                        let released = async { store::release(&mut *state.db.acquire().await?, c, Duration::ZERO, "").await };
-                        if let Err(e) = released.await {
-                            tracing::warn!(error = %e, "status follow-up: releasing a delivery at shutdown failed");
-                        }
-                    }
-                    return;
-                }
-            }
-        }
+    follow_up::spawn::<DesiredStatus, _, _>(state, WHAT, |state, claimed| async move {
+        deliver_claimed(&state, claimed).await
     })
 }
 
@@ -310,22 +265,5 @@ async fn deliver_claimed(state: &AppState, claimed: Claimed) {
     match deliver_from(&state.db, provider.as_ref(), &report, claimed, lease).await {
         Ok(_) | Err(DeliveryError::Refused(_)) => {}
         Err(DeliveryError::Store(e)) => tracing::warn!(error = %e, "status follow-up: the status store failed"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_lease_outlasts_the_delivery_budget_with_a_margin() {
-        assert!(LEASE >= DELIVERY_BUDGET + Duration::from_secs(30));
-    }
-
-    #[test]
-    fn parked_statuses_back_off_to_an_hour() {
-        assert_eq!(PARKED.ceiling(1), Duration::from_secs(60));
-        assert!(PARKED.delay(3) >= Duration::from_secs(120));
-        assert_eq!(PARKED.ceiling(40), Duration::from_secs(3600));
     }
 }

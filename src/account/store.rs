@@ -1,5 +1,5 @@
-//! The account area's PostgreSQL repositories: the CRM's custom SIP table, and the desired
-//! statuses of the status follow-up (migrations/0002_account.sql).
+//! The account area's PostgreSQL repositories: the CRM's custom SIP table, and the two
+//! follow-ups' queues: desired statuses and SIP-table refreshes (migrations/0002, 0010).
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{
     provider::DesiredStatus,
     settings::SipTable,
-    sip_sync::{Fields, StoredRow, SyncPlan},
+    sip_sync::{Fields, StoredRow, SyncMode, SyncPlan},
 };
 
 // ---- the custom SIP table ----
@@ -171,20 +171,62 @@ pub async fn delete_rows(conn: &mut PgConnection, tenant: &str, number: &str) ->
     Ok(done.rows_affected())
 }
 
-// ---- desired statuses ----
+// ---- the follow-ups: desired statuses and SIP-table refreshes ----
 
-/// A desired status claimed for delivery: the claimer holds its lease, named by `token`.
+/// What a follow-up row asks the vendor side for, and the table such rows are kept in: one row per
+/// customer, its latest request, delivered under a lease until it is done (migrations/0002, 0010).
+/// The status follow-up (desired statuses) and the SIP-table refresh share these statements.
+pub trait FollowUp: Copy + Send + Sync + std::fmt::Debug + 'static {
+    const TABLE: &'static str;
+    /// The column holding what is asked for.
+    const COLUMN: &'static str;
+    fn as_str(self) -> &'static str;
+    fn parse(s: &str) -> Option<Self>;
+}
+
+impl FollowUp for DesiredStatus {
+    const TABLE: &'static str = "account_status_intents";
+    const COLUMN: &'static str = "desired";
+    fn as_str(self) -> &'static str {
+        DesiredStatus::as_str(self)
+    }
+    fn parse(s: &str) -> Option<Self> {
+        DesiredStatus::parse(s)
+    }
+}
+
+impl FollowUp for SyncMode {
+    const TABLE: &'static str = "account_sip_refreshes";
+    const COLUMN: &'static str = "mode";
+    fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Full => "FULL",
+            SyncMode::AddOnly => "ADD_ONLY",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "FULL" => Some(SyncMode::Full),
+            "ADD_ONLY" => Some(SyncMode::AddOnly),
+            _ => None,
+        }
+    }
+}
+
+/// A follow-up request claimed for delivery (a desired status by default): the claimer holds its
+/// lease, named by `token`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
+pub struct Claimed<D = DesiredStatus> {
     pub tenant: String,
     pub account_number: String,
-    pub desired: DesiredStatus,
+    /// What is asked for: the status, or the sync mode.
+    pub desired: D,
     pub generation: i64,
     /// Delivery attempts so far, this one included.
     pub attempts: i32,
     /// The lease holder's token: only a call presenting it may finish or release the delivery.
     pub token: Uuid,
-    /// How long ago this desire was recorded (when it was claimed).
+    /// How long ago this request was recorded (when it was claimed).
     pub age: Duration,
 }
 
@@ -208,7 +250,7 @@ pub struct Intent {
 pub enum Finish {
     /// Recorded.
     Done,
-    /// A newer desire arrived meanwhile: the lease is given back, due at once.
+    /// A newer request arrived meanwhile: the lease is given back, due at once.
     Newer,
     /// The lease ran out and someone else holds the row now: nothing was written.
     LeaseLost,
@@ -216,12 +258,12 @@ pub enum Finish {
 
 type ClaimRow = (String, String, String, i64, i32, Uuid, f64);
 
-fn claimed(row: ClaimRow) -> Option<Claimed> {
+fn claimed<D: FollowUp>(row: ClaimRow) -> Option<Claimed<D>> {
     let (tenant, account_number, desired, generation, attempts, token, age) = row;
     Some(Claimed {
         tenant,
         account_number,
-        desired: DesiredStatus::parse(&desired)?,
+        desired: D::parse(&desired)?,
         generation,
         attempts,
         token,
@@ -229,35 +271,41 @@ fn claimed(row: ClaimRow) -> Option<Claimed> {
     })
 }
 
-/// What a claim returns, in [`ClaimRow`] order.
-const CLAIM_RETURNING: &str = "tenant, account_number, desired, generation, attempts, lease_token,
-                               GREATEST(EXTRACT(EPOCH FROM now() - desired_at), 0)::float8";
+/// What a claim returns, in [`ClaimRow`] order (`prefix`: a table alias and dot, or nothing).
+fn claim_returning<D: FollowUp>(prefix: &str) -> String {
+    format!(
+        "{prefix}tenant, {prefix}account_number, {prefix}{c}, generation, attempts, lease_token,
+         GREATEST(EXTRACT(EPOCH FROM now() - desired_at), 0)::float8",
+        c = D::COLUMN
+    )
+}
 
-/// Stores `desired` as the customer's latest desired status, pending delivery, and claims its
-/// delivery in the same statement unless another delivery holds the lease (that delivery then
-/// delivers this newer desire when it finishes). A delivery of an older generation in flight can
-/// never mark this one applied.
-pub async fn record_desired<'c>(
+/// Stores `desired` as the customer's latest request, pending delivery, and claims its delivery
+/// in the same statement unless another delivery holds the lease (that delivery then delivers
+/// this newer request when it finishes). A delivery of an older generation in flight can never
+/// mark this one done.
+pub async fn record_desired<'c, D: FollowUp>(
     db: impl sqlx::PgExecutor<'c>,
     tenant: &str,
     number: &str,
-    desired: DesiredStatus,
+    desired: D,
     lease: Lease,
-) -> Result<Option<Claimed>, sqlx::Error> {
+) -> Result<Option<Claimed<D>>, sqlx::Error> {
     let token = Uuid::new_v4();
-    let free = lease_free("account_status_intents", "$6");
+    let (t, c) = (D::TABLE, D::COLUMN);
+    let free = lease_free(t, "$6");
     let (generation, attempts, claimed): (i64, i32, bool) = sqlx::query_as(&format!(
-        "INSERT INTO account_status_intents
-                (tenant, account_number, desired, generation, state, attempts, lease_until, lease_token, lease_owner,
+        "INSERT INTO {t}
+                (tenant, account_number, {c}, generation, state, attempts, lease_until, lease_token, lease_owner,
                  desired_at)
          VALUES ($1, $2, $3, 1, 'pending', 1, now() + make_interval(secs => $4), $5, $6, now())
          ON CONFLICT (tenant, account_number) DO UPDATE
-            SET desired = EXCLUDED.desired, generation = account_status_intents.generation + 1,
+            SET {c} = EXCLUDED.{c}, generation = {t}.generation + 1,
                 state = 'pending', next_attempt_at = now(), last_error = '', updated_at = now(), desired_at = now(),
                 attempts = CASE WHEN {free} THEN 1 ELSE 0 END,
-                lease_token = CASE WHEN {free} THEN EXCLUDED.lease_token ELSE account_status_intents.lease_token END,
-                lease_owner = CASE WHEN {free} THEN EXCLUDED.lease_owner ELSE account_status_intents.lease_owner END,
-                lease_until = CASE WHEN {free} THEN EXCLUDED.lease_until ELSE account_status_intents.lease_until END
+                lease_token = CASE WHEN {free} THEN EXCLUDED.lease_token ELSE {t}.lease_token END,
+                lease_owner = CASE WHEN {free} THEN EXCLUDED.lease_owner ELSE {t}.lease_owner END,
+                lease_until = CASE WHEN {free} THEN EXCLUDED.lease_until ELSE {t}.lease_until END
          RETURNING generation, attempts, lease_token IS NOT DISTINCT FROM $5"
     ))
     .bind(tenant)
@@ -297,20 +345,22 @@ fn lease_free(table: &str, owner_param: &str) -> String {
     )
 }
 
-/// Claims one customer's pending status for delivery now, unless someone else holds its lease.
-pub async fn claim_one(
+/// Claims one customer's pending request for delivery now, unless someone else holds its lease.
+pub async fn claim_one<D: FollowUp>(
     pool: &PgPool,
     tenant: &str,
     number: &str,
     lease: Lease,
-) -> Result<Option<Claimed>, sqlx::Error> {
+) -> Result<Option<Claimed<D>>, sqlx::Error> {
+    let t = D::TABLE;
     let row: Option<ClaimRow> = sqlx::query_as(&format!(
-        "UPDATE account_status_intents
+        "UPDATE {t}
             SET lease_until = now() + make_interval(secs => $3), lease_token = gen_random_uuid(),
                 lease_owner = $4, attempts = attempts + 1
           WHERE tenant = $1 AND account_number = $2 AND state = 'pending' AND {}
-         RETURNING {CLAIM_RETURNING}",
-        lease_free("account_status_intents", "$4")
+         RETURNING {}",
+        lease_free(t, "$4"),
+        claim_returning::<D>("")
     ))
     .bind(tenant)
     .bind(number)
@@ -321,14 +371,15 @@ pub async fn claim_one(
     Ok(row.and_then(claimed))
 }
 
-/// Claims up to `limit` pending statuses that are due, skipping rows another replica is
+/// Claims up to `limit` pending requests that are due, skipping rows another replica is
 /// claiming at this moment (FOR UPDATE SKIP LOCKED) or holds the lease of.
-pub async fn claim_due(pool: &PgPool, limit: i64, lease: Lease) -> Result<Vec<Claimed>, sqlx::Error> {
+pub async fn claim_due<D: FollowUp>(pool: &PgPool, limit: i64, lease: Lease) -> Result<Vec<Claimed<D>>, sqlx::Error> {
+    let t = D::TABLE;
     let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
-        "UPDATE account_status_intents AS i
+        "UPDATE {t} AS i
             SET lease_until = now() + make_interval(secs => $2), lease_token = gen_random_uuid(),
                 lease_owner = $3, attempts = i.attempts + 1
-           FROM (SELECT tenant, account_number FROM account_status_intents
+           FROM (SELECT tenant, account_number FROM {t}
                   WHERE state = 'pending' AND next_attempt_at <= now()
                     AND {}
                   ORDER BY next_attempt_at
@@ -336,8 +387,8 @@ pub async fn claim_due(pool: &PgPool, limit: i64, lease: Lease) -> Result<Vec<Cl
                   FOR UPDATE SKIP LOCKED) AS due
           WHERE i.tenant = due.tenant AND i.account_number = due.account_number
          RETURNING {}",
-        lease_free("account_status_intents", "$3"),
-        CLAIM_RETURNING.replace("tenant, account_number,", "i.tenant, i.account_number,")
+        lease_free(t, "$3"),
+        claim_returning::<D>("i.")
     ))
     .bind(limit)
     .bind(lease.length.as_secs_f64())
@@ -347,15 +398,16 @@ pub async fn claim_due(pool: &PgPool, limit: i64, lease: Lease) -> Result<Vec<Cl
     Ok(rows.into_iter().filter_map(claimed).collect())
 }
 
-/// Marks a claimed status applied, if the claimer still holds the lease and it is still the
-/// latest desire. [`Finish::Newer`]: the lease is given back, so that the newer one goes next.
-pub async fn finish_applied(conn: &mut PgConnection, c: &Claimed) -> Result<Finish, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE account_status_intents
+/// Marks a claimed request done (`applied`), if the claimer still holds the lease and it is still
+/// the latest request. [`Finish::Newer`]: the lease is given back, so that the newer one goes next.
+pub async fn finish_applied<D: FollowUp>(conn: &mut PgConnection, c: &Claimed<D>) -> Result<Finish, sqlx::Error> {
+    let done = sqlx::query(&format!(
+        "UPDATE {}
             SET state = 'applied', applied_at = now(), lease_until = NULL, lease_token = NULL, last_error = '',
                 updated_at = now()
           WHERE tenant = $1 AND account_number = $2 AND lease_token = $3 AND generation = $4",
-    )
+        D::TABLE
+    ))
     .bind(&c.tenant)
     .bind(&c.account_number)
     .bind(c.token)
@@ -368,20 +420,21 @@ pub async fn finish_applied(conn: &mut PgConnection, c: &Claimed) -> Result<Fini
     Ok(if release(&mut *conn, c, Duration::ZERO, "").await? { Finish::Newer } else { Finish::LeaseLost })
 }
 
-/// Gives a claimed status back, pending, to be tried again after `retry_in`. `false`: the
+/// Gives a claimed request back, pending, to be tried again after `retry_in`. `false`: the
 /// claimer no longer held the lease, and nothing was changed.
-pub async fn release(
+pub async fn release<D: FollowUp>(
     conn: &mut PgConnection,
-    c: &Claimed,
+    c: &Claimed<D>,
     retry_in: Duration,
     error: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE account_status_intents
+    let done = sqlx::query(&format!(
+        "UPDATE {}
             SET lease_until = NULL, lease_token = NULL, next_attempt_at = now() + make_interval(secs => $4),
                 last_error = CASE WHEN $5::text = '' THEN last_error ELSE $5::text END, updated_at = now()
           WHERE tenant = $1 AND account_number = $2 AND lease_token = $3",
-    )
+        D::TABLE
+    ))
     .bind(&c.tenant)
     .bind(&c.account_number)
     .bind(c.token)
@@ -392,14 +445,19 @@ pub async fn release(
     Ok(done.rows_affected() == 1)
 }
 
-/// Stops delivering a claimed status for good (the vendor refused it, e.g. the account is gone;
-/// or it could not be delivered for too long), unless a newer desire arrived meanwhile.
-pub async fn finish_rejected(conn: &mut PgConnection, c: &Claimed, error: &str) -> Result<Finish, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE account_status_intents
+/// Stops delivering a claimed request for good (the vendor refused it, e.g. the account is gone;
+/// or it could not be delivered for too long), unless a newer request arrived meanwhile.
+pub async fn finish_rejected<D: FollowUp>(
+    conn: &mut PgConnection,
+    c: &Claimed<D>,
+    error: &str,
+) -> Result<Finish, sqlx::Error> {
+    let done = sqlx::query(&format!(
+        "UPDATE {}
             SET state = 'rejected', lease_until = NULL, lease_token = NULL, last_error = $5, updated_at = now()
           WHERE tenant = $1 AND account_number = $2 AND lease_token = $3 AND generation = $4",
-    )
+        D::TABLE
+    ))
     .bind(&c.tenant)
     .bind(&c.account_number)
     .bind(c.token)
@@ -411,6 +469,15 @@ pub async fn finish_rejected(conn: &mut PgConnection, c: &Claimed, error: &str) 
         return Ok(Finish::Done);
     }
     Ok(if release(&mut *conn, c, Duration::ZERO, "").await? { Finish::Newer } else { Finish::LeaseLost })
+}
+
+/// A customer's SIP-table refresh as stored: `pending`, `applied` or `rejected`, and why.
+pub async fn refresh_state(pool: &PgPool, tenant: &str, number: &str) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT state, last_error FROM account_sip_refreshes WHERE tenant = $1 AND account_number = $2")
+        .bind(tenant)
+        .bind(number)
+        .fetch_optional(pool)
+        .await
 }
 
 /// The stored desired status of a customer.
@@ -441,13 +508,16 @@ pub async fn intent(pool: &PgPool, tenant: &str, number: &str) -> Result<Option<
     }))
 }
 
-/// Forgets a deleted account's desired status.
+/// Forgets a deleted account's desired status and SIP-table refresh.
 pub async fn delete_intent(conn: &mut PgConnection, tenant: &str, number: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM account_status_intents WHERE tenant = $1 AND account_number = $2")
-        .bind(tenant)
-        .bind(number)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "WITH refresh AS (DELETE FROM account_sip_refreshes WHERE tenant = $1 AND account_number = $2)
+         DELETE FROM account_status_intents WHERE tenant = $1 AND account_number = $2",
+    )
+    .bind(tenant)
+    .bind(number)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -55,8 +55,13 @@ pub struct InboundFile {
     #[serde(default)]
     pub when: Option<WhenFile>,
     /// What the event does: `set_customer_status` (the account area's durable status follow-up,
-    /// as SetCustomerStatus; needs `triggers.account`).
+    /// as SetCustomerStatus) or `sync_sip_lines` (a durable refresh of the customer's custom SIP
+    /// table from the vendor, as SyncSipLines). Both need `triggers.account`.
     pub action: Action,
+    /// With `sync_sip_lines`: `full` (default: the table becomes equal to the vendor's lines) or
+    /// `add_only` (rows the vendor no longer has are kept).
+    #[serde(default)]
+    pub sync_mode: Option<SipSyncMode>,
     /// How long an identical body without an event id counts as a repeat (1-86400, default 600).
     #[serde(default)]
     pub dedupe_window_seconds: Option<u64>,
@@ -158,21 +163,34 @@ pub enum Action {
     /// The customer's CRM status becomes its desired vendor status (the tenant's `status_map`),
     /// stored and delivered by the durable follow-up, as SetCustomerStatus.
     SetCustomerStatus,
+    /// The customer's custom SIP table is synced from the vendor (as SyncSipLines), stored as a
+    /// request and retried through vendor outages; the sync reports `sip_lines.synced`.
+    SyncSipLines,
 }
 
 impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SetCustomerStatus => "set_customer_status",
+            Self::SyncSipLines => "sync_sip_lines",
         }
     }
 
     /// The trigger area the action needs.
     pub fn area(self) -> &'static str {
         match self {
-            Self::SetCustomerStatus => "account",
+            Self::SetCustomerStatus | Self::SyncSipLines => "account",
         }
     }
+}
+
+/// How a `sync_sip_lines` trigger syncs, as SyncSipLines' `mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SipSyncMode {
+    #[default]
+    Full,
+    AddOnly,
 }
 
 /// One outbound endpoint, as written.
@@ -226,6 +244,8 @@ pub struct InboundTrigger {
     pub status_changed: bool,
     pub matches: Vec<(FieldPath, Vec<String>)>,
     pub action: Action,
+    /// `sync_mode` (only read with `sync_sip_lines`).
+    pub sync_mode: SipSyncMode,
     pub dedupe_window: Duration,
 }
 
@@ -414,6 +434,10 @@ fn inbound(name: &str, t: &InboundFile, areas: &[&str], ctx: &mut ValidateCtx<'_
                 );
             }
         }
+        Action::SyncSipLines => {}
+    }
+    if t.sync_mode.is_some() && t.action != Action::SyncSipLines {
+        ctx.problem("sync_mode", "only `sync_sip_lines` syncs: remove `sync_mode` or change the action");
     }
     if status_changed && c.status.is_none() {
         ctx.problem("when.status_changed", "needs `customer.status`");
@@ -447,6 +471,7 @@ fn inbound(name: &str, t: &InboundFile, areas: &[&str], ctx: &mut ValidateCtx<'_
         status_changed,
         matches,
         action: t.action,
+        sync_mode: t.sync_mode.unwrap_or_default(),
         dedupe_window: Duration::from_secs(window),
     })
 }

@@ -11,17 +11,17 @@ mod request;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use super::{
     area::AccountArea,
     provider::{AccountProvider, ProviderError},
     reconciler::{self, Delivery, DeliveryError},
     settings::{AccountSettings, SipTable},
-    sip_sync::{self, SyncMode},
+    sip_refresh::{self, SyncError, SyncTarget},
+    sip_sync::SyncMode,
     store,
 };
 use convert::*;
@@ -30,10 +30,7 @@ use request::*;
 
 use crate::{
     ops::{ApiError, Violations, page},
-    platform::{
-        AppState, TenantCall,
-        events::{self, EventType},
-    },
+    platform::{AppState, TenantCall},
     proto::v1::{self as pb, account_service_server::AccountService},
 };
 
@@ -107,31 +104,8 @@ fn db(context: &'static str) -> impl Fn(sqlx::Error) -> ApiError {
     move |e| ApiError::database(context, &e)
 }
 
-/// Attempts of a sync that finds its vendor read older than the table (a sync or a delete that
-/// read the vendor later has written meanwhile).
-const SYNC_ATTEMPTS: u32 = 3;
-
-/// A failure to take a customer's SIP-table lock: busy (another writer held it too long), or the
-/// database failing.
-fn lock_error(e: sqlx::Error) -> ApiError {
-    if store::is_lock_timeout(&e) {
-        return ApiError::new(
-            Code::Aborted,
-            "CUSTOMER_BUSY",
-            "another sync or delete of this customer's SIP table is running; retry shortly",
-        )
-        .with_retry_after(Duration::from_secs(1));
-    }
-    ApiError::database("locking the SIP table", &e)
-}
-
 impl AccountGrpc {
-    /// A sync. The vendor is read first, holding no database connection, lock or transaction
-    /// (a slow vendor must not starve the pool); then one short transaction under the customer's
-    /// lock re-reads the stored rows and writes the plan, so two syncs never interleave their
-    /// writes and a vendor failure writes nothing. A ticket taken before the vendor read keeps an
-    /// older read from overwriting a newer one (or rows of a deleted account from coming back):
-    /// such a sync reads the vendor again.
+    /// A sync, as sip_refresh.rs does it for every caller.
     async fn sync(
         &self,
         ctx: &Ctx,
@@ -140,60 +114,9 @@ impl AccountGrpc {
         dry_run: bool,
     ) -> Result<pb::SyncSipLinesResponse, ApiError> {
         let table = ctx.sip_table()?;
-        let tenant = ctx.tenant();
-        if dry_run {
-            let lines = ctx.provider.sip_lines(number).await?;
-            let mut conn = self.state.db.acquire().await.map_err(db("reading the SIP table"))?;
-            let stored = store::rows(&mut conn, tenant, number).await.map_err(db("reading the SIP table"))?;
-            return Ok(sync_response(sip_sync::plan(stored, &lines, &table, mode), &table, true));
-        }
-        for _ in 0..SYNC_ATTEMPTS {
-            let ticket = store::sip_ticket(&self.state.db).await.map_err(db("taking a sync ticket"))?;
-            let lines = ctx.provider.sip_lines(number).await?;
-            let mut tx = self.state.db.begin().await.map_err(db("syncing the SIP table"))?;
-            store::lock_customer(&mut tx, tenant, number).await.map_err(lock_error)?;
-            if store::written_since(&mut tx, tenant, number, ticket).await.map_err(db("reading the sync ticket"))? {
-                tx.rollback().await.map_err(db("syncing the SIP table"))?;
-                tracing::debug!(
-                    tenant,
-                    account = number,
-                    "a later sync or delete wrote first; reading the vendor again"
-                );
-                continue;
-            }
-            let stored = store::rows(&mut tx, tenant, number).await.map_err(db("reading the SIP table"))?;
-            let plan = sip_sync::plan(stored, &lines, &table, mode);
-            if !plan.is_noop() {
-                store::apply(&mut tx, tenant, number, &plan, &table).await.map_err(db("writing the SIP table"))?;
-            }
-            store::record_write(&mut tx, tenant, number, ticket).await.map_err(db("recording the sync ticket"))?;
-            let reported = if plan.is_noop() || !events::wanted(&ctx.call.tenant, EventType::SipLinesSynced) {
-                false
-            } else {
-                let event = sip_sync::synced_event(tenant, number, &plan);
-                events::emit(&mut tx, &ctx.call.tenant, &event).await.map_err(db("storing the sync's event"))?
-            };
-            tx.commit().await.map_err(db("committing the SIP table"))?;
-            if reported {
-                self.state.outbox.wake();
-            }
-            tracing::info!(
-                tenant,
-                account = number,
-                added = plan.added.len(),
-                updated = plan.updated.len(),
-                deleted = plan.deleted.len(),
-                unchanged = plan.unchanged.len(),
-                "SIP lines synced"
-            );
-            return Ok(sync_response(plan, &table, false));
-        }
-        Err(ApiError::new(
-            Code::Aborted,
-            "CONCURRENT_SYNC",
-            "other syncs or a delete of this customer kept writing the SIP table first; retry shortly",
-        )
-        .with_retry_after(Duration::from_secs(1)))
+        let to = SyncTarget { db: &self.state.db, outbox: &self.state.outbox, tenant: &ctx.call.tenant, table };
+        let plan = sip_refresh::sync(&to, ctx.provider.as_ref(), number, mode, dry_run).await?;
+        Ok(sync_response(plan, &table, dry_run))
     }
 
     /// A replayed sync answer, its SIP passwords (never kept in the idempotency store) filled in
@@ -383,7 +306,7 @@ impl AccountService for AccountGrpc {
                 // write its rows back (its ticket is older).
                 let ticket = store::sip_ticket(&state.db).await.map_err(db("taking a delete ticket"))?;
                 let mut tx = state.db.begin().await.map_err(db("deleting an account"))?;
-                store::lock_customer(&mut tx, tenant, &number).await.map_err(lock_error)?;
+                store::lock_customer(&mut tx, tenant, &number).await.map_err(SyncError::lock)?;
                 let deleted = store::delete_rows(&mut tx, tenant, &number).await.map_err(db("deleting SIP rows"))?;
                 store::delete_intent(&mut tx, tenant, &number).await.map_err(db("deleting the desired status"))?;
                 store::record_write(&mut tx, tenant, &number, ticket).await.map_err(db("recording the delete"))?;

@@ -31,7 +31,7 @@ use crate::{
     platform::AppState,
     registry::{
         Tenant,
-        events::{Action, InboundAuth, InboundTrigger},
+        events::{InboundAuth, InboundTrigger},
     },
 };
 use read::Unreadable;
@@ -116,10 +116,7 @@ async fn handle(
         Ok(r) => r,
         Err(bad) => return keep_invalid(state, &tenant, trigger, bad, &text).await,
     };
-    let change = match trigger.action {
-        Action::SetCustomerStatus => account::inbound::status_change(&tenant, &reading.customer),
-    };
-    let change = match change {
+    let change = match account::inbound::read(&tenant, trigger, &reading.customer) {
         Ok(c) => c,
         Err(e) => return keep_invalid(state, &tenant, trigger, refusal_of(&e), &text).await,
     };
@@ -163,10 +160,11 @@ async fn handle(
         "account_number": change.number,
     });
     if matches!(verdict, store::Verdict::Accepted { .. }) {
-        reply["desired_status"] = change.desired.as_str().into();
+        let (key, asked) = change.answer();
+        reply[key] = asked.into();
     }
-    if let Some(Some(claimed)) = claimed {
-        account::inbound::deliver_soon(state, change, claimed);
+    if let Some(Some(claim)) = claimed {
+        account::inbound::deliver_soon(state, claim);
     }
     answer(status, reply)
 }
