@@ -130,7 +130,7 @@ struct ServeArgs {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
+    let _telemetry = init_tracing();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(*args),
@@ -265,15 +265,24 @@ fn hash_token(token: Option<String>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn init_tracing() {
+/// Logs to stderr, and spans to an OTLP endpoint when one is set (the returned guard flushes them
+/// at exit).
+fn init_tracing() -> Option<patchbay::ops::telemetry::Telemetry> {
     use std::io::IsTerminal;
-    use tracing_subscriber::{EnvFilter, field::MakeExt, fmt};
+    use tracing_subscriber::{EnvFilter, Layer, field::MakeExt, fmt, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let logs = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match std::env::var("PATCHBAY_LOG_FORMAT").as_deref() {
+    let telemetry = match patchbay::ops::telemetry::Telemetry::from_env() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("patchbay: spans are not exported: {e}");
+            None
+        }
+    };
+    let logs = fmt::layer().with_writer(std::io::stderr);
+    let logs = match std::env::var("PATCHBAY_LOG_FORMAT").as_deref() {
         // One JSON object per line, with the current span and its parents (grpc{method}, vendor{..})
         // as fields: what a log pipeline indexes.
-        Ok("json") => logs.json().with_current_span(true).with_span_list(true).init(),
+        Ok("json") => logs.json().with_current_span(true).with_span_list(true).boxed(),
         // Colours only on a terminal: logs piped to files or journald stay plain text. A value
         // that holds a newline (a vendor's answer, a tenant file's value) cannot start a line of
         // its own: control characters in fields are shown escaped.
@@ -287,6 +296,9 @@ fn init_tracing() {
                 .delimited(" "),
             )
             .with_ansi(std::io::stderr().is_terminal())
-            .init(),
-    }
+            .boxed(),
+    };
+    let spans = telemetry.as_ref().map(|t| t.layer());
+    tracing_subscriber::registry().with(filter).with(logs).with(spans).init();
+    telemetry
 }

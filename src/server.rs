@@ -382,11 +382,25 @@ where
         // Every log line of the call (and of its vendor calls, see `ops::vendor`) names the method,
         // and the caller's W3C trace id when it sends one, so that its logs and ours join up.
         let trace_id = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(trace_id_of);
-        let span = tracing::info_span!("grpc", method = %method, trace_id = tracing::field::Empty);
+        // `tenant` and `request_id` are recorded by the edge once known (platform/call.rs),
+        // `code` at the call's end; `otel.*` name the exported span (ops/telemetry.rs).
+        let span = tracing::info_span!(
+            "grpc",
+            method = %method,
+            trace_id = tracing::field::Empty,
+            tenant = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+            code = tracing::field::Empty,
+            otel.name = %method,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+        );
         if let Some(id) = &trace_id {
             span.record("trace_id", id.as_str());
+            crate::ops::telemetry::continue_trace(&span, req.headers());
         }
-        let fut = self.inner.call(req).instrument(span);
+        let fut = self.inner.call(req).instrument(span.clone());
         Box::pin(async move {
             let _permit = permit;
             let result = match deadline {
@@ -419,7 +433,7 @@ where
             // Errors are trailers-only responses, with grpc-status in the headers: counted now.
             // Any other answer sends its status in the trailers, after the body (a stream's, once
             // it ends): counted then, by its body.
-            let end = CallEnd { timer, method, trace_id };
+            let end = CallEnd { timer, method, trace_id, span };
             result.map(|resp| match grpc_code(resp.headers()) {
                 Some(code) => {
                     end.finish(code);
@@ -437,15 +451,26 @@ fn grpc_code(headers: &http::HeaderMap) -> Option<&'static str> {
     Some(code_name(tonic::Code::from_i32(code)))
 }
 
-/// A call not yet counted: its timer, and its method and trace id for the log line.
+/// A call not yet counted: its timer, its method and trace id for the log line, and its span
+/// (which ends, for the exported trace, when this does).
 struct CallEnd {
     timer: CallTimer,
     method: String,
     trace_id: Option<String>,
+    span: tracing::Span,
 }
+
+/// The codes that make a server span an error, as OpenTelemetry's gRPC conventions list them:
+/// the server's failures, not the caller's (a NOT_FOUND is a correct answer).
+const SERVER_ERRORS: [&str; 6] =
+    ["UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"];
 
 impl CallEnd {
     fn finish(self, code: &'static str) {
+        self.span.record("code", code);
+        if SERVER_ERRORS.contains(&code) {
+            self.span.record("otel.status_code", "ERROR");
+        }
         let elapsed = self.timer.finish(code);
         let elapsed_ms = elapsed.as_millis() as u64;
         match &self.trace_id {

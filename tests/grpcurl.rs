@@ -281,3 +281,130 @@ fn json_logs_are_one_object_per_line_naming_each_calls_method_code_and_the_calle
     assert_eq!(call["level"], "DEBUG");
     assert_eq!(call["fields"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "the caller's W3C trace id");
 }
+
+/// A collector-shaped OTLP receiver: `POST /v1/traces` with an OTLP protobuf body, as an
+/// OpenTelemetry Collector's HTTP receiver (port 4318) takes it. Keeps every span it gets.
+struct Collector {
+    url: String,
+    spans: Arc<Mutex<Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Collector {
+    fn start() -> Collector {
+        use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+        use prost::Message;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let spans: Arc<Mutex<Vec<_>>> = Arc::default();
+        let kept = Arc::clone(&spans);
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                assert_eq!(headers["content-type"], "application/x-protobuf");
+                let request = ExportTraceServiceRequest::decode(body).expect("an OTLP protobuf body");
+                for resource in request.resource_spans {
+                    let service = resource
+                        .resource
+                        .iter()
+                        .flat_map(|r| &r.attributes)
+                        .find(|a| a.key == "service.name")
+                        .map(|a| format!("{:?}", a.value))
+                        .unwrap_or_default();
+                    for scope in resource.scope_spans {
+                        kept.lock().unwrap().extend(scope.spans.into_iter().map(|s| (service.clone(), s)));
+                    }
+                }
+                ([("content-type", "application/x-protobuf")], ExportTraceServiceResponse::default().encode_to_vec())
+            }),
+        );
+        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Collector { url, spans, _runtime: runtime }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A span's attribute as text (strings as they are, other values as Debug).
+fn attribute(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    let value = span.attributes.iter().find(|a| a.key == key)?.value.as_ref()?.value.as_ref()?;
+    Some(match value {
+        Value::StringValue(s) => s.clone(),
+        other => format!("{other:?}"),
+    })
+}
+
+#[test]
+fn spans_of_a_call_reach_an_otlp_collector_as_one_trace_that_continues_the_callers_traceparent() {
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    let collector = Collector::start();
+    let data = data_dir();
+    let providers = demo_providers();
+    let env = [
+        ("RUST_LOG", "info"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let server = Server::start_with(data.path(), providers.path(), &env);
+    let (caller_trace, caller_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let trace = format!("traceparent: 00-{caller_trace}-{caller_span}-01");
+    let auth = "authorization: Bearer demo-token";
+    let get = r#"{"tenant":"demo","customer":{"nickname":"100200300"}}"#;
+    let (ok, text) =
+        server.grpcurl(&["-H", auth, "-H", &trace, "-d", get], &["patchbay.v1.AccountService/GetAccountStatus"]);
+    assert!(ok, "{text}");
+    let set = r#"{"tenant":"demo","requestId":"otel-1","customer":{"nickname":"100200300","status":"current"}}"#;
+    let (ok, text) =
+        server.grpcurl(&["-H", auth, "-H", &trace, "-d", set], &["patchbay.v1.AccountService/SetCustomerStatus"]);
+    assert!(ok, "{text}");
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let named = |name: &str| collector.spans.lock().unwrap().iter().find(|(_, s)| s.name == name).cloned();
+    while named("patchbay.v1.AccountService/SetCustomerStatus").is_none() || named("idempotency claim").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the spans did not reach the collector; its spans: {:#?}",
+            collector.spans.lock().unwrap().iter().map(|(_, s)| s.name.clone()).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (service, call) = named("patchbay.v1.AccountService/GetAccountStatus").expect("the call's span");
+    assert!(service.contains("patchbay"), "service.name: {service}");
+    assert_eq!(hex(&call.trace_id), caller_trace, "the caller's trace continues");
+    assert_eq!(hex(&call.parent_span_id), caller_span, "a child of the caller's span");
+    assert_eq!(call.kind, SpanKind::Server as i32);
+    assert_eq!(attribute(&call, "tenant").as_deref(), Some("demo"));
+    assert_eq!(attribute(&call, "code").as_deref(), Some("OK"));
+    assert_eq!(attribute(&call, "rpc.system").as_deref(), Some("grpc"));
+
+    let spans: Vec<_> = collector.spans.lock().unwrap().iter().map(|(_, s)| s.clone()).collect();
+    let vendor: Vec<_> = spans.iter().filter(|s| s.parent_span_id == call.span_id).collect();
+    assert!(!vendor.is_empty(), "the call's vendor calls are its children");
+    for v in &vendor {
+        assert_eq!(v.trace_id, call.trace_id);
+        assert_eq!(v.kind, SpanKind::Client as i32);
+        assert_eq!(attribute(v, "provider").as_deref(), Some("alianza"), "{v:?}");
+        assert_eq!(attribute(v, "tenant").as_deref(), Some("demo"));
+    }
+
+    let (_, mutation) = named("patchbay.v1.AccountService/SetCustomerStatus").unwrap();
+    assert_eq!(attribute(&mutation, "request_id").as_deref(), Some("otel-1"));
+    let (_, claim) = named("idempotency claim").unwrap();
+    assert_eq!(claim.trace_id, mutation.trace_id, "database work is part of the call's trace");
+    assert_eq!(attribute(&claim, "db.system").as_deref(), Some("postgresql"));
+
+    // No secret in any exported attribute.
+    for s in &spans {
+        for a in &s.attributes {
+            let text = format!("{:?}", a.value);
+            for secret in ["demo-token", "demo-alianza-password", "demo-delacon-token"] {
+                assert!(!text.contains(secret), "{secret} in span {} attribute {}", s.name, a.key);
+            }
+        }
+    }
+    assert!(server.terminate().success());
+}

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod page;
 pub mod reflection;
 pub mod retry;
+pub mod telemetry;
 pub mod text;
 pub mod tls;
 pub mod vendor;

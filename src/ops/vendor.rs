@@ -135,7 +135,14 @@ impl VendorHttp {
     ) -> Result<Answer, reqwest::Error> {
         // The span carries who and what; how it ended is an event inside it (recording fields
         // on a span makes the formatter copy them on every call, logged or not).
-        let span = tracing::info_span!("vendor", tenant = %self.tenant, provider = self.provider, operation);
+        let span = tracing::info_span!(
+            "vendor",
+            tenant = %self.tenant,
+            provider = self.provider,
+            operation,
+            otel.name = operation,
+            otel.kind = "client"
+        );
         // Waiting for a slot is not the vendor's time: the clock starts once it is taken.
         let _slot = match &self.slots {
             Some(slots) => Some(slots.acquire().instrument(span.clone()).await.expect("the slots are never closed")),

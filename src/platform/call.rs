@@ -42,6 +42,8 @@ impl AppState {
     pub fn authorize(&self, metadata: &MetadataMap, method: String, tenant: &str) -> Result<TenantCall, ApiError> {
         let caller = auth::bearer(metadata)?;
         let tenant = self.registry.authorize(&caller, tenant)?;
+        // The call's span (server.rs) names its tenant from here on: logs and the exported trace.
+        tracing::Span::current().record("tenant", tenant.id.as_str());
         Ok(TenantCall { tenant, caller, method })
     }
 
@@ -201,6 +203,9 @@ impl TenantCall {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Result<(Resp, bool), ApiError>> + Send + 'static,
     {
+        if !request_id.is_empty() && check_request_id(request_id).is_ok() {
+            tracing::Span::current().record("request_id", request_id);
+        }
         let (call, state, provider, request_id) =
             (self.clone(), state.clone(), provider.to_owned(), request_id.to_owned());
         let task = tokio::spawn(
@@ -239,7 +244,8 @@ impl TenantCall {
         }
         let key = Key { tenant: &self.tenant.id, method: &self.method, request_id };
         let db = |e: sqlx::Error| ApiError::database("idempotency store", &e);
-        match idempotency::claim(&state.db, key, hash, state.instance).await.map_err(db)? {
+        let claimed = idempotency::claim(&state.db, key, hash, state.instance).instrument(db_span("idempotency claim"));
+        match claimed.await.map_err(db)? {
             Claim::Owned => {}
             Claim::Done(bytes) => {
                 let resp = Resp::decode(bytes.as_slice()).map_err(|e| ApiError::internal("stored response", &e))?;
@@ -263,7 +269,9 @@ impl TenantCall {
         }
         match run().await {
             Ok(resp) => {
-                if let Err(e) = idempotency::complete(&state.db, key, &resp.encode_to_vec()).await {
+                let bytes = resp.encode_to_vec();
+                let completed = idempotency::complete(&state.db, key, &bytes);
+                if let Err(e) = completed.instrument(db_span("idempotency complete")).await {
                     // The change is made; only its replay is lost. Do not fail the call for it.
                     tracing::error!(error = %e, request_id, "storing an idempotent answer failed");
                 }
@@ -307,7 +315,11 @@ impl TenantCall {
             latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
             request_id,
         };
-        let written = if db_away { Err(None) } else { audit::record(&state.db, &event).await.map_err(Some) };
+        let written = if db_away {
+            Err(None)
+        } else {
+            audit::record(&state.db, &event).instrument(db_span("audit insert")).await.map_err(Some)
+        };
         if let Err(e) = written {
             if state.audit_backlog.keep(&event, chrono::Utc::now()) {
                 tracing::warn!(error = ?e.map(|e| e.to_string()), method = %self.method, "an audit row is held back until the database takes it");
@@ -321,6 +333,11 @@ impl TenantCall {
             }
         }
     }
+}
+
+/// A span for a call's database work, a child of the call's span in the exported trace.
+fn db_span(operation: &'static str) -> tracing::Span {
+    tracing::info_span!("db", operation, otel.name = operation, otel.kind = "client", db.system = "postgresql")
 }
 
 /// Whether the database can take a change's records now (a connection from the pool, which
