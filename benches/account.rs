@@ -10,6 +10,8 @@
 //!    load generator and the simulator in this process pinned to the other core, for the direct runs
 //!    and the patchbay runs alike. In production the caller and the vendor are other machines; this
 //!    setup keeps their CPU off patchbay's core, so what it shows is patchbay's own cost.
+//!    3b: the same server with its edge's layers (metrics, spans, limits, deadlines) on, as it
+//!    ships, against the same binary started with `PATCHBAY_BARE_EDGE=true`, which leaves them out.
 //! 4. Both setups at c=32 with the vendor answering every request after 5 ms, as a real one does.
 //! 5. SyncSipLines of a 1,000-line account against the vendor's own time for the same reads.
 //!
@@ -309,8 +311,9 @@ struct Server {
 
 impl Server {
     /// Starts `patchbay serve` with a private PostgreSQL under a fresh data directory and the
-    /// `acme` tenant on `sim`, confined to `cpu` (its PostgreSQL, a child of it, inherits that).
-    async fn start(sim: &AlianzaSim, cpu: usize) -> Self {
+    /// `acme` tenant on `sim`, confined to `cpu` (its PostgreSQL, a child of it, inherits that),
+    /// with `env` set.
+    async fn start(sim: &AlianzaSim, cpu: usize, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         // As root, the private PostgreSQL runs as `postgres`, which must traverse this folder.
         use std::os::unix::{fs::PermissionsExt, process::CommandExt};
@@ -329,6 +332,7 @@ impl Server {
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log);
         // SAFETY: between fork and exec the hook only makes one system call (sched_setaffinity of
@@ -351,6 +355,68 @@ impl Drop for Server {
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let _ = self.child.wait();
     }
+}
+
+/// One GetAccountStatus call of the demo customer through `pool`.
+fn panel(pool: &Pool) -> impl Future<Output = ()> + use<> {
+    let mut grpc = pool.next();
+    async move {
+        let req = pb::GetAccountStatusRequest { tenant: TENANT.into(), customer: Some(demo_customer()) };
+        let answer = grpc.get_account_status(authed(req, TOKEN)).await.unwrap();
+        assert_eq!(answer.get_ref().sip_lines.len(), 3);
+    }
+}
+
+/// Setup B's patchbay as it ships (metrics, call and vendor spans, load shedding, default
+/// deadlines, per-tenant vendor limits) against the same build serving without those layers
+/// (`PATCHBAY_BARE_EDGE`), a second process on the same core, measured in alternating rounds.
+async fn layers_on_vs_off(sim: &AlianzaSim, patchbay_core: usize, bench_core: usize, on: (&Pool, &Pool, u32)) {
+    let bare = Server::start(sim, patchbay_core, &[("PATCHBAY_BARE_EDGE", "true")]).await;
+    let (off_one, off_four) = (Pool::new(bare.grpc, 1), Pool::new(bare.grpc, 4));
+    println!(
+        "3b. Setup B, the edge's layers on vs off: the server as it ships (metrics, call and vendor spans, load\n    \
+         shedding, default deadline, per-tenant vendor limit) against the same binary with PATCHBAY_BARE_EDGE=true\n    \
+         (pid {}, same core, its own PostgreSQL), alternating rounds; CPU: per call, of the server called",
+        bare.pid()
+    );
+    println!(
+        "   {:<24} {:>11} {:>11} {:>13} {:>21} {:>19}",
+        "", "median off", "median on", "added median", "p99 off / on", "patchbay CPU off / on"
+    );
+    let pids = (bare.pid(), on.2);
+    for (concurrency, connections, n) in COMPARISONS {
+        let (on, off) = if connections == 1 { (on.0, &off_one) } else { (on.1, &off_four) };
+        affinity::pin_process(&[bench_core]).expect("pinning this process");
+        // ABBA rounds as in `compare`, each run charged the CPU of the server it called.
+        let (off_op, on_op) = (|| panel(off), || panel(on));
+        measure_with(Some(pids.0), 200, concurrency, &off_op).await;
+        measure_with(Some(pids.1), 200, concurrency, &on_op).await;
+        let (mut off_run, mut on_run) = (Run::default(), Run::default());
+        for round in 0..ROUNDS {
+            let first_off = round % 2 == 0;
+            for off_now in [first_off, !first_off] {
+                if off_now {
+                    off_run.extend(measure_with(Some(pids.0), n / ROUNDS, concurrency, &off_op).await);
+                } else {
+                    on_run.extend(measure_with(Some(pids.1), n / ROUNDS, concurrency, &on_op).await);
+                }
+            }
+        }
+        let added_ms = (on_run.percentile(0.5).as_secs_f64() - off_run.percentile(0.5).as_secs_f64()) * 1e3;
+        let verdict = if added_ms <= 0.05 { "ok" } else { "MISSED" };
+        println!(
+            "   {:<24} {:>11} {:>11} {:>+10.3} ms {:>10} / {:<10} {:>8} / {:<8}  (target <= +0.05 ms: {verdict})",
+            format!("c={concurrency}, {connections} conn"),
+            ms(off_run.percentile(0.5)),
+            ms(on_run.percentile(0.5)),
+            added_ms,
+            ms(off_run.percentile(0.99)),
+            ms(on_run.percentile(0.99)),
+            us(off_run.server_cpu_per_call()),
+            us(on_run.server_cpu_per_call()),
+        );
+    }
+    println!();
 }
 
 /// One comparison's lines: direct and patchbay, the median added and the throughput ratio with
@@ -413,14 +479,6 @@ async fn run() {
     // serialise every call).
     let one = Pool::new(app.grpc_addr, 1);
     let four = Pool::new(app.grpc_addr, 4);
-    let panel = |pool: &Pool| {
-        let mut grpc = pool.next();
-        async move {
-            let req = pb::GetAccountStatusRequest { tenant: TENANT.into(), customer: Some(demo_customer()) };
-            let answer = grpc.get_account_status(authed(req, TOKEN)).await.unwrap();
-            assert_eq!(answer.get_ref().sip_lines.len(), 3);
-        }
-    };
 
     // 1. Logins.
     let run = measure(10_000, 32, || panel(&one)).await;
@@ -434,7 +492,8 @@ async fn run() {
     let direct_op = || {
         let direct = &direct;
         async move {
-            assert_eq!(direct.panel(demo::ACCOUNT).await, 5);
+            // Two users, three lines and a speed-dial key (a deviceline patchbay leaves out).
+            assert_eq!(direct.panel(demo::ACCOUNT).await, 6);
         }
     };
     let cpus = affinity::allowed();
@@ -529,7 +588,7 @@ async fn run() {
     // 3. Setup B: patchbay in a process of its own on one core; generator and simulator on another.
     let server = if cpus.len() >= 2 {
         let (bench_core, patchbay_core) = (cpus[0], cpus[1]);
-        let server = Server::start(&sim, patchbay_core).await;
+        let server = Server::start(&sim, patchbay_core, &[]).await;
         let moved = affinity::pin_process(&[bench_core]).expect("pinning this process");
         println!(
             "3. The same comparison, setup B: `patchbay serve` as a process of its own (pid {}, its own PostgreSQL)\n   \
@@ -565,6 +624,7 @@ async fn run() {
             1.0 / own_cpu.as_secs_f64().max(1e-9)
         );
         println!();
+        layers_on_vs_off(&sim, patchbay_core, bench_core, (&b_one, &b_four, server.pid())).await;
         Some((server, b_one, b_four, bench_core))
     } else {
         println!("3. setup B skipped: this process may use only {} core(s), it needs 2\n", cpus.len());

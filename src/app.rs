@@ -180,6 +180,7 @@ impl App {
             farewells: farewells.clone(),
             vendor_in_flight: settings.tenant_vendor_in_flight,
             refusals: refusals.clone(),
+            bare: settings.limits.bare,
         };
         let registry = Registry::new(&settings.providers_dir, trigger_areas(), build, Arc::new(SystemSecrets));
         let report = registry

@@ -127,6 +127,10 @@ struct ServeArgs {
     /// Vendor HTTP calls one tenant may have in flight at once (all its providers together).
     #[arg(long, env = "PATCHBAY_TENANT_VENDOR_IN_FLIGHT", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     tenant_vendor_in_flight: u32,
+    /// Serve without metrics, tracing spans and limits: only to measure what they cost
+    /// (benches/account.rs); never in production.
+    #[arg(long, hide = true, env = "PATCHBAY_BARE_EDGE")]
+    bare_edge: bool,
 }
 
 fn main() -> ExitCode {
@@ -164,6 +168,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         grpc_connections: args.max_grpc_connections as usize,
         http_connections: args.max_http_connections as usize,
         http_idle: Duration::from_secs(args.http_idle_secs),
+        bare: args.bare_edge,
         ..patchbay::platform::Limits::default()
     };
     settings.tenant_vendor_in_flight = args.tenant_vendor_in_flight as usize;

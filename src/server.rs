@@ -357,6 +357,12 @@ where
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let (method, labels) = method_label(&self.known, req.uri().path());
         let method = method.to_owned();
+        if self.state.limits.bare {
+            // Measurement only (`Limits::bare`): the handlers' one need, and nothing else.
+            req.extensions_mut().insert(RpcMethod(method));
+            let fut = self.inner.call(req);
+            return Box::pin(async move { fut.await.map(|resp| resp.map(CountedBody::counted)) });
+        }
         // Handlers read it back (tonic sets `GrpcMethod` on the client side only).
         req.extensions_mut().insert(RpcMethod(method.clone()));
         // Dropped unfinished (the client went away), it counts CANCELLED.

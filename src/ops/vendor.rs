@@ -54,6 +54,8 @@ pub struct VendorHttp {
     refusals: CredentialRefusals,
     /// The tenant's vendor calls in flight at once, at most (shared by its providers).
     slots: Option<Arc<Semaphore>>,
+    /// Whether calls are counted and traced (off only to measure what that costs).
+    instrumented: bool,
 }
 
 impl std::fmt::Debug for VendorHttp {
@@ -79,7 +81,15 @@ impl VendorHttp {
             farewells: TaskTracker::new(),
             slots: None,
             refusals: Default::default(),
+            instrumented: true,
         }
+    }
+
+    /// Neither counts nor traces its calls: only for measuring what those layers cost
+    /// (`Limits::bare`, benches/account.rs).
+    pub fn uninstrumented(mut self) -> Self {
+        self.instrumented = false;
+        self
     }
 
     /// Reports refused credentials to `refusals` (the server's).
@@ -133,6 +143,13 @@ impl VendorHttp {
         request: reqwest::RequestBuilder,
         max_body: usize,
     ) -> Result<Answer, reqwest::Error> {
+        if !self.instrumented {
+            let _slot = match &self.slots {
+                Some(slots) => Some(slots.acquire().await.expect("the slots are never closed")),
+                None => None,
+            };
+            return send_capped(request, max_body).await;
+        }
         // The span carries who and what; how it ended is an event inside it (recording fields
         // on a span makes the formatter copy them on every call, logged or not).
         let span = tracing::info_span!(

@@ -51,6 +51,11 @@ pub struct Limits {
     pub ops_connections: usize,
     /// An HTTP connection (callbacks, ops) that sends and receives nothing this long is closed.
     pub http_idle: std::time::Duration,
+    /// Serve without the edge's layers: no call metrics or spans, no concurrency limit or
+    /// default deadline, vendor calls neither counted, traced nor limited per tenant. Only for
+    /// measuring what those layers cost (`PATCHBAY_BARE_EDGE`, benches/account.rs); never in
+    /// production, where they are what keeps the server observable and safe under load.
+    pub bare: bool,
 }
 
 impl Default for Limits {
@@ -62,6 +67,7 @@ impl Default for Limits {
             http_connections: 256,
             ops_connections: 32,
             http_idle: std::time::Duration::from_secs(60),
+            bare: false,
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct BuildContext {
     pub vendor_in_flight: usize,
     /// Where vendor clients report refused credentials (the events area reads it).
     pub refusals: crate::ops::vendor::CredentialRefusals,
+    /// Vendor calls neither counted, traced nor limited (`Limits::bare`: measurement only).
+    pub bare: bool,
 }
 
 impl BuildContext {
@@ -79,6 +81,7 @@ impl BuildContext {
             farewells: Default::default(),
             vendor_in_flight: 32,
             refusals: Default::default(),
+            bare: false,
         }
     }
 }
@@ -471,6 +474,7 @@ impl Registry {
             )),
             full_reloads: Arc::clone(&self.inner.full_reloads),
             refusals: self.inner.build.refusals.clone(),
+            bare: self.inner.build.bare,
         };
         let mut triggers = Vec::with_capacity(spec.triggers.len());
         for (area, validated) in spec.triggers {

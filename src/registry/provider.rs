@@ -342,16 +342,18 @@ pub struct BuildDeps {
     pub full_reloads: Arc<std::sync::atomic::AtomicU64>,
     /// Where vendor clients report refused credentials.
     pub refusals: CredentialRefusals,
+    /// Vendor calls neither counted, traced nor limited (`Limits::bare`: measurement only).
+    pub bare: bool,
 }
 
 impl BuildDeps {
     /// The handle a vendor client of this tenant sends its requests through: every call counted
     /// and traced under `provider` (see `ops::vendor`).
     pub fn vendor_http(&self, provider: &'static str) -> VendorHttp {
-        VendorHttp::new(self.http.clone(), self.metrics.clone(), provider, self.tenant.clone())
+        let http = VendorHttp::new(self.http.clone(), self.metrics.clone(), provider, self.tenant.clone())
             .with_refusals(self.refusals.clone())
-            .with_farewells(self.farewells.clone())
-            .with_slots(Arc::clone(&self.vendor_slots))
+            .with_farewells(self.farewells.clone());
+        if self.bare { http.uninstrumented() } else { http.with_slots(Arc::clone(&self.vendor_slots)) }
     }
 }
 
