@@ -274,7 +274,7 @@ fn hash_token(token: Option<String>) -> ExitCode {
 /// at exit).
 fn init_tracing() -> Option<patchbay::ops::telemetry::Telemetry> {
     use std::io::IsTerminal;
-    use tracing_subscriber::{EnvFilter, Layer, field::MakeExt, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+    use tracing_subscriber::{EnvFilter, Layer, fmt, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let telemetry = match patchbay::ops::telemetry::Telemetry::from_env() {
         Ok(t) => t,
@@ -291,17 +291,7 @@ fn init_tracing() -> Option<patchbay::ops::telemetry::Telemetry> {
         // Colours only on a terminal: logs piped to files or journald stay plain text. A value
         // that holds a newline (a vendor's answer, a tenant file's value) cannot start a line of
         // its own: control characters in fields are shown escaped.
-        _ => logs
-            .fmt_fields(
-                fmt::format::debug_fn(|w, field, value| {
-                    let text = format!("{value:?}");
-                    let shown = patchbay::ops::text::one_line(&text);
-                    if field.name() == "message" { write!(w, "{shown}") } else { write!(w, "{field}={shown}") }
-                })
-                .delimited(" "),
-            )
-            .with_ansi(std::io::stderr().is_terminal())
-            .boxed(),
+        _ => logs.fmt_fields(patchbay::ops::text::LogFields).with_ansi(std::io::stderr().is_terminal()).boxed(),
     };
     let spans = telemetry.as_ref().map(|t| t.layer());
     tracing_subscriber::registry().with(filter).with(logs).with(spans).init();

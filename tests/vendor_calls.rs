@@ -85,8 +85,10 @@ fn captured_log() -> Arc<Mutex<Vec<u8>>> {
         }
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = Sink(Arc::clone(&log));
+        // As `patchbay serve` writes its text log.
         tracing_subscriber::fmt()
             .with_env_filter("patchbay=debug")
+            .fmt_fields(patchbay::ops::text::LogFields)
             .with_ansi(false)
             .with_writer(move || sink.clone())
             .init();
@@ -105,7 +107,7 @@ async fn a_vendor_call_logs_inside_spans_naming_method_tenant_provider_and_opera
         .find(|l| l.contains("vendor call") && l.contains("operation=\"GET account\""))
         .unwrap_or_else(|| panic!("a vendor call line in:\n{text}"));
     for field in [
-        "grpc{method=patchbay.v1.AccountService/GetAccountStatus}",
+        "grpc{method=patchbay.v1.AccountService/GetAccountStatus tenant=demo}",
         "vendor{tenant=demo provider=\"alianza\" operation=\"GET account\"}",
         "outcome=\"200\"",
         "elapsed_ms=",

@@ -16,6 +16,45 @@ pub fn one_line(s: &str) -> Cow<'_, str> {
     Cow::Owned(s.chars().map(|c| if escaped(c) { c.escape_default().to_string() } else { c.to_string() }).collect())
 }
 
+/// The text log's fields: each on one line ([`one_line`]), `key=value` (the message bare), and
+/// without the `otel.*` / `rpc.*` fields that only name the exported span (ops/telemetry.rs).
+pub struct LogFields;
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for LogFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = LogVisitor { writer: &mut writer, first: true, result: Ok(()) };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct LogVisitor<'a, 'w> {
+    writer: &'a mut tracing_subscriber::fmt::format::Writer<'w>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl tracing::field::Visit for LogVisitor<'_, '_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let name = field.name();
+        if self.result.is_err() || name.starts_with("otel.") || name.starts_with("rpc.") {
+            return;
+        }
+        let text = format!("{value:?}");
+        let shown = one_line(&text);
+        let gap = if std::mem::take(&mut self.first) { "" } else { " " };
+        self.result = if name == "message" {
+            write!(self.writer, "{gap}{shown}")
+        } else {
+            write!(self.writer, "{gap}{name}={shown}")
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,7 @@ impl AppState {
         let caller = auth::bearer(metadata)?;
         let tenant = self.registry.authorize(&caller, tenant)?;
         // The call's span (server.rs) names its tenant from here on: logs and the exported trace.
-        tracing::Span::current().record("tenant", tenant.id.as_str());
+        tracing::Span::current().record("tenant", tracing::field::display(&tenant.id));
         Ok(TenantCall { tenant, caller, method })
     }
 
@@ -204,7 +204,7 @@ impl TenantCall {
         Fut: Future<Output = Result<(Resp, bool), ApiError>> + Send + 'static,
     {
         if !request_id.is_empty() && check_request_id(request_id).is_ok() {
-            tracing::Span::current().record("request_id", request_id);
+            tracing::Span::current().record("request_id", tracing::field::display(request_id));
         }
         let (call, state, provider, request_id) =
             (self.clone(), state.clone(), provider.to_owned(), request_id.to_owned());
