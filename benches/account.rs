@@ -49,6 +49,8 @@ use patchbay::{
 
 /// Rounds each side of a comparison is measured in.
 const ROUNDS: usize = 6;
+/// Alternating rounds of part 3b (layers on vs off).
+const LAYER_ROUNDS: usize = 40;
 
 /// The gateway-cost comparisons: (concurrency, gRPC connections, calls per side).
 const COMPARISONS: [(usize, usize, usize); 3] = [(1, 1, 3_000), (32, 1, 12_000), (32, 4, 12_000)];
@@ -391,14 +393,17 @@ async fn layers_on_vs_off(sim: &AlianzaSim, patchbay_core: usize, bench_core: us
         let (off_op, on_op) = (|| panel(off), || panel(on));
         measure_with(Some(pids.0), 200, concurrency, &off_op).await;
         measure_with(Some(pids.1), 200, concurrency, &on_op).await;
+        // Short alternating rounds, twice the calls of the other comparisons: the difference
+        // sought is smaller than this shared machine's drift over a few seconds.
         let (mut off_run, mut on_run) = (Run::default(), Run::default());
-        for round in 0..ROUNDS {
+        for round in 0..LAYER_ROUNDS {
             let first_off = round % 2 == 0;
             for off_now in [first_off, !first_off] {
+                let calls = 2 * n / LAYER_ROUNDS;
                 if off_now {
-                    off_run.extend(measure_with(Some(pids.0), n / ROUNDS, concurrency, &off_op).await);
+                    off_run.extend(measure_with(Some(pids.0), calls, concurrency, &off_op).await);
                 } else {
-                    on_run.extend(measure_with(Some(pids.1), n / ROUNDS, concurrency, &on_op).await);
+                    on_run.extend(measure_with(Some(pids.1), calls, concurrency, &on_op).await);
                 }
             }
         }

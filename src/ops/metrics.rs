@@ -106,6 +106,18 @@ struct TenantVendor {
     outcome: &'static str,
 }
 
+/// A vendor call's outcome label without an allocation for the answers vendors usually give.
+fn static_outcome(outcome: &str) -> Cow<'static, str> {
+    const COMMON: [&str; 17] = [
+        "200", "201", "202", "204", "400", "401", "403", "404", "409", "422", "429", "500", "502", "503", "504",
+        "timeout", "error",
+    ];
+    match COMMON.iter().find(|c| **c == outcome) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(outcome.to_owned()),
+    }
+}
+
 /// `ok`, `client_error`, `server_error`, `timeout` or `error`, from a vendor call's outcome.
 fn outcome_class(outcome: &str) -> &'static str {
     match outcome.as_bytes().first() {
@@ -304,13 +316,14 @@ impl Metrics {
         let labels = TenantVendor { tenant: tenant.to_owned(), provider, outcome: outcome_class(outcome) };
         self.inner.tenant_vendor.get_or_create(&labels).inc();
         {
+            // Looked up before anything is copied: a known series (every call but its first)
+            // costs one lookup, no allocation.
             let mut series = self.inner.tenant_series.lock().unwrap_or_else(|e| e.into_inner());
-            let known = series.entry(labels.tenant.clone()).or_default();
-            if !known.contains(&labels) {
-                known.insert(labels);
+            if !series.get(tenant).is_some_and(|known| known.contains(&labels)) {
+                series.entry(labels.tenant.clone()).or_default().insert(labels);
             }
         }
-        let outcome = Cow::Owned(outcome.to_owned());
+        let outcome = static_outcome(outcome);
         self.inner.vendor_requests.get_or_create(&VendorOutcome { provider, operation, outcome }).inc();
         self.inner
             .vendor_seconds
