@@ -80,7 +80,7 @@ pub fn read(tenant: &Tenant, trigger: &InboundTrigger, customer: &pb::Customer) 
             ChangeKind::Status { desired, provider: Arc::clone(&account.inner.provider) }
         }
         Action::SyncSipLines => {
-            sip_refresh::check_ready(tenant)?;
+            sip_refresh::ready(tenant)?;
             let mode = match trigger.sync_mode {
                 SipSyncMode::Full => SyncMode::Full,
                 SipSyncMode::AddOnly => SyncMode::AddOnly,

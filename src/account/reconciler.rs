@@ -92,7 +92,7 @@ async fn finish(
     Ok(finish)
 }
 
-pub use super::follow_up::{GIVE_UP_AFTER, LEASE, PARKED, POLL, RETRY};
+use super::follow_up::{GIVE_UP_AFTER, LEASE};
 
 /// Names this follow-up in logs.
 const WHAT: &str = "status follow-up";

@@ -169,22 +169,11 @@ pub async fn sync(
 
 // ---- the durable refresh ----
 
-/// What a refresh needs of its tenant now: an enabled account trigger with `synchro_console:
-/// true` and a `custom_sip_table`.
-fn ready(tenant: &Tenant) -> Result<(Arc<dyn AccountProvider>, SipTable), String> {
-    let trigger = tenant.trigger::<AccountArea>().filter(|t| t.enabled && t.settings.synchro_console);
-    let Some(trigger) = trigger else {
-        return Err("the tenant has no enabled account trigger with synchro_console: true".to_owned());
-    };
-    let Some(table) = trigger.settings.sip_table else {
-        return Err("the tenant's account trigger declares no custom_sip_table".to_owned());
-    };
-    Ok((Arc::clone(&trigger.inner.provider), table))
-}
-
-/// The checks an inbound trigger's refresh passes before it is stored (as SyncSipLines' edge
-/// checks them): FAILED_PRECONDITION naming the setting otherwise.
-pub fn check_ready(tenant: &Tenant) -> Result<(), ApiError> {
+/// What a refresh needs of its tenant, checked as SyncSipLines' edge checks it (before an inbound
+/// trigger's refresh is stored, and again when it runs): an enabled account trigger with
+/// `synchro_console: true` and a `custom_sip_table`; FAILED_PRECONDITION naming the setting
+/// otherwise.
+pub fn ready(tenant: &Tenant) -> Result<(Arc<dyn AccountProvider>, SipTable), ApiError> {
     let trigger = tenant.enabled_trigger::<AccountArea>()?;
     if !trigger.settings.synchro_console {
         return Err(ApiError::failed_precondition(
@@ -192,13 +181,13 @@ pub fn check_ready(tenant: &Tenant) -> Result<(), ApiError> {
             format!("the account trigger of tenant `{}` has synchro_console: false", tenant.id),
         ));
     }
-    if trigger.settings.sip_table.is_none() {
+    let Some(table) = trigger.settings.sip_table else {
         return Err(ApiError::failed_precondition(
             "SIP_TABLE_NOT_CONFIGURED",
             format!("tenant `{}` declares no custom_sip_table in its account trigger", tenant.id),
         ));
-    }
-    Ok(())
+    };
+    Ok((Arc::clone(&trigger.inner.provider), table))
 }
 
 /// Delivers a claimed refresh, then any newer request that arrived meanwhile, until one is
@@ -207,11 +196,13 @@ pub async fn deliver(state: &AppState, mut claimed: Claimed<SyncMode>) {
     let lease = follow_up::lease(state);
     loop {
         let tenant = state.registry.get(&claimed.tenant);
-        let outcome = match tenant.as_deref().ok_or_else(|| "the tenant is no longer served".to_owned()).and_then(ready)
-        {
+        let ready = match tenant.as_deref() {
+            None => Err("the tenant is no longer served".to_owned()),
+            Some(t) => ready(t).map(|(provider, table)| (t, provider, table)).map_err(|e| e.message.clone()),
+        };
+        let outcome = match ready {
             Err(why) => Err(Failure { operator: true, refused: false, error: why }),
-            Ok((provider, table)) => {
-                let tenant = tenant.as_deref().expect("checked above");
+            Ok((tenant, provider, table)) => {
                 let to = SyncTarget { db: &state.db, outbox: &state.outbox, tenant, table };
                 let run = sync(&to, provider.as_ref(), &claimed.account_number, claimed.desired, false);
                 match tokio::time::timeout(DELIVERY_BUDGET, run).await {
